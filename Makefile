@@ -1,0 +1,50 @@
+# Every routine action of the project. `make demo` and `make test` work on a fresh machine:
+# they create .venv and install the project into it first.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTHON ?= python3
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+export FRAUD_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: install demo test lint format dev serve bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check uv
+	$(BIN)/uv pip install -q --python $(PY) -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	$(BIN)/fraud demo
+
+test: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(PY) -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+dev: install
+	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+serve: install
+	$(BIN)/fraud serve
+
+bench: install
+	$(PY) bench/features.py --orders 1200000
+
+clean:
+	rm -rf $(VENV) .dagster data .pytest_cache
