@@ -52,5 +52,7 @@ def schema_markdown() -> str:
     """The landing-file contract as a Markdown table (used in the README)."""
     rows = ["| column | type | required | meaning |", "|---|---|---|---|"]
     for c in COLUMNS:
-        rows.append(f"| `{c.name}` | {c.type} | {'yes' if c.required else 'no'} | {c.description} |")
+        rows.append(
+            f"| `{c.name}` | {c.type} | {'yes' if c.required else 'no'} | {c.description} |"
+        )
     return "\n".join(rows)

@@ -80,7 +80,11 @@ def atomic_path(final: Path) -> Iterator[Path]:
 
 def write_parquet(df: pd.DataFrame | pa.Table, path: Path, schema: pa.Schema | None = None) -> Path:
     """Write a DataFrame or Arrow table to `path` atomically (zstd-compressed parquet)."""
-    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    table = (
+        df
+        if isinstance(df, pa.Table)
+        else pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    )
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return path

@@ -1,0 +1,225 @@
+"""The one feature specification: every behavioural feature the model sees is declared here.
+
+Both execution paths read this spec: the vectorised offline kernel (`fraud_core.features.kernel`,
+run over whole partitions of orders) and the online path (`fraud_core.features.online`, run by the
+scoring service on one entity's stored state plus the new order). Every feature is "as of just
+before the order is accepted": it looks only at the entity's earlier orders and only at labels
+whose `label_date` is strictly before the order's time.
+
+Times are whole seconds since the epoch (the order's UTC timestamp, floored) and amounts are whole
+cents, so window sums are exact integers and both paths agree to the bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HOUR_S = 3_600
+DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """One entity kind and the other identifiers whose variety we measure for it."""
+
+    kind: str
+    counterparts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: str  # entity kind, or "order" for the order's own values
+    description: str
+    nullable: bool = False  # NaN allowed (no history to compute it from)
+    bounds: tuple[float | None, float | None] = (None, None)  # inclusive range when not NaN
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    entities: tuple[EntitySpec, ...] = (
+        EntitySpec("customer_id", ("email", "ip_addr")),
+        EntitySpec("email", ("customer_id", "ip_addr")),
+        EntitySpec("ip_addr", ("customer_id", "email")),
+    )
+    history_n: int = 10  # "last N orders" block
+    windows: dict[str, int] = field(
+        default_factory=lambda: {"1h": HOUR_S, "24h": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S}
+    )
+    distinct_windows: tuple[str, ...] = ("24h", "30d")
+    risk_windows: dict[str, int] = field(
+        default_factory=lambda: {"1d": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S}
+    )
+    risk_delay_s: int = 7 * DAY_S  # risk windows end this long before the order
+
+    def entity(self, kind: str) -> EntitySpec:
+        for e in self.entities:
+            if e.kind == kind:
+                return e
+        raise KeyError(f"unknown entity kind {kind!r}")
+
+    @property
+    def horizon_s(self) -> int:
+        """How far back any time-based feature looks: state older than this (beyond the last
+        `history_n` orders) can never change a future order's features."""
+        return max(max(self.windows.values()), self.risk_delay_s + max(self.risk_windows.values()))
+
+    def entity_features(self, kind: str) -> list[Feature]:
+        """The features of one entity kind, in their fixed order."""
+        e = self.entity(kind)
+        n = self.history_n
+        delay_d = self.risk_delay_s / DAY_S
+        out = [
+            Feature(
+                f"{kind}__first_seen", kind, f"1 if this {kind} has no earlier order", bounds=(0, 1)
+            ),
+            Feature(
+                f"{kind}__seconds_since_prev",
+                kind,
+                f"seconds since this {kind}'s previous order",
+                nullable=True,
+                bounds=(0, None),
+            ),
+        ]
+        for w in self.windows:
+            out += [
+                Feature(
+                    f"{kind}__order_count__{w}",
+                    kind,
+                    f"orders of this {kind} in the last {w}",
+                    bounds=(0, None),
+                ),
+                Feature(
+                    f"{kind}__amount_sum__{w}",
+                    kind,
+                    f"amount of this {kind}'s orders in the last {w}",
+                    bounds=(0, None),
+                ),
+                Feature(
+                    f"{kind}__amount_mean__{w}",
+                    kind,
+                    f"mean amount of this {kind}'s orders in the last {w}",
+                    nullable=True,
+                    bounds=(0, None),
+                ),
+            ]
+        for c in e.counterparts:
+            for w in self.distinct_windows:
+                out.append(
+                    Feature(
+                        f"{kind}__distinct_{c}__{w}",
+                        kind,
+                        f"distinct {c} values on this {kind}'s orders in the last {w}",
+                        bounds=(0, None),
+                    )
+                )
+        out += [
+            Feature(
+                f"{kind}__amount_sum__last{n}",
+                kind,
+                f"amount of this {kind}'s last {n} orders",
+                bounds=(0, None),
+            ),
+            Feature(
+                f"{kind}__amount_mean__last{n}",
+                kind,
+                f"mean amount of the last {n} orders",
+                nullable=True,
+                bounds=(0, None),
+            ),
+            Feature(
+                f"{kind}__amount_std__last{n}",
+                kind,
+                f"std (population) of the last {n} amounts",
+                nullable=True,
+                bounds=(0, None),
+            ),
+            Feature(
+                f"{kind}__amount_min__last{n}",
+                kind,
+                f"smallest of the last {n} amounts",
+                nullable=True,
+                bounds=(0, None),
+            ),
+            Feature(
+                f"{kind}__amount_max__last{n}",
+                kind,
+                f"largest of the last {n} amounts",
+                nullable=True,
+                bounds=(0, None),
+            ),
+            Feature(
+                f"{kind}__amount_rel_mean__last{n}",
+                kind,
+                f"this order's amount divided by the mean of the last {n} (empty when that mean is 0)",
+                nullable=True,
+                bounds=(0, None),
+            ),
+        ]
+        for c in e.counterparts:
+            out += [
+                Feature(
+                    f"{kind}__distinct_{c}__last{n}",
+                    kind,
+                    f"distinct {c} values on the last {n} orders",
+                    bounds=(0, n),
+                ),
+                Feature(
+                    f"{kind}__same_{c}_as_last",
+                    kind,
+                    f"1 if {c} equals the one on the previous order",
+                    bounds=(0, 1),
+                ),
+                Feature(
+                    f"{kind}__{c}_seen_in_last{n}",
+                    kind,
+                    f"1 if this {c} appears on one of the last {n} orders",
+                    bounds=(0, 1),
+                ),
+            ]
+        for w in self.risk_windows:
+            out += [
+                Feature(
+                    f"{kind}__risk_order_count__{w}",
+                    kind,
+                    f"orders of this {kind} in the {w} ending {delay_d:g} days before this order",
+                    bounds=(0, None),
+                ),
+                Feature(
+                    f"{kind}__risk_fraud_share__{w}",
+                    kind,
+                    "share of those orders labelled fraud by a label known before this order (0 when none)",
+                    bounds=(0, 1),
+                ),
+            ]
+        return out
+
+    @property
+    def order_features(self) -> list[Feature]:
+        return [
+            Feature("order_amount", "order", "the order's amount", bounds=(0, None)),
+            Feature("order_hour_utc", "order", "hour of day of the order (UTC)", bounds=(0, 23)),
+        ]
+
+    @property
+    def features(self) -> list[Feature]:
+        """Every feature, in the model's column order."""
+        out = list(self.order_features)
+        for e in self.entities:
+            out += self.entity_features(e.kind)
+        return out
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+DEFAULT_SPEC = FeatureSpec()
+
+
+def features_markdown(spec: FeatureSpec = DEFAULT_SPEC) -> str:
+    """The feature list as a Markdown table (the README's copy is generated from this)."""
+    rows = ["| feature | definition | may be empty |", "|---|---|---|"]
+    for f in spec.features:
+        rows.append(f"| `{f.name}` | {f.description} | {'yes' if f.nullable else 'no'} |")
+    return "\n".join(rows)
