@@ -33,21 +33,19 @@ def _searchsorted_right(key: np.ndarray, values: np.ndarray) -> np.ndarray:
 def _interval_count(n: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """How many of the intervals [lo_k, hi_k) cover each position 0..n-1."""
     keep = hi > lo
-    diff = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(diff, lo[keep], 1)
-    np.add.at(diff, hi[keep], -1)
+    diff = np.bincount(lo[keep], minlength=n + 1) - np.bincount(hi[keep], minlength=n + 1)
     return np.cumsum(diff[:n])
 
 
 def previous_same(group: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Index of the previous row with the same (group, code), or -1."""
+    """Index of the previous row with the same (group, code), or -1. `group` is a dense ordinal
+    below 2**31 and codes are below 2**32."""
     n = len(codes)
-    order = np.lexsort((np.arange(n), codes, group))
-    g, c = group[order], codes[order]
-    same = np.zeros(n, dtype=bool)
-    same[1:] = (g[1:] == g[:-1]) & (c[1:] == c[:-1])
+    order = np.argsort((group << 32) | codes, kind="stable")  # stable: row order inside a pair
+    pair = ((group << 32) | codes)[order]
     prev_sorted = np.full(n, -1, dtype=np.int64)
-    prev_sorted[1:] = np.where(same[1:], order[:-1], -1)
+    same = pair[1:] == pair[:-1]
+    prev_sorted[1:][same] = order[:-1][same]
     prev = np.empty(n, dtype=np.int64)
     prev[order] = prev_sorted
     return prev
@@ -135,30 +133,32 @@ def entity_kernel(
                 np.float64
             )
 
-    # Last-N block: gather the previous N amounts (most recent first) into an n x N matrix.
+    # Last-N block: one pass per lag (most recent first) over plain 1-d arrays.
     hn = spec.history_n
     last_start = np.maximum(gstart, pos - hn)
     cnt = pos - last_start
-    lags = np.arange(1, hn + 1, dtype=np.int64)
-    idx = pos[:, None] - lags[None, :]
-    valid = idx >= last_start[:, None]
-    vals = np.where(valid, amount[np.maximum(idx, 0)], 0.0)
+    has_hist = cnt > 0
     total = (cum_cents[pos] - cum_cents[last_start]) / 100.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(cnt > 0, total / cnt, np.nan)
-        dev = np.where(valid, vals - mean[:, None], 0.0)
-        std = np.where(cnt > 0, np.sqrt((dev * dev).sum(axis=1) / cnt), np.nan)
+        mean = np.where(has_hist, total / cnt, np.nan)
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
+    sq = np.zeros(n)
+    for lag in range(1, min(hn, n) + 1):
+        valid = cnt >= lag
+        v = amount[np.maximum(pos - lag, 0)]
+        np.minimum(lo, np.where(valid, v, np.inf), out=lo)
+        np.maximum(hi, np.where(valid, v, -np.inf), out=hi)
+        d = np.where(valid, v - mean, 0.0)
+        sq += d * d
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.where(has_hist, np.sqrt(sq / cnt), np.nan)
         rel_mean = np.where(mean > 0, amount / mean, np.nan)
-    has_hist = cnt > 0
     out[f"{kind}__amount_sum__last{hn}"] = total
     out[f"{kind}__amount_mean__last{hn}"] = mean
     out[f"{kind}__amount_std__last{hn}"] = std
-    out[f"{kind}__amount_min__last{hn}"] = np.where(
-        has_hist, np.where(valid, vals, np.inf).min(axis=1), np.nan
-    )
-    out[f"{kind}__amount_max__last{hn}"] = np.where(
-        has_hist, np.where(valid, vals, -np.inf).max(axis=1), np.nan
-    )
+    out[f"{kind}__amount_min__last{hn}"] = np.where(has_hist, lo, np.nan)
+    out[f"{kind}__amount_max__last{hn}"] = np.where(has_hist, hi, np.nan)
     out[f"{kind}__amount_rel_mean__last{hn}"] = rel_mean
     for c in e.counterparts:
         codes = np.asarray(counterparts[c], dtype=np.int64)

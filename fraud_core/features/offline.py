@@ -50,15 +50,13 @@ def label_seconds(orders: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def events_from_orders(
-    orders: pd.DataFrame, kind: str, spec: FeatureSpec = DEFAULT_SPEC
-) -> pd.DataFrame:
+def events_from_orders(orders: pd.DataFrame, kind: str, spec: FeatureSpec = DEFAULT_SPEC) -> pd.DataFrame:
     """Orders (in the schema) as state events of one entity kind."""
     t_s, cents = order_times(orders)
-    data = {"entity": orders[kind].to_numpy(dtype=object), "t_s": t_s, "cents": cents}
+    data: dict[str, object] = {"entity": orders[kind].reset_index(drop=True), "t_s": t_s, "cents": cents}
     for c in spec.entity(kind).counterparts:
-        data[c] = orders[c].to_numpy(dtype=object)
-    data["order_id"] = orders["order_id"].to_numpy(dtype=object)
+        data[c] = orders[c].reset_index(drop=True)
+    data["order_id"] = orders["order_id"].reset_index(drop=True)
     data["label_s"] = label_seconds(orders)
     return pd.DataFrame(data)
 
@@ -66,14 +64,11 @@ def events_from_orders(
 def empty_state(spec: FeatureSpec, kind: str) -> pd.DataFrame:
     cols = state_columns(spec, kind)
     return pd.DataFrame(
-        {
-            c: pd.Series([], dtype=np.int64 if c in ("t_s", "cents", "label_s") else object)
-            for c in cols
-        }
+        {c: pd.Series([], dtype=np.int64 if c in ("t_s", "cents", "label_s") else "str") for c in cols}
     )
 
 
-def _codes(values: np.ndarray) -> np.ndarray:
+def _codes(values: pd.Series) -> np.ndarray:
     return pd.factorize(values, use_na_sentinel=False)[0].astype(np.int64, copy=False)
 
 
@@ -83,29 +78,30 @@ def advance_kind(
     kind: str,
     end_s: int,
     spec: FeatureSpec = DEFAULT_SPEC,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    out: dict[str, np.ndarray] | None = None,
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Features of `kind` for `orders` and the state after them.
 
     `state` holds events that came before every order in `orders`; `orders` are in accepted order
     (order_date, then order_id). `end_s` is the time the new state is taken at (end of the day):
     events older than `end_s - horizon` are dropped unless they are among an entity's last
-    `history_n`. Returns (features with one row per order, in the input order, and an `order_id`
-    column; new state).
+    `history_n`. Returns (feature columns, one value per order in the input order, written into
+    `out` when given; new state).
     """
     new = events_from_orders(orders, kind, spec)
-    state = empty_state(spec, kind) if state is None else state[state_columns(spec, kind)]
-    events = pd.concat([state, new], ignore_index=True) if len(state) else new
-    n_old = len(state)
+    n_old = 0 if state is None else len(state)
+    events = pd.concat([state[state_columns(spec, kind)], new], ignore_index=True) if n_old else new
 
-    group = _codes(events["entity"].to_numpy())
+    group = _codes(events["entity"])
     order = np.argsort(group, kind="stable")  # keeps accepted order inside each entity
     sorted_group = group[order]
-    counterparts = {c: _codes(events[c].to_numpy())[order] for c in spec.entity(kind).counterparts}
+    t_sorted = events["t_s"].to_numpy()[order]
+    counterparts = {c: _codes(events[c])[order] for c in spec.entity(kind).counterparts}
     feats = entity_kernel(
         spec,
         kind,
         sorted_group,
-        events["t_s"].to_numpy()[order],
+        t_sorted,
         events["cents"].to_numpy()[order],
         counterparts,
         events["label_s"].to_numpy()[order],
@@ -115,8 +111,10 @@ def advance_kind(
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     rows = inverse[n_old:]
-    features = pd.DataFrame({name: col[rows] for name, col in feats.items()})
-    features.insert(0, "order_id", new["order_id"].to_numpy())
+    if out is None:
+        out = {name: np.empty(len(rows)) for name in feats}
+    for name, col in feats.items():
+        np.take(col, rows, out=out[name])
 
     # retention: the last history_n events of each entity, and all events inside the horizon
     n = len(order)
@@ -124,10 +122,9 @@ def advance_kind(
     is_last[:-1] = sorted_group[1:] != sorted_group[:-1]
     group_end = np.minimum.accumulate(np.where(is_last, np.arange(n), n)[::-1])[::-1]
     from_end = group_end - np.arange(n)
-    t_sorted = events["t_s"].to_numpy()[order]
     keep_sorted = (from_end < spec.history_n) | (t_sorted > end_s - spec.horizon_s)
-    new_state = events.iloc[np.sort(order[keep_sorted])].reset_index(drop=True)
-    return features, new_state
+    new_state = events.take(np.sort(order[keep_sorted])).reset_index(drop=True)
+    return out, new_state
 
 
 def advance(
@@ -136,17 +133,21 @@ def advance(
     end_s: int,
     spec: FeatureSpec = DEFAULT_SPEC,
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """All features (spec order, plus `order_id` first) for `orders`, and every kind's new state."""
+    """All features (`order_id` first, then spec order) for `orders`, and every kind's new state."""
+    names = spec.feature_names
+    index = {name: i for i, name in enumerate(names)}
+    # one (features x orders) block, filled in place: a DataFrame over its transpose costs no copy
+    block = np.empty((len(names), len(orders)), dtype=np.float64)
     t_s, cents = order_times(orders)
-    cols: dict[str, np.ndarray] = {"order_id": orders["order_id"].to_numpy(dtype=object)}
-    cols.update(order_kernel(t_s, cents))
+    for name, col in order_kernel(t_s, cents).items():
+        block[index[name]] = col
     new_states: dict[str, pd.DataFrame] = {}
     for e in spec.entities:
-        feats, new_states[e.kind] = advance_kind(states.get(e.kind), orders, e.kind, end_s, spec)
-        for name in feats.columns[1:]:
-            cols[name] = feats[name].to_numpy()
-    frame = pd.DataFrame(cols)
-    return frame[["order_id", *spec.feature_names]], new_states
+        targets = {f.name: block[index[f.name]] for f in spec.entity_features(e.kind)}
+        _, new_states[e.kind] = advance_kind(states.get(e.kind), orders, e.kind, end_s, spec, targets)
+    frame = pd.DataFrame(block.T, columns=names, copy=False)
+    frame.insert(0, "order_id", orders["order_id"].reset_index(drop=True))
+    return frame, new_states
 
 
 def canonical_order(orders: pd.DataFrame) -> pd.DataFrame:
