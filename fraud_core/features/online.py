@@ -102,3 +102,58 @@ def apply_label(state: EntityState, order_id: str, label_s: int) -> bool:
         return False
     state.label_s[i] = label_s
     return True
+
+
+def batch_features(
+    states: dict[str, dict[str, EntityState]],
+    orders: list[OrderEvent],
+    spec: FeatureSpec = DEFAULT_SPEC,
+) -> np.ndarray:
+    """Features of several orders in one kernel call per entity kind: a (len(orders), features)
+    matrix in spec column order, equal to scoring the orders one after another (an order sees the
+    batch's earlier orders of its entities, as if each had been appended before it).
+
+    `states[kind]` maps entity values to their stored state (missing: never seen). The per-call
+    cost of the kernel is mostly fixed, so a batch of 50 costs about what one order costs.
+    """
+    names = spec.feature_names
+    col = {name: i for i, name in enumerate(names)}
+    out = np.empty((len(orders), len(names)))
+    own = order_kernel(np.array([o.t_s for o in orders]), np.array([o.cents for o in orders]))
+    for name, values in own.items():
+        out[:, col[name]] = values
+    for e in spec.entities:
+        kind_states = states.get(e.kind, {})
+        by_entity: dict[str, list[int]] = {}
+        for i, o in enumerate(orders):
+            by_entity.setdefault(o.ids[e.kind], []).append(i)
+        group: list[int] = []
+        t_s: list[int] = []
+        cents: list[int] = []
+        labels: list[int] = []
+        cps: dict[str, list[str]] = {c: [] for c in e.counterparts}
+        where = np.empty(len(orders), dtype=np.int64)
+        for g, (entity, members) in enumerate(by_entity.items()):
+            state = kind_states.get(entity) or EntityState()
+            n_hist = len(state)
+            group += [g] * (n_hist + len(members))
+            t_s += state.t_s + [orders[i].t_s for i in members]
+            cents += state.cents + [orders[i].cents for i in members]
+            labels += state.label_s + [orders[i].label_s for i in members]
+            for c in e.counterparts:
+                cps[c] += state.counterparts.get(c, []) + [orders[i].ids[c] for i in members]
+            start = len(t_s) - len(members)
+            for k, i in enumerate(members):
+                where[i] = start + k
+        feats = entity_kernel(
+            spec,
+            e.kind,
+            np.array(group, dtype=np.int64),
+            np.array(t_s, dtype=np.int64),
+            np.array(cents, dtype=np.int64),
+            {c: _codes(v) for c, v in cps.items()},
+            np.array(labels, dtype=np.int64),
+        )
+        for name, values in feats.items():
+            out[:, col[name]] = values[where]
+    return out

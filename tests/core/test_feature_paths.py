@@ -195,3 +195,35 @@ def test_state_codec_rejects_garbage() -> None:
         decode_state(b"\x93\x01\x02")
     with pytest.raises(ValueError, match="not supported"):
         decode_state(b"\x96\x09\x90\x90\x80\x90\x90")  # a well-formed payload of version 9
+
+
+def test_batch_features_equal_one_by_one() -> None:
+    """The service's micro-batch path: a batch sees its own earlier orders, like a sequence."""
+    from fraud_core.features.online import batch_features
+
+    spec = SMALL_SPEC
+    orders = random_orders(300, 13, span_s=2 * DAY, pool=5)
+    t_s, cents = order_times(orders)
+    labels = label_seconds(orders)
+    events = [
+        OrderEvent(
+            o.order_id,
+            int(t_s[i]),
+            int(cents[i]),
+            {k: getattr(o, k) for k in ("customer_id", "email", "ip_addr")},
+            int(labels[i]),
+        )
+        for i, o in enumerate(orders.itertuples())
+    ]
+    store: dict[str, dict[str, EntityState]] = {e.kind: {} for e in spec.entities}
+    sequential, batched = [], []
+    for start in range(0, len(events), 37):  # uneven batches, entities repeating inside them
+        batch = events[start : start + 37]
+        snapshot = {k: dict(v) for k, v in store.items()}
+        batched.append(batch_features(snapshot, batch, spec))
+        for ev in batch:
+            current = {k: store[k].get(ev.ids[k]) for k in store}
+            sequential.append(list(order_features(current, ev, spec).values()))
+            for k in store:
+                store[k][ev.ids[k]] = append_order(current[k], ev, k, spec)
+    np.testing.assert_allclose(np.vstack(batched), np.array(sequential), rtol=1e-12, atol=1e-12)
