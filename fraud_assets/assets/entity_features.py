@@ -71,16 +71,17 @@ def entity_features(
         futures = client.map(run_bucket_task, tasks, pure=False)
         results = client.gather(futures)
     mark_snapshots(data, days[-1], n_buckets)
-    counts = assemble_days(data, days, [(t.kind, r) for t, r in zip(tasks, results, strict=True)])
+    counts, summary = assemble_days(
+        data, days, [(t.kind, r) for t, r in zip(tasks, results, strict=True)]
+    )
     for day, rows in counts.items():
-        context.add_asset_metadata(
-            {
-                "dagster/row_count": rows,
-                "path": MetadataValue.path(str(data.entity_features(day))),
-                "feature_summary": MetadataValue.md(_summary_markdown(data, day)),
-            },
-            partition_key=day.isoformat(),
-        )
+        metadata = {
+            "dagster/row_count": rows,
+            "path": MetadataValue.path(str(data.entity_features(day))),
+        }
+        if day == days[-1]:
+            metadata["feature_summary"] = MetadataValue.md(_summary_markdown(summary))
+        context.add_asset_metadata(metadata, partition_key=day.isoformat())
     context.log.info(f"features for {sum(counts.values())} orders over {len(days)} day(s)")
     return MaterializeResult()
 
@@ -114,18 +115,12 @@ def _bucket_count(data: DataLayout, days: list[date]) -> int:
     return counts.pop()
 
 
-def _summary_markdown(data: DataLayout, day: date) -> str:
-    table = pq.read_table(data.entity_features(day), columns=DEFAULT_SPEC.feature_names)
+def _summary_markdown(summary: list[dict[str, float]]) -> str:
     rows = ["| feature | mean | min | max | empty share |", "|---|---|---|---|---|"]
-    for name in DEFAULT_SPEC.feature_names:
-        col = table.column(name).to_numpy()
-        present = col[~np.isnan(col)]
-        if len(present):
-            stats = f"{present.mean():.4g} | {present.min():.4g} | {present.max():.4g}"
-        else:
-            stats = "- | - | -"
-        empty = 1 - len(present) / len(col) if len(col) else 0.0
-        rows.append(f"| `{name}` | {stats} | {empty:.1%} |")
+    for f in summary:
+        rows.append(
+            f"| `{f['feature']}` | {f['mean']:.4g} | {f['min']:.4g} | {f['max']:.4g} | {f['empty_share']:.1%} |"
+        )
     return "\n".join(rows)
 
 

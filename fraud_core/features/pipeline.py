@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -156,10 +157,10 @@ def assemble_days(
     days: list[date],
     results: list[tuple[str, dict[str, np.ndarray]]],
     spec: FeatureSpec = DEFAULT_SPEC,
-) -> dict[date, int]:
-    """Join the (kind, bucket result) pairs with the days' validated orders and write one 
+) -> tuple[dict[date, int], list[dict[str, float]]]:
+    """Join the (kind, bucket result) pairs with the days' validated orders and write one
     feature file per day: identity and label columns first, then the spec's features in order.
-    Returns the row count per day."""
+    Returns the row count per day and a per-feature summary of the last day."""
     frames = [pq.read_table(layout.raw_orders(d)).to_pandas() for d in days]
     orders = pd.concat(frames, ignore_index=True)
     names = spec.feature_names
@@ -196,5 +197,26 @@ def assemble_days(
             table = table.append_column(name, pa.array(block[index[name], start:stop]))
         write_parquet(table, layout.entity_features(day))
         counts[day] = len(frame)
+        last = block[:, start:stop]
         start = stop
-    return counts
+    return counts, summarize_block(names, last)
+
+
+def summarize_block(names: list[str], block: np.ndarray) -> list[dict[str, float]]:
+    """Mean, min, max and empty share of each feature row of a (features x orders) block."""
+    out = []
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-empty features give NaN, as wanted
+        empty = np.isnan(block).mean(axis=1) if block.shape[1] else np.zeros(len(names))
+        mean, lo, hi = np.nanmean(block, axis=1), np.nanmin(block, axis=1), np.nanmax(block, axis=1)
+    for i, name in enumerate(names):
+        out.append(
+            {
+                "feature": name,
+                "mean": float(mean[i]),
+                "min": float(lo[i]),
+                "max": float(hi[i]),
+                "empty_share": float(empty[i]),
+            }
+        )
+    return out

@@ -1,0 +1,129 @@
+"""Feature-engine benchmark: the kernel alone, and the whole asset path (Dagster range run of
+raw_orders -> orders_by_entity -> entity_features on a Dask cluster, parquet in and out).
+
+    .venv/bin/python bench/features.py --orders 1200000          # generated sample data
+    .venv/bin/python bench/features.py --input orders.parquet    # your orders (landing schema)
+
+Prints `RESULT name=value unit` lines; figures go to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+
+def _peak_rss_gb() -> float:
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(self_kb, children_kb) / 1024**2
+
+
+def _orders(args) -> pd.DataFrame:
+    if args.input:
+        return pq.read_table(args.input).to_pandas()
+    from fraud_core.generator import GeneratorConfig, generate_orders
+
+    days = max(1, round(args.orders / 3_333))
+    cfg = GeneratorConfig(orders_per_day=max(1, args.orders // days), days=days, seed=args.seed)
+    return generate_orders(cfg)
+
+
+def bench_kernel(orders: pd.DataFrame) -> None:
+    from fraud_core.features.offline import advance, canonical_order
+    from fraud_core.features.pipeline import day_end_s
+
+    orders = canonical_order(orders)
+    end = day_end_s(orders["order_date"].max().date())
+    start = time.perf_counter()
+    feats, _ = advance({}, orders, end)
+    seconds = time.perf_counter() - start
+    print(f"RESULT kernel_seconds={seconds:.2f} s")
+    print(f"RESULT kernel_orders_per_s={len(orders) / seconds:,.0f} orders/s (one thread)")
+    print(f"RESULT features={feats.shape[1] - 1} columns")
+
+
+def bench_asset_path(orders: pd.DataFrame, workers: int) -> None:
+    from dagster import materialize
+
+    from fraud_assets.assets.entity_features import entity_features
+    from fraud_assets.assets.orders_by_entity import orders_by_entity
+    from fraud_assets.assets.raw_orders import raw_orders
+    from fraud_assets.resources import DaskResource, DataLayoutResource
+    from fraud_core.storage import DataLayout, write_parquet
+
+    with tempfile.TemporaryDirectory(prefix="fraud-bench-") as tmp:
+        layout = DataLayout(Path(tmp))
+        day = orders["order_date"].dt.floor("D")
+        for d, part in orders.groupby(day):
+            write_parquet(part, layout.landing / f"orders_{d.date().isoformat()}.parquet")
+        first, last = day.min().date(), day.max().date()
+        resources = {
+            "layout": DataLayoutResource(data_dir=tmp),
+            "dask": DaskResource(n_workers=workers, threads_per_worker=1, processes=False),
+        }
+        tags = {
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        }
+        os.environ.setdefault("FRAUD_START_DATE", first.isoformat())
+        timings = {}
+        for name, assets in (
+            ("ingest", [raw_orders, orders_by_entity]),
+            ("features", [raw_orders, orders_by_entity, entity_features]),
+        ):
+            selection = [entity_features] if name == "features" else None
+            start = time.perf_counter()
+            result = materialize(assets, resources=resources, tags=tags, selection=selection)
+            assert result.success
+            timings[name] = time.perf_counter() - start
+        n_days = (last - first + timedelta(days=1)).days
+        rows = sum(
+            pq.read_metadata(layout.entity_features(first + timedelta(days=i))).num_rows
+            for i in range(n_days)
+        )
+        assert rows == len(orders), (rows, len(orders))
+    print(
+        f"RESULT ingest_path_seconds={timings['ingest']:.2f} s (raw_orders + orders_by_entity, {n_days} days)"
+    )
+    print(
+        f"RESULT feature_path_seconds={timings['features']:.2f} s (entity_features, {len(orders):,} orders)"
+    )
+    print(f"RESULT feature_path_orders_per_s={len(orders) / timings['features']:,.0f} orders/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--input", help="parquet of orders in the landing schema")
+    source.add_argument("--orders", type=int, default=1_200_000, help="generate this many orders")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="Dask workers (threads) for the asset path"
+    )
+    parser.add_argument("--skip-asset-path", action="store_true")
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    orders = _orders(args)
+    print(
+        f"orders: {len(orders):,} over {orders['order_date'].dt.floor('D').nunique()} days ({time.perf_counter() - start:.1f} s to load)"
+    )
+    bench_kernel(orders)
+    if not args.skip_asset_path:
+        bench_asset_path(orders, args.workers)
+    print(f"RESULT peak_rss_gb={_peak_rss_gb():.2f} GB")
+
+
+if __name__ == "__main__":
+    main()
