@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fraud_core.features.kernel import order_kernel
 from fraud_core.features.offline import advance_kind, empty_state, order_times
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
-from fraud_core.storage import DataLayout, atomic_path, write_parquet
+from fraud_core.storage import DataLayout, atomic_path, read_parquet_files, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +89,12 @@ class BucketTask:
     replay: tuple[date, ...]  # days between the snapshot and the range
 
 
-def _read_bucket(layout: DataLayout, kind: str, day: date, bucket: int) -> pd.DataFrame | None:
-    path = layout.orders_by_entity(kind, day, bucket)
-    return pq.read_table(path).to_pandas() if path.exists() else None
+def _read_buckets(
+    layout: DataLayout, kind: str, days: tuple[date, ...], bucket: int
+) -> pd.DataFrame | None:
+    """One bucket's orders over several days, in day order (None when no day has a file)."""
+    paths = [p for d in days if (p := layout.orders_by_entity(kind, d, bucket)).exists()]
+    return read_parquet_files(paths).to_pandas() if paths else None
 
 
 def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[str, np.ndarray]:
@@ -100,14 +105,11 @@ def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[
     state: pd.DataFrame | None = None
     if task.snapshot is not None:
         state = pq.read_table(state_file(layout, task.kind, task.snapshot, task.bucket)).to_pandas()
-    for day in task.replay:
-        orders = _read_bucket(layout, task.kind, day, task.bucket)
-        if orders is not None and len(orders):
-            _, state = advance_kind(state, orders, task.kind, day_end_s(day), spec)
-    parts = [
-        p for d in task.days if (p := _read_bucket(layout, task.kind, d, task.bucket)) is not None
-    ]
-    orders = pd.concat(parts, ignore_index=True) if parts else None
+    if task.replay:
+        replayed = _read_buckets(layout, task.kind, task.replay, task.bucket)
+        if replayed is not None and len(replayed):
+            _, state = advance_kind(state, replayed, task.kind, day_end_s(task.replay[-1]), spec)
+    orders = _read_buckets(layout, task.kind, task.days, task.bucket)
     if orders is None or not len(orders):
         cols: dict[str, np.ndarray] = {f.name: np.empty(0) for f in spec.entity_features(task.kind)}
         order_ids = np.empty(0, dtype=object)
@@ -161,22 +163,32 @@ def assemble_days(
     """Join the (kind, bucket result) pairs with the days' validated orders and write one
     feature file per day: identity and label columns first, then the spec's features in order.
     Returns the row count per day and a per-feature summary of the last day."""
-    frames = [pq.read_table(layout.raw_orders(d)).to_pandas() for d in days]
-    orders = pd.concat(frames, ignore_index=True)
+    day_rows = [pq.read_metadata(layout.raw_orders(d)).num_rows for d in days]
+    raw = read_parquet_files([layout.raw_orders(d) for d in days])
     names = spec.feature_names
     index = {name: i for i, name in enumerate(names)}
-    block = np.full((len(names), len(orders)), np.nan)
+    # every cell is written below (the coverage check proves it), so no need to pre-fill
+    block = np.empty((len(names), raw.num_rows))
+    orders = raw.select(["order_date", "order_amount"]).to_pandas()
     t_s, cents = order_times(orders)
     for name, col in order_kernel(t_s, cents).items():
         block[index[name]] = col
-    position = pd.Index(orders["order_id"])
-    seen = {e.kind: np.zeros(len(orders), dtype=bool) for e in spec.entities}
+
+    # one hash join of every bucket's order ids against the range's validated orders
+    results = [(k, r) for k, r in results if len(r["order_id"])]
+    ids = pa.chunked_array(
+        [pa.array(r["order_id"], type=pa.string()) for _, r in results]
+        or [pa.array([], pa.string())]
+    )
+    found = pc.index_in(ids, value_set=raw.column("order_id"))
+    if found.null_count:
+        raise ValueError("bucketed orders that are not in raw_orders: rerun orders_by_entity")
+    positions = found.to_numpy()
+    seen = {e.kind: np.zeros(raw.num_rows, dtype=bool) for e in spec.entities}
+    offset = 0
     for kind, result in results:
-        if not len(result["order_id"]):
-            continue
-        pos = position.get_indexer(result["order_id"])
-        if (pos < 0).any():
-            raise ValueError("bucketed orders that are not in raw_orders: rerun orders_by_entity")
+        pos = positions[offset : offset + len(result["order_id"])]
+        offset += len(pos)
         seen[kind][pos] = True
         for name, col in result.items():
             if name != "order_id":
@@ -187,19 +199,20 @@ def assemble_days(
                 f"{(~mask).sum()} orders have no {kind} bucket: rerun orders_by_entity"
             )
 
-    ident = orders[[c for c in LABEL_COLUMNS if c in orders.columns]]
-    counts: dict[date, int] = {}
-    start = 0
-    for day, frame in zip(days, frames, strict=True):
-        stop = start + len(frame)
-        table = pa.Table.from_pandas(ident.iloc[start:stop], preserve_index=False)
-        for name in names:
-            table = table.append_column(name, pa.array(block[index[name], start:stop]))
-        write_parquet(table, layout.entity_features(day))
-        counts[day] = len(frame)
-        last = block[:, start:stop]
-        start = stop
-    return counts, summarize_block(names, last)
+    ident = [c for c in LABEL_COLUMNS if c in raw.column_names]
+    bounds = np.cumsum([0, *day_rows])
+
+    def write_day(i: int) -> None:
+        start, stop = int(bounds[i]), int(bounds[i + 1])
+        head = raw.select(ident).slice(start, stop - start)
+        arrays = [*head.columns, *(pa.array(block[index[n], start:stop]) for n in names)]
+        table = pa.Table.from_arrays(arrays, names=[*ident, *names])
+        write_parquet(table, layout.entity_features(days[i]), dictionary_columns=ident)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # parquet encoding releases the GIL
+        list(pool.map(write_day, range(len(days))))
+    counts = {day: int(n) for day, n in zip(days, day_rows, strict=True)}
+    return counts, summarize_block(names, block[:, bounds[-2] : bounds[-1]])
 
 
 def summarize_block(names: list[str], block: np.ndarray) -> list[dict[str, float]]:
