@@ -13,6 +13,7 @@ import sys
 # name -> (module, help). A module defines `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("fraud_cli.generate", "write sample landing files of orders with fraud in them"),
+    "demo": ("fraud_cli.demo", "sample data through the whole platform, recorded in Dagster"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Helpers shared by the assets of the code location (no asset definitions here)."""

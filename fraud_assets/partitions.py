@@ -1,0 +1,32 @@
+"""The one time partitioning of the platform: a partition is a UTC day of orders.
+
+`FRAUD_START_DATE` (default 2026-01-01) is the first day; the last partition is yesterday.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, timedelta
+
+from dagster import AssetCheckExecutionContext, AssetExecutionContext, DailyPartitionsDefinition
+
+START_DATE = os.environ.get("FRAUD_START_DATE", "2026-01-01")
+
+daily_partitions = DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC")
+
+
+def partition_days(context: AssetExecutionContext | AssetCheckExecutionContext) -> list[date]:
+    """The days a run owns: one for a single-partition run, all of them for a range run
+    (`BackfillPolicy.single_run()`). Never use `context.partition_key`, which fails on ranges."""
+    window = context.partition_time_window
+    first, end = window.start.date(), window.end.date()
+    return [first + timedelta(days=i) for i in range((end - first).days)]
+
+
+def partition_range_tags(first: date | str, last: date | str) -> dict[str, str]:
+    """Run tags that make one run cover the days first..last (inclusive), as a single-run
+    backfill does: pass them to `materialize(..., tags=...)` or `job.execute_in_process`."""
+    return {
+        "dagster/asset_partition_range_start": str(first),
+        "dagster/asset_partition_range_end": str(last),
+    }

@@ -1,0 +1,112 @@
+"""Resources of the code location: where the files are, the Dask cluster, the Redis store.
+
+Each works on a laptop with nothing configured and scales out through environment variables:
+`FRAUD_DATA_DIR`, `DASK_SCHEDULER_ADDRESS`, `REDIS_URL`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+from dagster import ConfigurableResource, InitResourceContext
+from distributed import Client, LocalCluster
+from pydantic import Field, PrivateAttr
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from fraud_core.redis_server import RedisHandle, ensure_redis
+from fraud_core.storage import DataLayout
+
+
+class DataLayoutResource(ConfigurableResource):
+    """The data folder: landing files in, validated and derived files out."""
+
+    data_dir: str | None = Field(
+        default=None, description="Root of the data folder; empty: $FRAUD_DATA_DIR, else ./data."
+    )
+
+    def layout(self) -> DataLayout:
+        root = self.data_dir or os.environ.get("FRAUD_DATA_DIR") or "data"
+        return DataLayout(Path(root).resolve())
+
+
+class DaskResource(ConfigurableResource):
+    """Dask for the work inside a step. With a scheduler address it joins that cluster; without
+    one it starts a LocalCluster for the block and closes it afterwards."""
+
+    scheduler_address: str | None = Field(
+        default=None,
+        description="tcp://host:8786 of a running scheduler; empty: $DASK_SCHEDULER_ADDRESS, "
+        "else a LocalCluster started for the step.",
+    )
+    n_workers: int | None = Field(default=None, description="LocalCluster workers (None: auto).")
+    threads_per_worker: int | None = Field(default=None, description="LocalCluster threads.")
+    processes: bool = Field(default=True, description="LocalCluster workers as processes.")
+    memory_limit: str = Field(default="auto", description="LocalCluster memory per worker.")
+
+    @contextlib.contextmanager
+    def get_client(self) -> Iterator[Client]:
+        address = self.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
+        if address:
+            with Client(address) as client:
+                yield client
+            return
+        # Worker processes talk TCP on loopback only; threads use the in-process transport,
+        # which rejects a host.
+        network = {"host": "127.0.0.1"} if self.processes else {}
+        with (
+            LocalCluster(
+                n_workers=self.n_workers,
+                threads_per_worker=self.threads_per_worker,
+                processes=self.processes,
+                memory_limit=self.memory_limit,
+                dashboard_address=None,
+                **network,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+
+
+class RedisResource(ConfigurableResource):
+    """The online store. `url` (else $REDIS_URL) must answer; with neither, 127.0.0.1:6379 is
+    used when it answers, else a private redis-server is started for the step (and its data
+    goes away with it)."""
+
+    url: str | None = Field(default=None, description="redis://…; empty: $REDIS_URL or local.")
+    socket_timeout_s: float = 5.0
+    connect_timeout_s: float = 5.0
+    retries: int = 3
+
+    _handle: RedisHandle | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._handle = ensure_redis(self.url)
+        if self._handle.started and context.log is not None:
+            context.log.warning(f"no Redis configured or answering; started {self._handle.url}")
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._handle is not None:
+            self._handle.stop()
+
+    @property
+    def resolved_url(self) -> str:
+        if self._handle is None:
+            self._handle = ensure_redis(self.url)
+        return self._handle.url
+
+    def get_client(self) -> redis.Redis:
+        """A client with timeouts and retries on connection errors and timeouts."""
+        return redis.Redis.from_url(
+            self.resolved_url,
+            socket_timeout=self.socket_timeout_s,
+            socket_connect_timeout=self.connect_timeout_s,
+            # Retry's default errors are ConnectionError and TimeoutError (retry_on_timeout is
+            # deprecated in redis-py 8).
+            retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), self.retries),
+            health_check_interval=30,
+        )

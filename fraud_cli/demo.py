@@ -1,0 +1,220 @@
+"""`fraud demo`: the platform end to end on sample data, recorded in the Dagster instance under
+$DAGSTER_HOME so `make dev` shows every run, materialization and check result afterwards.
+
+The demo is a list of steps (`STEPS`); a later stage (features, model, serving) adds itself by
+appending a `Step`. Partitioned stages run all demo days as ONE run (a single-run backfill over
+the partition range), which is how a backfill of many days runs in production too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fraud_core.storage import DataLayout
+
+if TYPE_CHECKING:  # Dagster is imported when the command runs, not when the CLI starts
+    from dagster import DagsterInstance, ExecuteInProcessResult
+
+DEFAULT_DAYS = 30
+DEFAULT_START = date(2026, 1, 1)
+
+
+@dataclass
+class DemoContext:
+    """What the steps share: the arguments, the data folder, the Dagster instance, the days."""
+
+    args: argparse.Namespace
+    layout: DataLayout
+    instance: DagsterInstance
+    first_day: date
+    last_day: date
+    results: dict[str, ExecuteInProcessResult] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    run: Callable[[DemoContext], None]
+
+
+class StepFailed(RuntimeError):
+    """A step could not finish; the message says what to look at."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for steps
+
+
+def run_job_over_days(ctx: DemoContext, job_name: str) -> ExecuteInProcessResult:
+    """Run a job of the code location for every demo day as one run (range tags), in this
+    process, recorded in the persistent instance. Prints what it materialized and checked."""
+    from fraud_assets.definitions import defs
+    from fraud_assets.partitions import partition_range_tags
+
+    job = defs.resolve_job_def(job_name)
+    tags = {**partition_range_tags(ctx.first_day, ctx.last_day), "fraud/source": "demo"}
+    result = job.execute_in_process(instance=ctx.instance, tags=tags, raise_on_error=False)
+    ctx.results[job_name] = result
+    print_run_summary(result)
+    if not result.success:
+        raise StepFailed(f"run {result.run_id} of {job_name} failed (see `make dev`, Runs)")
+    return result
+
+
+def print_run_summary(result: ExecuteInProcessResult) -> None:
+    partitions: dict[str, set[str]] = defaultdict(set)
+    rows: Counter[str] = Counter()
+    quarantined: Counter[str] = Counter()
+    for event in result.get_asset_materialization_events():
+        asset = event.asset_key.to_user_string()
+        metadata = event.materialization.metadata
+        partitions[asset].add(event.partition or "-")
+        if "dagster/row_count" in metadata:
+            rows[asset] += int(metadata["dagster/row_count"].value)
+        if "quarantined_count" in metadata:
+            quarantined[asset] += int(metadata["quarantined_count"].value)
+    print(f"    run {result.run_id} {'succeeded' if result.success else 'FAILED'}")
+    for asset, keys in sorted(partitions.items()):
+        span = f"{min(keys)}..{max(keys)}" if len(keys) > 1 else next(iter(keys))
+        extra = f", {quarantined[asset]:,} quarantined" if asset in quarantined else ""
+        print(f"    {asset:<20} {len(keys):>3} partitions ({span}): {rows[asset]:,} rows{extra}")
+    verdicts: dict[str, Counter[bool]] = defaultdict(Counter)
+    for evaluation in result.get_asset_check_evaluations():
+        name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
+        verdicts[name][evaluation.passed] += 1
+    for name, count in sorted(verdicts.items()):
+        failed = f", {count[False]} FAILED" if count[False] else ""
+        print(f"    check {name:<55} {count[True]} passed{failed}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The steps
+
+
+def generate_sample_orders(ctx: DemoContext) -> None:
+    from fraud_core.generator import GeneratorConfig, write_landing_files
+
+    if ctx.args.no_generate:
+        print(f"    using the landing files already in {ctx.layout.landing}")
+        return
+    defaults = GeneratorConfig()
+    config = GeneratorConfig(
+        orders_per_day=ctx.args.orders_per_day or defaults.orders_per_day,
+        days=ctx.args.days,
+        start=ctx.first_day,
+        seed=ctx.args.seed,
+    )
+    orders = fraud = 0
+
+    def count(_path: Path, table) -> None:
+        nonlocal orders, fraud
+        orders += table.num_rows
+        fraud += int(table["is_fraud"].to_numpy().sum())
+
+    paths = write_landing_files(config, ctx.layout.landing, on_file=count)
+    print(
+        f"    {len(paths)} files in {ctx.layout.landing}: {orders:,} orders, "
+        f"{fraud:,} fraud ({fraud / max(orders, 1):.2%})"
+    )
+
+
+def ingest_orders(ctx: DemoContext) -> None:
+    run_job_over_days(ctx, "ingest_orders_job")
+
+
+STEPS: list[Step] = [
+    Step("generate sample orders into the landing folder", generate_sample_orders),
+    Step("validate and bucket the orders (raw_orders, orders_by_entity)", ingest_orders),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from err
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--days", type=_positive_int, default=DEFAULT_DAYS, help=f"days (default {DEFAULT_DAYS})"
+    )
+    parser.add_argument(
+        "--start", type=_day, default=DEFAULT_START, help=f"first day (default {DEFAULT_START})"
+    )
+    parser.add_argument(
+        "--orders-per-day",
+        type=_positive_int,
+        default=None,
+        help="orders per day on average (default: the generator's)",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
+    parser.add_argument(
+        "--no-generate",
+        action="store_true",
+        help="use the landing files already there (bring your own data)",
+    )
+
+
+def _instance() -> DagsterInstance:
+    from dagster import DagsterInstance
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = str(Path(".dagster").resolve())
+        os.environ["DAGSTER_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.get()
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    layout = DataLayout.from_env()
+    instance = _instance()
+    ctx = DemoContext(
+        args=args,
+        layout=layout,
+        instance=instance,
+        first_day=args.start,
+        last_day=args.start + timedelta(days=args.days - 1),
+    )
+    print(
+        f"fraud demo: {args.days} days from {ctx.first_day} to {ctx.last_day}, "
+        f"data in {layout.root}, Dagster instance in {os.environ['DAGSTER_HOME']}"
+    )
+    try:
+        for number, step in enumerate(STEPS, start=1):
+            step_started = time.perf_counter()
+            print(f"[{number}/{len(STEPS)}] {step.title}")
+            step.run(ctx)
+            print(f"    done in {time.perf_counter() - step_started:.1f} s")
+    except StepFailed as err:
+        print(f"fraud demo: {err}", file=sys.stderr)
+        return 1
+    finally:
+        instance.dispose()
+    print(
+        f"fraud demo finished in {time.perf_counter() - started:.1f} s; "
+        "see it in the UI: `make dev`, then http://127.0.0.1:3000"
+    )
+    return 0

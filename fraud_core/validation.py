@@ -1,0 +1,290 @@
+"""Validation of landing files: typed, in-contract orders on one side, every rejected row with one
+reason on the other.
+
+The contract is `fraud_core.schema`. Nothing is dropped silently: each input row ends up either
+in `ValidationResult.valid` (typed as `ORDER_SCHEMA`) or in `ValidationResult.quarantine` (the
+original values as text, plus the `reason` naming the field and the `source_file`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from fraud_core.schema import COLUMN_NAMES, ORDER_SCHEMA
+
+SOURCE_FILE = "source_file"
+REASON = "reason"
+
+# One fixed text per rule, so reasons can be counted; each names the field it is about.
+ORDER_ID_MISSING = "order_id: missing or empty"
+ORDER_ID_DUPLICATE = "order_id: duplicate of an earlier row (first kept)"
+ORDER_DATE_MISSING = "order_date: missing"
+ORDER_DATE_UNPARSABLE = "order_date: not a timestamp"
+ORDER_DATE_OUTSIDE_DAY = "order_date: outside the partition day (UTC)"
+AMOUNT_MISSING = "order_amount: missing"
+AMOUNT_UNPARSABLE = "order_amount: not a number"
+AMOUNT_NOT_FINITE = "order_amount: not finite"
+AMOUNT_NEGATIVE = "order_amount: negative"
+IS_FRAUD_INVALID = "is_fraud: not 0 or 1"
+LABEL_DATE_UNPARSABLE = "label_date: not a timestamp"
+LABEL_DATE_BEFORE_ORDER = "label_date: before order_date"
+ENTITY_MISSING = {k: f"{k}: missing or empty" for k in ("customer_id", "email", "ip_addr")}
+COORDINATE_RANGES = {"location_lat": (-90.0, 90.0), "location_long": (-180.0, 180.0)}
+COORDINATE_MISSING = {k: f"{k}: missing or not a number" for k in COORDINATE_RANGES}
+COORDINATE_OUT_OF_RANGE = {
+    k: f"{k}: outside [{lo:g}, {hi:g}]" for k, (lo, hi) in COORDINATE_RANGES.items()
+}
+
+LANDING_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+_DAY_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+_NAN_TEXT = frozenset({"nan", "+nan", "-nan"})
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """`valid`: ORDER_SCHEMA dtypes, amounts rounded to cents, input order kept.
+    `quarantine`: the rejected rows' original columns as text + `reason` + `source_file`."""
+
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame
+
+    @property
+    def reason_counts(self) -> dict[str, int]:
+        return reason_counts(self.quarantine)
+
+
+def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
+    """How many quarantined rows per reason, most frequent first."""
+    if quarantine.empty:
+        return {}
+    return {str(k): int(v) for k, v in quarantine[REASON].value_counts().items()}
+
+
+def empty_orders() -> pd.DataFrame:
+    """A frame with no rows in the validated dtypes (what a day without orders holds)."""
+    return ORDER_SCHEMA.empty_table().to_pandas()
+
+
+def quarantine_schema(columns: list[str] | tuple[str, ...]) -> pa.Schema:
+    """Every quarantine column is text: the values exactly as they arrived."""
+    return pa.schema([pa.field(c, pa.string()) for c in columns])
+
+
+def _text(col: pd.Series) -> pd.Series:
+    """Values as stripped text, NA where missing or empty."""
+    s = col.astype("string").str.strip()
+    return s.mask(s == "")
+
+
+def _timestamps(col: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(UTC timestamps in µs, mask of values present in the input). A timestamp without a zone is
+    taken as UTC."""
+    if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
+        ts = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
+        return ts.astype("datetime64[us, UTC]"), ts.notna()
+    text = _text(col)
+    ts = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    return ts.astype("datetime64[us, UTC]"), text.notna()
+
+
+def _numbers(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(float64 values, present mask, mask of literal NaN text) of a column of any type."""
+    if pd.api.types.is_bool_dtype(col):
+        col = col.astype("Int8")
+    if pd.api.types.is_numeric_dtype(col):
+        values = col.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        present = col.notna().to_numpy()
+        return values, present, np.zeros(len(col), dtype=bool)
+    text = _text(col)
+    values = pd.to_numeric(text, errors="coerce").astype("Float64")
+    values = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    nan_text = text.str.lower().isin(_NAN_TEXT).fillna(False).to_numpy(dtype=bool)
+    return values, text.notna().to_numpy(), nan_text
+
+
+def validate_orders(
+    df: pd.DataFrame, day: date, *, source_file: str | None = None
+) -> ValidationResult:
+    """Validate one day's landing rows against the order contract.
+
+    Types are coerced (a CSV gives text). Each rejected row gets exactly one reason: the first
+    failing rule in column order. Duplicates are judged among rows that pass every other rule:
+    the first occurrence of an order_id is kept, later ones are quarantined. `source_file` names
+    the file in the quarantine; a `source_file` column in `df` (several files of a day, see
+    `read_landing_day`) wins over it. Invariant: len(valid) + len(quarantine) == len(df).
+    """
+    df = df.reset_index(drop=True)
+    n = len(df)
+    if SOURCE_FILE in df.columns:
+        sources = df[SOURCE_FILE].astype("string").fillna(source_file or "")
+        df = df.drop(columns=[SOURCE_FILE])
+    else:
+        sources = pd.Series([source_file or ""] * n, dtype="string")
+
+    def column(name: str) -> pd.Series:
+        return df[name] if name in df.columns else pd.Series([pd.NA] * n, dtype="object")
+
+    reason = np.full(n, None, dtype=object)
+
+    def flag(mask: np.ndarray | pd.Series, text: str) -> None:
+        mask = np.asarray(mask, dtype=bool) & (reason == None)  # noqa: E711 (elementwise)
+        reason[mask] = text
+
+    order_id = _text(column("order_id"))
+    flag(order_id.isna(), ORDER_ID_MISSING)
+
+    order_date, has_date = _timestamps(column("order_date"))
+    flag(~has_date, ORDER_DATE_MISSING)
+    flag(order_date.isna(), ORDER_DATE_UNPARSABLE)
+    start = pd.Timestamp(day.isoformat(), tz="UTC")
+    end = start + timedelta(days=1)
+    outside = ((order_date < start) | (order_date >= end)).fillna(False)
+    flag(outside, ORDER_DATE_OUTSIDE_DAY)
+
+    entities = {}
+    for name, text in ENTITY_MISSING.items():
+        entities[name] = _text(column(name))
+        flag(entities[name].isna(), text)
+
+    amount, has_amount, amount_nan_text = _numbers(column("order_amount"))
+    flag(~has_amount, AMOUNT_MISSING)
+    flag(amount_nan_text, AMOUNT_NOT_FINITE)
+    flag(np.isnan(amount), AMOUNT_UNPARSABLE)
+    flag(np.isinf(amount), AMOUNT_NOT_FINITE)
+    with np.errstate(invalid="ignore"):
+        flag(amount < 0, AMOUNT_NEGATIVE)
+
+    coordinates = {}
+    for name, (lo, hi) in COORDINATE_RANGES.items():
+        values, _, _ = _numbers(column(name))
+        flag(np.isnan(values), COORDINATE_MISSING[name])
+        with np.errstate(invalid="ignore"):
+            flag((values < lo) | (values > hi) | np.isinf(values), COORDINATE_OUT_OF_RANGE[name])
+        coordinates[name] = values
+
+    # is_fraud is optional: empty means "not known to be fraud", i.e. 0.
+    fraud, has_fraud, _ = _numbers(column("is_fraud"))
+    flag(has_fraud & ~np.isin(fraud, (0.0, 1.0)), IS_FRAUD_INVALID)
+
+    label_date, has_label = _timestamps(column("label_date"))
+    flag(has_label & label_date.isna(), LABEL_DATE_UNPARSABLE)
+    flag((label_date < order_date).fillna(False), LABEL_DATE_BEFORE_ORDER)
+
+    passing = reason == None  # noqa: E711
+    duplicate = passing & order_id.where(passing).duplicated(keep="first").to_numpy()
+    flag(duplicate, ORDER_ID_DUPLICATE)
+
+    ok = reason == None  # noqa: E711
+
+    def keep(values: pd.Series | np.ndarray) -> pd.Series | np.ndarray:
+        return values[ok].reset_index(drop=True) if isinstance(values, pd.Series) else values[ok]
+
+    valid = pd.DataFrame(
+        {
+            "order_id": keep(order_id).astype("str"),
+            "order_date": keep(order_date),
+            "customer_id": keep(entities["customer_id"]).astype("str"),
+            "email": keep(entities["email"]).astype("str"),
+            "ip_addr": keep(entities["ip_addr"]).astype("str"),
+            "order_amount": np.round(keep(amount), 2),
+            "location_lat": keep(coordinates["location_lat"]),
+            "location_long": keep(coordinates["location_long"]),
+            "is_fraud": np.nan_to_num(keep(fraud), nan=0.0).astype(np.int8),
+            "label_date": keep(label_date),
+        },
+        columns=list(COLUMN_NAMES),
+    )
+
+    bad = ~ok
+    original = list(COLUMN_NAMES) + [c for c in df.columns if c not in COLUMN_NAMES]
+    quarantine = pd.DataFrame(
+        {name: column(name)[bad].astype("string") for name in original}, columns=original
+    )
+    quarantine[REASON] = pd.array(reason[bad].astype(str) if bad.any() else [], dtype="string")
+    quarantine[SOURCE_FILE] = sources[bad].to_numpy()
+    quarantine = quarantine.reset_index(drop=True).astype("string")
+    return ValidationResult(valid=valid, quarantine=quarantine)
+
+
+def day_of_landing_file(path: Path) -> date | None:
+    """The day a landing file holds: the first YYYY-MM-DD in its name."""
+    match = _DAY_IN_NAME.search(Path(path).name)
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def landing_files_for_day(landing_dir: Path, day: date) -> list[Path]:
+    """The landing files (parquet/CSV) whose name carries `day`, sorted by name. Hidden files
+    (temporary files of an atomic write in progress) are ignored."""
+    landing_dir = Path(landing_dir)
+    if not landing_dir.is_dir():
+        return []
+    return sorted(
+        p
+        for p in landing_dir.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.name.lower().endswith(LANDING_SUFFIXES)
+        and day_of_landing_file(p) == day
+    )
+
+
+def read_landing_file(path: Path) -> pd.DataFrame:
+    """A landing file as it is: parquet with its own types, CSV as text (empty cells stay "")."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return pd.read_parquet(path)
+    if name.endswith((".csv", ".csv.gz")):
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+    raise ValueError(f"unsupported landing file {path}: expected one of {LANDING_SUFFIXES}")
+
+
+def read_landing_day(landing_dir: Path, day: date) -> tuple[pd.DataFrame, list[Path]]:
+    """All landing rows of `day`, in file-name order, with a `source_file` column (the file
+    name), and the files read. No file gives an empty frame with the contract's columns."""
+    files = landing_files_for_day(landing_dir, day)
+    frames = []
+    for path in files:
+        frame = read_landing_file(path)
+        frame[SOURCE_FILE] = path.name
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=[*COLUMN_NAMES, SOURCE_FILE], dtype="object"), files
+    if len(frames) == 1:
+        return frames[0], files
+    # Mixed parquet/CSV days: object columns, each value keeps its own type until validation.
+    return pd.concat([f.astype("object") for f in frames], ignore_index=True), files
+
+
+def validate_landing_day(landing_dir: Path, day: date) -> tuple[ValidationResult, list[Path]]:
+    """Read and validate every landing file of `day` together (so duplicates across files of
+    the same day are caught)."""
+    df, files = read_landing_day(landing_dir, day)
+    return validate_orders(df, day), files
+
+
+def summarize(result: ValidationResult) -> Mapping[str, float | int]:
+    """Counts an analyst looks at first."""
+    valid, quarantined = len(result.valid), len(result.quarantine)
+    total = valid + quarantined
+    fraud = int((result.valid["is_fraud"] == 1).sum()) if valid else 0
+    return {
+        "row_count": valid,
+        "quarantined_count": quarantined,
+        "quarantined_share": quarantined / total if total else 0.0,
+        "fraud_count": fraud,
+        "fraud_rate": fraud / valid if valid else 0.0,
+    }

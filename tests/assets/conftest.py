@@ -1,0 +1,64 @@
+"""Landing files from the generator in a temporary FRAUD_DATA_DIR, and range runs through
+Dagster's `materialize` on an in-process Dask cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date
+
+import pytest
+from dagster import AssetsDefinition, DagsterInstance, ExecuteInProcessResult, materialize
+
+from fraud_assets.partitions import partition_range_tags
+from fraud_assets.resources import DaskResource, DataLayoutResource
+from fraud_core.generator import GeneratorConfig, write_landing_files
+from fraud_core.storage import DataLayout
+
+START = date(2026, 1, 1)
+SMALL = GeneratorConfig(
+    n_customers=300, n_emails=300, n_ips=300, orders_per_day=200, days=4, start=START, seed=7
+)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> DataLayout:
+    """An empty data folder that the resources find through $FRAUD_DATA_DIR."""
+    monkeypatch.setenv("FRAUD_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("FRAUD_MAX_QUARANTINE_SHARE", raising=False)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    return DataLayout(tmp_path)
+
+
+@pytest.fixture
+def landed(data_dir) -> DataLayout:
+    """Four days of generated orders in the landing folder (parquet, ~200 a day)."""
+    write_landing_files(SMALL, data_dir.landing)
+    return data_dir
+
+
+RangeRun = Callable[..., ExecuteInProcessResult]
+
+
+@pytest.fixture
+def materialize_range() -> RangeRun:
+    """Materialize `assets` for the days first..last as ONE run (a single-run backfill)."""
+
+    def run(
+        assets: Sequence[AssetsDefinition],
+        first: date,
+        last: date,
+        run_config: dict | None = None,
+        instance: DagsterInstance | None = None,
+    ) -> ExecuteInProcessResult:
+        return materialize(
+            assets,
+            resources={
+                "layout": DataLayoutResource(),  # $FRAUD_DATA_DIR, set by `data_dir`
+                "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
+            },
+            run_config=run_config,
+            instance=instance,
+            tags=partition_range_tags(first, last),
+        )
+
+    return run
