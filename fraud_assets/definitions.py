@@ -11,7 +11,7 @@ from dagster import Definitions
 from fraud_assets.assets.entity_features import entity_features, entity_features_checks
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
-from fraud_assets.jobs import ingest_orders_job
+from fraud_assets.jobs import entity_features_job, ingest_orders_job
 from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
 
 ASSETS = [
@@ -28,6 +28,7 @@ ASSET_CHECKS = [
 
 JOBS = [
     ingest_orders_job,
+    entity_features_job,
 ]
 
 SCHEDULES: list = []

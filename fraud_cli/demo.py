@@ -131,9 +131,14 @@ def ingest_orders(ctx: DemoContext) -> None:
     run_job_over_days(ctx, "ingest_orders_job")
 
 
+def compute_features(ctx: DemoContext) -> None:
+    run_job_over_days(ctx, "entity_features_job")
+
+
 STEPS: list[Step] = [
     Step("generate sample orders into the landing folder", generate_sample_orders),
     Step("validate and bucket the orders (raw_orders, orders_by_entity)", ingest_orders),
+    Step("compute point-in-time features per order (entity_features)", compute_features),
 ]
 
 
