@@ -1,0 +1,229 @@
+"""`deployed_model`: the model the scoring service serves (the registry's `current` pointer), the
+blocking promotion gate in front of it, and rollback.
+
+The gate is a blocking check on `fraud_model`: when the newest model is below the AP floor or worse
+than the champion on the same validation orders, `deployed_model` does not run and the champion
+keeps serving. Materializing `deployed_model` alone with a `version` re-points `current` to that
+version: a rollback (the CLI's `fraud model rollback VERSION` does the same).
+"""
+
+# No `from __future__ import annotations`: Dagster checks the `context` annotation at
+# definition time.
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Config,
+    ConfigurableResource,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+from pydantic import Field
+
+from fraud_assets.assets.fraud_model import fraud_model
+from fraud_assets.assets.training_set import read_latest_manifest
+from fraud_assets.resources import DataLayoutResource
+from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.model.artifact import (
+    ModelIntegrityError,
+    current_version,
+    load_version,
+    read_card,
+    set_current,
+)
+from fraud_core.model.dataset import VALIDATION, Manifest
+from fraud_core.model.promotion import (
+    GateDecision,
+    GatePolicy,
+    candidate_version,
+    gate_candidate,
+    promote,
+    read_decision,
+    record_decision,
+)
+from fraud_core.storage import DataLayout
+
+CANDIDATE_NOT_WORSE = "fraud_model_not_worse_than_champion"
+DEPLOYED_MODEL_VERIFIES = "deployed_model_verifies"
+
+_GATE = GatePolicy()
+
+
+class PromotionGate(ConfigurableResource):
+    """The promotion policy, one object for the gate check and for `deployed_model`."""
+
+    min_average_precision: float = Field(
+        default=_GATE.min_average_precision,
+        description="A model below this validation AP is never deployed.",
+    )
+    tolerance: float = Field(
+        default=_GATE.tolerance,
+        description="How much lower than the champion's AP (same validation orders) is accepted.",
+    )
+
+    def policy(self) -> GatePolicy:
+        return GatePolicy(self.min_average_precision, self.tolerance)
+
+
+def _candidate(data: DataLayout) -> str:
+    version = candidate_version(data.models)
+    if version is None:
+        raise Failure(f"no trained model in {data.models}: materialize fraud_model first")
+    return version
+
+
+def _validation(data: DataLayout, version: str) -> tuple[Manifest, object]:
+    """The validation rows the candidate was evaluated on (the latest training set)."""
+    manifest = read_latest_manifest(data)
+    card = read_card(data.models, version)
+    if card.data_versions.get("training_set", {}).get("fingerprint") != manifest.fingerprint:
+        raise Failure(
+            f"model {version} was not trained on the latest training set "
+            f"({manifest.fingerprint}): materialize fraud_model again"
+        )
+    return manifest, manifest.read_role(VALIDATION)
+
+
+def _decide(data: DataLayout, gate: PromotionGate) -> GateDecision:
+    version = _candidate(data)
+    _, validation = _validation(data, version)
+    decision = gate_candidate(data.models, version, validation, gate.policy())
+    record_decision(data.models, decision)
+    return decision
+
+
+def _decision_metadata(decision: GateDecision) -> dict:
+    return {
+        "candidate": decision.candidate_version,
+        "candidate_ap": MetadataValue.float(float(decision.candidate_ap)),
+        "champion": decision.champion_version or "none",
+        "champion_ap": MetadataValue.float(
+            float("nan") if decision.champion_ap is None else float(decision.champion_ap)
+        ),
+        "reasons": MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
+    }
+
+
+@asset_check(
+    asset=fraud_model,
+    name=CANDIDATE_NOT_WORSE,
+    blocking=True,
+    description="The promotion gate: the newest model's validation AP is at least the floor and "
+    "not worse than the deployed champion's on the same validation orders (within the "
+    "tolerance). When it fails, deployed_model does not run and the champion keeps serving.",
+)
+def fraud_model_not_worse_than_champion(
+    context: AssetCheckExecutionContext, layout: DataLayoutResource, gate: PromotionGate
+) -> AssetCheckResult:
+    decision = _decide(layout.layout(), gate)
+    if not decision.passed:
+        context.log.warning(f"model {decision.candidate_version} refused: {decision.summary}")
+    return AssetCheckResult(
+        passed=decision.passed,
+        severity=AssetCheckSeverity.ERROR,
+        metadata=_decision_metadata(decision),
+        description=decision.summary,
+    )
+
+
+class DeployModelConfig(Config):
+    version: str | None = Field(
+        default=None,
+        description="Serve this registry version (a rollback, or pinning a known model): the "
+        "gate is skipped. Empty: promote the newest trained model if it passes the gate.",
+    )
+    reason: str = Field(default="", description="Why, for the registry's record.")
+
+
+@asset(
+    deps=[fraud_model],
+    group_name="model",
+    kinds={"xgboost"},
+    description=(
+        "The model the scoring service serves: the registry's `current` pointer, which the "
+        "service watches and hot-reloads. Only a model that passed the promotion gate gets here; "
+        "a refused one leaves the champion in place. To roll back, materialize this asset alone "
+        "with `version` set to an earlier version from the registry."
+    ),
+)
+def deployed_model(
+    context: AssetExecutionContext,
+    config: DeployModelConfig,
+    layout: DataLayoutResource,
+    gate: PromotionGate,
+) -> MaterializeResult:
+    data = layout.layout()
+    registry = data.models
+    before = current_version(registry)
+    metadata: dict = {}
+    if config.version:
+        try:
+            load_version(registry, config.version)  # refuse a version that does not verify
+        except (FileNotFoundError, ModelIntegrityError) as err:
+            raise Failure(f"cannot serve {config.version}: {err}") from err
+        set_current(registry, config.version, reason=f"rollback: {config.reason or 'Dagster'}")
+        context.log.info(f"serving {config.version} (was {before})")
+        action = "rollback" if config.version != before else "unchanged"
+    else:
+        version = _candidate(data)
+        decision = read_decision(registry, version)
+        if decision is None or decision.champion_version != before:
+            decision = _decide(data, gate)  # the check did not run for this champion
+        promote(registry, decision)
+        metadata.update(_decision_metadata(decision))
+        if decision.passed:
+            action = "promoted" if version != before else "unchanged"
+        else:
+            action = "refused"
+            context.log.warning(f"kept {before}: {version} refused ({decision.summary})")
+    now = current_version(registry)
+    if now is None:
+        raise Failure("no model is deployed: the first model did not pass the gate")
+    card = read_card(registry, now)
+    validation = card.metrics.get("validation", {})
+    return MaterializeResult(
+        metadata={
+            **metadata,
+            "version": now,
+            "previous_version": before or "none",
+            "action": action,
+            "average_precision": MetadataValue.float(
+                float(validation.get("average_precision") or float("nan"))
+            ),
+            "thresholds": MetadataValue.json(card.thresholds),
+            "training_window": MetadataValue.json(card.training_window),
+            "registry": MetadataValue.path(str(registry)),
+        }
+    )
+
+
+@asset_check(
+    asset=deployed_model,
+    name=DEPLOYED_MODEL_VERIFIES,
+    description="The served version loads: its file matches the card's checksum and its "
+    "features are the current feature spec's, in order.",
+)
+def deployed_model_verifies(
+    context: AssetCheckExecutionContext, layout: DataLayoutResource
+) -> AssetCheckResult:
+    registry = layout.layout().models
+    version = current_version(registry)
+    if version is None:
+        return AssetCheckResult(passed=False, description="no current version")
+    try:
+        _, card = load_version(registry, version)
+    except (FileNotFoundError, ModelIntegrityError) as err:
+        return AssetCheckResult(passed=False, description=str(err), metadata={"version": version})
+    same = card.feature_names == DEFAULT_SPEC.feature_names
+    return AssetCheckResult(
+        passed=same,
+        metadata={"version": version, "features": len(card.feature_names)},
+        description=None if same else "the model's features differ from the feature spec",
+    )
+
+
+DEPLOYED_MODEL_CHECKS = [fraud_model_not_worse_than_champion, deployed_model_verifies]

@@ -1,0 +1,91 @@
+"""`fraud model list | rollback VERSION`: the model registry from the command line.
+
+`list` shows every version with its validation metrics, the gate's verdict and which one serves;
+`rollback` re-points `current` to an earlier version (the service hot-reloads it), the same as
+materializing `deployed_model` with `version` set in the Dagster UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data folder holding models/ (default $FRAUD_DATA_DIR, ./data)",
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="every version, newest last; * marks the one served")
+    rollback = sub.add_parser("rollback", help="serve an earlier version")
+    rollback.add_argument("version", help="a version from `fraud model list`")
+    rollback.add_argument("--reason", default="", help="why, for the registry's record")
+
+
+def _registry(args: argparse.Namespace) -> Path:
+    from fraud_core.storage import DataLayout
+
+    layout = DataLayout(args.data_dir.resolve()) if args.data_dir else DataLayout.from_env()
+    return layout.models
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "-"
+
+
+def list_models(registry: Path) -> int:
+    from fraud_core.model.artifact import current_version, list_versions
+    from fraud_core.model.promotion import read_decision
+
+    cards = list_versions(registry)
+    if not cards:
+        print(f"no models in {registry}")
+        return 0
+    current = current_version(registry)
+    print(f"{'':1} {'version':<16}  {'created':<25}  {'AP':>6}  {'AUC':>6}  {'cp@100':>6}  gate")
+    for card in cards:
+        validation = card.metrics.get("validation", {})
+        decision = read_decision(registry, card.version)
+        verdict = "-" if decision is None else ("passed" if decision.passed else "refused")
+        print(
+            f"{'*' if card.version == current else ' '} {card.version:<16}  "
+            f"{card.created_at:<25}  {_fmt(validation.get('average_precision')):>6}  "
+            f"{_fmt(validation.get('roc_auc')):>6}  "
+            f"{_fmt(validation.get('customer_precision_at_100')):>6}  {verdict}"
+        )
+    return 0
+
+
+def rollback(registry: Path, version: str, reason: str) -> int:
+    from fraud_core.model.artifact import (
+        ModelIntegrityError,
+        current_version,
+        load_version,
+        set_current,
+    )
+
+    before = current_version(registry)
+    try:
+        load_version(registry, version)  # never serve a file that does not verify
+    except FileNotFoundError:
+        print(f"fraud model: no version {version!r} in {registry}", file=sys.stderr)
+        return 2
+    except ModelIntegrityError as err:
+        print(f"fraud model: {err}", file=sys.stderr)
+        return 2
+    set_current(
+        registry, version, reason=f"rollback (CLI): {reason}" if reason else "rollback (CLI)"
+    )
+    print(f"serving {version} (was {before or 'none'})")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.action == "list":
+        return list_models(registry)
+    return rollback(registry, args.version, args.reason)

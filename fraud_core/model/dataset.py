@@ -1,0 +1,438 @@
+"""Training sets: orders with their features over a window ending at a cutoff, labelled only with
+what was known at the cutoff, split out of time into older training days and the most recent
+matured validation days.
+
+Time rules, all relative to the cutoff (00:00 UTC of the cutoff day; nothing at or after it is
+known):
+- a label counts only if `label_date <= cutoff`; a fraud whose chargeback comes later is a
+  non-fraud row here, exactly as the fraud team saw it that day;
+- an order is used only when its whole day ended at least `maturity_days` before the cutoff, so
+  most of its labels have had time to arrive;
+- the newest `validation_days` matured days validate, `gap_days` before them are left out (fraud
+  events spanning midnight would otherwise sit on both sides), older days train.
+
+Features in the `entity_features` files are point-in-time already; this module only decides
+which rows, which labels and which weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.storage import DataLayout
+
+ID_COLUMNS = ("order_id", "order_date", "customer_id", "email", "ip_addr")
+LABEL = "label"  # 1: fraud known at the cutoff
+WEIGHT = "weight"  # compensates the subsampling of non-fraud training rows
+KNOWN_LABEL_DATE = "label_date"  # label_date of the known labels only (NaT otherwise)
+TRAIN = "train"
+VALIDATION = "validation"
+
+FeatureSource = Callable[[date], "pd.DataFrame | None"]
+"""A day's rows as the `entity_features` files hold them (ids, is_fraud, label_date, features),
+or None when the day has no file."""
+
+
+def day_start(day: date) -> pd.Timestamp:
+    """00:00 UTC of `day` as a timestamp comparable with `order_date` / `label_date`."""
+    return pd.Timestamp(datetime(day.year, day.month, day.day, tzinfo=UTC))
+
+
+@dataclass(frozen=True)
+class TrainingSetConfig:
+    """Which days, labels and rows make a training set (see the module docstring)."""
+
+    window_days: int = 120  # matured days read: train + gap + validation
+    maturity_days: int = 30
+    validation_days: int = 14
+    gap_days: int = 3
+    negative_rate: float = 0.25  # share of non-fraud training rows kept; weight 1 / rate
+    seed: int = 0  # which non-fraud rows are kept (a hash of order_id and this)
+
+    def __post_init__(self) -> None:
+        if self.maturity_days < 0 or self.gap_days < 0:
+            raise ValueError("maturity_days and gap_days must be >= 0")
+        if self.validation_days < 1:
+            raise ValueError(f"validation_days must be >= 1, got {self.validation_days}")
+        if self.window_days < self.validation_days + self.gap_days + 1:
+            raise ValueError(
+                f"window_days ({self.window_days}) must exceed validation_days + gap_days "
+                f"({self.validation_days} + {self.gap_days}): no day would be left to train on"
+            )
+        if not 0.0 < self.negative_rate <= 1.0:
+            raise ValueError(f"negative_rate must be in (0, 1], got {self.negative_rate}")
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """The days of one training set; first/last days are inclusive."""
+
+    cutoff: date
+    train_first: date
+    train_last: date
+    validation_first: date
+    validation_last: date
+
+    @property
+    def cutoff_ts(self) -> pd.Timestamp:
+        return day_start(self.cutoff)
+
+    def role(self, day: date) -> str | None:
+        if self.train_first <= day <= self.train_last:
+            return TRAIN
+        if self.validation_first <= day <= self.validation_last:
+            return VALIDATION
+        return None
+
+    def days(self, role: str | None = None) -> list[date]:
+        """The days of `role` (train or validation; both when None), oldest first."""
+        first, last = {
+            TRAIN: (self.train_first, self.train_last),
+            VALIDATION: (self.validation_first, self.validation_last),
+            None: (self.train_first, self.validation_last),
+        }[role]
+        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        return days if role is not None else [d for d in days if self.role(d) is not None]
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v.isoformat() for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> TrainingWindow:
+        return cls(**{k: date.fromisoformat(data[k]) for k in cls.__dataclass_fields__})
+
+
+def plan_window(
+    cutoff: date, config: TrainingSetConfig, first_day: date | None = None
+) -> TrainingWindow:
+    """The window for `cutoff`. `first_day` (the first day with data) clips the training days;
+    raises ValueError when no training day is left."""
+    last_matured = cutoff - timedelta(days=config.maturity_days + 1)
+    validation_first = last_matured - timedelta(days=config.validation_days - 1)
+    train_last = validation_first - timedelta(days=config.gap_days + 1)
+    train_first = last_matured - timedelta(days=config.window_days - 1)
+    if first_day is not None:
+        train_first = max(train_first, first_day)
+    if train_first > train_last:
+        raise ValueError(
+            f"cutoff {cutoff}: no matured training day (train would be {train_first}..{train_last}"
+            f"; maturity {config.maturity_days} d, validation {config.validation_days} d, "
+            f"gap {config.gap_days} d, data from {first_day})"
+        )
+    return TrainingWindow(cutoff, train_first, train_last, validation_first, last_matured)
+
+
+def labels_known_at(frame: pd.DataFrame, cutoff_ts: pd.Timestamp) -> np.ndarray:
+    """1 where the order is fraud AND its label had arrived by the cutoff, else 0."""
+    if "is_fraud" not in frame or "label_date" not in frame:
+        return np.zeros(len(frame), dtype=np.int8)
+    fraud = frame["is_fraud"].fillna(0).to_numpy(dtype=np.int64) == 1
+    label_date = frame["label_date"]
+    known = (label_date.notna() & (label_date <= cutoff_ts)).to_numpy(dtype=bool)
+    return (fraud & known).astype(np.int8)
+
+
+def keep_share(order_ids: pd.Series, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) per order id, fixed for an id and a seed: the same row is kept
+    or dropped whatever window it appears in."""
+    hashed = pd.util.hash_array(
+        order_ids.to_numpy(dtype=object), hash_key=f"{seed:016d}"[-16:], categorize=False
+    )
+    return (hashed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+@dataclass
+class DayStats:
+    day: str
+    role: str
+    rows: int = 0  # rows of the day in the feature file
+    kept: int = 0  # rows in the training set
+    positives: int = 0  # fraud known at the cutoff
+    withheld_labels: int = 0  # fraud whose label arrives after the cutoff: a 0 here
+
+
+def prepare_day(
+    frame: pd.DataFrame,
+    day: date,
+    window: TrainingWindow,
+    config: TrainingSetConfig,
+    feature_names: list[str] | None = None,
+) -> tuple[pd.DataFrame, DayStats, pd.Series]:
+    """One day's rows of the training set: ids, `label` (known at the cutoff), `weight`,
+    `label_date` of known labels only, then the features (float32, spec order).
+
+    Also returns the day's statistics and, per customer, the first label_date known by the
+    cutoff (customers already known as fraudulent are left out of customer precision@k).
+    """
+    role = window.role(day)
+    if role is None:
+        raise ValueError(f"{day} is not in the window {window}")
+    names = feature_names or DEFAULT_SPEC.feature_names
+    cutoff_ts = window.cutoff_ts
+    label = labels_known_at(frame, cutoff_ts)
+    final = frame["is_fraud"].fillna(0).to_numpy(dtype=np.int64) == 1
+    stats = DayStats(day.isoformat(), role, rows=len(frame))
+    stats.withheld_labels = int((final & (label == 0)).sum())
+
+    weight = np.ones(len(frame), dtype=np.float32)
+    keep = np.ones(len(frame), dtype=bool)
+    if role == TRAIN and config.negative_rate < 1.0:
+        keep = (label == 1) | (keep_share(frame["order_id"], config.seed) < config.negative_rate)
+        weight[label == 0] = np.float32(1.0 / config.negative_rate)
+
+    known_date = frame["label_date"].where(label == 1)
+    out = frame.loc[keep, list(ID_COLUMNS)].reset_index(drop=True)
+    out[LABEL] = label[keep]
+    out[WEIGHT] = weight[keep]
+    out[KNOWN_LABEL_DATE] = known_date[keep].reset_index(drop=True).astype("datetime64[us, UTC]")
+    features = frame.loc[keep, names].to_numpy(dtype=np.float32)
+    out = pd.concat([out, pd.DataFrame(features, columns=names)], axis=1)
+    stats.kept = len(out)
+    stats.positives = int(out[LABEL].sum())
+
+    fraud_days = frame.loc[label == 1, ["customer_id", "label_date"]]
+    known_since = fraud_days.groupby("customer_id")["label_date"].min()
+    return out, stats, known_since
+
+
+def merge_known_fraud(parts: list[pd.Series]) -> pd.Series:
+    """Per customer, the earliest known fraud label over several days' `prepare_day` outputs."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.Series([], dtype="datetime64[us, UTC]", name="label_date")
+    return pd.concat(parts).groupby(level=0).min()
+
+
+@dataclass
+class TrainingSet:
+    """An in-memory training set (tests and backtests; the asset writes files instead)."""
+
+    window: TrainingWindow
+    config: TrainingSetConfig
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    known_fraud_since: pd.Series  # customer_id -> first label_date known by the cutoff
+    stats: list[DayStats] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        return summarize(self.window, self.config, self.stats)
+
+
+def summarize(
+    window: TrainingWindow, config: TrainingSetConfig, stats: list[DayStats]
+) -> dict[str, object]:
+    """Counts per role: rows read, rows kept, known positives, labels withheld by the cutoff."""
+    out: dict[str, object] = {"window": window.to_dict(), "config": asdict(config)}
+    for role in (TRAIN, VALIDATION):
+        s = [x for x in stats if x.role == role]
+        out[role] = {
+            "days": len(s),
+            "rows_read": sum(x.rows for x in s),
+            "rows": sum(x.kept for x in s),
+            "positives": sum(x.positives for x in s),
+            "withheld_labels": sum(x.withheld_labels for x in s),
+        }
+    return out
+
+
+def build_training_set(
+    source: FeatureSource,
+    window: TrainingWindow,
+    config: TrainingSetConfig,
+    feature_names: list[str] | None = None,
+) -> TrainingSet:
+    """The training set of `window` from a day-by-day feature source, in memory. Days without
+    data are skipped."""
+    parts: dict[str, list[pd.DataFrame]] = {TRAIN: [], VALIDATION: []}
+    known: list[pd.Series] = []
+    stats: list[DayStats] = []
+    for day in window.days():
+        frame = source(day)
+        if frame is None:
+            continue
+        rows, day_stats, known_since = prepare_day(frame, day, window, config, feature_names)
+        parts[day_stats.role].append(rows)
+        stats.append(day_stats)
+        known.append(known_since)
+    for role, frames in parts.items():
+        if not frames:
+            raise ValueError(f"no {role} data in {window.days(role)[0]}..{window.days(role)[-1]}")
+    return TrainingSet(
+        window=window,
+        config=config,
+        train=pd.concat(parts[TRAIN], ignore_index=True),
+        validation=pd.concat(parts[VALIDATION], ignore_index=True),
+        known_fraud_since=merge_known_fraud(known),
+        stats=stats,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: the `training_set` asset writes one parquet file per day and role, and a manifest.
+
+MANIFEST = "manifest.json"
+KNOWN_FRAUD_FILE = "known_fraud.parquet"
+
+
+def read_feature_day(layout: DataLayout, day: date, columns: list[str] | None = None):
+    """The `entity_features` file of `day` as a DataFrame, or None when there is none."""
+    path = layout.entity_features(day)
+    if not path.exists():
+        return None
+    return pq.read_table(path, columns=columns).to_pandas()
+
+
+def feature_days_on_disk(layout: DataLayout) -> list[date]:
+    """Days with an `entity_features` file, oldest first."""
+    root = layout.root / "entity_features"
+    return sorted(
+        date.fromisoformat(p.parent.name.split("=", 1)[1])
+        for p in root.glob("date=*/features.parquet")
+    )
+
+
+def training_set_root(layout: DataLayout) -> Path:
+    return layout.root / "training_set"
+
+
+def training_set_dir(layout: DataLayout, cutoff: date, run_key: str) -> Path:
+    """A run's own folder: a rerun never touches the set `latest.json` points at until its
+    own set is complete."""
+    return training_set_root(layout) / f"cutoff={cutoff.isoformat()}" / f"run={run_key}"
+
+
+def prune_training_sets(layout: DataLayout, keep: int = 3) -> list[Path]:
+    """Delete all but the newest `keep` complete training sets (and any incomplete one older
+    than them); the one `latest.json` points at is always kept. Returns the deleted folders."""
+    import shutil
+
+    root = training_set_root(layout)
+    folders = sorted(
+        (p for p in root.glob("cutoff=*/run=*") if p.is_dir()),
+        key=lambda p: p.stat().st_mtime_ns,
+        reverse=True,
+    )
+    latest = latest_manifest_path(layout)
+    pinned = Path(json.loads(latest.read_text())["manifest"]).parent if latest.exists() else None
+    complete = [p for p in folders if (p / MANIFEST).exists()]
+    newest = complete[:keep]
+    if len(newest) < keep:
+        return []
+    oldest_kept = min(p.stat().st_mtime_ns for p in newest)
+    deleted = []
+    for folder in folders:
+        if folder in newest or folder == pinned or folder.stat().st_mtime_ns >= oldest_kept:
+            continue  # kept, pinned, or newer than a kept set (a run may still be writing it)
+        shutil.rmtree(folder, ignore_errors=True)
+        deleted.append(folder)
+    for cutoff_dir in root.glob("cutoff=*"):
+        if cutoff_dir.is_dir() and not any(cutoff_dir.iterdir()):
+            cutoff_dir.rmdir()
+    return deleted
+
+
+def day_file(folder: Path, role: str, day: date) -> Path:
+    return folder / role / f"date={day.isoformat()}.parquet"
+
+
+def prepare_day_file(
+    src: str, dst: str, day: date, window: TrainingWindow, config: TrainingSetConfig
+) -> tuple[DayStats, pd.Series]:
+    """`prepare_day` from a feature file to a training-set file (one Dask task)."""
+    from fraud_core.storage import write_parquet
+
+    frame = pq.read_table(src).to_pandas()
+    rows, stats, known = prepare_day(frame, day, window, config)
+    write_parquet(rows, Path(dst))
+    return stats, known
+
+
+@dataclass
+class Manifest:
+    """What a written training set holds; `fraud_model` reads this, never a glob."""
+
+    folder: str
+    window: dict[str, str]
+    config: dict[str, object]
+    feature_names: list[str]
+    files: dict[str, list[str]]  # role -> parquet files
+    summary: dict[str, object]
+    inputs: dict[str, str]  # feature file -> fingerprint (size:mtime_ns)
+    fingerprint: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        return cls(**json.loads(Path(path).read_text()))
+
+    @property
+    def training_window(self) -> TrainingWindow:
+        return TrainingWindow.from_dict(self.window)
+
+    def read_role(self, role: str, columns: list[str] | None = None) -> pd.DataFrame:
+        frames = [pq.read_table(f, columns=columns).to_pandas() for f in self.files[role]]
+        return pd.concat(frames, ignore_index=True)
+
+    def known_fraud_since(self) -> pd.Series:
+        table = pq.read_table(Path(self.folder) / KNOWN_FRAUD_FILE).to_pandas()
+        return table.set_index("customer_id")["label_date"]
+
+
+def file_fingerprint(path: Path) -> str:
+    st = Path(path).stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def latest_manifest_path(layout: DataLayout) -> Path:
+    return training_set_root(layout) / "latest.json"
+
+
+def manifest_fingerprint(inputs: dict[str, str], summary: dict[str, object]) -> str:
+    """A short hash of the input files' fingerprints and what was built from them."""
+    text = json.dumps({"inputs": inputs, "summary": summary}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def time_rule_violations(manifest: Manifest) -> dict[str, int]:
+    """Rows of a written training set that break the time rules (every count must be 0): a
+    fraud label dated after the cutoff or without a date, an order younger than maturity."""
+    window = manifest.training_window
+    cutoff_ts = window.cutoff_ts
+    matured_until = day_start(window.validation_last + timedelta(days=1))
+    bad = {"label_after_cutoff": 0, "label_without_date": 0, "order_after_maturity": 0}
+    for role in (TRAIN, VALIDATION):
+        for path in manifest.files[role]:
+            table = pq.read_table(path, columns=["order_date", LABEL, KNOWN_LABEL_DATE])
+            frame = table.to_pandas()
+            positive = frame[LABEL].to_numpy() == 1
+            label_date = frame[KNOWN_LABEL_DATE]
+            late = (label_date > cutoff_ts).fillna(False).to_numpy(dtype=bool)
+            bad["label_after_cutoff"] += int((positive & late).sum())
+            bad["label_without_date"] += int((positive & label_date.isna().to_numpy()).sum())
+            bad["order_after_maturity"] += int((frame["order_date"] >= matured_until).sum())
+    return bad
+
+
+def class_counts(manifest: Manifest) -> dict[str, int]:
+    """Fraud and non-fraud rows per role of a written training set."""
+    counts: dict[str, int] = {}
+    for role in (TRAIN, VALIDATION):
+        labels = [
+            pq.read_table(p, columns=[LABEL]).column(0).to_numpy() for p in manifest.files[role]
+        ]
+        values = np.concatenate(labels) if labels else np.empty(0, dtype=np.int8)
+        counts[f"{role}_fraud"] = int(values.sum())
+        counts[f"{role}_not_fraud"] = int(len(values) - values.sum())
+    return counts

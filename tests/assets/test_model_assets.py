@@ -1,0 +1,176 @@
+"""training_set -> fraud_model -> gate -> deployed_model through Dagster `materialize` on generated
+data and an in-process Dask cluster: the first model is deployed; a model trained on shuffled
+labels is refused by the blocking gate and the champion keeps serving; rollback re-points
+`current` from Dagster config and from the CLI."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import materialize
+
+from fraud_assets.assets.deployed_model import (
+    CANDIDATE_NOT_WORSE,
+    DEPLOYED_MODEL_CHECKS,
+    PromotionGate,
+    deployed_model,
+    fraud_model_not_worse_than_champion,
+)
+from fraud_assets.assets.fraud_model import fraud_model
+from fraud_assets.assets.training_set import (
+    TRAINING_SET_CHECKS,
+    read_latest_manifest,
+    training_set,
+)
+from fraud_assets.resources import DaskResource, DataLayoutResource
+from fraud_cli.main import main as fraud_cli
+from fraud_core.generator import GeneratorConfig, iter_daily_orders
+from fraud_core.model.artifact import current_version, list_versions, load_version
+from fraud_core.model.dataset import TRAIN, time_rule_violations
+from fraud_core.model.promotion import candidate_version, read_decision
+from fraud_core.model.replay import feature_days
+from fraud_core.storage import DataLayout, write_parquet
+
+START = date(2026, 1, 1)
+DATA = GeneratorConfig(
+    n_customers=800,
+    n_emails=800,
+    n_ips=600,
+    orders_per_day=300,
+    days=42,
+    start=START,
+    seed=5,
+    fraud_rate=0.03,
+    label_delay_days=(1, 8),
+)
+RUN_CONFIG = {
+    "ops": {
+        "training_set": {
+            "config": {
+                "window_days": 30,
+                "maturity_days": 8,
+                "validation_days": 7,
+                "gap_days": 1,
+                "negative_rate": 0.5,
+            }
+        },
+        "fraud_model": {
+            "config": {
+                "max_depth": 4,
+                "learning_rate": 0.2,
+                "num_boost_round": 60,
+                "early_stopping_rounds": 15,
+                "max_bin": 64,
+            }
+        },
+    }
+}
+
+
+@pytest.fixture
+def features_on_disk(data_dir) -> DataLayout:
+    """`entity_features` files as the asset writes them, from the production feature code."""
+    for day, frame in feature_days(iter_daily_orders(DATA), dtype=np.float64):
+        write_parquet(frame, data_dir.entity_features(day))
+    return data_dir
+
+
+def _resources(floor: float = 0.2) -> dict:
+    return {
+        "layout": DataLayoutResource(),  # $FRAUD_DATA_DIR, set by `data_dir`
+        "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
+        "gate": PromotionGate(min_average_precision=floor, tolerance=0.01),
+    }
+
+
+def _metadata(result, asset: str) -> dict:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [asset]]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_train_gate_deploy_and_rollback(features_on_disk, capsys) -> None:
+    layout = features_on_disk
+    registry = layout.models
+
+    # 1. the first model: trained, checked, deployed
+    first = materialize(
+        [training_set, fraud_model, deployed_model, *TRAINING_SET_CHECKS, *DEPLOYED_MODEL_CHECKS],
+        resources=_resources(),
+        run_config=RUN_CONFIG,
+    )
+    assert first.success
+    checks = {c.check_name: c.passed for c in first.get_asset_check_evaluations()}
+    assert checks == {
+        "labels_known_at_cutoff": True,
+        "both_classes_in_train_and_validation": True,
+        CANDIDATE_NOT_WORSE: True,
+        "deployed_model_verifies": True,
+    }
+    ts = _metadata(first, "training_set")
+    assert ts["cutoff"] == str(START + timedelta(days=DATA.days))
+    assert ts["validation_days"] == "2026-01-28..2026-02-03"  # the last 7 days 8+ days old
+    model = _metadata(first, "fraud_model")
+    assert model["average_precision"] > 0.4
+    assert 0.5 < model["roc_auc"] <= 1.0
+    assert model["decline_threshold"] >= model["review_threshold"]
+    assert "data:image/png;base64," in model["pr_curve_plot"]
+    assert "data:image/png;base64," in model["feature_importance_plot"]
+    champion = model["version"]
+    assert current_version(registry) == champion
+    assert _metadata(first, "deployed_model")["action"] == "promoted"
+    _, card = load_version(registry, champion)
+    assert card.training_window["cutoff"] == ts["cutoff"]
+    assert card.data_versions["training_set"]["fingerprint"] == ts["fingerprint"]
+    assert set(card.thresholds) == {"review", "decline"}
+    assert time_rule_violations(read_latest_manifest(layout)) == {
+        "label_after_cutoff": 0,
+        "label_without_date": 0,
+        "order_after_maturity": 0,
+    }
+
+    # 2. a model trained on shuffled labels: refused, the champion keeps serving
+    manifest = read_latest_manifest(layout)
+    rng = np.random.default_rng(1)
+    for path in manifest.files[TRAIN]:
+        frame = pd.read_parquet(path)
+        frame["label"] = rng.permutation(frame["label"].to_numpy())
+        write_parquet(frame, path)
+    second = materialize(
+        [fraud_model, deployed_model, fraud_model_not_worse_than_champion],
+        resources=_resources(floor=0.0),  # refused for being worse, not for the floor
+        run_config={"ops": {"fraud_model": RUN_CONFIG["ops"]["fraud_model"]}},
+        raise_on_error=False,
+    )
+    [gate] = second.get_asset_check_evaluations()
+    assert not gate.passed
+    assert "worse than champion" in gate.description
+    materialized = {e.asset_key.path[0] for e in second.get_asset_materialization_events()}
+    assert materialized == {"fraud_model"}  # deployed_model was blocked
+    refused = candidate_version(registry)
+    assert refused != champion
+    assert current_version(registry) == champion
+    assert read_decision(registry, refused).passed is False
+    assert {c.version for c in list_versions(registry)} == {champion, refused}
+
+    # deployed_model on its own does not slip the refused model through either
+    alone = materialize([deployed_model], resources=_resources(floor=0.0))
+    assert _metadata(alone, "deployed_model")["action"] == "refused"
+    assert current_version(registry) == champion
+
+    # 3. rollback (here: to any version) from Dagster config, then back from the CLI
+    pinned = materialize(
+        [deployed_model],
+        resources=_resources(),
+        run_config={"ops": {"deployed_model": {"config": {"version": refused, "reason": "test"}}}},
+    )
+    assert _metadata(pinned, "deployed_model")["action"] == "rollback"
+    assert current_version(registry) == refused
+    assert fraud_cli(["model", "rollback", champion, "--reason", "back"]) == 0
+    assert current_version(registry) == champion
+    assert fraud_cli(["model", "list"]) == 0
+    out = capsys.readouterr().out
+    assert f"* {champion}" in out and "refused" in out
+    assert fraud_cli(["model", "rollback", "no-such-version"]) == 2

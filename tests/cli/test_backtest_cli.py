@@ -1,0 +1,48 @@
+"""`fraud backtest`: from landing files alone (validation and features computed by the command
+itself) to a report whose last line is the RESULT, without writing to the data folder."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+
+from fraud_cli.main import main
+from fraud_core.generator import GeneratorConfig, write_landing_files
+
+DATA = GeneratorConfig(
+    n_customers=800,
+    n_emails=800,
+    n_ips=600,
+    orders_per_day=300,
+    days=40,
+    start=date(2026, 1, 1),
+    seed=3,
+    fraud_rate=0.03,
+    label_delay_days=(1, 8),
+)
+
+
+def test_backtest_from_landing_files(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_landing_files(DATA, tmp_path / "landing")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    args = ["--train-days", "20", "--delay-days", "8", "--test-days", "5", "--folds", "2"]
+    code = main(["backtest", "--data-dir", str(tmp_path), *args, "--workers-threads", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "orders (0 quarantined)" in out
+    assert "| fold | cutoff |" in out and "| rules |" in out
+    # the last day is 2026-02-09; each fold's cutoff is its first assessed day
+    assert "fold 0: cutoff 2026-02-05" in out and "fold 1: cutoff 2026-01-31" in out
+    last = out.strip().splitlines()[-1]
+    match = re.fullmatch(r"RESULT ap=(0\.\d{4}) auc=(0\.\d{4}) cp100=(0\.\d{4})", last)
+    assert match, last
+    ap, auc, cp = (float(x) for x in match.groups())
+    assert ap > 0.3 and auc > 0.8 and 0 < cp <= 1
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_backtest_explains_missing_data(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backtest", "--data-dir", str(tmp_path)]) == 2
+    assert "no landing files" in capsys.readouterr().err
