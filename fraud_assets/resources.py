@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 from dagster import ConfigurableResource, InitResourceContext
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_worker, worker_client
 from pydantic import Field, PrivateAttr
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
@@ -50,6 +50,12 @@ class DaskResource(ConfigurableResource):
 
     @contextlib.contextmanager
     def get_client(self) -> Iterator[Client]:
+        if not self.scheduler_address and _in_dask_worker():
+            # A step run as a Dask task (partition_safe_dask_executor) uses the cluster it runs
+            # on; its thread leaves the worker's pool meanwhile, so its own tasks can run.
+            with worker_client() as client:
+                yield client
+            return
         address = self.scheduler_address or os.environ.get("DASK_SCHEDULER_ADDRESS")
         if address:
             with Client(address) as client:
@@ -70,6 +76,14 @@ class DaskResource(ConfigurableResource):
             Client(cluster) as client,
         ):
             yield client
+
+
+def _in_dask_worker() -> bool:
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
 
 
 class RedisResource(ConfigurableResource):

@@ -31,6 +31,7 @@ from fraud_assets.lib.metadata import order_column_schema, preview_table
 from fraud_assets.lib.partitioned_checks import DayResult, TargetCache, partition_check_events
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource
+from fraud_core.landing import read_day_rows, scan_landing
 from fraud_core.schema import ORDER_SCHEMA
 from fraud_core.storage import DataLayout, write_parquet
 from fraud_core.validation import (
@@ -38,7 +39,7 @@ from fraud_core.validation import (
     quarantine_schema,
     reason_counts,
     summarize,
-    validate_landing_day,
+    validate_orders,
 )
 
 SCHEMA_MATCHES_CONTRACT = "schema_matches_contract"
@@ -61,14 +62,20 @@ DEFAULT_MAX_QUARANTINE_SHARE = 0.05
         "The orders of one day (UTC) as dropped in the landing folder, checked against the "
         "order contract: typed, amounts rounded to cents, one row per order_id. Rows that break "
         "the contract are kept aside in the day's quarantine file with the reason (see the "
-        "`quarantined_reasons` metadata); a day without a landing file is an empty day."
+        "`quarantined_reasons` metadata); a day without a landing file is an empty day. "
+        "A day's orders are the rows of the files named after it plus the rows dated that day "
+        "in any other landing file; an unreadable file is skipped with a warning."
     ),
 )
 def raw_orders(context: AssetExecutionContext, layout: DataLayoutResource) -> MaterializeResult:
     data = layout.layout()
     total = quarantined = 0
+    landing = scan_landing(data.landing)  # once per run: which days each file's orders fall in
     for day in partition_days(context):
-        result, files = validate_landing_day(data.landing, day)
+        day_rows = read_day_rows(landing, day)
+        result, files = validate_orders(day_rows.rows, day), day_rows.files
+        for bad in day_rows.unreadable:
+            context.log.warning(f"{day}: skipped landing file {bad.name}: {bad.problem}")
         if not files:
             context.log.warning(f"{day}: no landing file in {data.landing}; writing an empty day")
         write_parquet(result.valid, data.raw_orders(day), ORDER_SCHEMA)
@@ -87,6 +94,9 @@ def raw_orders(context: AssetExecutionContext, layout: DataLayoutResource) -> Ma
                 "quarantined_share": MetadataValue.float(summary["quarantined_share"]),
                 "quarantined_reasons": MetadataValue.json(result.reason_counts),
                 "landing_files": MetadataValue.json([f.name for f in files]),
+                "unreadable_landing_files": MetadataValue.json(
+                    {f.name: f.problem for f in day_rows.unreadable}
+                ),
                 "path": MetadataValue.path(str(data.raw_orders(day))),
                 "quarantine_path": MetadataValue.path(str(data.quarantine(day))),
                 "preview": preview_table(result.valid),

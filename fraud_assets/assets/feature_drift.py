@@ -1,0 +1,254 @@
+"""`feature_drift`: for each day, how far every feature's distribution (and the deployed model's
+score) has moved from what the model knows, as a population stability index (PSI), and a check
+that warns when a value passes the threshold.
+
+The reference is the deployed model's training window (from its model card) when a model is
+deployed, else the 28 days before the day. Reference days are sampled to a fixed number of rows,
+evenly over each day, so the cost of a day does not grow with the window (`fraud_core.drift`).
+"""
+
+# No `from __future__ import annotations` here: Dagster 1.13 checks the `context` annotation
+# of decorated functions at definition time and rejects a string.
+import os
+from datetime import date
+
+import pandas as pd
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    BackfillPolicy,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    multi_asset_check,
+)
+from pydantic import Field
+
+from fraud_assets.assets.entity_features import entity_features
+from fraud_assets.lib.images import png_markdown
+from fraud_assets.lib.partitioned_checks import DayResult, partition_check_events
+from fraud_assets.partitions import daily_partitions, partition_days
+from fraud_assets.resources import DataLayoutResource
+from fraud_core.drift import (
+    DEFAULT_BINS,
+    DEFAULT_THRESHOLD,
+    DriftReport,
+    psi,
+    psi_by_column,
+    psi_plot_png,
+    read_report,
+    reference_days,
+    report_path,
+    stride_sample,
+    summary_markdown,
+    window_days,
+    write_report,
+)
+from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.model.artifact import ModelCard, ModelIntegrityError, current_version, load_version
+from fraud_core.model.dataset import feature_days_on_disk, read_feature_day
+from fraud_core.model.train import predict
+from fraud_core.storage import DataLayout
+
+PSI_BELOW_THRESHOLD = "psi_below_threshold"
+THRESHOLD_ENV = "FRAUD_PSI_THRESHOLD"
+NO_MODEL = "no model yet"
+
+
+def resolve_threshold(value: float | None) -> float:
+    if value is not None:
+        return value
+    return float(os.environ.get(THRESHOLD_ENV, DEFAULT_THRESHOLD))
+
+
+class FeatureDriftConfig(Config):
+    threshold: float | None = Field(
+        default=None,
+        description=f"PSI above which a feature counts as drifted; empty: ${THRESHOLD_ENV}, "
+        f"else {DEFAULT_THRESHOLD}.",
+    )
+    reference_days: int = Field(
+        default=28, ge=1, description="Trailing reference window when no model is deployed."
+    )
+    min_reference_days: int = Field(
+        default=7,
+        ge=1,
+        description="Fewer trailing reference days than this: no PSI for the day (warm-up).",
+    )
+    reference_rows: int = Field(
+        default=50_000, ge=100, description="Rows sampled from the reference days, at most."
+    )
+    bins: int = Field(default=DEFAULT_BINS, ge=2, description="Equal-frequency bins per feature.")
+
+
+class _Reference:
+    """Sampled feature rows of reference days, read once per run and day."""
+
+    def __init__(self, data: DataLayout, columns: list[str], rows_per_day: int) -> None:
+        self.data, self.columns, self.rows_per_day = data, columns, rows_per_day
+        self._days: dict[date, pd.DataFrame] = {}
+
+    def rows(self, days: list[date]) -> pd.DataFrame:
+        for old in [d for d in self._days if d not in days]:
+            del self._days[old]  # a trailing window moves on: keep memory to the window
+        for day in days:
+            if day not in self._days:
+                frame = read_feature_day(self.data, day, self.columns)
+                self._days[day] = stride_sample(frame, self.rows_per_day)
+        return pd.concat([self._days[d] for d in days], ignore_index=True)
+
+
+def _deployed(context: AssetExecutionContext, data: DataLayout):
+    """(booster, card) of the served model, or None."""
+    version = current_version(data.models)
+    if version is None:
+        return None
+    try:
+        return load_version(data.models, version)
+    except (ModelIntegrityError, FileNotFoundError) as err:
+        context.log.warning(f"deployed model {version} cannot be loaded ({err}): no score PSI")
+        return None
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[entity_features],
+    group_name="monitoring",
+    kinds={"numpy", "json"},
+    description=(
+        "How far each day's features have moved from what the model was trained on: the "
+        "population stability index (PSI) of every feature, and of the model's fraud score when "
+        "a model is deployed, against the model's training window (or, before the first model, "
+        "the 28 days before). Below 0.1 is stable, above 0.2 worth a look: the check "
+        "`psi_below_threshold` warns then. The plot shows the largest values."
+    ),
+)
+def feature_drift(
+    context: AssetExecutionContext, config: FeatureDriftConfig, layout: DataLayoutResource
+) -> MaterializeResult:
+    data = layout.layout()
+    days = partition_days(context)
+    threshold = resolve_threshold(config.threshold)
+    available = feature_days_on_disk(data)
+    names = list(DEFAULT_SPEC.feature_names)
+    model = _deployed(context, data)
+    card: ModelCard | None = model[1] if model else None
+    fixed = window_days(card.training_window, available) if card else []
+    window = len(fixed) if fixed else config.reference_days
+    reference = _Reference(data, names, max(1, config.reference_rows // max(window, 1)))
+    fixed_rows = reference.rows(fixed) if fixed else None
+    fixed_scores = None
+    report = None
+    for day in days:
+        current = read_feature_day(data, day, names)
+        if current is None:
+            raise Failure(f"no entity_features for {day}: materialize entity_features first")
+        ref_days = fixed or reference_days(day, available, config.reference_days)
+        kind = "training_window" if fixed else "trailing"
+        report = DriftReport(
+            day=day.isoformat(),
+            threshold=threshold,
+            reference={"kind": kind, "days": [d.isoformat() for d in ref_days], "rows": 0},
+            rows=len(current),
+            model_version=card.version if card else None,
+        )
+        if not fixed and len(ref_days) < config.min_reference_days:
+            report.note = (
+                f"only {len(ref_days)} reference day(s): no PSI before {config.min_reference_days}"
+            )
+        else:
+            ref = fixed_rows if fixed_rows is not None else reference.rows(ref_days)
+            report.reference["rows"] = len(ref)
+            report.psi = psi_by_column(ref, current, names, config.bins)
+            if model is not None:
+                booster, card = model
+                ref_scores = fixed_scores if fixed else None
+                if ref_scores is None:
+                    ref_scores = predict(booster, ref, card.feature_names)
+                    fixed_scores = ref_scores if fixed else None
+                report.score_psi = psi(
+                    ref_scores, predict(booster, current, card.feature_names), config.bins
+                )
+        if model is None:
+            report.note = (report.note + "; " if report.note else "") + f"score PSI: {NO_MODEL}"
+        path = write_report(data, report)
+        metadata = {
+            "max_psi": MetadataValue.float(report.max_psi),
+            "drifted_count": len(report.drifted),
+            "drifted": MetadataValue.json({k: round(v, 4) for k, v in report.drifted.items()}),
+            "score_psi": MetadataValue.float(report.score_psi)
+            if report.score_psi is not None
+            else NO_MODEL,
+            "model_version": report.model_version or NO_MODEL,
+            "reference": f"{kind}: {len(ref_days)} day(s)"
+            + (f" {ref_days[0]}..{ref_days[-1]}" if ref_days else ""),
+            "threshold": MetadataValue.float(threshold),
+            "path": MetadataValue.path(str(path)),
+        }
+        if report.note:
+            metadata["note"] = report.note
+        if day == days[-1] and report.judged:  # the plot for the newest day only: it is big
+            metadata["psi_top"] = MetadataValue.md(summary_markdown(report))
+            metadata["psi_plot"] = png_markdown(f"PSI on {day}", psi_plot_png(report))
+        context.add_asset_metadata(metadata, partition_key=day.isoformat())
+    if report is not None and report.drifted:
+        context.log.warning(f"{days[-1]}: drifted {list(report.drifted)[:10]}")
+    return MaterializeResult()
+
+
+class FeatureDriftCheckConfig(Config):
+    threshold: float | None = Field(
+        default=None,
+        description=f"PSI that warns; empty: ${THRESHOLD_ENV}, else {DEFAULT_THRESHOLD}.",
+    )
+
+
+def check_drift_day(data: DataLayout, day: date, threshold: float) -> DayResult:
+    path = report_path(data, day)
+    if not path.exists():
+        return DayResult(False, {"path": str(path)}, f"{path} does not exist")
+    report = read_report(data, day)
+    report.threshold = threshold
+    drifted = report.drifted
+    metadata = {
+        "max_psi": MetadataValue.float(report.max_psi),
+        "threshold": MetadataValue.float(threshold),
+        "drifted": MetadataValue.json({k: round(v, 4) for k, v in drifted.items()}),
+    }
+    if not report.judged:
+        return DayResult(True, metadata, report.note or "nothing to compare")
+    text = (
+        f"{len(drifted)} above {threshold:g}: {', '.join(list(drifted)[:5])}" if drifted else None
+    )
+    return DayResult(not drifted, metadata, text)
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            PSI_BELOW_THRESHOLD,
+            asset=feature_drift,
+            partitions_def=daily_partitions,
+            blocking=False,
+            description="No feature (nor the model's score) has a PSI above the threshold "
+            f"(${THRESHOLD_ENV}, default {DEFAULT_THRESHOLD}). Warns; does not stop anything.",
+        )
+    ],
+    name="feature_drift_checks",
+)
+def feature_drift_checks(
+    context: AssetCheckExecutionContext,
+    config: FeatureDriftCheckConfig,
+    layout: DataLayoutResource,
+):
+    data = layout.layout()
+    threshold = resolve_threshold(config.threshold)
+    results = {d.isoformat(): check_drift_day(data, d, threshold) for d in partition_days(context)}
+    yield from partition_check_events(
+        context, PSI_BELOW_THRESHOLD, results, severity=AssetCheckSeverity.WARN
+    )

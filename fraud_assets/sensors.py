@@ -1,0 +1,249 @@
+"""`landing_folder_sensor`: new or changed files in the landing folder become runs of
+`daily_features_job` for the days their orders fall in.
+
+The cursor is the JSON map `file name -> [size, mtime_ns]` of every file already handled, so a
+file is looked at again only when it changes (a bad file is reported once, not every tick). The
+days of a file are read from its `order_date` column (see `fraud_core.landing`); a file whose
+rows span several days feeds each of them. Days already computed after the earliest new day
+are run again too, because their features carry state from the days before. The days become one
+run per contiguous range (range tags, as a single-run backfill), with a run key made of the
+range and the fingerprints of the files behind it: the same file state never starts two runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from dagster import (
+    AssetKey,
+    AssetObservation,
+    DagsterInstance,
+    DefaultSensorStatus,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from fraud_assets.jobs import DAILY_FEATURES_LANE, daily_features_job
+from fraud_assets.lib.partitioned_checks import TargetCache, _latest_materializations
+from fraud_assets.partitions import daily_partitions, partition_range_tags
+from fraud_assets.resources import DataLayoutResource
+from fraud_core.landing import (
+    Fingerprint,
+    LandingFile,
+    fingerprint,
+    inspect_landing_file,
+    landing_paths,
+)
+
+RAW_ORDERS = AssetKey("raw_orders")
+ENTITY_FEATURES = AssetKey("entity_features")
+MINIMUM_INTERVAL_S = 30
+
+
+def read_cursor(cursor: str | None) -> dict[str, Fingerprint]:
+    if not cursor:
+        return {}
+    try:
+        return {name: (int(fp[0]), int(fp[1])) for name, fp in json.loads(cursor).items()}
+    except (ValueError, TypeError, IndexError, AttributeError):
+        return {}  # an unreadable cursor means "nothing handled yet"; the ingest guard helps
+
+
+def write_cursor(handled: dict[str, Fingerprint]) -> str:
+    return json.dumps({name: list(fp) for name, fp in sorted(handled.items())})
+
+
+def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
+    """Sorted, merged (first, last) ranges of consecutive days."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+@dataclass
+class LandingPlan:
+    """What one tick decided: the runs to request, the files it handled, the files it reports."""
+
+    run_requests: list[RunRequest] = field(default_factory=list)
+    handled: dict[str, Fingerprint] = field(default_factory=dict)
+    rejected: list[LandingFile] = field(default_factory=list)
+    already_ingested: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # orders of days that are not over yet
+    outside: list[str] = field(default_factory=list)  # orders before the first partition
+
+
+def _ingested_after(
+    instance: DagsterInstance, days: list[date], cache: TargetCache
+) -> dict[date, float]:
+    """For each day, when the run that last materialized its raw_orders started (epoch s)."""
+    keys: list[str | None] = [d.isoformat() for d in days]
+    _latest_materializations(instance, RAW_ORDERS, keys, cache)
+    started: dict[date, float] = {}
+    run_starts: dict[str, float | None] = {}
+    for day in days:
+        target = cache.get((RAW_ORDERS, day.isoformat()))
+        if target is None:
+            continue
+        if target.run_id not in run_starts:
+            record = instance.get_run_record_by_id(target.run_id)
+            run_starts[target.run_id] = record.start_time if record else None
+        start = run_starts[target.run_id]
+        if start is not None:
+            started[day] = start
+    return started
+
+
+def plan_landing_runs(
+    instance: DagsterInstance,
+    inspected: list[LandingFile],
+    previously_handled: dict[str, Fingerprint],
+) -> LandingPlan:
+    """Turn the inspected new or changed files into run requests (see the module docstring).
+
+    A file never handled before (a new sensor, a lost cursor, files ingested by hand or by the
+    demo) is skipped for the days whose raw_orders were last materialized by a run that started
+    after the file got its present state (its ctime): those runs already read it."""
+    plan = LandingPlan()
+    first_partition = daily_partitions.start.date()
+    last_key = daily_partitions.get_last_partition_key()  # a day is a partition once it is over
+    last_partition = date.fromisoformat(last_key) if last_key else first_partition - timedelta(1)
+    wanted: dict[date, set[tuple[str, Fingerprint]]] = {}
+    cache: TargetCache = {}
+    for f in inspected:
+        if f.problem is not None:
+            plan.rejected.append(f)
+            plan.handled[f.name] = f.fingerprint  # not retried until the file changes
+            continue
+        days = [d for d in f.days if d >= first_partition]
+        if len(days) < len(f.days):
+            plan.outside.append(f.name)
+        if any(d > last_partition for d in days):
+            plan.waiting.append(f.name)  # not recorded: looked at again on the next ticks
+        else:
+            plan.handled[f.name] = f.fingerprint
+        days = [d for d in days if d <= last_partition]
+        if f.name not in previously_handled and days:
+            ingested = _ingested_after(instance, days, cache)
+            try:
+                changed_at = f.path.stat().st_ctime
+            except OSError:  # gone meanwhile: nothing to skip
+                changed_at = float("inf")
+            fresh = [d for d in days if not (d in ingested and ingested[d] > changed_at)]
+            if not fresh:
+                plan.already_ingested.append(f.name)
+            days = fresh
+        for day in days:
+            wanted.setdefault(day, set()).add((f.name, f.fingerprint))
+    if not wanted:
+        return plan
+    # Features of later days carry the state of these days: computed ones are stale now.
+    earliest = min(wanted)
+    computed = instance.get_materialized_partitions(ENTITY_FEATURES)
+    for key in computed:
+        day = date.fromisoformat(key)
+        if earliest < day <= last_partition:
+            wanted.setdefault(day, set())
+    for first, last in contiguous_ranges(wanted):
+        files = sorted(
+            {entry for d in wanted if first <= d <= last for entry in wanted[d]}, key=str
+        )
+        digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
+        plan.run_requests.append(
+            RunRequest(
+                run_key=f"landing:{first}..{last}:{digest}",
+                tags={
+                    **partition_range_tags(first, last),
+                    **DAILY_FEATURES_LANE,
+                    "fraud/source": "landing_folder_sensor",
+                },
+            )
+        )
+    return plan
+
+
+def _observation(f: LandingFile) -> AssetObservation:
+    return AssetObservation(
+        asset_key=RAW_ORDERS,
+        description=f"landing file {f.name} was not ingested: {f.problem}",
+        metadata={
+            "landing_file": MetadataValue.path(str(f.path)),
+            "problem": f.problem or "",
+            "size_bytes": f.fingerprint[0],
+        },
+    )
+
+
+@sensor(
+    name="landing_folder_sensor",
+    job=daily_features_job,
+    minimum_interval_seconds=MINIMUM_INTERVAL_S,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Watches $FRAUD_DATA_DIR/landing. A new or changed file starts daily_features_job for "
+        "the days its orders fall in (and the later days whose features carry their state), "
+        "one run per range of days. Misnamed or unreadable files are reported as observations "
+        "of raw_orders and in the tick's log, and looked at again only when they change."
+    ),
+)
+def landing_folder_sensor(
+    context: SensorEvaluationContext, layout: DataLayoutResource
+) -> SensorResult:
+    landing = layout.layout().landing
+    handled = read_cursor(context.cursor)
+    present = {p.name: p for p in landing_paths(landing)}
+    handled = {name: fp for name, fp in handled.items() if name in present}  # forget removed
+    changed = []
+    for name, path in present.items():
+        if name in handled:  # inspect (read its dates) only when its fingerprint moved
+            try:
+                if fingerprint(path) == handled[name]:
+                    continue
+            except OSError:  # removed meanwhile
+                continue
+        changed.append(inspect_landing_file(path))
+    plan = plan_landing_runs(context.instance, changed, handled)
+    for f in plan.rejected:
+        context.log.warning(f"landing file {f.name} not ingested: {f.problem}")
+    if plan.already_ingested:
+        context.log.info(f"already ingested before this sensor saw them: {plan.already_ingested}")
+    if plan.waiting:
+        context.log.info(f"orders of a day that is not over yet, looked at again: {plan.waiting}")
+    if plan.outside:
+        context.log.warning(
+            f"orders before {daily_partitions.start.date()} ignored in {plan.outside}"
+        )
+    for request in plan.run_requests:
+        tags = request.tags
+        context.log.info(
+            f"requesting {tags['dagster/asset_partition_range_start']}.."
+            f"{tags['dagster/asset_partition_range_end']} ({request.run_key})"
+        )
+    cursor = write_cursor({**handled, **plan.handled})
+    skip = None
+    if not plan.run_requests:
+        if plan.rejected:
+            skip = SkipReason(
+                "not ingested: " + "; ".join(f"{f.name} ({f.problem})" for f in plan.rejected)
+            )
+        elif changed:
+            skip = SkipReason(f"{len(changed)} changed file(s), no day to run")
+        else:
+            skip = SkipReason(f"no new or changed file in {landing}")
+    return SensorResult(
+        run_requests=plan.run_requests,
+        skip_reason=skip,
+        cursor=cursor,
+        asset_events=[_observation(f) for f in plan.rejected],
+    )

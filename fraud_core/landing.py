@@ -1,0 +1,169 @@
+"""The landing folder as ingestion sees it: which files are there, what state each is in (its
+fingerprint), which UTC days its orders fall in, and which of its rows a day's validation reads.
+
+A landing file delivers the day in its name (`…YYYY-MM-DD….parquet|csv`): all its rows are
+validated in that day, where rows dated another day are quarantined ("outside the partition
+day"), so the sender sees that they were put in the wrong file. The name is only a hint of where
+the orders belong, though: each row dated another day D is also read by D's validation, from
+whatever file holds it. A day's orders are therefore the rows of the files named after it plus the
+rows dated that day in any other file. A file without a day in its name or of another type is
+"misnamed" and ignored; a file that cannot be read is reported and skipped, never fatal for the
+other files of its days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from fraud_core.schema import COLUMN_NAMES
+from fraud_core.validation import (
+    LANDING_SUFFIXES,
+    SOURCE_FILE,
+    _timestamps,  # the validation's own parsing, so a row lands in the day it is validated in
+    day_of_landing_file,
+    read_landing_file,
+)
+
+Fingerprint = tuple[int, int]  # (size in bytes, mtime in ns): changes whenever the file does
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    stat = Path(path).stat()
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def landing_paths(landing_dir: Path) -> list[Path]:
+    """Every visible file of the landing folder, by name. Hidden files are temporary files of an
+    atomic write in progress."""
+    landing_dir = Path(landing_dir)
+    if not landing_dir.is_dir():
+        return []
+    return sorted(p for p in landing_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One landing file as inspected: its fingerprint, the day in its name, the days its
+    parsable order dates fall in, or the problem that keeps it out of ingestion."""
+
+    path: Path
+    fingerprint: Fingerprint
+    name_day: date | None = None
+    order_days: tuple[date, ...] = ()
+    problem: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def days(self) -> tuple[date, ...]:
+        """The day partitions this file feeds: its name's day and every day of its orders."""
+        if self.problem is not None or self.name_day is None:
+            return ()
+        return tuple(sorted({self.name_day, *self.order_days}))
+
+
+def _utc_days(order_date: pd.Series) -> set[date]:
+    stamps, _ = _timestamps(order_date)
+    return {ts.date() for ts in stamps.dropna().dt.floor("D").unique()}
+
+
+def read_order_dates(path: Path) -> pd.Series:
+    """Only the order_date column of a landing file (empty when the file has none): parquet
+    with its own type, CSV as text, as `read_landing_file` reads them."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        if "order_date" not in pq.read_schema(path).names:
+            return pd.Series([], dtype="object")
+        return pq.read_table(path, columns=["order_date"]).column(0).to_pandas()
+    table = pa_csv.read_csv(
+        path,
+        convert_options=pa_csv.ConvertOptions(
+            include_columns=["order_date"],
+            include_missing_columns=True,
+            column_types={"order_date": pa.string()},
+            strings_can_be_null=False,
+        ),
+    )
+    return table.column(0).to_pandas()
+
+
+def inspect_landing_file(path: Path) -> LandingFile:
+    """Fingerprint, name day and order days of one file; never raises for a bad file."""
+    path = Path(path)
+    try:
+        fp = fingerprint(path)
+    except OSError as err:  # removed between listing and inspection
+        return LandingFile(path, (0, 0), problem=f"cannot stat: {err}")
+    if not path.name.lower().endswith(LANDING_SUFFIXES):
+        return LandingFile(path, fp, problem=f"misnamed: not one of {', '.join(LANDING_SUFFIXES)}")
+    name_day = day_of_landing_file(path)
+    if name_day is None:
+        return LandingFile(path, fp, problem="misnamed: no YYYY-MM-DD day in the file name")
+    try:
+        days = _utc_days(read_order_dates(path))
+    except Exception as err:  # any reader error means the same to the sender: resend the file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return LandingFile(
+            path, fp, name_day, problem=f"unreadable: {type(err).__name__}: {reason}"
+        )
+    return LandingFile(path, fp, name_day, tuple(sorted(days)))
+
+
+def scan_landing(landing_dir: Path) -> list[LandingFile]:
+    """Every file of the landing folder, inspected."""
+    return [inspect_landing_file(p) for p in landing_paths(landing_dir)]
+
+
+@dataclass(frozen=True)
+class DayRows:
+    """What a day's validation reads: the rows (with `source_file`) and the files they came
+    from, plus the files of that day that could not be read."""
+
+    rows: pd.DataFrame
+    files: list[Path]
+    unreadable: list[LandingFile]
+
+
+def read_day_rows(files: list[LandingFile], day: date) -> DayRows:
+    """All rows of the files named after `day`, then the rows dated `day` of any other file,
+    each file in name order."""
+    frames: list[pd.DataFrame] = []
+    used: list[Path] = []
+    unreadable: list[LandingFile] = []
+    named = [f for f in files if f.name_day == day]
+    others = [f for f in files if f.name_day != day and day in f.order_days]
+    for f in [*named, *others]:
+        if f.problem is not None:
+            unreadable.append(f)
+            continue
+        try:
+            frame = read_landing_file(f.path)
+        except Exception as err:  # changed or broken since the scan
+            unreadable.append(LandingFile(f.path, f.fingerprint, f.name_day, problem=str(err)))
+            continue
+        if f.name_day != day:
+            if "order_date" not in frame.columns:
+                continue
+            stamps, _ = _timestamps(frame["order_date"])
+            keep = (stamps.dt.floor("D") == pd.Timestamp(day.isoformat(), tz="UTC")).fillna(False)
+            frame = frame[keep.to_numpy(dtype=bool)].reset_index(drop=True)
+        frame[SOURCE_FILE] = f.name
+        frames.append(frame)
+        used.append(f.path)
+    if not frames:
+        rows = pd.DataFrame(columns=[*COLUMN_NAMES, SOURCE_FILE], dtype="object")
+    elif len(frames) == 1:
+        rows = frames[0]
+    else:  # mixed parquet/CSV: object columns, each value keeps its type until validation
+        rows = pd.concat([f.astype("object") for f in frames], ignore_index=True)
+    return DayRows(rows, used, unreadable)

@@ -1,0 +1,131 @@
+"""`feature_drift` through Dagster: PSI against the trailing window before any model, a WARN (not
+a failure) when a day's amounts jump, and the deployed model's training window and score once a
+model is in the registry."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from dagster import AssetCheckSeverity
+
+from fraud_assets.assets.entity_features import entity_features
+from fraud_assets.assets.feature_drift import (
+    NO_MODEL,
+    PSI_BELOW_THRESHOLD,
+    feature_drift,
+    feature_drift_checks,
+)
+from fraud_assets.assets.orders_by_entity import orders_by_entity
+from fraud_assets.assets.raw_orders import raw_orders
+from fraud_core.drift import SCORE, read_report
+from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.generator import GeneratorConfig, write_landing_files
+from fraud_core.model.artifact import ModelCard, save_version, set_current
+from fraud_core.storage import DataLayout, write_parquet
+
+START = date(2026, 1, 1)
+DAYS = [START + timedelta(days=i) for i in range(10)]
+
+
+@pytest.fixture
+def ten_days(data_dir, materialize_range) -> DataLayout:
+    cfg = GeneratorConfig(
+        n_customers=300, n_emails=300, n_ips=300, orders_per_day=150, days=10, start=START, seed=9
+    )
+    write_landing_files(cfg, data_dir.landing)
+    # the last day's amounts jump tenfold: a drift the check must see
+    last = data_dir.landing / f"orders_{DAYS[-1].isoformat()}.parquet"
+    orders = pd.read_parquet(last)
+    orders["order_amount"] = orders["order_amount"] * 10
+    write_parquet(orders, last)
+    assert materialize_range(
+        [raw_orders, orders_by_entity, entity_features], DAYS[0], DAYS[-1]
+    ).success
+    return data_dir
+
+
+def _checks(result) -> dict[str, object]:
+    return {e.partition: e for e in result.get_asset_check_evaluations()}
+
+
+def test_trailing_window_before_any_model_and_a_warning_on_drift(ten_days, materialize_range):
+    result = materialize_range([feature_drift, feature_drift_checks], DAYS[-3], DAYS[-1])
+    assert result.success  # a drift warns, it does not fail the run
+    checks = _checks(result)
+    assert set(checks) == {d.isoformat() for d in DAYS[-3:]}
+    jumped = checks[DAYS[-1].isoformat()]
+    assert jumped.check_name == PSI_BELOW_THRESHOLD
+    assert not jumped.passed and jumped.severity == AssetCheckSeverity.WARN
+    report = read_report(ten_days, DAYS[-1])
+    assert report.reference["kind"] == "trailing"
+    assert report.reference["days"] == [d.isoformat() for d in DAYS[:-1]]
+    assert report.psi["order_amount"] > 1.0 and "order_amount" in report.drifted
+    assert report.score_psi is None and NO_MODEL in report.note
+    # the day before, same generator, same amounts: the amount is stable
+    assert read_report(ten_days, DAYS[-2]).psi["order_amount"] < 0.2
+
+    metadata = {
+        m.partition: m.materialization.metadata for m in result.get_asset_materialization_events()
+    }
+    last = metadata[DAYS[-1].isoformat()]
+    assert last["score_psi"].value == NO_MODEL
+    assert "data:image/png;base64," in last["psi_plot"].value
+    assert "psi_plot" not in metadata[DAYS[-2].isoformat()]  # the plot for the newest day only
+
+    # the threshold is configurable: a lenient one lets the day pass
+    lenient = {"ops": {"feature_drift_checks": {"config": {"threshold": 1000.0}}}}
+    again = materialize_range(
+        [feature_drift, feature_drift_checks], DAYS[-1], DAYS[-1], run_config=lenient
+    )
+    assert _checks(again)[DAYS[-1].isoformat()].passed
+
+
+def test_too_little_history_gives_no_psi_and_no_warning(ten_days, materialize_range):
+    result = materialize_range([feature_drift, feature_drift_checks], DAYS[0], DAYS[2])
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    assert "reference day" in read_report(ten_days, DAYS[2]).note
+
+
+def test_with_a_deployed_model_the_reference_is_its_training_window(ten_days, materialize_range):
+    names = list(DEFAULT_SPEC.feature_names)
+    train = pd.concat([pd.read_parquet(ten_days.entity_features(d)) for d in DAYS[2:7]])
+    booster = xgb.train(
+        {"max_depth": 2, "objective": "binary:logistic", "nthread": 1},
+        xgb.DMatrix(
+            train[names].to_numpy(np.float32), label=train["is_fraud"], feature_names=names
+        ),
+        num_boost_round=5,
+    )
+    card = save_version(
+        ten_days.models,
+        booster,
+        ModelCard(
+            version="",
+            feature_names=names,
+            thresholds={"review": 0.5, "decline": 0.9},
+            training_window={
+                "cutoff": DAYS[8].isoformat(),
+                "train_first": DAYS[2].isoformat(),
+                "train_last": DAYS[6].isoformat(),
+            },
+        ),
+    )
+    set_current(ten_days.models, card.version)
+
+    result = materialize_range([feature_drift, feature_drift_checks], DAYS[-2], DAYS[-1])
+    assert result.success
+    report = read_report(ten_days, DAYS[-1])
+    assert report.reference["kind"] == "training_window"
+    assert report.reference["days"] == [d.isoformat() for d in DAYS[2:7]]
+    assert report.model_version == card.version
+    assert report.score_psi is not None and report.score_psi >= 0
+    assert SCORE in report.judged
+    metadata = {
+        m.partition: m.materialization.metadata for m in result.get_asset_materialization_events()
+    }
+    assert metadata[DAYS[-1].isoformat()]["model_version"].value == card.version

@@ -1,0 +1,116 @@
+"""PSI on known distributions, its invariants, and the drift report's round trip and plot."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fraud_core.drift import (
+    EPSILON,
+    SCORE,
+    DriftReport,
+    bin_shares,
+    psi,
+    psi_by_column,
+    psi_plot_png,
+    quantile_edges,
+    read_report,
+    reference_days,
+    stride_sample,
+    window_days,
+    write_report,
+)
+from fraud_core.storage import DataLayout
+
+RNG = np.random.default_rng(0)
+NORMAL = RNG.normal(0, 1, 20_000)
+
+
+def test_the_same_distribution_does_not_drift():
+    assert psi(NORMAL, NORMAL) == 0.0
+    assert psi(NORMAL, RNG.normal(0, 1, 5_000)) < 0.02
+
+
+def test_a_shift_drifts_in_proportion():
+    small = psi(NORMAL, RNG.normal(0.1, 1, 5_000))
+    large = psi(NORMAL, RNG.normal(1.0, 1, 5_000))
+    assert small < 0.1 < 0.2 < large
+
+
+def test_by_hand_on_ten_equal_bins():
+    reference = np.arange(100, dtype=float)  # deciles: 10 rows per bin
+    current = np.concatenate([np.zeros(50), np.arange(50, 100, dtype=float)])
+    # current: bin 0 has 50 %, bins 1-4 none (floored at EPSILON), bins 5-9 keep 10 % each
+    expected_shares = np.full(10, 0.1)
+    actual = np.array([0.5, 0, 0, 0, 0, 0.1, 0.1, 0.1, 0.1, 0.1])
+    assert np.allclose(bin_shares(current, quantile_edges(reference))[:-1], actual)
+    a = np.maximum(actual, EPSILON)
+    assert math.isclose(
+        psi(reference, current), float(np.sum((a - expected_shares) * np.log(a / expected_shares)))
+    )
+
+
+def test_more_empty_values_is_drift_and_discrete_features_work():
+    with_gaps = NORMAL.copy()
+    with_gaps[: len(with_gaps) // 3] = np.nan
+    assert psi(NORMAL, with_gaps) > 0.2
+    flags = (RNG.random(10_000) < 0.1).astype(float)
+    assert len(quantile_edges(flags)) <= 2
+    assert psi(flags, (RNG.random(10_000) < 0.1).astype(float)) < 0.01
+    assert psi(flags, (RNG.random(10_000) < 0.5).astype(float)) > 0.2
+
+
+def test_nothing_to_compare_is_nan():
+    assert math.isnan(psi(np.array([]), NORMAL))
+    assert math.isnan(psi(NORMAL, np.array([])))
+    frame = pd.DataFrame({"a": NORMAL[:100], "b": NORMAL[100:200]})
+    assert set(psi_by_column(frame, frame[["a"]], ["a", "b", "c"])) == {"a"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6) | st.just(float("nan")), min_size=1, max_size=60),
+    st.lists(st.floats(-1e6, 1e6) | st.just(float("nan")), min_size=1, max_size=60),
+)
+def test_psi_is_never_negative_and_zero_on_itself(reference, current):
+    reference, current = np.array(reference), np.array(current)
+    assert psi(reference, current) >= 0
+    assert psi(reference, reference) == 0
+    shares = bin_shares(current, quantile_edges(reference))
+    assert math.isclose(shares.sum(), 1.0)
+
+
+def test_report_round_trip_drifted_order_and_plot(tmp_path):
+    report = DriftReport(
+        day="2026-02-01",
+        threshold=0.2,
+        reference={"kind": "trailing", "days": ["2026-01-31"], "rows": 10},
+        rows=5,
+        psi={"a": 0.05, "b": 0.9, "c": float("nan"), "d": 0.3},
+        score_psi=0.25,
+        model_version="abc",
+    )
+    assert list(report.drifted) == ["b", "d", SCORE]
+    assert report.max_psi == 0.9
+    layout = DataLayout(tmp_path)
+    write_report(layout, report)
+    again = read_report(layout, "2026-02-01")
+    assert again.drifted == report.drifted and math.isnan(again.psi["c"])
+    assert psi_plot_png(report).startswith(b"\x89PNG")
+
+
+def test_reference_windows_and_sampling():
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(40)]
+    assert reference_days(days[35], days, 28) == days[7:35]
+    assert reference_days(days[0], days, 28) == []
+    window = {"train_first": "2026-01-05", "train_last": "2026-01-09", "cutoff": "2026-01-20"}
+    assert window_days(window, days) == days[4:9]
+    assert window_days({}, days) == []
+    frame = pd.DataFrame({"x": range(1000)})
+    sample = stride_sample(frame, 300)
+    assert len(sample) <= 300 and sample["x"].iloc[0] == 0 and sample["x"].iloc[-1] > 900
