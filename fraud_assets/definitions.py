@@ -8,38 +8,72 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from fraud_assets.assets.backtest_report import backtest_report
+from fraud_assets.assets.deployed_model import (
+    DEPLOYED_MODEL_CHECKS,
+    PromotionGate,
+    deployed_model,
+)
 from fraud_assets.assets.entity_features import entity_features, entity_features_checks
+from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
+from fraud_assets.assets.fraud_model import fraud_model
+from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
-from fraud_assets.jobs import entity_features_job, ingest_orders_job
+from fraud_assets.assets.training_set import TRAINING_SET_CHECKS, training_set
+from fraud_assets.jobs import (
+    backtest_job,
+    daily_features_dask_job,
+    daily_features_job,
+    entity_features_job,
+    ingest_orders_job,
+    train_model_job,
+)
 from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
+from fraud_assets.sensors import landing_folder_sensor
 
 ASSETS = [
     raw_orders,
     orders_by_entity,
     entity_features,
+    feature_drift,
+    training_set,
+    fraud_model,
+    deployed_model,
+    backtest_report,
+    online_store,
 ]
 
 ASSET_CHECKS = [
     raw_orders_checks,
     orders_by_entity_checks,
     entity_features_checks,
+    feature_drift_checks,
+    *TRAINING_SET_CHECKS,
+    *DEPLOYED_MODEL_CHECKS,
 ]
 
 JOBS = [
     ingest_orders_job,
     entity_features_job,
+    train_model_job,
+    backtest_job,
+    daily_features_job,
+    daily_features_dask_job,
 ]
 
 SCHEDULES: list = []
 
-SENSORS: list = []
+SENSORS: list = [
+    landing_folder_sensor,
+]
 
 # Defaults read the environment at run time: FRAUD_DATA_DIR, DASK_SCHEDULER_ADDRESS, REDIS_URL.
 RESOURCES = {
     "layout": DataLayoutResource(),
     "dask": DaskResource(),
     "redis": RedisResource(),
+    "gate": PromotionGate(),
 }
 
 defs = Definitions(

@@ -13,7 +13,10 @@ import sys
 # name -> (module, help). A module defines `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("fraud_cli.generate", "write sample landing files of orders with fraud in them"),
+    "serve": ("fraud_cli.serve", "run the scoring service (Litestar under uvicorn)"),
     "demo": ("fraud_cli.demo", "sample data through the whole platform, recorded in Dagster"),
+    "backtest": ("fraud_cli.backtest", "backtest the model fold by fold against a rules baseline"),
+    "model": ("fraud_cli.model", "list the model registry or roll back to an earlier version"),
 }
 
 

@@ -50,10 +50,16 @@ def label_seconds(orders: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def events_from_orders(orders: pd.DataFrame, kind: str, spec: FeatureSpec = DEFAULT_SPEC) -> pd.DataFrame:
+def events_from_orders(
+    orders: pd.DataFrame, kind: str, spec: FeatureSpec = DEFAULT_SPEC
+) -> pd.DataFrame:
     """Orders (in the schema) as state events of one entity kind."""
     t_s, cents = order_times(orders)
-    data: dict[str, object] = {"entity": orders[kind].reset_index(drop=True), "t_s": t_s, "cents": cents}
+    data: dict[str, object] = {
+        "entity": orders[kind].reset_index(drop=True),
+        "t_s": t_s,
+        "cents": cents,
+    }
     for c in spec.entity(kind).counterparts:
         data[c] = orders[c].reset_index(drop=True)
     data["order_id"] = orders["order_id"].reset_index(drop=True)
@@ -64,7 +70,10 @@ def events_from_orders(orders: pd.DataFrame, kind: str, spec: FeatureSpec = DEFA
 def empty_state(spec: FeatureSpec, kind: str) -> pd.DataFrame:
     cols = state_columns(spec, kind)
     return pd.DataFrame(
-        {c: pd.Series([], dtype=np.int64 if c in ("t_s", "cents", "label_s") else "str") for c in cols}
+        {
+            c: pd.Series([], dtype=np.int64 if c in ("t_s", "cents", "label_s") else "str")
+            for c in cols
+        }
     )
 
 
@@ -144,7 +153,9 @@ def advance(
     new_states: dict[str, pd.DataFrame] = {}
     for e in spec.entities:
         targets = {f.name: block[index[f.name]] for f in spec.entity_features(e.kind)}
-        _, new_states[e.kind] = advance_kind(states.get(e.kind), orders, e.kind, end_s, spec, targets)
+        _, new_states[e.kind] = advance_kind(
+            states.get(e.kind), orders, e.kind, end_s, spec, targets
+        )
     frame = pd.DataFrame(block.T, columns=names, copy=False)
     frame.insert(0, "order_id", orders["order_id"].reset_index(drop=True))
     return frame, new_states

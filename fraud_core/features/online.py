@@ -8,6 +8,7 @@ history plus the new order, so both paths agree by construction.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,11 +79,12 @@ def append_order(
     cps = spec.entity(kind).counterparts
     t_s = [*state.t_s, order.t_s]
     n = len(t_s)
-    oldest_kept = order.t_s - spec.horizon_s
-    keep = [i for i in range(n) if i >= n - spec.history_n or t_s[i] > oldest_kept]
+    # Events are in accepted order (times never decrease), so what is kept (the last
+    # `history_n` events and every event younger than the horizon) is a suffix: slice it.
+    start = min(max(n - spec.history_n, 0), bisect.bisect_right(t_s, order.t_s - spec.horizon_s))
 
     def kept(values: list) -> list:
-        return [values[i] for i in keep]
+        return values[start:]
 
     return EntityState(
         t_s=kept(t_s),

@@ -12,6 +12,7 @@ cents, so window sums are exact integers and both paths agree to the bit.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 HOUR_S = 3_600
@@ -209,8 +210,10 @@ class FeatureSpec:
             out += self.entity_features(e.kind)
         return out
 
-    @property
+    @functools.cached_property
     def feature_names(self) -> list[str]:
+        """Every feature name in model column order (computed once: the online path asks on
+        every request). Do not modify the list."""
         return [f.name for f in self.features]
 
 

@@ -1,0 +1,302 @@
+"""Scoring-service benchmark: the real service (uvicorn, one process) on a Redis online store of
+over 100,000 customers and e-mails (150,000 generated, 45 days of orders), driven by an async load generator on the same machine.
+
+    .venv/bin/python bench/serving.py [--customers 150000] [--seconds 20] [--rate 500] [--workers 1]
+
+1. builds an entity-state snapshot from generated orders and loads it with the `online_store`
+   loader (prints its load rate), trains a booster like the production one (depth 6, 200 trees)
+   and deploys it to a temporary registry;
+2. starts `fraud serve` and waits for /ready;
+3. 20 s at a fixed 500 requests/s (open loop: latency counts from the planned send time, so a
+   slow server cannot hide its queue), then 20 s at saturation (64 connections back to back);
+   every 50th request asks for the features, and the score is recomputed with XGBoost here.
+
+Prints `RESULT p50_ms=`, `RESULT p99_ms=` (at the fixed rate), `RESULT max_rps=` (saturation) and
+`RESULT score_max_abs_diff=`. Goals on 2 cores: p99 <= 10 ms at 500/s, >= 2,000 scores/s.
+Orders are new orders of known customers (70%) and new ones (30%), dated after the snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from online_store import build_snapshot, delete_prefix, load
+
+API_KEY = "bench-key"
+FEATURE_EVERY = 50
+
+
+def train_and_deploy(registry: Path, orders, features, rounds: int, seed: int = 0) -> object:
+    import xgboost as xgb
+
+    from fraud_core.features.spec import DEFAULT_SPEC
+    from fraud_core.model.artifact import ModelCard, save_version, set_current
+
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(features), size=min(len(features), 150_000), replace=False)
+    x = features[DEFAULT_SPEC.feature_names].to_numpy()[rows]
+    y = orders["is_fraud"].to_numpy()[rows]
+    params = {
+        "max_depth": 6,
+        "eta": 0.1,
+        "objective": "binary:logistic",
+        "nthread": 2,
+        "seed": seed,
+    }
+    booster = xgb.train(params, xgb.DMatrix(x, y), rounds)
+    card = save_version(
+        registry,
+        booster,
+        ModelCard(
+            version="",
+            feature_names=DEFAULT_SPEC.feature_names,
+            thresholds={"review": 0.3, "decline": 0.7},
+        ),
+    )
+    set_current(registry, card.version, reason="bench")
+    booster.set_param({"nthread": 1})
+    return booster
+
+
+class OrderMaker:
+    """New orders: 70% of known customers (with their usual e-mail and IP), 30% new people."""
+
+    def __init__(self, orders, start_s: int, seed: int = 1) -> None:
+        last = orders.drop_duplicates("customer_id", keep="last")
+        self.known = list(zip(last["customer_id"], last["email"], last["ip_addr"], strict=True))
+        self.rng = random.Random(seed)
+        self.t_s = start_s
+        self.n = 0
+        self.run = uuid.uuid4().hex[:6]
+
+    def next(self) -> dict:
+        self.n += 1
+        self.t_s += self.rng.choice((0, 1, 1, 2))
+        if self.rng.random() < 0.7:
+            customer, email, ip = self.rng.choice(self.known)
+        else:
+            customer, email, ip = (
+                f"NEW{self.run}{self.n}",
+                f"new{self.run}{self.n}@example.org",
+                f"10.{self.n % 250}.{self.n // 250 % 250}.7",
+            )
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.t_s))
+        return {
+            "order_id": f"B{self.run}-{self.n}",
+            "order_date": stamp,
+            "customer_id": customer,
+            "email": email,
+            "ip_addr": ip,
+            "order_amount": round(self.rng.lognormvariate(3.5, 1.0), 2),
+        }
+
+
+class Connection:
+    """A keep-alive HTTP/1.1 connection that sends one request at a time."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nX-API-Key: {API_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        assert self.reader is not None
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(header[9:12])
+        length = 0
+        for line in header.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        return status, await self.reader.readexactly(length)
+
+
+async def _one(conn: Connection, maker: OrderMaker, checks: list, i: int) -> int:
+    order = maker.next()
+    with_features = i % FEATURE_EVERY == 0
+    path = "/v1/score?features=true" if with_features else "/v1/score"
+    status, body = await conn.post(path, json.dumps(order).encode())
+    if status == 200 and with_features:
+        answer = json.loads(body)
+        checks.append((answer["score"], answer["features"]))
+    return status
+
+
+async def fixed_rate(
+    host, port, maker, rate: float, seconds: float, checks
+) -> tuple[list[float], dict]:
+    """Open loop: request i is due at start + i / rate; its latency runs from then."""
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(32):
+        pool.put_nowait(Connection(host, port))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    start = time.perf_counter() + 0.05
+    total = int(rate * seconds)
+
+    async def fire(i: int) -> None:
+        due = start + i / rate
+        conn = await pool.get()
+        try:
+            status = await _one(conn, maker, checks, i)
+        finally:
+            pool.put_nowait(conn)
+        latencies.append(time.perf_counter() - due)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    tasks = []
+    for i in range(total):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(fire(i)))
+    await asyncio.gather(*tasks)
+    return latencies, statuses
+
+
+async def saturation(
+    host, port, maker, seconds: float, concurrency: int, checks
+) -> tuple[list[float], dict, float]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+    counter = iter(range(10**9))
+
+    async def worker() -> None:
+        conn = Connection(host, port)
+        while time.perf_counter() < deadline:
+            t = time.perf_counter()
+            status = await _one(conn, maker, checks, next(counter))
+            latencies.append(time.perf_counter() - t)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, statuses, time.perf_counter() - started
+
+
+def _wait_ready(url: str, timeout_s: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the service did not become ready at {url}")
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--customers", type=int, default=150_000, help="generator population (~70% order)"
+    )
+    parser.add_argument("--days", type=int, default=45)
+    parser.add_argument("--orders-per-day", type=int, default=10_000)
+    parser.add_argument("--trees", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    args = parser.parse_args()
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    from fraud_core.redis_server import ensure_redis
+
+    handle = ensure_redis()
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    port = 18_000 + os.getpid() % 1000
+    with tempfile.TemporaryDirectory(prefix="fraud-bench-") as tmp:
+        root = Path(tmp)
+        layout, orders, features = build_snapshot(
+            root, args.customers, args.days, args.orders_per_day
+        )
+        report = load(layout, handle.url, prefix)
+        print(
+            f"online store: {report.entities} loaded in {report.load_seconds:.2f} s "
+            f"({report.entities_per_s:,.0f} entities/s)"
+        )
+        booster = train_and_deploy(layout.models, orders, features, args.trees)
+        env = dict(
+            os.environ,
+            FRAUD_DATA_DIR=str(root),
+            REDIS_URL=handle.url,
+            FRAUD_REDIS_PREFIX=prefix,
+            FRAUD_API_KEYS=API_KEY,
+        )
+        command = [
+            sys.executable, "-m", "fraud_cli.main", "serve", "--port", str(port),
+            "--workers", str(args.workers), "--log-level", "warning",
+        ]  # fmt: skip
+        server = subprocess.Popen(command, env=env, start_new_session=True)
+        try:
+            _wait_ready(f"http://127.0.0.1:{port}/ready")
+            start_s = report.snapshot.end_s + 60
+            maker = OrderMaker(orders, start_s)
+            checks: list = []
+            asyncio.run(fixed_rate("127.0.0.1", port, maker, 50, 2, checks))  # warm-up
+            (
+                lat,
+                statuses,
+            ) = asyncio.run(fixed_rate("127.0.0.1", port, maker, args.rate, args.seconds, checks))
+            print(
+                f"fixed {args.rate:.0f}/s for {args.seconds:.0f} s: {len(lat):,} requests, statuses {statuses}"
+            )
+            print(f"RESULT p50_ms={_pct(lat, 50):.2f} ms")
+            print(f"RESULT p99_ms={_pct(lat, 99):.2f} ms")
+            sat, statuses, elapsed = asyncio.run(
+                saturation("127.0.0.1", port, maker, args.seconds, args.concurrency, checks)
+            )
+            ok = statuses.get(200, 0)
+            print(
+                f"saturation, {args.concurrency} connections for {elapsed:.1f} s: {len(sat):,} requests, "
+                f"statuses {statuses}, p50 {_pct(sat, 50):.1f} ms, p99 {_pct(sat, 99):.1f} ms"
+            )
+            print(f"RESULT max_rps={ok / elapsed:.0f} scores/s")
+            x = np.array([[np.nan if v is None else v for v in f.values()] for _, f in checks])
+            expected = booster.inplace_predict(x)
+            diff = float(np.max(np.abs(expected - np.array([s for s, _ in checks]))))
+            print(
+                f"RESULT score_max_abs_diff={diff:.2e} ({len(checks)} answers recomputed with XGBoost)"
+            )
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+            delete_prefix(handle.url, prefix)
+            handle.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""`fraud serve`: the scoring service under uvicorn (127.0.0.1:8000 unless told otherwise).
+
+Configuration comes from the environment (see `fraud_serving.settings`). Without
+`FRAUD_API_KEYS` a key is generated for this run and printed, so the service is never open.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=None, help="interface (default $FRAUD_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default $FRAUD_PORT or 8000)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    host = args.host or os.environ.get("FRAUD_HOST") or "127.0.0.1"
+    port = args.port or int(os.environ.get("FRAUD_PORT") or 8000)
+    if not os.environ.get("FRAUD_API_KEYS", "").strip():
+        # one key for every worker process, shown once
+        os.environ["FRAUD_API_KEYS"] = secrets.token_urlsafe(24)
+        print(
+            f"FRAUD_API_KEYS is not set; this run's API key is: {os.environ['FRAUD_API_KEYS']}",
+            file=sys.stderr,
+        )
+    uvicorn.run(
+        "fraud_serving.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        server_header=False,
+    )
+    return 0

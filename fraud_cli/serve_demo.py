@@ -1,0 +1,196 @@
+"""The serving end of `fraud demo`: load the online store, start the scoring service on it and on
+the deployed model, score three orders (a known customer, a new one, an obvious fraud), print the
+answers and the API key, stop the service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fraud_cli.demo import DemoContext
+
+_HEADER = "X-API-Key"
+
+
+def load_online_store(ctx: DemoContext) -> None:
+    """Materialize `online_store` into the Redis the service will use (REDIS_URL, else
+    127.0.0.1:6379, else a private redis-server that lives until the demo ends)."""
+    from dagster import materialize
+
+    from fraud_assets.assets.online_store import online_store
+    from fraud_assets.resources import DataLayoutResource, RedisResource
+    from fraud_cli.demo import StepFailed, print_run_summary
+    from fraud_core.redis_server import ensure_redis
+
+    handle = ensure_redis()
+    os.environ["REDIS_URL"] = handle.url  # the service started by the next step uses it too
+    where = "started for this demo" if handle.started else "found"
+    print(f"    Redis {where} at {handle.url}")
+    result = materialize(
+        [online_store],
+        instance=ctx.instance,
+        resources={"layout": DataLayoutResource(), "redis": RedisResource(url=handle.url)},
+        tags={"fraud/source": "demo"},
+        raise_on_error=False,
+    )
+    ctx.results["online_store"] = result
+    print_run_summary(result)
+    if not result.success:
+        raise StepFailed(f"run {result.run_id} of online_store failed (see `make dev`, Runs)")
+    (event,) = result.get_asset_materialization_events()
+    meta = {k: v.value for k, v in event.materialization.metadata.items()}
+    print(
+        f"    namespace {meta['namespace']}: {meta['entities']} entities at "
+        f"{meta['load_rate_entities_per_s']:,} entities/s"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _orders(ctx: DemoContext) -> list[tuple[str, dict]]:
+    """Three orders just after the last demo day: a regular of the shop, someone new, and an
+    account takeover (a known customer from a new e-mail, through an IP used by earlier fraud,
+    for far more than usual, after a quick burst of small test orders)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    frames = [
+        pq.read_table(ctx.layout.raw_orders(ctx.last_day - pd.Timedelta(days=d))).to_pandas()
+        for d in range(7)
+        if ctx.layout.raw_orders(ctx.last_day - pd.Timedelta(days=d)).exists()
+    ]
+    orders = pd.concat(frames, ignore_index=True)
+    honest = orders[orders["is_fraud"].fillna(0) == 0]
+    regular = honest["customer_id"].value_counts().index[0]
+    usual = honest[honest["customer_id"] == regular].iloc[-1]
+    fraud_ips = orders.loc[orders["is_fraud"].fillna(0) == 1, "ip_addr"].value_counts()
+    bad_ip = fraud_ips.index[0] if len(fraud_ips) else "203.0.113.66"
+    victim = honest["customer_id"].value_counts().index[1]
+    start = pd.Timestamp(ctx.last_day, tz="UTC") + pd.Timedelta(days=1, hours=14)
+    run = secrets.token_hex(3)
+
+    def order(name: str, at: pd.Timestamp, customer, email, ip, amount: float) -> dict:
+        return {
+            "order_id": f"demo-{run}-{name}",
+            "order_date": at.isoformat().replace("+00:00", "Z"),
+            "customer_id": str(customer),
+            "email": str(email),
+            "ip_addr": str(ip),
+            "order_amount": round(float(amount), 2),
+        }
+
+    burst = [
+        order(
+            f"probe{i}",
+            start + pd.Timedelta(minutes=i),
+            victim,
+            f"x{run}@mailinator.example",
+            bad_ip,
+            1.0,
+        )
+        for i in range(4)
+    ]
+    return [
+        (
+            "known customer",
+            order("known", start, regular, usual["email"], usual["ip_addr"], usual["order_amount"]),
+        ),
+        (
+            "new customer",
+            order("new", start, f"C-new-{run}", f"new-{run}@example.com", "198.51.100.23", 42.0),
+        ),
+        *[("(card-testing burst)", b) for b in burst],
+        (
+            "obvious fraud",
+            order(
+                "fraud",
+                start + pd.Timedelta(minutes=5),
+                victim,
+                f"x{run}@mailinator.example",
+                bad_ip,
+                2_400.0,
+            ),
+        ),
+    ]
+
+
+def score_with_the_service(ctx: DemoContext) -> None:
+    import httpx
+
+    from fraud_cli.demo import StepFailed
+    from fraud_core.model.artifact import current_version
+
+    if current_version(ctx.layout.models) is None:
+        raise StepFailed(
+            f"no model deployed in {ctx.layout.models}: the training steps must run first"
+        )
+    api_key = secrets.token_urlsafe(18)
+    port = _free_port()
+    env = dict(os.environ, FRAUD_API_KEYS=api_key, FRAUD_DATA_DIR=str(ctx.layout.root))
+    command = [
+        sys.executable,
+        "-m",
+        "fraud_cli.main",
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise StepFailed("the scoring service did not become ready (see its output above)")
+            time.sleep(0.2)
+        model = httpx.get(f"{base}/v1/model", headers={_HEADER: api_key}).json()["version"]
+        print(f"    service on {base} (model {model}); API key for this run: {api_key}")
+        with httpx.Client(base_url=base, headers={_HEADER: api_key}, timeout=10) as client:
+            for label, order in _orders(ctx):
+                r = client.post("/v1/score", json=order)
+                if r.status_code != 200:
+                    raise StepFailed(f"scoring {label} failed: {r.status_code} {r.text}")
+                answer = r.json()
+                if label.startswith("("):
+                    continue
+                reasons = ", ".join(
+                    f"{x['feature']}={x['value']} ({x['contribution']:+.2f})"
+                    for x in answer["reasons"]
+                )
+                new = f", new: {'/'.join(answer['new_entities'])}" if answer["new_entities"] else ""
+                print(
+                    f"    {label:<15} {order['customer_id']:<18} {order['order_amount']:>9.2f} -> "
+                    f"score {answer['score']:.3f} {answer['decision'].upper()}{new}\n"
+                    f"                    reasons: {reasons}"
+                )
+        example = json.dumps({**order, "order_id": "my-order-1"})
+        print(
+            f"    try it: fraud serve, then\n    curl -s -H '{_HEADER}: <key>' -H 'Content-Type: application/json' "
+            f"-d '{example}' http://127.0.0.1:8000/v1/score"
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)

@@ -1,0 +1,153 @@
+"""The Redis layout of the online store, shared by the loader (`online_store` asset) and the
+scoring service, and the Lua scripts that keep it consistent.
+
+Every key starts with a configurable prefix (default `fraud:`; tests use `test:<uuid>:`):
+
+| key | type | what |
+|---|---|---|
+| `{p}active` | string | id of the namespace the service reads and writes |
+| `{p}namespaces` | sorted set | every namespace ever started, scored by its start time |
+| `{p}ns:{ns}:meta` | hash | snapshot day, entity counts, state (loading / active), times |
+| `{p}ns:{ns}:e:{kind}:{entity}` | string | the entity's state (`fraud_core.features.state` codec) |
+| `{p}ns:{ns}:orders` | hash | order id -> customer id: the snapshot's orders and those scored since |
+| `{p}ns:{ns}:touched` | set | entity keys the service has rewritten in this namespace |
+| `{p}scored:{order_id}` | string | the service's stored answer for an order (idempotency), with a TTL |
+
+A load writes a new namespace and then moves `active` in one step; the service's writes go through
+`COMMIT_SCRIPT`, which refuses to write into a namespace that is no longer active, so no update is
+ever lost in a namespace nobody reads. Scored-order records live outside the namespaces: a replay
+is recognised across reloads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+DEFAULT_PREFIX = "fraud:"
+_GLOB_SPECIAL = "*?[]\\"
+
+
+def new_namespace_id(snapshot_day: date | None, now: datetime | None = None) -> str:
+    """A sortable, unique namespace id: snapshot day, load time, random suffix."""
+    now = now or datetime.now(UTC)
+    day = snapshot_day.strftime("%Y%m%d") if snapshot_day else "empty"
+    return f"{day}.{now.strftime('%Y%m%dT%H%M%S')}.{uuid.uuid4().hex[:6]}"
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in _GLOB_SPECIAL else c for c in text)
+
+
+@dataclass(frozen=True)
+class OnlineKeys:
+    """Key names under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def active(self) -> str:
+        return f"{self.prefix}active"
+
+    @property
+    def namespaces(self) -> str:
+        return f"{self.prefix}namespaces"
+
+    def namespace_root(self, ns: str) -> str:
+        return f"{self.prefix}ns:{ns}:"
+
+    def namespace_pattern(self, ns: str) -> str:
+        """SCAN pattern matching every key of namespace `ns`."""
+        return _glob_escape(self.namespace_root(ns)) + "*"
+
+    def meta(self, ns: str) -> str:
+        return f"{self.prefix}ns:{ns}:meta"
+
+    def entity_prefix(self, ns: str) -> str:
+        return f"{self.prefix}ns:{ns}:e:"
+
+    def entity(self, ns: str, kind: str, value: str) -> str:
+        return f"{self.prefix}ns:{ns}:e:{kind}:{value}"
+
+    def parse_entity(self, ns: str, key: str | bytes) -> tuple[str, str]:
+        """(kind, value) of an entity key of namespace `ns`."""
+        text = key.decode() if isinstance(key, bytes) else key
+        head = self.entity_prefix(ns)
+        if not text.startswith(head):
+            raise ValueError(f"{text!r} is not an entity key of namespace {ns!r}")
+        kind, _, value = text[len(head) :].partition(":")
+        return kind, value
+
+    def order_index(self, ns: str) -> str:
+        return f"{self.prefix}ns:{ns}:orders"
+
+    def touched(self, ns: str) -> str:
+        return f"{self.prefix}ns:{ns}:touched"
+
+    def scored(self, order_id: str) -> str:
+        return f"{self.prefix}scored:{order_id}"
+
+
+# Compare-and-set of a group of entity states and new scored-order records, all or nothing.
+#   KEYS[1] active pointer, KEYS[2] touched set and KEYS[3] order index of the namespace,
+#   KEYS[4 .. 3+r] scored-order records (must not exist yet),
+#   KEYS[4+r ..]   entity states (must still be what the writer read)
+#   ARGV[1] namespace, ARGV[2] r, ARGV[3] record TTL in seconds,
+#   then per record: the record, its order id, its customer id (for the order index),
+#   then per entity: SHA-1 of the state the writer read ('' when absent), the new state.
+# Returns {0} on success; {1} when the namespace is not active; {2, i} when record i exists;
+# {3, j} when entity j changed since it was read. Nothing is written unless the answer is {0}.
+COMMIT_SCRIPT = """
+local active = redis.call('GET', KEYS[1])
+if active ~= ARGV[1] then return {1} end
+local r = tonumber(ARGV[2])
+for i = 1, r do
+  if redis.call('EXISTS', KEYS[3 + i]) == 1 then return {2, i} end
+end
+local first = 4 + r
+local n = #KEYS - first + 1
+local base = 3 + 3 * r
+for j = 1, n do
+  local current = redis.call('GET', KEYS[first + j - 1])
+  local expected = ARGV[base + 2 * j - 1]
+  if current then
+    if redis.sha1hex(current) ~= expected then return {3, j} end
+  elseif expected ~= '' then
+    return {3, j}
+  end
+end
+local ttl = tonumber(ARGV[3])
+for i = 1, r do
+  redis.call('SET', KEYS[3 + i], ARGV[1 + 3 * i], 'EX', ttl)
+  redis.call('HSET', KEYS[3], ARGV[2 + 3 * i], ARGV[3 + 3 * i])
+end
+for j = 1, n do
+  redis.call('SET', KEYS[first + j - 1], ARGV[base + 2 * j])
+end
+for j = 1, n, 500 do
+  redis.call('SADD', KEYS[2], unpack(KEYS, first + j - 1, first + math.min(j + 499, n) - 1))
+end
+return {0}
+"""
+
+# Start an empty namespace when none is active (a fresh Redis): the service then writes there and
+# the next load carries those writes over. KEYS: active, namespaces, meta of the new namespace;
+# ARGV: new namespace id, now (epoch seconds). Returns the active namespace.
+BOOT_SCRIPT = """
+local active = redis.call('GET', KEYS[1])
+if active then return active end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[3], 'state', 'active', 'snapshot_day', '', 'created_at', ARGV[2])
+return ARGV[1]
+"""
+
+# Point `active` at a loaded namespace. KEYS: active, meta of the new namespace; ARGV: the new
+# namespace, now. Returns the namespace that was active before ('' when none).
+SWITCH_SCRIPT = """
+local previous = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], 'state', 'active', 'activated_at', ARGV[2])
+return previous or ''
+"""

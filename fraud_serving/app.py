@@ -1,0 +1,74 @@
+"""The scoring service's app factory: `fraud_serving.app:create_app`.
+
+    uvicorn --factory fraud_serving.app:create_app      (or: fraud serve)
+
+It only assembles: settings (read once from the environment unless given), routes, the API key
+guard on `/v1`, error handlers, metrics middleware, OpenAPI at `/schema`, and the lifespan that
+owns the Redis client, the model and the background tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from fraud_serving.deps import DEPENDENCIES
+from fraud_serving.errors import EXCEPTION_HANDLERS
+from fraud_serving.guards import API_KEY_HEADER, SECURITY_SCHEME, api_key_guard
+from fraud_serving.lifespan import lifespan
+from fraud_serving.metrics import ServiceMetrics, metrics_middleware
+from fraud_serving.routes.entities import EntityController
+from fraud_serving.routes.labels import LabelController
+from fraud_serving.routes.model import ModelController
+from fraud_serving.routes.ops import OpsController
+from fraud_serving.routes.score import ScoreController
+from fraud_serving.settings import Settings
+
+log = logging.getLogger("fraud_serving")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    if settings.generated_api_key:
+        log.warning(
+            "FRAUD_API_KEYS is not set: generated the API key %s for this run",
+            next(iter(settings.api_keys)),
+        )
+    metrics = ServiceMetrics()
+    v1 = Router(
+        path="/v1",
+        route_handlers=[ScoreController, LabelController, EntityController, ModelController],
+        guards=[api_key_guard],
+        security=[{SECURITY_SCHEME: []}],
+    )
+    openapi = OpenAPIConfig(
+        title="Fraud scoring service",
+        version="1.0.0",
+        description=(
+            "Scores e-commerce orders for fraud with behavioural features kept fresh in Redis. "
+            f"Every /v1 route needs the `{API_KEY_HEADER}` header."
+        ),
+        path="/schema",
+        components=Components(
+            security_schemes={
+                SECURITY_SCHEME: SecurityScheme(
+                    type="apiKey", name=API_KEY_HEADER, security_scheme_in="header"
+                )
+            }
+        ),
+    )
+    return Litestar(
+        route_handlers=[v1, OpsController],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[metrics_middleware(metrics)],
+        lifespan=[lifespan],
+        state=State({"settings": settings, "metrics": metrics}),
+        openapi_config=openapi,
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )

@@ -1,0 +1,56 @@
+"""Dependency providers: routes ask for a service by name and get the app's instance.
+
+Each route takes ONE dependency: with two or more, Litestar resolves them in an anyio task group,
+which costs more per request than the rest of the routing.
+"""
+
+from __future__ import annotations
+
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from fraud_serving.lifespan import Services
+from fraud_serving.services.entities import EntityService
+from fraud_serving.services.labels import LabelService
+from fraud_serving.services.models import ModelHolder
+from fraud_serving.services.scoring import ScoringService
+from fraud_serving.services.store import OnlineStore
+from fraud_serving.settings import Settings
+
+
+def _services(state: State) -> Services:
+    return state.services
+
+
+def provide_scoring(state: State) -> ScoringService:
+    return _services(state).scoring
+
+
+def provide_labels(state: State) -> LabelService:
+    return _services(state).labels
+
+
+def provide_entities(state: State) -> EntityService:
+    return _services(state).entities
+
+
+def provide_models(state: State) -> ModelHolder:
+    return _services(state).models
+
+
+def provide_store(state: State) -> OnlineStore:
+    return _services(state).store
+
+
+def provide_settings(state: State) -> Settings:
+    return state.settings
+
+
+DEPENDENCIES = {
+    "scoring": Provide(provide_scoring, sync_to_thread=False),
+    "label_service": Provide(provide_labels, sync_to_thread=False),
+    "entity_service": Provide(provide_entities, sync_to_thread=False),
+    "models": Provide(provide_models, sync_to_thread=False),
+    "store": Provide(provide_store, sync_to_thread=False),
+    "settings": Provide(provide_settings, sync_to_thread=False),
+}

@@ -1,0 +1,79 @@
+"""What lives as long as the app: the Redis client, the model holder, the micro-batcher and the
+background tasks (store health probe, model reload). Built on start-up, torn down on shutdown,
+reachable by the routes through `deps`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from litestar import Litestar
+
+from fraud_core.online_keys import OnlineKeys
+from fraud_serving.metrics import ServiceMetrics
+from fraud_serving.services.entities import EntityService
+from fraud_serving.services.labels import LabelService
+from fraud_serving.services.models import ModelHolder
+from fraud_serving.services.scoring import ScoringService
+from fraud_serving.services.store import OnlineStore, make_client
+from fraud_serving.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    metrics: ServiceMetrics
+    store: OnlineStore
+    models: ModelHolder
+    scoring: ScoringService
+    labels: LabelService
+    entities: EntityService
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    metrics: ServiceMetrics = app.state.metrics
+    client = make_client(
+        settings.redis_url, settings.redis_timeout_ms, settings.redis_max_connections
+    )
+    store = OnlineStore(client, OnlineKeys(settings.key_prefix), settings.scored_ttl_s)
+    metrics.redis_up.set_function(lambda: 1.0 if store.up else 0.0)
+    models = ModelHolder(settings.models_dir, metrics)
+    await store.probe()
+    await models.poll_once()
+    scoring = ScoringService(
+        store,
+        models,
+        metrics,
+        batch_max_orders=settings.batch_max_orders,
+        batch_wait_s=settings.batch_wait_ms / 1000,
+        max_future_s=settings.max_future_s,
+    )
+    scoring.batcher.start()
+    tasks = [
+        asyncio.create_task(store.watch(), name="store-health"),
+        asyncio.create_task(models.watch(settings.model_poll_s), name="model-reload"),
+    ]
+    app.state.services = Services(
+        settings=settings,
+        metrics=metrics,
+        store=store,
+        models=models,
+        scoring=scoring,
+        labels=LabelService(store, metrics),
+        entities=EntityService(store),
+    )
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await scoring.batcher.stop()
+        await store.close()

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource; thin adapters over `fraud_serving.services`."""

@@ -1,0 +1,49 @@
+"""`GET /v1/entities/{kind}/{id}`: one customer's, e-mail's or IP's history and features."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
+from litestar.params import FromQuery, PathParameter
+
+from fraud_serving.routes.responses import BAD_INPUT, UNAUTHORIZED, UNAVAILABLE, problem
+from fraud_serving.schemas import EARLIEST, LATEST, EntityKind, EntityView
+from fraud_serving.services.entities import EntityService
+
+
+class EntityController(Controller):
+    path = "/entities"
+    tags = ("entities",)
+
+    @get(
+        "/{kind:str}/{entity_id:str}",
+        summary="An entity's history and current features",
+        description=(
+            "The orders still kept for the entity (what later orders' features look at) and the "
+            "entity's features for an order at `as_of` (default now), without those that depend "
+            "on the order itself."
+        ),
+        responses={
+            **BAD_INPUT,
+            **UNAUTHORIZED,
+            404: problem("The entity is not in the online store"),
+            **UNAVAILABLE,
+        },
+    )
+    async def get_entity(
+        self,
+        kind: Annotated[EntityKind, PathParameter(description="customer_id, email or ip_addr")],
+        entity_id: Annotated[str, PathParameter(min_length=1, max_length=256)],
+        entity_service: NamedDependency[EntityService],
+        as_of: FromQuery[datetime | None] = None,
+    ) -> EntityView:
+        if as_of is not None and not (as_of.tzinfo and EARLIEST <= as_of < LATEST):
+            reason = "must have a time zone and lie between 2000-01-01 and 2099-12-31"
+            raise ValidationException(
+                extra=[{"key": "as_of", "message": reason, "source": "query"}]
+            )
+        return await entity_service.view(kind, entity_id, as_of)

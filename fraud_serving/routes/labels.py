@@ -1,0 +1,37 @@
+"""`POST /v1/labels`: chargeback feedback."""
+
+from __future__ import annotations
+
+from litestar import Controller, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from fraud_serving.routes.responses import BAD_INPUT, UNAUTHORIZED, UNAVAILABLE, problem
+from fraud_serving.schemas import Label, LabelResult
+from fraud_serving.services.labels import LabelService
+
+
+class LabelController(Controller):
+    path = "/labels"
+    tags = ("feedback",)
+
+    @post(
+        "/",
+        status_code=200,
+        summary="Record whether an order was fraud",
+        description=(
+            "Marks the order in its customer's, e-mail's and IP's history; later orders see the "
+            "label in their risk features from `label_date` on. `is_fraud: false` clears a label. "
+            "Idempotent."
+        ),
+        responses={
+            **BAD_INPUT,
+            **UNAUTHORIZED,
+            404: problem("The order is in no entity history (unknown or too old to matter)"),
+            **UNAVAILABLE,
+        },
+    )
+    async def add_label(
+        self, data: JSONBody[Label], label_service: NamedDependency[LabelService]
+    ) -> LabelResult:
+        return await label_service.apply(data)

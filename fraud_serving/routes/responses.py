@@ -1,0 +1,16 @@
+"""OpenAPI descriptions of the error answers the routes share."""
+
+from __future__ import annotations
+
+from litestar.openapi import ResponseSpec
+
+from fraud_serving.schemas import Problem
+
+
+def problem(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=Problem, description=description)
+
+
+BAD_INPUT = {400: problem("Invalid input: `errors` lists each field with the reason")}
+UNAUTHORIZED = {401: problem("Missing or unknown X-API-Key")}
+UNAVAILABLE = {503: problem("Online store (Redis) unreachable, or no model loaded; retry")}

@@ -1,0 +1,76 @@
+"""`POST /v1/score` and `POST /v1/score/batch`: orders in, scores, decisions and reasons out."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, Response, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, JSONBody
+
+from fraud_serving.routes.responses import BAD_INPUT, UNAUTHORIZED, UNAVAILABLE, problem
+from fraud_serving.schemas import BatchResult, Order, OrderBatch, ScoreResult
+from fraud_serving.services.scoring import ScoredOrder, ScoringService
+
+REPLAY_HEADER = "Idempotent-Replayed"
+_RESPONSES = {
+    **BAD_INPUT,
+    **UNAUTHORIZED,
+    409: problem("This order_id was already scored with different content"),
+    **UNAVAILABLE,
+}
+
+
+def _result(scored: ScoredOrder, with_features: bool) -> ScoreResult:
+    if not with_features:
+        return scored.result
+    return msgspec.structs.replace(scored.result, features=scored.features_dict())
+
+
+class ScoreController(Controller):
+    path = "/score"
+    tags = ("scoring",)
+
+    @post(
+        "/",
+        status_code=200,
+        summary="Score one order",
+        description=(
+            "Reads the order's customer, e-mail and IP history, computes the features, predicts "
+            "and appends the order to each history. Idempotent on `order_id`: a repeated request "
+            f"gets the stored answer (header `{REPLAY_HEADER}: true`) and changes nothing. "
+            "Unknown entities get cold-start features (`new_entities`). `features=true` adds the "
+            "feature vector (not kept for replays)."
+        ),
+        responses=_RESPONSES,
+    )
+    async def score(
+        self,
+        data: JSONBody[Order],
+        scoring: NamedDependency[ScoringService],
+        features: FromQuery[bool] = False,
+    ) -> Response[ScoreResult]:
+        (scored,) = await scoring.score([data])
+        headers = {REPLAY_HEADER: "true"} if scored.replayed else {}
+        return Response(_result(scored, features), headers=headers)
+
+    @post(
+        "/batch",
+        status_code=200,
+        summary="Score up to 1,000 orders in order",
+        description=(
+            "Same as `/v1/score` for each order, one after another: an order sees the earlier "
+            "ones. All or nothing: a 409 or 503 stores none of them."
+        ),
+        responses=_RESPONSES,
+    )
+    async def score_batch(
+        self,
+        data: JSONBody[OrderBatch],
+        scoring: NamedDependency[ScoringService],
+        features: FromQuery[bool] = False,
+    ) -> BatchResult:
+        scored = await scoring.score(data.orders)
+        return BatchResult(
+            results=[_result(s, features) for s in scored],
+            replayed=sum(s.replayed for s in scored),
+        )

@@ -1,0 +1,55 @@
+"""Looking up one entity: its retained history and its current features."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fraud_core.features.kernel import NO_LABEL
+from fraud_core.features.state import decode_state
+from fraud_core.scoring.entity import entity_features_at
+from fraud_serving.schemas import EntityEvent, EntityView
+from fraud_serving.services.scoring import epoch_seconds
+from fraud_serving.services.store import OnlineStore
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class EntityNotFoundError(LookupError):
+    pass
+
+
+def _moment(t_s: int) -> datetime:
+    return _EPOCH + timedelta(seconds=t_s)
+
+
+class EntityService:
+    def __init__(self, store: OnlineStore) -> None:
+        self.store = store
+
+    async def view(self, kind: str, value: str, as_of: datetime | None = None) -> EntityView:
+        namespace, (blob,) = await self.store.get_states([(kind, value)])
+        if blob is None:
+            raise EntityNotFoundError(f"no {kind} {value!r} in the online store")
+        state = decode_state(blob)
+        moment = as_of or datetime.now(UTC)
+        features = entity_features_at(state, kind, epoch_seconds(moment))
+        events = [
+            EntityEvent(
+                order_id=state.order_ids[i],
+                order_date=_moment(state.t_s[i]),
+                order_amount=state.cents[i] / 100,
+                counterparts={c: values[i] for c, values in state.counterparts.items()},
+                fraud_label_date=None
+                if state.label_s[i] == NO_LABEL
+                else _moment(state.label_s[i]),
+            )
+            for i in range(len(state))
+        ]
+        return EntityView(
+            kind=kind,  # type: ignore[arg-type]
+            id=value,
+            as_of=moment,
+            namespace=namespace,
+            events=events,
+            features={k: (None if v != v else v) for k, v in features.items()},
+        )

@@ -1,0 +1,94 @@
+"""Chargeback feedback: a label marks an order fraudulent (or not) in the state of each of its
+entities, so later orders of the same customer, e-mail or IP see it in their risk features once
+`label_date` has passed. Setting a label is idempotent: the same label twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from fraud_core.features.kernel import NO_LABEL
+from fraud_core.features.state import decode_state, encode_state
+from fraud_core.online_store import ORDER_INDEX_KIND
+from fraud_serving.metrics import ServiceMetrics
+from fraud_serving.schemas import Label, LabelResult
+from fraud_serving.services.scoring import KINDS, decode_record, epoch_seconds
+from fraud_serving.services.store import (
+    CommitOutcome,
+    EntityWrite,
+    OnlineStore,
+    StoreUnavailableError,
+)
+
+_ATTEMPTS = 8
+
+
+class OrderNotFoundError(LookupError):
+    """No entity state holds the order: unknown, or too old to affect any feature."""
+
+
+class LabelService:
+    def __init__(self, store: OnlineStore, metrics: ServiceMetrics) -> None:
+        self.store = store
+        self.metrics = metrics
+
+    async def _entities_of(self, order_id: str) -> dict[str, str]:
+        """The customer, e-mail and IP of an order: from its stored answer, else from the
+        namespace's order index and the customer's state."""
+        snapshot = await self.store.read([order_id], [])
+        blob = snapshot.records.get(order_id)
+        if blob is not None:
+            return decode_record(blob).ids
+        customer = await self.store.indexed_customer(snapshot.namespace, order_id)
+        if customer is not None:
+            _, (state_blob,) = await self.store.get_states([(ORDER_INDEX_KIND, customer)])
+            if state_blob is not None:
+                state = decode_state(state_blob)
+                if order_id in state.order_ids:
+                    i = state.order_ids.index(order_id)
+                    ids = {c: values[i] for c, values in state.counterparts.items()}
+                    return {ORDER_INDEX_KIND: customer, **ids}
+        raise OrderNotFoundError(
+            f"order {order_id!r} is in no entity state: unknown, or too old to affect features"
+        )
+
+    async def apply(self, label: Label) -> LabelResult:
+        label_s = epoch_seconds(label.label_date) if label.is_fraud else NO_LABEL
+        try:
+            ids = await self._entities_of(label.order_id)
+        except OrderNotFoundError:
+            self.metrics.labels.labels(result="not_found").inc()
+            raise
+        pairs = [(kind, ids[kind]) for kind in KINDS if kind in ids]
+        for _ in range(_ATTEMPTS):
+            snapshot = await self.store.read([], pairs)
+            updated: list[str] = []
+            writes: list[EntityWrite] = []
+            for kind, value in pairs:
+                blob = snapshot.states[(kind, value)]
+                if blob is None:
+                    continue
+                state = decode_state(blob)
+                if label.order_id not in state.order_ids:
+                    continue
+                updated.append(kind)
+                i = state.order_ids.index(label.order_id)
+                if state.label_s[i] != label_s:
+                    state.label_s[i] = label_s
+                    writes.append(EntityWrite(kind, value, blob, encode_state(state)))
+            if not updated:
+                self.metrics.labels.labels(result="not_found").inc()
+                raise OrderNotFoundError(
+                    f"order {label.order_id!r} is no longer in any entity state (too old to matter)"
+                )
+            code = CommitOutcome.OK
+            if writes:
+                code = await self.store.commit(snapshot.namespace, [], writes)
+            if code == CommitOutcome.OK:
+                self.metrics.labels.labels(result="updated" if writes else "unchanged").inc()
+                return LabelResult(
+                    order_id=label.order_id,
+                    is_fraud=label.is_fraud,
+                    updated_entities=updated,  # type: ignore[arg-type]
+                    changed=bool(writes),
+                )
+            self.metrics.conflicts.inc()
+        raise StoreUnavailableError("the online store is too busy with this order's entities")

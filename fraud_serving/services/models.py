@@ -1,0 +1,128 @@
+"""The served model and its hot reload.
+
+A background task looks at the registry's `current.json` every few seconds. When it names another
+version (or the files changed), the version is loaded and verified off the event loop (checksum
+in the card, the spec's features, trees readable for reasons) and then swapped in with one
+assignment: a batch already running finishes on the model it started with, the next one uses the
+new model, no request is dropped. A broken or tampered version is refused, logged and counted,
+and the old model keeps serving; it is tried again only when its files change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import xgboost as xgb
+
+from fraud_core.model.artifact import CARD_FILE, CURRENT_FILE, MODEL_FILE, ModelIntegrityError
+from fraud_core.scoring.scorer import Scorer, load_scorer
+from fraud_serving.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+Signature = tuple[str, tuple[int, int], tuple[int, int]]  # version, (mtime_ns, size) of 2 files
+
+
+class ModelUnavailableError(RuntimeError):
+    """No model is deployed (or none could be loaded): scoring answers 503."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    scorer: Scorer
+    loaded_at: datetime
+    signature: Signature
+
+    @property
+    def version(self) -> str:
+        return self.scorer.version
+
+
+class ModelHolder:
+    def __init__(self, registry: Path, metrics: ServiceMetrics) -> None:
+        self.registry = Path(registry)
+        self.metrics = metrics
+        self.current: ServedModel | None = None
+        self.last_error = ""
+        self._refused: set[Signature] = set()
+
+    def require(self) -> ServedModel:
+        model = self.current
+        if model is None:
+            raise ModelUnavailableError(
+                f"no model is being served: {self.last_error or 'none deployed'}"
+            )
+        return model
+
+    def _signature(self) -> Signature | None:
+        try:
+            version = json.loads((self.registry / CURRENT_FILE).read_text())["version"]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelIntegrityError(f"{CURRENT_FILE} is unreadable: {exc}") from exc
+        stats = []
+        for name in (MODEL_FILE, CARD_FILE):
+            try:
+                st = (self.registry / str(version) / name).stat()
+                stats.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stats.append((0, -1))
+        return str(version), stats[0], stats[1]
+
+    async def poll_once(self) -> bool:
+        """Load the deployed version if it is new; True when a model was swapped in."""
+        try:
+            signature = await asyncio.to_thread(self._signature)
+        except ModelIntegrityError as exc:
+            self._refuse(None, str(exc))
+            return False
+        if signature is None:
+            if self.current is None:
+                self.last_error = f"no {CURRENT_FILE} in {self.registry}"
+            return False
+        if (self.current and self.current.signature == signature) or signature in self._refused:
+            return False
+        version = signature[0]
+        try:
+            scorer = await asyncio.to_thread(load_scorer, self.registry, version)
+        except (
+            ModelIntegrityError,
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            xgb.core.XGBoostError,
+        ) as exc:
+            self._refuse(signature, f"model {version} refused: {exc}")
+            return False
+        previous = self.current.version if self.current else None
+        self.current = ServedModel(scorer, datetime.now(UTC), signature)
+        self.last_error = ""
+        self.metrics.model_loaded(version, previous)
+        log.info("serving model %s (was %s)", version, previous)
+        return True
+
+    def _refuse(self, signature: Signature | None, message: str) -> None:
+        if signature is not None:
+            self._refused.add(signature)
+        self.last_error = message
+        self.metrics.model_refused()
+        log.error(
+            "%s; %s",
+            message,
+            f"still serving {self.current.version}" if self.current else "no model served",
+        )
+
+    async def watch(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.poll_once()
+            except Exception:  # the reload loop must survive anything; the old model serves on
+                log.exception("model reload failed")

@@ -1,0 +1,320 @@
+"""Scoring orders: read their entities' states, compute features with the `fraud_core` online
+path, predict and explain, then store the answer and the updated states in one atomic step.
+
+`process` is the micro-batcher's callback: it gets the jobs (requests) that arrived together and
+handles all their orders at once, in arrival order, so an order sees the earlier orders of the
+same batch exactly as if they had been scored one after another.
+
+Idempotency: an order id seen before is answered with the stored answer and changes nothing; the
+same id with different content is a conflict (409). Concurrent writers (other processes) are
+caught by the compare-and-set and the whole batch is recomputed on fresh state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import numpy as np
+
+from fraud_core.features.online import OrderEvent, append_order, batch_features
+from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.features.state import EntityState, decode_state, encode_state
+from fraud_serving.metrics import ServiceMetrics
+from fraud_serving.schemas import Order, Reason, ScoreResult
+from fraud_serving.services.batcher import MicroBatcher
+from fraud_serving.services.models import ModelHolder, ServedModel
+from fraud_serving.services.store import (
+    CommitOutcome,
+    EntityWrite,
+    OnlineStore,
+    Snapshot,
+    StoreUnavailableError,
+)
+
+KINDS: tuple[str, ...] = tuple(e.kind for e in DEFAULT_SPEC.entities)
+FEATURE_NAMES: list[str] = DEFAULT_SPEC.feature_names
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+_ATTEMPTS = 8
+
+
+class OrderConflictError(ValueError):
+    """An order id that was already scored with other content."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"order_id {order_id!r} was already scored with different content; "
+            "an order id is scored once"
+        )
+        self.order_id = order_id
+
+
+class StoredAnswer(msgspec.Struct):
+    """What Redis keeps per scored order: the request's fingerprint, its entities, the answer."""
+
+    fp: str
+    ids: dict[str, str]
+    answer: ScoreResult
+
+
+@dataclass(frozen=True)
+class ScoredOrder:
+    result: ScoreResult
+    features: np.ndarray | None  # None for a replay
+    replayed: bool
+
+    def features_dict(self) -> dict[str, float | None] | None:
+        if self.features is None:
+            return None
+        return {n: _plain(v) for n, v in zip(FEATURE_NAMES, self.features.tolist(), strict=True)}
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """Whole seconds since the epoch, floored (as the offline path does)."""
+    return (moment - _EPOCH) // _SECOND
+
+
+def order_event(order: Order, t_s: int | None = None) -> OrderEvent:
+    """The order as the feature paths see it: whole seconds, whole cents (rounded half to even
+    on the same double as the offline path's `np.rint(amount * 100)`)."""
+    return OrderEvent(
+        order_id=order.order_id,
+        t_s=epoch_seconds(order.order_date) if t_s is None else t_s,
+        cents=round(order.order_amount * 100),
+        ids={"customer_id": order.customer_id, "email": order.email, "ip_addr": order.ip_addr},
+    )
+
+
+def fingerprint(order: Order) -> str:
+    """What makes two requests the same order (fields the features use)."""
+    text = "\x1f".join(
+        (
+            order.order_id,
+            str(epoch_seconds(order.order_date)),
+            str(round(order.order_amount * 100)),
+            order.customer_id,
+            order.email,
+            order.ip_addr,
+        )
+    )
+    return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+
+def _plain(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(StoredAnswer)
+
+
+def decode_record(blob: bytes) -> StoredAnswer:
+    return _decoder.decode(blob)
+
+
+@dataclass
+class _Plan:
+    """The orders of a batch after removing repeats: first occurrence of each id, in order."""
+
+    orders: dict[str, tuple[Order, str]]  # order id -> (order, fingerprint)
+    failed: dict[int, Exception]  # job index -> error
+
+    def entities(self) -> list[tuple[str, str]]:
+        seen: dict[tuple[str, str], None] = {}
+        for order, _ in self.orders.values():
+            for kind in KINDS:
+                seen[(kind, getattr(order, kind))] = None
+        return list(seen)
+
+
+def _plan(jobs: list[list[Order]], failed: dict[int, Exception]) -> _Plan:
+    orders: dict[str, tuple[Order, str]] = {}
+    for j, job in enumerate(jobs):
+        if j in failed:
+            continue
+        mine: dict[str, tuple[Order, str]] = {}
+        for order in job:
+            fp = fingerprint(order)
+            known = mine.get(order.order_id) or orders.get(order.order_id)
+            if known is not None and known[1] != fp:
+                failed[j] = OrderConflictError(order.order_id)
+                break
+            mine.setdefault(order.order_id, (order, fp))
+        else:
+            for order_id, item in mine.items():
+                orders.setdefault(order_id, item)
+    return _Plan(orders, failed)
+
+
+class InvalidOrderError(ValueError):
+    """An order the schema accepts but the service's settings refuse (a 400)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class ScoringService:
+    """`score(orders)` is what the routes call: each call is one job of the micro-batcher."""
+
+    def __init__(
+        self,
+        store: OnlineStore,
+        models: ModelHolder,
+        metrics: ServiceMetrics,
+        *,
+        batch_max_orders: int = 64,
+        batch_wait_s: float = 0.0,
+        max_future_s: int | None = None,
+    ) -> None:
+        self.store = store
+        self.models = models
+        self.metrics = metrics
+        self.max_future_s = max_future_s
+        self.batcher: MicroBatcher[list[Order], list[ScoredOrder]] = MicroBatcher(
+            self.process, len, batch_max_orders, batch_wait_s
+        )
+
+    async def score(self, orders: list[Order]) -> list[ScoredOrder]:
+        """Score orders one after another (as one job of the next micro-batch)."""
+        if self.max_future_s is not None:
+            latest = datetime.now(UTC) + timedelta(seconds=self.max_future_s)
+            for i, order in enumerate(orders):
+                if order.order_date > latest:
+                    field = f"orders[{i}].order_date" if len(orders) > 1 else "order_date"
+                    raise InvalidOrderError(field, f"more than {self.max_future_s} s in the future")
+        return await self.batcher.submit(orders)
+
+    async def process(self, jobs: list[list[Order]]) -> list[list[ScoredOrder] | Exception]:
+        """Score every job's orders (see the module doc); one result or error per job."""
+        model = self.models.require()
+        failed: dict[int, Exception] = {}
+        answers: dict[str, ScoredOrder] = {}
+        scored: dict[str, ScoredOrder] = {}
+        for _ in range(_ATTEMPTS):
+            scored = {}
+            plan = _plan(jobs, failed)
+            if not plan.orders:
+                break
+            snapshot = await self.store.read(list(plan.orders), plan.entities())
+            stored = {oid: decode_record(blob) for oid, blob in snapshot.records.items()}
+            changed = {oid for oid, s in stored.items() if s.fp != plan.orders[oid][1]}
+            if changed:  # replays with other content: fail their jobs, plan again without them
+                for j, job in enumerate(jobs):
+                    hit = next((o.order_id for o in job if o.order_id in changed), None)
+                    if hit is not None and j not in failed:
+                        failed[j] = OrderConflictError(hit)
+                continue
+            fresh = [item for oid, item in plan.orders.items() if oid not in stored]
+            scored, records, writes = (
+                self._compute(model, snapshot, fresh) if fresh else ({}, [], [])
+            )
+            code = CommitOutcome.OK
+            if records or writes:
+                code = await self.store.commit(snapshot.namespace, records, writes)
+            if code == CommitOutcome.OK:
+                answers = {oid: ScoredOrder(s.answer, None, True) for oid, s in stored.items()}
+                answers.update(scored)
+                break
+            self.metrics.conflicts.inc()
+        else:
+            raise StoreUnavailableError(
+                "the online store is too busy with the same entities; try again"
+            )
+        if scored:
+            self.metrics.scored(
+                [a.result.score for a in scored.values()],
+                [a.result.decision for a in scored.values()],
+            )
+        self.metrics.batch_orders.observe(sum(len(job) for job in jobs))
+
+        out: list[list[ScoredOrder] | Exception] = []
+        replayed = 0
+        for j, job in enumerate(jobs):
+            if j in failed:
+                out.append(failed[j])
+                continue
+            results = []
+            for order in job:
+                answer = answers[order.order_id]
+                if not answer.replayed:  # the first occurrence in this batch gets the features
+                    answers[order.order_id] = ScoredOrder(answer.result, None, True)
+                replayed += answer.replayed
+                results.append(answer)
+            out.append(results)
+        if replayed:
+            self.metrics.replays.inc(replayed)
+        return out
+
+    def _compute(
+        self, model: ServedModel, snapshot: Snapshot, fresh: list[tuple[Order, str]]
+    ) -> tuple[dict[str, ScoredOrder], list[tuple[str, str, bytes]], list[EntityWrite]]:
+        """Features, scores and reasons of orders never scored before (with their fingerprints),
+        the records to store and the entity states to write."""
+        orders = [order for order, _ in fresh]
+        states: dict[tuple[str, str], EntityState | None] = {
+            key: decode_state(blob) if blob is not None else None
+            for key, blob in snapshot.states.items()
+        }
+        last_t: dict[tuple[str, str], int | None] = {}
+        events: list[OrderEvent] = []
+        new_entities: list[list[str]] = []
+        for order in orders:
+            t_s = epoch_seconds(order.order_date)
+            fresh_kinds = []
+            for kind in KINDS:
+                key = (kind, getattr(order, kind))
+                if key not in last_t:
+                    state = states.get(key)
+                    last_t[key] = state.t_s[-1] if state is not None and len(state) else None
+                if last_t[key] is None:
+                    fresh_kinds.append(kind)
+                else:  # an order dated before its entity's latest: taken as accepted now
+                    t_s = max(t_s, last_t[key])
+            for kind in KINDS:
+                last_t[(kind, getattr(order, kind))] = t_s
+            events.append(order_event(order, t_s))
+            new_entities.append(fresh_kinds)
+
+        by_kind: dict[str, dict[str, EntityState]] = {k: {} for k in KINDS}
+        for (kind, value), state in states.items():
+            if state is not None:
+                by_kind[kind][value] = state
+        features = batch_features(by_kind, events)
+        batch = model.scorer.score(features)
+
+        current = dict(states)
+        for event in events:
+            for kind in KINDS:
+                key = (kind, event.ids[kind])
+                current[key] = append_order(current.get(key), event, kind)
+        writes = [
+            EntityWrite(kind, value, snapshot.states.get((kind, value)), encode_state(state))
+            for (kind, value), state in current.items()
+            if state is not None and (kind, value) in last_t
+        ]
+
+        answers: dict[str, ScoredOrder] = {}
+        records: list[tuple[str, str, bytes]] = []
+        for i, order in enumerate(orders):
+            result = ScoreResult(
+                order_id=order.order_id,
+                score=float(batch.scores[i]),
+                decision=batch.decisions[i],  # type: ignore[arg-type]
+                reasons=[
+                    Reason(r.feature, _plain(r.value), r.contribution) for r in batch.reasons[i]
+                ],
+                model_version=model.version,
+                new_entities=new_entities[i],  # type: ignore[arg-type]
+            )
+            answers[order.order_id] = ScoredOrder(result, features[i], False)
+            stored = StoredAnswer(fp=fresh[i][1], ids=dict(events[i].ids), answer=result)
+            records.append((order.order_id, order.customer_id, _encoder.encode(stored)))
+            for kind in new_entities[i]:
+                self.metrics.cold_starts.labels(kind=kind).inc()
+        return answers, records, writes

@@ -1,0 +1,265 @@
+"""The online store as the service sees it: one round trip to read what a batch needs, one
+atomic compare-and-set to write it back, and a health flag that turns a Redis outage into a fast
+503 and heals by itself.
+
+Layout and scripts: `fraud_core.online_keys`. Every Redis error or timeout becomes
+`StoreUnavailableError`; the client has short timeouts and no retries, so a request never waits
+long on a store that is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from fraud_core.online_keys import BOOT_SCRIPT, COMMIT_SCRIPT, OnlineKeys, new_namespace_id
+
+log = logging.getLogger(__name__)
+
+_DOWN_PROBE_S = 0.2  # how often a store marked down is probed
+_UP_PROBE_S = 1.0
+
+
+class StoreUnavailableError(RuntimeError):
+    """Redis did not answer in time (or refused): the request gets a 503."""
+
+
+def sha1(blob: bytes | None) -> str:
+    return "" if blob is None else hashlib.sha1(blob).hexdigest()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one read returned: the namespace, stored answers by order id and entity states
+    (None: never seen) by (kind, value)."""
+
+    namespace: str
+    records: dict[str, bytes]
+    states: dict[tuple[str, str], bytes | None]
+
+
+@dataclass(frozen=True)
+class EntityWrite:
+    kind: str
+    value: str
+    before: bytes | None  # what was read: the write applies only if it is still there
+    after: bytes
+
+
+class CommitOutcome:
+    OK = 0
+    NAMESPACE_MOVED = 1
+    ALREADY_SCORED = 2
+    ENTITY_CHANGED = 3
+
+
+def make_client(url: str, timeout_ms: int, max_connections: int) -> aioredis.Redis:
+    """An asyncio client with short timeouts and no retries (the caller answers 503 fast and
+    the health probe brings the store back). When every connection is busy, a request waits
+    for one (up to a second) instead of failing."""
+    timeout = timeout_ms / 1000
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=1.0,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def _pack(*args: bytes | str | int | float) -> bytes:
+    """A command in the Redis protocol. redis-py's asyncio packer is pure Python and costs
+    more than the rest of a write; batches send hundreds of arguments."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        raw = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(parts)
+
+
+def _is_pool_wait(exc: BaseException) -> bool:
+    return isinstance(exc, RedisConnectionError) and "No connection available" in str(exc)
+
+
+class OnlineStore:
+    def __init__(self, client: aioredis.Redis, keys: OnlineKeys, scored_ttl_s: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.scored_ttl_s = scored_ttl_s
+        self.namespace: str | None = None
+        self.up = False
+        self.last_error = "not checked yet"
+        self._commit_sha = hashlib.sha1(COMMIT_SCRIPT.encode()).hexdigest()
+        self._boot = client.register_script(BOOT_SCRIPT)
+
+    # -- health ---------------------------------------------------------------------------------
+
+    def _down(self, exc: BaseException) -> StoreUnavailableError:
+        """The error for the caller; a refused or broken connection also marks the store down
+        (requests then fail at once until the probe reaches it again). A timeout does not: on a
+        busy machine one slow reply must not turn away the requests behind it."""
+        if _is_pool_wait(exc):  # busy, not down
+            return StoreUnavailableError("online store (Redis) busy: no free connection; retry")
+        if isinstance(exc, RedisTimeoutError | asyncio.TimeoutError):
+            return StoreUnavailableError(f"online store (Redis) did not answer in time: {exc}")
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if self.up:
+            log.warning("online store unavailable: %s", reason)
+        self.up = False
+        self.last_error = reason
+        return StoreUnavailableError(f"online store (Redis) unavailable: {reason}")
+
+    def _check_up(self) -> None:
+        if not self.up:
+            raise StoreUnavailableError(f"online store (Redis) unavailable: {self.last_error}")
+
+    async def probe(self) -> bool:
+        """PING (and learn the active namespace); marks the store up or down."""
+        try:
+            await self.client.ping()
+            await self._active_namespace()
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._down(exc)
+            if self.up:
+                log.warning("online store unavailable: %s: %s", type(exc).__name__, exc)
+            self.up = False  # even for a timeout: the probe is the judge of "down"
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return False
+        if not self.up:
+            log.info("online store reachable again (namespace %s)", self.namespace)
+        self.up = True
+        self.last_error = ""
+        return True
+
+    async def watch(self) -> None:
+        """Background task: probe often while down, now and then while up."""
+        while True:
+            await self.probe()
+            await asyncio.sleep(_UP_PROBE_S if self.up else _DOWN_PROBE_S)
+
+    # -- namespace ------------------------------------------------------------------------------
+
+    async def _active_namespace(self) -> str:
+        value = await self.client.get(self.keys.active)
+        if value is None:  # a fresh Redis: start an empty namespace the next load carries over
+            now = datetime.now(UTC)
+            fresh = new_namespace_id(None, now)
+            value = await self._boot(
+                keys=[self.keys.active, self.keys.namespaces, self.keys.meta(fresh)],
+                args=[fresh, now.timestamp()],
+            )
+        self.namespace = value.decode() if isinstance(value, bytes) else str(value)
+        return self.namespace
+
+    # -- read and write -------------------------------------------------------------------------
+
+    async def _call(self, packed: bytes):
+        """Send one pre-packed command on a pooled connection and return the reply."""
+        pool = self.client.connection_pool
+        conn = await pool.get_connection()
+        try:
+            await conn.send_packed_command(packed, check_health=False)
+            return await conn.read_response()
+        except ResponseError:
+            raise
+        except BaseException:
+            await conn.disconnect()  # the reply may still come: never reuse this connection
+            raise
+        finally:
+            await pool.release(conn)
+
+    async def read(self, order_ids: Sequence[str], entities: Sequence[tuple[str, str]]) -> Snapshot:
+        """Stored answers of `order_ids` and states of `entities`, in one MGET together with the
+        active pointer (read again if the namespace moved since it was cached)."""
+        self._check_up()
+        keys = self.keys
+        try:
+            for _ in range(3):
+                ns = self.namespace or await self._active_namespace()
+                names = [keys.active]
+                names += [keys.scored(o) for o in order_ids]
+                names += [keys.entity(ns, kind, value) for kind, value in entities]
+                values = await self._call(_pack("MGET", *names))
+                active = values[0].decode() if values[0] is not None else None
+                if active != ns:
+                    self.namespace = None
+                    continue
+                n = len(order_ids)
+                records = {o: v for o, v in zip(order_ids, values[1 : 1 + n], strict=True) if v}
+                states = dict(zip(entities, values[1 + n :], strict=True))
+                return Snapshot(ns, records, states)
+        except (TimeoutError, RedisError, OSError) as exc:
+            raise self._down(exc) from exc
+        raise StoreUnavailableError("the active namespace keeps moving; try again")
+
+    async def commit(
+        self,
+        namespace: str,
+        records: Sequence[tuple[str, str, bytes]],
+        writes: Sequence[EntityWrite],
+    ) -> int:
+        """Store new answers (order id, customer id, record) and entity states atomically if
+        nothing changed since the read; returns a `CommitOutcome` code."""
+        self._check_up()
+        keys = self.keys
+        names = [keys.active, keys.touched(namespace), keys.order_index(namespace)]
+        names += [keys.scored(order_id) for order_id, _, _ in records]
+        names += [keys.entity(namespace, w.kind, w.value) for w in writes]
+        args: list = [namespace, len(records), self.scored_ttl_s]
+        for order_id, customer_id, blob in records:
+            args += (blob, order_id, customer_id)
+        for w in writes:
+            args += (sha1(w.before), w.after)
+        try:
+            try:
+                result = await self._call(
+                    _pack("EVALSHA", self._commit_sha, len(names), *names, *args)
+                )
+            except NoScriptError:  # a restarted or flushed Redis: load the script once more
+                await self.client.script_load(COMMIT_SCRIPT)
+                result = await self._call(
+                    _pack("EVALSHA", self._commit_sha, len(names), *names, *args)
+                )
+        except (TimeoutError, RedisError, OSError) as exc:
+            raise self._down(exc) from exc
+        code = int(result[0])
+        if code == CommitOutcome.NAMESPACE_MOVED:
+            self.namespace = None
+        return code
+
+    async def get_states(
+        self, entities: Sequence[tuple[str, str]]
+    ) -> tuple[str, list[bytes | None]]:
+        snapshot = await self.read([], entities)
+        return snapshot.namespace, [snapshot.states[e] for e in entities]
+
+    async def get_record(self, order_id: str) -> bytes | None:
+        snapshot = await self.read([order_id], [])
+        return snapshot.records.get(order_id)
+
+    async def indexed_customer(self, namespace: str, order_id: str) -> str | None:
+        """The customer of an order the loaded snapshot holds (the snapshot's order index)."""
+        self._check_up()
+        try:
+            value = await self.client.hget(self.keys.order_index(namespace), order_id)
+        except (TimeoutError, RedisError, OSError) as exc:
+            raise self._down(exc) from exc
+        return value.decode() if value is not None else None
+
+    async def close(self) -> None:
+        with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+            await self.client.aclose()

@@ -1,0 +1,79 @@
+"""Settings of the scoring service, read once from the environment at start-up.
+
+Every value has a default that works on a laptop; `Settings.from_env()` is the only place that
+reads the environment, and `create_app(settings)` takes the result (tests build it directly).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fraud_core.online_keys import DEFAULT_PREFIX
+from fraud_core.redis_server import DEFAULT_REDIS_URL
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    try:
+        return float(text) if text else default
+    except ValueError as exc:
+        raise ValueError(f"{name}={text!r} is not a number") from exc
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    return int(_float(env, name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the service needs to know. Environment variable in brackets."""
+
+    api_keys: frozenset[str] = field(default_factory=frozenset)  # FRAUD_API_KEYS (comma separated)
+    redis_url: str = DEFAULT_REDIS_URL  # REDIS_URL
+    key_prefix: str = DEFAULT_PREFIX  # FRAUD_REDIS_PREFIX (the loader's too)
+    data_dir: Path = Path("data")  # FRAUD_DATA_DIR; models are read from <data_dir>/models
+    host: str = "127.0.0.1"  # FRAUD_HOST
+    port: int = 8000  # FRAUD_PORT
+    redis_timeout_ms: int = 80  # FRAUD_REDIS_TIMEOUT_MS: connect and read, so a 503 comes fast
+    redis_max_connections: int = 32
+    model_poll_s: float = 2.0  # FRAUD_MODEL_POLL_S: how often current.json is looked at
+    batch_max_orders: int = 64  # FRAUD_BATCH_MAX_ORDERS: micro-batch size for concurrent requests
+    batch_wait_ms: float = (
+        0.0  # FRAUD_BATCH_WAIT_MS: extra wait to fill a batch (0: take what is queued)
+    )
+    max_body_bytes: int = 1_048_576  # FRAUD_MAX_BODY_BYTES
+    scored_ttl_s: int = 7 * 86_400  # FRAUD_SCORED_TTL_S: how long a scored order is remembered
+    max_future_s: int | None = None  # FRAUD_MAX_FUTURE_S: refuse orders dated this far ahead
+    generated_api_key: bool = False  # True when no key was configured and one was made up
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        keys = frozenset(k.strip() for k in env.get("FRAUD_API_KEYS", "").split(",") if k.strip())
+        generated = not keys
+        if generated:
+            keys = frozenset({secrets.token_urlsafe(24)})
+        future = env.get("FRAUD_MAX_FUTURE_S", "").strip()
+        return cls(
+            api_keys=keys,
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            key_prefix=env.get("FRAUD_REDIS_PREFIX") or DEFAULT_PREFIX,
+            data_dir=Path(env.get("FRAUD_DATA_DIR") or "data").resolve(),
+            host=env.get("FRAUD_HOST") or "127.0.0.1",
+            port=_int(env, "FRAUD_PORT", 8000),
+            redis_timeout_ms=_int(env, "FRAUD_REDIS_TIMEOUT_MS", 80),
+            model_poll_s=_float(env, "FRAUD_MODEL_POLL_S", 2.0),
+            batch_max_orders=_int(env, "FRAUD_BATCH_MAX_ORDERS", 64),
+            batch_wait_ms=_float(env, "FRAUD_BATCH_WAIT_MS", 0.0),
+            max_body_bytes=_int(env, "FRAUD_MAX_BODY_BYTES", 1_048_576),
+            scored_ttl_s=_int(env, "FRAUD_SCORED_TTL_S", 7 * 86_400),
+            max_future_s=int(future) if future else None,
+            generated_api_key=generated,
+        )

@@ -1,0 +1,151 @@
+"""The `online_store` asset on a real Redis: a snapshot loaded into a new namespace and switched
+on, its sample check, the service's writes carried into the next load, one previous namespace
+kept and older ones deleted."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import pytest
+import redis
+from dagster import materialize
+
+from fraud_assets.assets.online_store import SAMPLE_MATCHES_OFFLINE_STATE, online_store
+from fraud_assets.resources import DataLayoutResource, RedisResource
+from fraud_core.features.offline import advance, canonical_order
+from fraud_core.features.online import OrderEvent, append_order
+from fraud_core.features.pipeline import day_end_s, mark_snapshots, state_file
+from fraud_core.features.state import decode_state, encode_state, states_from_frame
+from fraud_core.generator import GeneratorConfig, generate_orders
+from fraud_core.online_keys import OnlineKeys
+from fraud_core.redis_server import ensure_redis
+from fraud_core.storage import DataLayout, write_parquet
+
+CONFIG = GeneratorConfig(
+    n_customers=200,
+    n_emails=200,
+    n_ips=200,
+    orders_per_day=100,
+    days=5,
+    start=date(2026, 4, 1),
+    seed=5,
+)
+
+
+@pytest.fixture
+def store():
+    handle = ensure_redis()
+    prefix = f"test:{uuid.uuid4().hex}:"
+    client = redis.Redis.from_url(handle.url)
+    yield handle.url, OnlineKeys(prefix), client
+    keys = list(client.scan_iter(match=prefix + "*", count=10_000))
+    if keys:
+        client.unlink(*keys)
+    client.close()
+    handle.stop()
+
+
+def _snapshot(layout: DataLayout, n_buckets: int = 3) -> dict:
+    orders = canonical_order(generate_orders(CONFIG))
+    last = orders["order_date"].max().date()
+    _, states = advance({}, orders, day_end_s(last))
+    for kind, state in states.items():
+        bucket = state["entity"].map(hash) % n_buckets
+        for b in range(n_buckets):
+            write_parquet(
+                state[bucket == b].reset_index(drop=True), state_file(layout, kind, last, b)
+            )
+    mark_snapshots(layout, last, n_buckets)
+    return {"day": last, "states": states}
+
+
+def _run(tmp_path, url: str, keys: OnlineKeys):
+    result = materialize(
+        [online_store],
+        resources={
+            "layout": DataLayoutResource(data_dir=str(tmp_path)),
+            "redis": RedisResource(url=url),
+        },
+        run_config={"ops": {"online_store": {"config": {"key_prefix": keys.prefix}}}},
+    )
+    assert result.success
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == SAMPLE_MATCHES_OFFLINE_STATE and evaluation.passed
+    (event,) = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_loads_switches_and_carries_the_service_writes_over(tmp_path, store) -> None:
+    url, keys, client = store
+    snap = _snapshot(DataLayout(tmp_path))
+    first = _run(tmp_path, url, keys)
+    ns1 = client.get(keys.active).decode()
+    assert first["namespace"] == ns1 and first["active"] is True
+    assert first["entities"] == {k: s["entity"].nunique() for k, s in snap["states"].items()}
+    assert (
+        first["load_rate_entities_per_s"] > 0
+        and first["keys_written"] == sum(first["entities"].values()) + 2
+    )
+    for kind, frame in snap["states"].items():  # every state, not just the sample
+        expected = states_from_frame(
+            frame,
+            tuple(
+                c
+                for c in frame.columns
+                if c not in ("entity", "t_s", "cents", "order_id", "label_s")
+            ),
+        )
+        names = [keys.entity(ns1, kind, e) for e in expected]
+        assert [decode_state(b) for b in client.mget(names)] == list(expected.values())
+    some_order = snap["states"]["customer_id"].iloc[0]
+    assert (
+        client.hget(keys.order_index(ns1), some_order["order_id"]).decode() == some_order["entity"]
+    )
+
+    # the service scores an order of a known customer after the snapshot
+    customer = snap["states"]["customer_id"].iloc[0]["entity"]
+    key = keys.entity(ns1, "customer_id", customer)
+    state = decode_state(client.get(key))
+    event = OrderEvent(
+        "online-1",
+        day_end_s(snap["day"]) + 3_600,
+        4_200,
+        {"email": "x@y.z", "ip_addr": "192.0.2.9"},
+    )
+    client.set(key, encode_state(append_order(state, event, "customer_id")))
+    client.sadd(keys.touched(ns1), key)
+
+    second = _run(tmp_path, url, keys)
+    ns2 = client.get(keys.active).decode()
+    assert (
+        ns2 != ns1
+        and second["previous_namespace"] == ns1
+        and second["carried_over_from_service"] == 1
+    )
+    carried = decode_state(client.get(keys.entity(ns2, "customer_id", customer)))
+    assert carried.order_ids[-1] == "online-1" and carried.order_ids[:-1] == state.order_ids
+    assert client.hget(keys.order_index(ns2), "online-1").decode() == customer
+
+    third = _run(tmp_path, url, keys)
+    ns3 = client.get(keys.active).decode()
+    assert third["previous_namespace"] == ns2 and third["deleted_namespaces"] == [ns1]
+    assert [m.decode() for m in client.zrange(keys.namespaces, 0, -1)] == [ns2, ns3]
+    assert not list(client.scan_iter(match=keys.namespace_pattern(ns1)))
+    assert client.exists(keys.entity(ns2, "customer_id", customer))  # kept for a rollback
+
+
+def test_without_a_snapshot_the_asset_fails_clearly(tmp_path, store) -> None:
+    url, keys, _ = store
+    result = materialize(
+        [online_store],
+        resources={
+            "layout": DataLayoutResource(data_dir=str(tmp_path)),
+            "redis": RedisResource(url=url),
+        },
+        run_config={"ops": {"online_store": {"config": {"key_prefix": keys.prefix}}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.failure_data_for_node("online_store")
+    assert "materialize entity_features first" in str(failure.error)

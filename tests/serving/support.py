@@ -1,0 +1,101 @@
+"""Shared helpers of the serving tests: a tiny model trained on generated orders, a registry,
+orders as API payloads, and Redis keys cleaned up by prefix."""
+
+from __future__ import annotations
+
+import functools
+import socket
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import redis
+import xgboost as xgb
+
+from fraud_core.features.offline import advance, canonical_order
+from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.generator import GeneratorConfig, generate_orders
+from fraud_core.model.artifact import ModelCard, save_version, set_current
+
+THRESHOLDS = {"review": 0.3, "decline": 0.7}
+SMALL = GeneratorConfig(
+    n_customers=300,
+    n_emails=300,
+    n_ips=250,
+    orders_per_day=80,
+    days=12,
+    start=date(2026, 3, 1),
+    seed=11,
+    fraud_rate=0.05,
+    label_delay_days=(1, 3),
+)
+
+
+@functools.cache
+def small_orders() -> pd.DataFrame:
+    return canonical_order(generate_orders(SMALL))
+
+
+@functools.cache
+def trained_booster(rounds: int = 25, seed: int = 0) -> xgb.Booster:
+    """A small booster on the offline features of `small_orders` (training data is not the
+    point: the service must return exactly what this booster predicts)."""
+    orders = small_orders()
+    end_s = int(orders["order_date"].max().timestamp()) + 1
+    features, _ = advance({}, orders, end_s)
+    x = features[DEFAULT_SPEC.feature_names].to_numpy()
+    y = orders["is_fraud"].to_numpy()
+    params = {
+        "max_depth": 3,
+        "eta": 0.3,
+        "objective": "binary:logistic",
+        "seed": seed,
+        "nthread": 1,
+    }
+    return xgb.train(params, xgb.DMatrix(x, y), rounds)
+
+
+def deploy(registry: Path, booster: xgb.Booster, notes: str = "") -> ModelCard:
+    card = ModelCard(
+        version="",
+        feature_names=DEFAULT_SPEC.feature_names,
+        thresholds=dict(THRESHOLDS),
+        notes=notes,
+    )
+    card = save_version(registry, booster, card)
+    set_current(registry, card.version, reason="test")
+    return card
+
+
+def payload(row: pd.Series | dict) -> dict:
+    """An order row (landing schema) as the API's JSON body."""
+    ts = pd.Timestamp(row["order_date"])
+    return {
+        "order_id": str(row["order_id"]),
+        "order_date": ts.isoformat().replace("+00:00", "Z"),
+        "customer_id": str(row["customer_id"]),
+        "email": str(row["email"]),
+        "ip_addr": str(row["ip_addr"]),
+        "order_amount": float(row["order_amount"]),
+    }
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=10_000))
+        for start in range(0, len(keys), 5_000):
+            client.unlink(*keys[start : start + 5_000])
+    finally:
+        client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def close(a: float, b: float, tol: float = 1e-9) -> bool:
+    return (np.isnan(a) and np.isnan(b)) or abs(a - b) <= tol

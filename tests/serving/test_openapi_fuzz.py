@@ -1,0 +1,106 @@
+"""schemathesis against the service's own OpenAPI document: generated requests (valid and
+invalid bodies, paths and query strings) to every operation of a real uvicorn server on a real
+Redis; none may get a 5xx, and the answers must match the documented response schemas.
+
+`FRAUD_FUZZ_EXAMPLES` sets the examples per operation (default 400: over 2,000 requests in all,
+about a minute on 2 cores); the last test checks the count.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation.modes import GenerationMode
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from fraud_serving.app import create_app
+
+from .conftest import API_KEY
+from .support import free_port
+
+EXAMPLES = int(os.environ.get("FRAUD_FUZZ_EXAMPLES", "400"))
+MIN_REQUESTS = 2_000 if EXAMPLES >= 400 else 0
+SENT: list[int] = []  # requests per generation mode
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, redis_url) -> Iterator[str]:
+    """The app under uvicorn in a thread, on its own key prefix and model registry."""
+    from dataclasses import replace
+
+    from fraud_serving.settings import Settings
+
+    from .support import delete_prefix, deploy, trained_booster
+
+    data_dir = tmp_path_factory.mktemp("fuzz")
+    deploy(data_dir / "models", trained_booster())
+    prefix = f"test:fuzz:{os.getpid()}:"
+    settings = replace(
+        Settings(api_keys=frozenset({API_KEY})),
+        redis_url=redis_url,
+        key_prefix=prefix,
+        data_dir=data_dir,
+    )
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert instance.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(timeout=30)
+    delete_prefix(redis_url, prefix)
+
+
+def _operations(base_url: str):
+    schema = schemathesis.openapi.from_url(f"{base_url}/schema/openapi.json")
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_no_generated_request_gets_a_server_error(server, mode) -> None:
+    """Every operation, valid and invalid data (hypothesis drives the generation)."""
+    sent = 0
+    for operation in _operations(server):
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=EXAMPLES // 2,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
+        def check(case) -> None:
+            nonlocal sent
+            case.call_and_validate(
+                base_url=server,
+                headers={"X-API-Key": API_KEY},
+                checks=[not_a_server_error, response_schema_conformance],
+                timeout=10,
+            )
+            sent += 1
+
+        try:
+            check()
+        except Unsatisfiable:  # an operation without input has no invalid variant
+            assert mode is GenerationMode.NEGATIVE
+    print(f"{mode}: {sent} generated requests")
+    SENT.append(sent)
+
+
+def test_enough_requests_were_sent() -> None:
+    assert sum(SENT) >= MIN_REQUESTS, f"only {sum(SENT)} generated requests"
