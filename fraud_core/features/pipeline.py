@@ -25,7 +25,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fraud_core.features.kernel import order_kernel
-from fraud_core.features.offline import advance_kind, empty_state, order_times
+from fraud_core.features.offline import (
+    advance_kind_unordered,
+    empty_state,
+    order_times,
+)
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.storage import DataLayout, atomic_path, read_parquet_files, write_parquet
 
@@ -108,7 +112,8 @@ def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[
     if task.replay:
         replayed = _read_buckets(layout, task.kind, task.replay, task.bucket)
         if replayed is not None and len(replayed):
-            _, state = advance_kind(state, replayed, task.kind, day_end_s(task.replay[-1]), spec)
+            end = day_end_s(task.replay[-1])
+            _, _, state = advance_kind_unordered(state, replayed, task.kind, end, spec)
     orders = _read_buckets(layout, task.kind, task.days, task.bucket)
     if orders is None or not len(orders):
         cols: dict[str, np.ndarray] = {f.name: np.empty(0) for f in spec.entity_features(task.kind)}
@@ -116,8 +121,10 @@ def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[
         if state is None:
             state = empty_state(spec, task.kind)
     else:
-        cols, state = advance_kind(state, orders, task.kind, day_end_s(task.days[-1]), spec)
-        order_ids = orders["order_id"].to_numpy(dtype=object)
+        rows, cols, state = advance_kind_unordered(
+            state, orders, task.kind, day_end_s(task.days[-1]), spec
+        )
+        order_ids = orders["order_id"].to_numpy(dtype=object)[rows]
     write_parquet(state, state_file(layout, task.kind, task.days[-1], task.bucket))
     return {"order_id": order_ids, **cols}
 
