@@ -22,6 +22,7 @@ from pathlib import Path
 import dask.dataframe as dd
 from distributed import Client, LocalCluster
 
+from fraud_assets.resources import LOOPBACK_DASHBOARD
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.generator import GeneratorConfig, iter_daily_orders
 from fraud_core.model.dataset import (
@@ -88,7 +89,7 @@ def main() -> None:
                 n_workers=1,
                 threads_per_worker=args.threads,
                 processes=args.processes,
-                dashboard_address=None,
+                dashboard_address=LOOPBACK_DASHBOARD,
             ) as cluster,
             Client(cluster) as client,
         ):

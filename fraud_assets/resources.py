@@ -21,6 +21,10 @@ from redis.retry import Retry
 from fraud_core.redis_server import RedisHandle, ensure_redis
 from fraud_core.storage import DataLayout
 
+LOOPBACK_DASHBOARD = "127.0.0.1:0"
+"""Where LocalClusters put the Dask dashboard: loopback, on a free port. (`None` still binds
+127.0.0.1:8787, which collides between clusters; ":0" binds every interface.)"""
+
 
 class DataLayoutResource(ConfigurableResource):
     """The data folder: landing files in, validated and derived files out."""
@@ -70,7 +74,7 @@ class DaskResource(ConfigurableResource):
                 threads_per_worker=self.threads_per_worker,
                 processes=self.processes,
                 memory_limit=self.memory_limit,
-                dashboard_address=None,
+                dashboard_address=LOOPBACK_DASHBOARD,
                 **network,
             ) as cluster,
             Client(cluster) as client,

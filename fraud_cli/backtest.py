@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from fraud_assets.resources import LOOPBACK_DASHBOARD
 from fraud_core.model.backtest import BacktestConfig
 
 _D = BacktestConfig(end=date(2026, 1, 1))
@@ -100,7 +101,7 @@ def dask_client(threads: int | None = None) -> Iterator[Any]:
             n_workers=1,
             threads_per_worker=threads or os.cpu_count() or 1,
             processes=False,
-            dashboard_address=None,
+            dashboard_address=LOOPBACK_DASHBOARD,
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -36,6 +36,8 @@ from dagster_dask.executor import (
     query_on_dask_worker,
 )
 
+from fraud_assets.resources import LOOPBACK_DASHBOARD
+
 
 class _Opaque:
     """Values Dask must ship but not look into: a plain object, not a tuple, list or dict, so
@@ -70,7 +72,11 @@ class PartitionSafeDaskExecutor(DaskExecutor):
         if self.cluster_type == "existing":
             cluster: Any = self.cluster_configuration["address"]
         elif self.cluster_type == "local":
-            cluster = dask.distributed.LocalCluster(**self.build_dict(plan_context.job_name))
+            options = self.build_dict(plan_context.job_name)
+            options.setdefault("dashboard_address", LOOPBACK_DASHBOARD)
+            if options.get("processes", True):
+                options.setdefault("host", "127.0.0.1")
+            cluster = dask.distributed.LocalCluster(**options)
         else:
             raise check.CheckError(
                 f"cluster type {self.cluster_type!r}: only 'existing' and 'local' are supported "

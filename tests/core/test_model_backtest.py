@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
+from fraud_assets.resources import LOOPBACK_DASHBOARD
 from fraud_core.model.backtest import (
     MODEL,
     RULES,
@@ -28,7 +29,7 @@ def report():
     )
     with (
         LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=LOOPBACK_DASHBOARD
         ) as cluster,
         Client(cluster) as client,
     ):

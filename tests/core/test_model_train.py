@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
+from fraud_assets.resources import LOOPBACK_DASHBOARD
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.model.artifact import (
     MODEL_FILE,
@@ -39,7 +40,7 @@ NAMES = DEFAULT_SPEC.feature_names
 def client():
     with (
         LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=LOOPBACK_DASHBOARD
         ) as cluster,
         Client(cluster) as client,
     ):
