@@ -44,7 +44,11 @@ serve: install
 	$(BIN)/fraud serve
 
 bench: install
+	$(PY) bench/generator.py
 	$(PY) bench/features.py --orders 1200000
+	$(PY) bench/train.py
+	$(PY) bench/online_store.py
+	$(PY) bench/serving.py
 
 clean:
 	rm -rf $(VENV) .dagster data .pytest_cache
