@@ -20,30 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from fraud_assets.resources import LOOPBACK_DASHBOARD
+from fraud_cli.args import day, non_negative_int, positive_int
 from fraud_core.model.backtest import BacktestConfig
 
 _D = BacktestConfig(end=date(2026, 1, 1))
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from err
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,32 +34,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="data folder whose landing/ holds the order files (default $FRAUD_DATA_DIR, ./data)",
     )
     parser.add_argument(
-        "--end", type=_day, default=None, help="last assessed day (default: last landing day)"
+        "--end", type=day, default=None, help="last assessed day (default: last landing day)"
     )
     parser.add_argument(
         "--train-days",
-        type=_positive_int,
+        type=positive_int,
         default=_D.train_days,
         help=f"matured days per training set (default {_D.train_days})",
     )
     parser.add_argument(
         "--delay-days",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=_D.delay_days,
         help=f"label delay skipped between training and assessment (default {_D.delay_days})",
     )
     parser.add_argument(
         "--test-days",
-        type=_positive_int,
+        type=positive_int,
         default=_D.test_days,
         help=f"days assessed per fold (default {_D.test_days})",
     )
     parser.add_argument(
-        "--folds", type=_positive_int, default=_D.folds, help=f"folds (default {_D.folds})"
+        "--folds", type=positive_int, default=_D.folds, help=f"folds (default {_D.folds})"
     )
     parser.add_argument(
         "--workers-threads",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="threads of the local Dask worker (default: all cores)",
     )

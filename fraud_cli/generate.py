@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fraud_cli.args import day, non_negative_int, positive_int
 from fraud_core.generator import GeneratorConfig, write_landing_files
 from fraud_core.storage import DataLayout
 
@@ -23,35 +23,14 @@ _DEFAULTS = GeneratorConfig()
 _PROGRESS_MIN_DAYS = 8
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from err
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = _DEFAULTS
     parser.add_argument(
-        "--days", type=_positive_int, default=d.days, help=f"days of orders (default {d.days})"
+        "--days", type=positive_int, default=d.days, help=f"days of orders (default {d.days})"
     )
     parser.add_argument(
         "--orders-per-day",
-        type=_positive_int,
+        type=positive_int,
         default=d.orders_per_day,
         help=f"orders per day on average (default {d.orders_per_day})",
     )
@@ -62,10 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder for the files (default $FRAUD_DATA_DIR/landing, i.e. ./data/landing)",
     )
     parser.add_argument(
-        "--seed", type=_non_negative_int, default=d.seed, help=f"random seed (default {d.seed})"
+        "--seed", type=non_negative_int, default=d.seed, help=f"random seed (default {d.seed})"
     )
     parser.add_argument(
-        "--start", type=_day, default=d.start, help=f"first day, YYYY-MM-DD (default {d.start})"
+        "--start", type=day, default=d.start, help=f"first day, YYYY-MM-DD (default {d.start})"
     )
     parser.add_argument(
         "--format",
@@ -75,19 +54,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--customers",
-        type=_positive_int,
+        type=positive_int,
         default=d.n_customers,
         help=f"honest customers (default {d.n_customers})",
     )
     parser.add_argument(
         "--emails",
-        type=_positive_int,
+        type=positive_int,
         default=d.n_emails,
         help=f"honest e-mail addresses (default {d.n_emails})",
     )
     parser.add_argument(
         "--ips",
-        type=_positive_int,
+        type=positive_int,
         default=d.n_ips,
         help=f"honest IP addresses (default {d.n_ips})",
     )
