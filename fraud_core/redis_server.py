@@ -143,13 +143,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_local_redis(startup_timeout_s: float = 10.0, attempts: int = 3) -> RedisHandle:
-    """Start a private redis-server on a free 127.0.0.1 port with persistence off; it is
-    stopped by `handle.stop()` or when this process exits."""
+def start_local_redis(
+    startup_timeout_s: float = 10.0, attempts: int = 3, port: int | None = None
+) -> RedisHandle:
+    """Start a private redis-server on 127.0.0.1 (a free port unless `port` is given) with
+    persistence off; it is stopped by `handle.stop()` or when this process exits."""
     binary = redis_server_binary()
     last_error = ""
-    for _ in range(attempts):
-        port = _free_port()
+    chosen = port
+    for _ in range(attempts if chosen is None else 1):
+        port = _free_port() if chosen is None else chosen
         workdir = Path(tempfile.mkdtemp(prefix="fraud-redis-"))
         log = workdir / "redis.log"
         args = [

@@ -3,7 +3,6 @@ or tampered one is refused, and a Redis outage gives fast 503s and heals by itse
 
 from __future__ import annotations
 
-import subprocess
 import time
 from dataclasses import replace
 
@@ -11,7 +10,7 @@ import pytest
 from litestar.testing import TestClient
 
 from fraud_core.model.artifact import MODEL_FILE, set_current
-from fraud_core.redis_server import ping, redis_server_binary
+from fraud_core.redis_server import start_local_redis
 from fraud_serving.app import create_app
 
 from .conftest import API_KEY
@@ -85,34 +84,12 @@ def test_without_a_model_scoring_is_503_until_one_is_deployed(settings, data_dir
         )
 
 
-def _start_redis(port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _wait_for(lambda: ping(f"redis://127.0.0.1:{port}/0", timeout_s=0.2), timeout_s=10)
-    return process
-
-
 @pytest.fixture
 def own_redis():
     port = free_port()
-    process = _start_redis(port)
-    state = {"process": process, "port": port}
+    state = {"handle": start_local_redis(port=port), "port": port}
     yield state
-    state["process"].terminate()
-    state["process"].wait(timeout=10)
+    state["handle"].stop()
 
 
 def test_a_redis_outage_gives_fast_503s_and_heals(settings, own_redis) -> None:
@@ -123,8 +100,8 @@ def test_a_redis_outage_gives_fast_503s_and_heals(settings, own_redis) -> None:
         c.headers["X-API-Key"] = API_KEY
         assert c.post("/v1/score", json=payload(orders.iloc[0])).status_code == 200
 
-        own_redis["process"].kill()
-        own_redis["process"].wait(timeout=10)
+        own_redis["handle"].process.kill()  # a crash, not a shutdown
+        own_redis["handle"].process.wait(timeout=10)
         for i in range(1, 6):
             started = time.perf_counter()
             r = c.post("/v1/score", json=payload(orders.iloc[i]))
@@ -147,7 +124,8 @@ def test_a_redis_outage_gives_fast_503s_and_heals(settings, own_redis) -> None:
         assert "fraud_redis_up 0.0" in c.get("/metrics").text
         assert c.get("/health").status_code == 200
 
-        own_redis["process"] = _start_redis(port)  # an empty Redis on the same address
+        own_redis["handle"].stop()
+        own_redis["handle"] = start_local_redis(port=port)  # an empty Redis on the same address
         _wait_for(lambda: c.get("/ready").status_code == 200, timeout_s=5)
         r = c.post("/v1/score", json=payload(orders.iloc[7]))
         assert r.status_code == 200, r.text
