@@ -27,9 +27,12 @@ from fraud_assets.jobs import (
     daily_features_job,
     entity_features_job,
     ingest_orders_job,
+    online_store_job,
+    retrain_job,
     train_model_job,
 )
 from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
+from fraud_assets.retrain_sensor import features_updated_sensor
 from fraud_assets.sensors import landing_folder_sensor
 
 ASSETS = [
@@ -60,12 +63,15 @@ JOBS = [
     backtest_job,
     daily_features_job,
     daily_features_dask_job,
+    retrain_job,
+    online_store_job,
 ]
 
 SCHEDULES: list = []
 
 SENSORS: list = [
     landing_folder_sensor,
+    features_updated_sensor,
 ]
 
 # Defaults read the environment at run time: FRAUD_DATA_DIR, DASK_SCHEDULER_ADDRESS, REDIS_URL.

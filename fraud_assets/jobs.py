@@ -9,6 +9,7 @@ from fraud_assets.assets.deployed_model import deployed_model
 from fraud_assets.assets.entity_features import entity_features
 from fraud_assets.assets.feature_drift import feature_drift
 from fraud_assets.assets.fraud_model import fraud_model
+from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity
 from fraud_assets.assets.raw_orders import raw_orders
 from fraud_assets.assets.training_set import training_set
@@ -57,13 +58,43 @@ daily_features_dask_job = define_asset_job(
     description="daily_features_job with every step run as a task on a Dask cluster.",
 )
 
+# Everything that writes the model registry or the online store shares the "retrain" lane
+# (dagster.yaml: one run at a time), so two trainings never race on the registry's candidate and
+# two loads never race on the store's `active` pointer; features_updated_sensor also waits for it.
+RETRAIN_LANE = {"fraud/lane": "retrain"}
+
 # Training set -> model -> promotion gate -> deployed model (unpartitioned; a refused model
 # stops at the gate and the champion keeps serving).
 train_model_job = define_asset_job(
     "train_model_job",
     selection=AssetSelection.assets(training_set, fraud_model, deployed_model),
+    tags=RETRAIN_LANE,
     description="Build the training set at the cutoff, train and evaluate a model, and deploy "
     "it if it passes the promotion gate.",
+)
+
+# What features_updated_sensor launches when new entity_features days arrive: the model path
+# above plus a fresh online store (its entity states do not depend on the model, so a model
+# refused by the gate still leaves serving with the newest states). One process per run, as
+# daily_features_job.
+retrain_job = define_asset_job(
+    "retrain_job",
+    selection=AssetSelection.assets(training_set, fraud_model, deployed_model, online_store),
+    executor_def=in_process_executor,
+    tags=RETRAIN_LANE,
+    description="Retrain, gate and deploy the model on the newest features and load their "
+    "entity states into the online store.",
+)
+
+# The online store alone: the sensor's choice when new features arrive while a retrain is
+# debounced (serving gets the newest entity states now, the model later).
+online_store_job = define_asset_job(
+    "online_store_job",
+    selection=AssetSelection.assets(online_store),
+    executor_def=in_process_executor,
+    tags=RETRAIN_LANE,
+    description="Load the newest end-of-day entity states into a new Redis namespace and switch "
+    "the service to it.",
 )
 
 # The prequential backtest of the model against the rules baseline.

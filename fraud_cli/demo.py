@@ -19,6 +19,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fraud_cli.args import day, positive_int
+from fraud_cli.demo_retrain import feed_one_more_day
 from fraud_cli.serve_demo import load_online_store, score_with_the_service
 from fraud_core.storage import DataLayout
 
@@ -104,6 +106,9 @@ def print_run_summary(result: ExecuteInProcessResult) -> None:
 
 
 def generate_sample_orders(ctx: DemoContext) -> None:
+    """The demo days into the landing folder; the day after them is held back for the last
+    step, which delivers it through the landing folder."""
+    from fraud_cli.demo_retrain import HELD_BACK_DIR
     from fraud_core.generator import GeneratorConfig, write_landing_files
 
     if ctx.args.no_generate:
@@ -112,21 +117,27 @@ def generate_sample_orders(ctx: DemoContext) -> None:
     defaults = GeneratorConfig()
     config = GeneratorConfig(
         orders_per_day=ctx.args.orders_per_day or defaults.orders_per_day,
-        days=ctx.args.days,
+        days=ctx.args.days + 1,
         start=ctx.first_day,
         seed=ctx.args.seed,
     )
     orders = fraud = 0
+    held = ctx.layout.root / HELD_BACK_DIR
+    next_day = f"orders_{ctx.last_day + timedelta(days=1)}"
 
-    def count(_path: Path, table) -> None:
+    def count(path: Path, table) -> None:
         nonlocal orders, fraud
+        if path.name.startswith(next_day):
+            held.mkdir(parents=True, exist_ok=True)
+            path.replace(held / path.name)
+            return
         orders += table.num_rows
         fraud += int(table["is_fraud"].to_numpy().sum())
 
     paths = write_landing_files(config, ctx.layout.landing, on_file=count)
     print(
-        f"    {len(paths)} files in {ctx.layout.landing}: {orders:,} orders, "
-        f"{fraud:,} fraud ({fraud / max(orders, 1):.2%})"
+        f"    {len(paths) - 1} files in {ctx.layout.landing}: {orders:,} orders, "
+        f"{fraud:,} fraud ({fraud / max(orders, 1):.2%}); {next_day} held back in {held}"
     )
 
 
@@ -156,6 +167,10 @@ STEPS: list[Step] = [
     ),
     Step("load the entity states into Redis (online_store)", load_online_store),
     Step("score orders through the scoring service (fraud serve)", score_with_the_service),
+    Step(
+        "one more day through the landing folder: sensors retrain, deploy, reload the store",
+        feed_one_more_day,
+    ),
 ]
 
 
@@ -163,30 +178,16 @@ STEPS: list[Step] = [
 # CLI
 
 
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from err
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--days", type=_positive_int, default=DEFAULT_DAYS, help=f"days (default {DEFAULT_DAYS})"
+        "--days", type=positive_int, default=DEFAULT_DAYS, help=f"days (default {DEFAULT_DAYS})"
     )
     parser.add_argument(
-        "--start", type=_day, default=DEFAULT_START, help=f"first day (default {DEFAULT_START})"
+        "--start", type=day, default=DEFAULT_START, help=f"first day (default {DEFAULT_START})"
     )
     parser.add_argument(
         "--orders-per-day",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="orders per day on average (default: the generator's)",
     )

@@ -1,0 +1,204 @@
+"""`features_updated_sensor`: new `entity_features` days retrain, gate and deploy the model and
+reload the online store, with no one pressing a button.
+
+Each tick compares the storage id of the newest `entity_features` materialization with the
+cursor, `{"seen": id, "trained": id, "retrain_requested_at": epoch s}`:
+
+- nothing newer than `seen` and `trained`: skip;
+- a run of the daily-features lane is queued or running (more days or a re-run of later days are
+  coming, the features are not final yet), or a run of the retrain lane is (at most one retrain
+  in flight): skip and keep the cursor, so the next tick looks again;
+- newer than `trained` and the last retrain was requested at least `FRAUD_RETRAIN_MIN_INTERVAL_S`
+  (default 1 h) ago: `retrain_job` (training_set, fraud_model, gate, deployed_model,
+  online_store), run key `retrain:<storage id>`;
+- otherwise (a retrain is debounced): `online_store_job`, so serving gets the newest entity
+  states now; the retrain stays due and is requested on the first tick after the interval.
+
+A sensor without a cursor (new, or reset in the UI) does not retrain a model that is already
+newer than the features: a `fraud_model` (or `online_store`) materialized after the newest
+`entity_features` counts as having seen them.
+
+Why not declarative automation: `AutomationCondition.eager()` on these unpartitioned assets never
+fires, because they "miss" a dependency while any daily partition since FRAUD_START_DATE lacks
+features, and conditions have no debounce or lane awareness; a sensor states both directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from fraud_assets.jobs import (
+    DAILY_FEATURES_LANE,
+    RETRAIN_LANE,
+    online_store_job,
+    retrain_job,
+)
+
+ENTITY_FEATURES = AssetKey("entity_features")
+FRAUD_MODEL = AssetKey("fraud_model")
+ONLINE_STORE = AssetKey("online_store")
+MIN_INTERVAL_ENV = "FRAUD_RETRAIN_MIN_INTERVAL_S"
+DEFAULT_MIN_INTERVAL_S = 3600.0
+TICK_INTERVAL_S = 60
+# A run created but never launched (its launcher died) must not block retraining forever.
+NOT_STARTED_GRACE_S = 3600.0
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+@dataclass
+class RetrainCursor:
+    seen: int = 0  # newest entity_features storage id the online store was (re)loaded for
+    trained: int = 0  # newest entity_features storage id a retrain was requested for
+    retrain_requested_at: float = 0.0
+
+    @classmethod
+    def read(cls, text: str | None) -> RetrainCursor | None:
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            return cls(int(data["seen"]), int(data["trained"]), float(data["retrain_requested_at"]))
+        except (ValueError, TypeError, KeyError):
+            return None  # unreadable: start over from the asset records
+
+    def write(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def min_retrain_interval_s() -> float:
+    text = os.environ.get(MIN_INTERVAL_ENV, "").strip()
+    return float(text) if text else DEFAULT_MIN_INTERVAL_S
+
+
+def latest_storage_id(instance: DagsterInstance, key: AssetKey) -> int:
+    """Storage id of the asset's newest materialization (any partition), 0 when none."""
+    records = instance.fetch_materializations(key, limit=1).records
+    return records[0].storage_id if records else 0
+
+
+def initial_cursor(instance: DagsterInstance, features: int) -> RetrainCursor:
+    """No cursor: what the asset records say was already done with the newest features."""
+    model = latest_storage_id(instance, FRAUD_MODEL)
+    store = latest_storage_id(instance, ONLINE_STORE)
+    return RetrainCursor(
+        seen=features if store > features else 0,
+        trained=features if model > features else 0,
+    )
+
+
+def runs_in_flight(instance: DagsterInstance, lane: dict[str, str], now: float) -> list[str]:
+    """Ids of the lane's runs that are queued, starting, running or being cancelled (and the
+    ones created but not launched yet, for a while)."""
+    busy = instance.get_run_records(RunsFilter(tags=lane, statuses=IN_FLIGHT), limit=5)
+    waiting = instance.get_run_records(
+        RunsFilter(
+            tags=lane,
+            statuses=[DagsterRunStatus.NOT_STARTED],
+            created_after=datetime.fromtimestamp(now - NOT_STARTED_GRACE_S, tz=UTC),
+        ),
+        limit=5,
+    )
+    return [r.dagster_run.run_id for r in [*busy, *waiting]]
+
+
+@dataclass
+class RetrainPlan:
+    cursor: RetrainCursor | None  # None: still no cursor (nothing materialized yet)
+    run_request: RunRequest | None = None
+    skip: str | None = None
+
+
+def plan_retrain(
+    instance: DagsterInstance,
+    cursor: RetrainCursor | None,
+    now: float,
+    min_interval_s: float,
+) -> RetrainPlan:
+    """The decision of one tick (see the module docstring)."""
+    features = latest_storage_id(instance, ENTITY_FEATURES)
+    if features == 0:
+        return RetrainPlan(cursor, skip="no entity_features materialized yet")
+    if cursor is None:
+        cursor = initial_cursor(instance, features)
+    retrain_due = features > cursor.trained
+    store_due = features > cursor.seen
+    if not (retrain_due or store_due):
+        return RetrainPlan(
+            cursor, skip=f"model and online store are up to date (entity_features #{features})"
+        )
+    for lane, what in ((DAILY_FEATURES_LANE, "features"), (RETRAIN_LANE, "retrain/store")):
+        busy = runs_in_flight(instance, lane, now)
+        if busy:
+            return RetrainPlan(cursor, skip=f"waiting: {what} run(s) in flight ({', '.join(busy)})")
+    tags = {"fraud/source": "features_updated_sensor", "fraud/entity_features_id": str(features)}
+    wait_s = cursor.retrain_requested_at + min_interval_s - now
+    if retrain_due and wait_s <= 0:
+        request = RunRequest(
+            run_key=f"retrain:{features}", job_name=retrain_job.name, tags={**tags, **RETRAIN_LANE}
+        )
+        return RetrainPlan(RetrainCursor(features, features, now), run_request=request)
+    if store_due:
+        request = RunRequest(
+            run_key=f"online_store:{features}",
+            job_name=online_store_job.name,
+            tags={**tags, **RETRAIN_LANE},
+        )
+        return RetrainPlan(
+            RetrainCursor(features, cursor.trained, cursor.retrain_requested_at),
+            run_request=request,
+        )
+    return RetrainPlan(
+        cursor,
+        skip=f"retrain due (entity_features #{features}), debounced for {wait_s:.0f} s more "
+        f"(${MIN_INTERVAL_ENV} = {min_interval_s:.0f})",
+    )
+
+
+@sensor(
+    name="features_updated_sensor",
+    jobs=[retrain_job, online_store_job],
+    minimum_interval_seconds=TICK_INTERVAL_S,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "New entity_features materializations start retrain_job (training set, model, promotion "
+        "gate, deployed model, online store) once the daily-features lane is idle, at most one "
+        f"at a time and at most once per ${MIN_INTERVAL_ENV} (default 1 h); in between, "
+        "online_store_job refreshes the entity states that serving reads."
+    ),
+)
+def features_updated_sensor(context: SensorEvaluationContext) -> SensorResult:
+    plan = plan_retrain(
+        context.instance,
+        RetrainCursor.read(context.cursor),
+        now=time.time(),
+        min_interval_s=min_retrain_interval_s(),
+    )
+    if plan.run_request is not None:
+        context.log.info(f"requesting {plan.run_request.job_name} ({plan.run_request.run_key})")
+    return SensorResult(
+        run_requests=[plan.run_request] if plan.run_request else [],
+        skip_reason=SkipReason(plan.skip) if plan.skip else None,
+        cursor=plan.cursor.write() if plan.cursor else context.cursor,
+    )

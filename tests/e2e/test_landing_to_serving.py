@@ -1,0 +1,350 @@
+"""The platform running itself, from a landing file to the running scoring service.
+
+Days 1..N-1 land, `landing_folder_sensor` turns them into one `daily_features_job` run and
+`features_updated_sensor` into a `retrain_job` run (training set, model, gate, deployment, online
+store). The service starts (uvicorn, real HTTP, the real Redis under a key prefix of its own).
+Then day N lands: the landing sensor's run computes its features; the retrain sensor first
+refreshes only the online store (the retrain is debounced) and, once the interval is over,
+retrains: a new model version is deployed, the store's `active` namespace moves, and the service
+that never restarted serves the new version and the new day's entity state.
+
+Sensors are ticked with `build_sensor_context` against a persistent temporary instance and the
+runs they request are executed in process, as the daemon would launch them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import redis
+import uvicorn
+from dagster import (
+    Definitions,
+    ExecuteInProcessResult,
+    SensorDefinition,
+    SensorResult,
+    build_sensor_context,
+    instance_for_test,
+)
+
+from fraud_assets.assets.deployed_model import PromotionGate
+from fraud_assets.definitions import ASSET_CHECKS, ASSETS
+from fraud_assets.jobs import daily_features_job, online_store_job, retrain_job
+from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
+from fraud_assets.retrain_sensor import MIN_INTERVAL_ENV, features_updated_sensor
+from fraud_assets.sensors import landing_folder_sensor
+from fraud_core.generator import GeneratorConfig, write_landing_files
+from fraud_core.model.artifact import current_version
+from fraud_core.online_keys import OnlineKeys
+from fraud_core.redis_server import ensure_redis
+from fraud_core.storage import DataLayout
+from fraud_serving.app import create_app
+from fraud_serving.settings import Settings
+
+from .conftest import free_port
+
+START = date(2026, 1, 1)
+DATA = GeneratorConfig(  # the smallest data on which the gate passes twice (see test_model_assets)
+    n_customers=800,
+    n_emails=800,
+    n_ips=600,
+    orders_per_day=300,
+    days=42,
+    start=START,
+    seed=5,
+    fraud_rate=0.03,
+    label_delay_days=(1, 8),
+)
+NEW_DAY = START + timedelta(days=DATA.days - 1)
+TRAINING = {
+    "training_set": {
+        "config": {
+            "window_days": 30,
+            "maturity_days": 8,
+            "validation_days": 7,
+            "gap_days": 1,
+            "negative_rate": 0.5,
+        }
+    },
+    "fraud_model": {
+        "config": {
+            "max_depth": 4,
+            "learning_rate": 0.2,
+            "num_boost_round": 60,
+            "early_stopping_rounds": 15,
+            "max_bin": 64,
+        }
+    },
+}
+# The deployment's run config per job (what the daemon would launch the sensors' requests with).
+RUN_CONFIG = {retrain_job.name: {"ops": TRAINING}}
+API_KEY = "e2e-key"
+
+
+def _defs(redis_url: str, gate: PromotionGate | None = None) -> Definitions:
+    return Definitions(
+        assets=ASSETS,
+        asset_checks=ASSET_CHECKS,
+        jobs=[daily_features_job, retrain_job, online_store_job],
+        sensors=[landing_folder_sensor, features_updated_sensor],
+        resources={
+            "layout": DataLayoutResource(),  # $FRAUD_DATA_DIR
+            "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
+            "redis": RedisResource(url=redis_url),
+            # Retrained on one more day, the model's validation AP moves by about +-0.01 on
+            # these 7 validation days (~60 frauds): the default tolerance (0.005) would make the
+            # test a coin toss on the data, not a test of the path.
+            "gate": gate or PromotionGate(tolerance=0.02),
+        },
+    )
+
+
+class Platform:
+    """Ticks sensors with the cursor of their previous tick and executes what they request."""
+
+    def __init__(self, instance, defs: Definitions) -> None:
+        self.instance, self.defs = instance, defs
+        self.cursors: dict[str, str | None] = {}
+
+    def tick(self, sensor: SensorDefinition) -> SensorResult:
+        context = build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursors.get(sensor.name),
+            resources={"layout": DataLayoutResource()},
+        )
+        result = sensor(context)
+        assert isinstance(result, SensorResult)
+        self.cursors[sensor.name] = result.cursor
+        return result
+
+    def execute(self, result: SensorResult, default_job: str) -> list[ExecuteInProcessResult]:
+        runs = []
+        for request in result.run_requests:
+            job = self.defs.resolve_job_def(request.job_name or default_job)
+            run = job.execute_in_process(
+                instance=self.instance, tags=request.tags, run_config=RUN_CONFIG.get(job.name)
+            )
+            assert run.success, f"{job.name} failed"
+            runs.append(run)
+        return runs
+
+
+def _jobs(result: SensorResult) -> list[str]:
+    return [r.job_name for r in result.run_requests]
+
+
+def _skip(result: SensorResult) -> str:
+    assert not result.run_requests and result.skip_reason is not None
+    return result.skip_reason.skip_message or ""
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    handle = ensure_redis()
+    yield handle.url
+    handle.stop()
+
+
+@pytest.fixture
+def prefix(redis_url: str, monkeypatch) -> Iterator[str]:
+    """A key prefix of this test for the loader ($FRAUD_REDIS_PREFIX) and the service; its keys
+    are deleted afterwards."""
+    value = f"test:e2e:{uuid.uuid4().hex}:"
+    monkeypatch.setenv("FRAUD_REDIS_PREFIX", value)
+    yield value
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=value + "*", count=10_000))
+        for start in range(0, len(keys), 5_000):
+            client.unlink(*keys[start : start + 5_000])
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch) -> DataLayout:
+    monkeypatch.setenv("FRAUD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    monkeypatch.delenv("FRAUD_MAX_QUARANTINE_SHARE", raising=False)
+    monkeypatch.delenv(MIN_INTERVAL_ENV, raising=False)  # the default debounce: 1 h
+    return DataLayout(tmp_path / "data")
+
+
+@pytest.fixture
+def service(
+    data_dir: DataLayout, redis_url: str, prefix: str
+) -> Iterator[Callable[[], httpx.Client]]:
+    """Starts the scoring service (uvicorn in a thread, real HTTP) when called; it polls the
+    registry every 0.1 s and is stopped at the end of the test."""
+    settings = Settings(
+        api_keys=frozenset({API_KEY}),
+        redis_url=redis_url,
+        key_prefix=prefix,
+        data_dir=data_dir.root,
+        model_poll_s=0.1,
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    started: dict = {}
+
+    def start() -> httpx.Client:
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": API_KEY}, timeout=10
+        )
+        started.update(thread=thread, client=client)
+        return client
+
+    yield start
+    if started:
+        started["client"].close()
+        server.should_exit = True
+        started["thread"].join(timeout=30)
+
+
+def _wait_for(predicate, timeout_s: float = 15.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def _active(redis_url: str, prefix: str) -> str | None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        value = client.get(OnlineKeys(prefix).active)
+    finally:
+        client.close()
+    return value.decode() if value is not None else None
+
+
+def test_a_landed_day_retrains_deploys_and_reaches_the_running_service(
+    tmp_path, data_dir: DataLayout, redis_url: str, prefix: str, service, monkeypatch
+) -> None:
+    incoming = tmp_path / "incoming"
+    files = sorted(write_landing_files(DATA, incoming))
+    data_dir.landing.mkdir(parents=True, exist_ok=True)
+    for path in files[:-1]:
+        shutil.copy(path, data_dir.landing)  # a copy: a fresh ctime, as a delivery has
+    registry = data_dir.models
+
+    with instance_for_test() as instance:
+        platform = Platform(instance, _defs(redis_url))
+
+        # Days 1..N-1: one features run, then a retrain with nothing deployed yet.
+        landing = platform.tick(landing_folder_sensor)
+        assert len(landing.run_requests) == 1
+        platform.execute(landing, daily_features_job.name)
+        first = platform.tick(features_updated_sensor)
+        assert _jobs(first) == [retrain_job.name]
+        [run] = platform.execute(first, retrain_job.name)
+        materialized = {e.asset_key.path[0] for e in run.get_asset_materialization_events()}
+        assert materialized == {"training_set", "fraud_model", "deployed_model", "online_store"}
+        champion = current_version(registry)
+        namespace = _active(redis_url, prefix)
+        assert champion is not None and namespace is not None
+        assert "up to date" in _skip(platform.tick(features_updated_sensor))
+
+        client = service()
+        assert client.get("/v1/model").json()["version"] == champion
+        assert client.get("/ready").json()["namespace"] == namespace
+
+        # Day N lands.
+        shutil.copy(files[-1], data_dir.landing)
+        landing = platform.tick(landing_folder_sensor)
+        assert [(r.tags["dagster/asset_partition_range_start"]) for r in landing.run_requests] == [
+            NEW_DAY.isoformat()
+        ]
+        platform.execute(landing, daily_features_job.name)
+
+        # The retrain is debounced (the last one was requested moments ago): serving gets the
+        # new day's entity states at once, the model stays.
+        debounced = platform.tick(features_updated_sensor)
+        assert _jobs(debounced) == [online_store_job.name]
+        platform.execute(debounced, online_store_job.name)
+        refreshed = _active(redis_url, prefix)
+        assert refreshed != namespace
+        assert current_version(registry) == champion
+        assert "debounced" in _skip(platform.tick(features_updated_sensor))
+
+        # The interval is over: one retrain of the four assets, deployed and loaded.
+        monkeypatch.setenv(MIN_INTERVAL_ENV, "0")
+        due = platform.tick(features_updated_sensor)
+        assert _jobs(due) == [retrain_job.name]
+        [run] = platform.execute(due, retrain_job.name)
+        model_meta = {
+            e.asset_key.path[0]: {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in run.get_asset_materialization_events()
+        }
+        assert model_meta["training_set"]["cutoff"] == str(NEW_DAY + timedelta(days=1))
+        assert model_meta["deployed_model"]["action"] == "promoted"
+        new_version = current_version(registry)
+        assert new_version == model_meta["fraud_model"]["version"] != champion
+        assert json.loads((registry / "current.json").read_text())["version"] == new_version
+        switched = _active(redis_url, prefix)
+        assert switched not in (namespace, refreshed)
+        assert "up to date" in _skip(platform.tick(features_updated_sensor))
+
+        # A model the gate refuses (here: below an AP floor of 0.99) is not deployed, but the
+        # run still loads the online store.
+        strict = _defs(redis_url, PromotionGate(min_average_precision=0.99))
+        refused = strict.resolve_job_def(retrain_job.name).execute_in_process(
+            instance=instance, run_config=RUN_CONFIG[retrain_job.name], raise_on_error=False
+        )
+        assert not refused.success
+        [gate] = [
+            c for c in refused.get_asset_check_evaluations() if c.asset_key.path == ["fraud_model"]
+        ]
+        assert not gate.passed and "below the floor" in gate.description
+        materialized = {e.asset_key.path[0] for e in refused.get_asset_materialization_events()}
+        assert materialized == {"training_set", "fraud_model", "online_store"}
+        assert current_version(registry) == new_version
+        reloaded = _active(redis_url, prefix)
+        assert reloaded != switched
+
+    # The service, never restarted, serves the new model on the new namespace...
+    _wait_for(lambda: client.get("/v1/model").json()["version"] == new_version)
+    assert client.get("/ready").json()["namespace"] == reloaded
+    # ... with the new day's orders in the entity state, and scores a new-day customer's order.
+    new_orders = pd.read_parquet(files[-1])
+    row = new_orders.sort_values("order_date").iloc[-1]
+    history = client.get(f"/v1/entities/customer_id/{row['customer_id']}").json()
+    assert str(row["order_id"]) in {e["order_id"] for e in history["events"]}
+    order = {
+        "order_id": f"e2e-{uuid.uuid4().hex[:8]}",
+        "order_date": (
+            pd.Timestamp(NEW_DAY, tz="UTC") + pd.Timedelta(hours=23, minutes=59, seconds=59)
+        )
+        .isoformat()
+        .replace("+00:00", "Z"),
+        "customer_id": str(row["customer_id"]),
+        "email": str(row["email"]),
+        "ip_addr": str(row["ip_addr"]),
+        "order_amount": float(row["order_amount"]),
+    }
+    scored = client.post("/v1/score", json=order)
+    assert scored.status_code == 200, scored.text
+    answer = scored.json()
+    assert answer["model_version"] == new_version
+    assert answer["new_entities"] == []
+    assert 0.0 <= answer["score"] <= 1.0
