@@ -76,6 +76,8 @@ def run_job_over_days(ctx: DemoContext, job_name: str) -> ExecuteInProcessResult
 
 
 def print_run_summary(result: ExecuteInProcessResult) -> None:
+    from dagster import AssetCheckSeverity
+
     partitions: dict[str, set[str]] = defaultdict(set)
     rows: Counter[str] = Counter()
     quarantined: Counter[str] = Counter()
@@ -92,13 +94,18 @@ def print_run_summary(result: ExecuteInProcessResult) -> None:
         span = f"{min(keys)}..{max(keys)}" if len(keys) > 1 else next(iter(keys))
         extra = f", {quarantined[asset]:,} quarantined" if asset in quarantined else ""
         print(f"    {asset:<20} {len(keys):>3} partitions ({span}): {rows[asset]:,} rows{extra}")
-    verdicts: dict[str, Counter[bool]] = defaultdict(Counter)
+    verdicts: dict[str, Counter[str]] = defaultdict(Counter)
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}.{evaluation.check_name}"
-        verdicts[name][evaluation.passed] += 1
+        if evaluation.passed:
+            verdicts[name]["passed"] += 1
+        elif evaluation.severity == AssetCheckSeverity.WARN:
+            verdicts[name]["warned"] += 1  # reported, does not stop anything
+        else:
+            verdicts[name]["FAILED"] += 1
     for name, count in sorted(verdicts.items()):
-        failed = f", {count[False]} FAILED" if count[False] else ""
-        print(f"    check {name:<55} {count[True]} passed{failed}")
+        others = "".join(f", {count[k]} {k}" for k in ("warned", "FAILED") if count[k])
+        print(f"    check {name:<55} {count['passed']} passed{others}")
 
 
 # ---------------------------------------------------------------------------------------------
