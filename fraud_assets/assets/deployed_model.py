@@ -64,9 +64,20 @@ class PromotionGate(ConfigurableResource):
         default=_GATE.tolerance,
         description="How much lower than the champion's AP (same validation orders) is accepted.",
     )
+    confidence: float = Field(
+        default=_GATE.confidence,
+        description="Refuse only when the candidate is worse beyond the tolerance with this "
+        "confidence (paired bootstrap over the validation orders).",
+    )
+    bootstrap_rounds: int = Field(
+        default=_GATE.bootstrap_rounds,
+        description="Bootstrap resamples; 0 compares the two AP point estimates instead.",
+    )
 
     def policy(self) -> GatePolicy:
-        return GatePolicy(self.min_average_precision, self.tolerance)
+        return GatePolicy(
+            self.min_average_precision, self.tolerance, self.confidence, self.bootstrap_rounds
+        )
 
 
 def _candidate(data: DataLayout) -> str:

@@ -2,6 +2,12 @@
 on its own (an average-precision floor) and not worse than the champion on the same validation
 orders (within a tolerance). Both models are scored here on the candidate's validation days, so
 the comparison never rests on numbers measured on different data.
+
+"Worse" is judged with a paired bootstrap over those orders, not on two point estimates: a few
+hundred frauds give an AP that moves by about +/-0.02 between two honest retrainings, so a point
+comparison with a tolerance of 0.005 would refuse good models at random. The candidate is refused
+when even the optimistic end (the `confidence` quantile) of its AP advantage over the champion is
+below -tolerance, that is, when it is worse beyond the tolerance with that confidence.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xgboost as xgb
 
@@ -34,6 +41,8 @@ GATE_FILE = "gate.json"
 class GatePolicy:
     min_average_precision: float = 0.2  # far above a random model (AP = fraud rate, ~1 %)
     tolerance: float = 0.005  # the candidate may trail the champion's AP by this much
+    confidence: float = 0.95  # how sure "worse beyond the tolerance" must be to refuse
+    bootstrap_rounds: int = 200  # paired resamples of the validation orders (fixed seed)
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -47,6 +56,8 @@ class GateDecision:
     champion_version: str | None = None
     champion_ap: float | None = None
     reasons: list[str] = field(default_factory=list)
+    # optimistic bound of (candidate AP - champion AP) over paired bootstrap resamples
+    ap_advantage_upper: float | None = None
 
     policy: dict[str, float] = field(default_factory=dict)
     decided_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -70,8 +81,11 @@ def decide(
     champion_version: str | None,
     champion_ap: float | None,
     policy: GatePolicy,
+    advantage_upper: float | None = None,
 ) -> GateDecision:
-    """The gate on numbers already measured on the same validation orders."""
+    """The gate on numbers already measured on the same validation orders. `advantage_upper` is
+    the bootstrap's optimistic bound of (candidate AP - champion AP); without it the two point
+    estimates are compared."""
     reasons: list[str] = []
     passed = True
     if math.isnan(candidate_ap):
@@ -92,17 +106,26 @@ def decide(
         reasons.append("the candidate is the deployed champion")
     elif champion_ap is None or math.isnan(champion_ap):
         reasons.append(f"champion {champion_version} could not be scored on this data")
-    elif not math.isnan(candidate_ap) and candidate_ap < champion_ap - policy.tolerance:
-        passed = False
-        reasons.append(
-            f"candidate AP {candidate_ap:.4f} is worse than champion {champion_version}'s "
-            f"{champion_ap:.4f} (tolerance {policy.tolerance})"
-        )
     else:
-        reasons.append(
-            f"candidate AP {candidate_ap:.4f} vs champion {champion_version}'s {champion_ap:.4f} "
-            f"(tolerance {policy.tolerance})"
+        advantage = candidate_ap - champion_ap
+        bound = advantage if advantage_upper is None else advantage_upper
+        judged = (
+            f"AP advantage {advantage:+.4f}"
+            if advantage_upper is None
+            else f"AP advantage {advantage:+.4f}, at most {advantage_upper:+.4f} "
+            f"with {policy.confidence:.0%} confidence"
         )
+        if not math.isnan(candidate_ap) and bound < -policy.tolerance:
+            passed = False
+            reasons.append(
+                f"candidate AP {candidate_ap:.4f} is worse than champion {champion_version}'s "
+                f"{champion_ap:.4f} ({judged}; tolerance {policy.tolerance})"
+            )
+        else:
+            reasons.append(
+                f"candidate AP {candidate_ap:.4f} vs champion {champion_version}'s "
+                f"{champion_ap:.4f} ({judged}; tolerance {policy.tolerance})"
+            )
     return GateDecision(
         passed,
         candidate_version,
@@ -111,37 +134,91 @@ def decide(
         champion_ap,
         reasons,
         policy=policy.to_dict(),
+        ap_advantage_upper=advantage_upper,
     )
+
+
+def version_scores(
+    booster: xgb.Booster, card: ModelCard, validation: pd.DataFrame
+) -> np.ndarray | None:
+    """A model's scores on the rows; None when the rows lack one of its features."""
+    if any(name not in validation.columns for name in card.feature_names):
+        return None
+    return predict(booster, validation, card.feature_names)
 
 
 def score_version(
     booster: xgb.Booster, card: ModelCard, validation: pd.DataFrame, label: str = "label"
 ) -> float:
     """A model's AP on labelled rows; NaN when the rows lack one of its features."""
-    if any(name not in validation.columns for name in card.feature_names):
+    scores = version_scores(booster, card, validation)
+    if scores is None:
         return float("nan")
-    scores = predict(booster, validation, card.feature_names)
     return average_precision(validation[label].to_numpy(), scores)
 
 
+def ap_advantage_upper(
+    labels: np.ndarray,
+    candidate: np.ndarray,
+    champion: np.ndarray,
+    rounds: int,
+    confidence: float,
+    seed: int = 0,
+) -> float:
+    """The `confidence` quantile of AP(candidate) - AP(champion) over paired bootstrap resamples
+    of the rows (both models judged on the same resampled orders). Resamples with a single class
+    are skipped; NaN when none is usable."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    diffs = []
+    for _ in range(rounds):
+        idx = rng.integers(0, n, n)
+        y = labels[idx]
+        if y.min() == y.max():
+            continue
+        diffs.append(average_precision(y, candidate[idx]) - average_precision(y, champion[idx]))
+    return float(np.quantile(diffs, confidence)) if diffs else float("nan")
+
+
 def gate_candidate(
-    registry: Path, candidate: str, validation: pd.DataFrame, policy: GatePolicy
+    registry: Path,
+    candidate: str,
+    validation: pd.DataFrame,
+    policy: GatePolicy,
+    label: str = "label",
 ) -> GateDecision:
     """Score the candidate and the current champion on `validation` and decide. A champion
     whose files no longer verify counts as no comparison (and is said so in the reasons)."""
+    labels = validation[label].to_numpy()
     booster, card = load_version(registry, candidate)
-    candidate_ap = score_version(booster, card, validation)
+    candidate_scores = version_scores(booster, card, validation)
+    candidate_ap = (
+        float("nan") if candidate_scores is None else average_precision(labels, candidate_scores)
+    )
     champion = current_version(registry)
     champion_ap: float | None = None
+    upper: float | None = None
     if champion is not None and champion != candidate:
         try:
             champion_booster, champion_card = load_version(registry, champion)
-            champion_ap = score_version(champion_booster, champion_card, validation)
+            champion_scores = version_scores(champion_booster, champion_card, validation)
         except (ModelIntegrityError, FileNotFoundError):
-            champion_ap = None
+            champion_scores = None
+        if champion_scores is not None:
+            champion_ap = average_precision(labels, champion_scores)
+            if candidate_scores is not None and policy.bootstrap_rounds > 0:
+                upper = ap_advantage_upper(
+                    labels,
+                    candidate_scores,
+                    champion_scores,
+                    policy.bootstrap_rounds,
+                    policy.confidence,
+                )
+                upper = None if math.isnan(upper) else upper
     elif champion == candidate:
         champion_ap = candidate_ap
-    return decide(candidate, candidate_ap, champion, champion_ap, policy)
+    return decide(candidate, candidate_ap, champion, champion_ap, policy, upper)
 
 
 def promote(registry: Path, decision: GateDecision) -> str | None:

@@ -126,6 +126,7 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels(
     assert not decision.passed
     assert decision.champion_version == champion.version
     assert decision.champion_ap > decision.candidate_ap + 0.2
+    assert decision.ap_advantage_upper is not None and decision.ap_advantage_upper < -0.1
     assert "worse than champion" in decision.summary
     record_decision(registry, decision)
     assert promote(registry, decision) == champion.version
