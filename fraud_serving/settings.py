@@ -31,7 +31,8 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
 class Settings:
     """What the service needs to know. Environment variable in brackets."""
 
-    api_keys: frozenset[str] = field(default_factory=frozenset)  # FRAUD_API_KEYS (comma separated)
+    # FRAUD_API_KEYS (comma separated); kept out of repr so logging the settings leaks no key
+    api_keys: frozenset[str] = field(default_factory=frozenset, repr=False)
     redis_url: str = DEFAULT_REDIS_URL  # REDIS_URL
     key_prefix: str = DEFAULT_PREFIX  # FRAUD_REDIS_PREFIX (the loader's too)
     data_dir: Path = Path("data")  # FRAUD_DATA_DIR; models are read from <data_dir>/models

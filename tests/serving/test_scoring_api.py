@@ -375,3 +375,11 @@ def test_orders_dated_too_far_ahead_can_be_refused(settings) -> None:
             },
         )
         assert r.status_code == 400 and r.json()["errors"][0]["field"] == "orders[1].order_date"
+
+
+def test_settings_never_show_the_api_keys() -> None:
+    """Logging the settings object (or an error that formats it) must not leak a key."""
+    from fraud_serving.settings import Settings
+
+    settings = Settings(api_keys=frozenset({"do-not-log-me"}))
+    assert "do-not-log-me" not in repr(settings) and "do-not-log-me" not in str(settings)
