@@ -28,6 +28,8 @@ from dagster._core.errors import raise_execution_interrupts
 from dagster._core.events import DagsterEvent
 from dagster._core.execution.context.system import PlanOrchestrationContext
 from dagster._core.execution.plan.plan import ExecutionPlan
+from dagster._core.instance.ref import InstanceRef  # no public path
+from dagster._serdes import ConfigurableClassData  # no public path
 from dagster._utils import iterate_with_context
 from dagster_dask.executor import (
     DaskExecutor,
@@ -61,6 +63,21 @@ def run_step_on_worker(dependencies: list, arguments: _Opaque) -> _Opaque:
     return _Opaque(*query_on_dask_worker(dependencies, *arguments.items))
 
 
+def without_compute_log_capture(ref: InstanceRef) -> InstanceRef:
+    """The instance as steps on Dask workers see it: no compute-log capture.
+
+    Dagster's local compute-log manager mirrors a step's stdout/stderr through `tail -F`
+    subprocesses and stops them with SIGTERM. Dask worker processes ignore SIGTERM, their
+    children inherit that, so the tails never stop: steps leak them and can hang in the cleanup
+    (seen in CI). On Dask, a step's output stays in the worker's log instead; events, metadata
+    and check results reach the instance as usual."""
+    return ref._replace(
+        compute_logs_data=ConfigurableClassData(
+            "dagster._core.storage.noop_compute_log_manager", "NoOpComputeLogManager", "{}\n"
+        )
+    )
+
+
 class PartitionSafeDaskExecutor(DaskExecutor):
     def execute(
         self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan
@@ -83,7 +100,7 @@ class PartitionSafeDaskExecutor(DaskExecutor):
                 "by partition_safe_dask_executor"
             )
         run_id = plan_context.dagster_run.run_id
-        instance_ref = plan_context.instance.get_ref()
+        instance_ref = without_compute_log_capture(plan_context.instance.get_ref())
         try:
             with dask.distributed.Client(cluster) as client:
                 futures: dict[str, dask.distributed.Future] = {}

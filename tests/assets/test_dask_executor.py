@@ -6,9 +6,11 @@ the in-process run's."""
 from __future__ import annotations
 
 import os
+import signal
 from datetime import date
 
 import pandas as pd
+import psutil
 import pytest
 from dagster import (
     Definitions,
@@ -61,11 +63,23 @@ def stock_dask_job() -> JobDefinition:
 
 @pytest.fixture
 def cluster(landed, monkeypatch):
-    # Workers inherit the environment when they start: FRAUD_DATA_DIR is set by `landed`.
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
-    ) as cluster:
-        yield cluster.scheduler_address
+    # Workers inherit the environment when they start: FRAUD_DATA_DIR is set by `landed`. They
+    # also inherit SIGTERM ignored, as happens under some CI harnesses and service managers;
+    # Dagster's compute-log `tail` processes then cannot be stopped (the executor must not
+    # start them on workers).
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as cluster:
+            signal.signal(signal.SIGTERM, previous)
+            yield cluster.scheduler_address
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _execution(address: str) -> dict:
@@ -81,6 +95,16 @@ def test_a_partition_range_runs_step_by_step_on_the_cluster(cluster, landed: Dat
             tags=partition_range_tags(FIRST, LAST),
         )
         assert result.success, [e.message for e in result.all_events if e.is_failure]
+        # steps on Dask capture no compute logs: Dask workers ignore SIGTERM, so Dagster's
+        # `tail -F` log mirrors could never be stopped (they leaked and hung a CI run)
+        leaked = [
+            p.info["cmdline"]
+            for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"]
+            and p.info["cmdline"][0] == "tail"
+            and any(instance.root_directory in arg for arg in p.info["cmdline"])
+        ]
+        assert not leaked, leaked
         steps = {e.step_key for e in result.all_events if e.is_step_success}
         assert steps == {
             "raw_orders",
