@@ -6,12 +6,12 @@ from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from fraud_assets.assets.backtest_report import backtest_report
 from fraud_assets.assets.deployed_model import deployed_model
-from fraud_assets.assets.entity_features import entity_features
-from fraud_assets.assets.feature_drift import feature_drift
+from fraud_assets.assets.entity_features import entity_features, entity_features_checks
+from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
 from fraud_assets.assets.fraud_model import fraud_model
 from fraud_assets.assets.online_store import online_store
-from fraud_assets.assets.orders_by_entity import orders_by_entity
-from fraud_assets.assets.raw_orders import raw_orders
+from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
+from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
 from fraud_assets.assets.training_set import training_set
 from fraud_assets.lib.dask_executor import partition_safe_dask_executor
 
@@ -35,9 +35,18 @@ entity_features_job = define_asset_job(
 # "daily_features" lane (dagster.yaml limits the lane to one run at a time), so two ranges never
 # write the carried-over entity state at once and run in the order they were requested.
 DAILY_FEATURES_LANE = {"fraud/lane": "daily_features"}
+# The daily lane's assets and their checks: one list for both daily jobs and for anything that
+# assembles a code location of just this lane (the tests do).
+DAILY_FEATURE_ASSETS = (raw_orders, orders_by_entity, entity_features, feature_drift)
+DAILY_FEATURE_CHECKS = (
+    raw_orders_checks,
+    orders_by_entity_checks,
+    entity_features_checks,
+    feature_drift_checks,
+)
 daily_features_job = define_asset_job(
     "daily_features_job",
-    selection=AssetSelection.assets(raw_orders, orders_by_entity, entity_features, feature_drift),
+    selection=AssetSelection.assets(*DAILY_FEATURE_ASSETS),
     # One process for the run: the parallel work is Dask's, inside the steps. The default
     # multiprocess executor paid ~10 s of interpreter start-up per step (measured: 115 s for a
     # 100-order day under the daemon, 2 cores).
@@ -52,7 +61,7 @@ daily_features_job = define_asset_job(
 # or, without it, a LocalCluster for the run. Steps' own Dask work runs on that cluster too.
 daily_features_dask_job = define_asset_job(
     "daily_features_dask_job",
-    selection=AssetSelection.assets(raw_orders, orders_by_entity, entity_features, feature_drift),
+    selection=AssetSelection.assets(*DAILY_FEATURE_ASSETS),
     executor_def=partition_safe_dask_executor,
     tags=DAILY_FEATURES_LANE,
     description="daily_features_job with every step run as a task on a Dask cluster.",

@@ -31,11 +31,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.backfill import execute_backfill_iteration
 
-from fraud_assets.assets.entity_features import entity_features, entity_features_checks
-from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
-from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
-from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
-from fraud_assets.jobs import daily_features_job
+from fraud_assets.jobs import DAILY_FEATURE_ASSETS, DAILY_FEATURE_CHECKS, daily_features_job
 from fraud_assets.partitions import partition_range_tags
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.generator import GeneratorConfig, write_landing_files
@@ -47,13 +43,8 @@ SELECTION = [AssetKey(k) for k in ("raw_orders", "orders_by_entity", "entity_fea
 
 # The code location the backfill daemon loads (this module), with in-process steps.
 backfill_defs = Definitions(
-    assets=[raw_orders, orders_by_entity, entity_features, feature_drift],
-    asset_checks=[
-        raw_orders_checks,
-        orders_by_entity_checks,
-        entity_features_checks,
-        feature_drift_checks,
-    ],
+    assets=DAILY_FEATURE_ASSETS,
+    asset_checks=DAILY_FEATURE_CHECKS,
     jobs=[daily_features_job],
     executor=in_process_executor,
     resources={

@@ -24,11 +24,10 @@ from dagster import (
 from dagster_dask import dask_executor
 from distributed import LocalCluster
 
-from fraud_assets.assets.entity_features import entity_features, entity_features_checks
-from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
-from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
-from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
-from fraud_assets.jobs import daily_features_dask_job
+from fraud_assets.assets.entity_features import entity_features
+from fraud_assets.assets.orders_by_entity import orders_by_entity
+from fraud_assets.assets.raw_orders import raw_orders
+from fraud_assets.jobs import DAILY_FEATURE_ASSETS, DAILY_FEATURE_CHECKS, daily_features_dask_job
 from fraud_assets.partitions import partition_range_tags
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.storage import DataLayout
@@ -37,13 +36,8 @@ FIRST, LAST = date(2026, 1, 1), date(2026, 1, 3)
 DAYS = [FIRST.replace(day=d) for d in (1, 2, 3)]
 
 _defs = Definitions(
-    assets=[raw_orders, orders_by_entity, entity_features, feature_drift],
-    asset_checks=[
-        raw_orders_checks,
-        orders_by_entity_checks,
-        entity_features_checks,
-        feature_drift_checks,
-    ],
+    assets=DAILY_FEATURE_ASSETS,
+    asset_checks=DAILY_FEATURE_CHECKS,
     jobs=[
         daily_features_dask_job,
         define_asset_job("stock_dask_job", selection=[raw_orders], executor_def=dask_executor),

@@ -20,11 +20,7 @@ from dagster import (
     instance_for_test,
 )
 
-from fraud_assets.assets.entity_features import entity_features, entity_features_checks
-from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
-from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
-from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
-from fraud_assets.jobs import daily_features_job
+from fraud_assets.jobs import DAILY_FEATURE_ASSETS, DAILY_FEATURE_CHECKS, daily_features_job
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_assets.sensors import contiguous_ranges, landing_folder_sensor, read_cursor
 from fraud_core.storage import DataLayout, write_parquet
@@ -35,13 +31,8 @@ RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_p
 
 def _defs() -> Definitions:
     return Definitions(
-        assets=[raw_orders, orders_by_entity, entity_features, feature_drift],
-        asset_checks=[
-            raw_orders_checks,
-            orders_by_entity_checks,
-            entity_features_checks,
-            feature_drift_checks,
-        ],
+        assets=DAILY_FEATURE_ASSETS,
+        asset_checks=DAILY_FEATURE_CHECKS,
         jobs=[daily_features_job],
         sensors=[landing_folder_sensor],
         resources={

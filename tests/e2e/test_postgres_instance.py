@@ -18,11 +18,7 @@ import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context
 
-from fraud_assets.assets.entity_features import entity_features, entity_features_checks
-from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
-from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
-from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
-from fraud_assets.jobs import daily_features_job
+from fraud_assets.jobs import DAILY_FEATURE_ASSETS, DAILY_FEATURE_CHECKS, daily_features_job
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_assets.sensors import landing_folder_sensor
 from fraud_core.generator import GeneratorConfig, write_landing_files
@@ -120,13 +116,8 @@ def test_assets_and_the_sensor_on_postgres(pg_instance, tmp_path, monkeypatch):
     )
     write_landing_files(cfg, layout.landing)
     defs = Definitions(
-        assets=[raw_orders, orders_by_entity, entity_features, feature_drift],
-        asset_checks=[
-            raw_orders_checks,
-            orders_by_entity_checks,
-            entity_features_checks,
-            feature_drift_checks,
-        ],
+        assets=DAILY_FEATURE_ASSETS,
+        asset_checks=DAILY_FEATURE_CHECKS,
         jobs=[daily_features_job],
         resources={
             "layout": DataLayoutResource(),
