@@ -1,6 +1,6 @@
 """What lives as long as the app: the Redis client, the model holder, the micro-batcher and the
-background tasks (store health probe, model reload). Built on start-up, torn down on shutdown,
-reachable by the routes through `deps`.
+background tasks (store health probe, model reload). Built on start-up (which also loads the
+compiled feature kernel), torn down on shutdown, reachable by the routes through `deps`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from litestar import Litestar
 
+from fraud_core.features.kernel import warm_up
 from fraud_core.online_keys import OnlineKeys
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.services.entities import EntityService
@@ -45,6 +46,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     models = ModelHolder(settings.models_dir, metrics)
     await store.probe()
     await models.poll_once()
+    # load the compiled feature kernel now, not on the first order (compiles on a first run)
+    await asyncio.to_thread(warm_up)
     scoring = ScoringService(
         store,
         models,

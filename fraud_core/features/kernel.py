@@ -1,69 +1,320 @@
-"""The vectorised feature kernel: every entity feature of the spec for every row of a table of
-events sorted by (entity, canonical order), with numpy only and no per-row Python.
+"""The feature kernel: every entity feature of the spec for every row of a table of events sorted
+by (entity, canonical order), compiled with numba: one linear pass over the rows per feature
+family, each keeping its few pointers and counters in registers.
 
 The same function serves both paths. Offline it runs over a whole range of days (tens of
-thousands of entities at once); online the service runs it over one entity's stored history plus
-the new order and keeps the last row. So the two paths cannot drift apart: parity is structural,
-and the tests check it end to end anyway.
+thousands of entities at once, one Dask task per bucket); online the service runs it over one
+entity's stored history plus the new order and keeps the last row. So the two paths cannot drift
+apart: parity is structural, and the tests check it end to end anyway.
 
-How the windowed quantities stay vectorised:
-- a composite key `group << 32 | (t - t0)` is sorted, so `searchsorted(key, key - W)` gives each
-  row's window start inside its own entity;
-- window starts never decrease along the table, so "how many earlier rows in my window repeat a
-  value seen earlier in that window" and "how many fraud labels in my risk window were known
-  before me" become interval updates on a difference array (one cumsum).
+How each pass stays linear:
+- times never decrease inside an entity, so every window start (velocity, distinct, risk) is a
+  pointer that only moves forward;
+- each row links to the previous and next row of its entity with the same counterpart value, so
+  "how many rows of my window repeat a value seen earlier in it" is a running count updated in
+  O(1) as the window's two ends move;
+- a fraud label counts for a contiguous run of later rows (those whose risk window holds the
+  order and whose time is after the label), found by binary search on time, so labels become
+  +1/-1 updates at the run's ends, summed once per entity.
+
+Compiled with `cache=True` (the machine code is kept next to this file, or in NUMBA_CACHE_DIR) and
+`nogil=True` (Dask threads run kernels in parallel). The first call in a process loads or compiles
+it; `warm_up()` does that at a moment of the caller's choosing (the scoring service's startup).
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from fraud_core.features.spec import DAY_S, FeatureSpec
+from fraud_core.features.spec import DAY_S, DEFAULT_SPEC, FeatureSpec
 
 NO_LABEL = np.iinfo(np.int64).max
 """`label_s` of an order with no known fraud label."""
 
-_KEY_SPAN = 1 << 32
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
-def _searchsorted_right(key: np.ndarray, values: np.ndarray) -> np.ndarray:
-    return np.searchsorted(key, values, side="right")
+@_jit
+def _bisect_left(a, x, lo, hi):
+    """First index k in [lo, hi) with a[k] >= x (a non-decreasing there), else hi."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
-def _interval_count(n: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """How many of the intervals [lo_k, hi_k) cover each position 0..n-1."""
-    keep = hi > lo
-    diff = np.bincount(lo[keep], minlength=n + 1) - np.bincount(hi[keep], minlength=n + 1)
-    return np.cumsum(diff[:n])
+@_jit
+def _bisect_right(a, x, lo, hi):
+    """First index k in [lo, hi) with a[k] > x (a non-decreasing there), else hi."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
-def previous_same(group: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Index of the previous row with the same (group, code), or -1. `group` is a dense ordinal
-    below 2**31 and codes are below 2**32."""
-    n = len(codes)
-    order = np.argsort((group << 32) | codes, kind="stable")  # stable: row order inside a pair
-    pair = ((group << 32) | codes)[order]
-    prev_sorted = np.full(n, -1, dtype=np.int64)
-    same = pair[1:] == pair[:-1]
-    prev_sorted[1:][same] = order[:-1][same]
-    prev = np.empty(n, dtype=np.int64)
-    prev[order] = prev_sorted
-    return prev
+@_jit
+def _group_starts(group, t_s):
+    """Each row's entity start, or None when times decrease inside an entity."""
+    n = t_s.shape[0]
+    gs = np.empty(n, np.int64)
+    g = 0
+    for i in range(n):
+        if i > 0:
+            if group[i] != group[i - 1]:
+                g = i
+            elif t_s[i] < t_s[i - 1]:
+                return None
+        gs[i] = g
+    return gs
 
 
-def distinct_in_window(pos: np.ndarray, start: np.ndarray, prev: np.ndarray) -> np.ndarray:
-    """Distinct values among rows [start_i, i) for each row i, where `prev` links each row to the
-    previous row with the same value in its group. `start` must be non-decreasing.
+@_jit
+def _links(gs, codes, prev, nxt):
+    """The previous and the next row of the same entity with the same code (or -1). Returns
+    False when a code is negative."""
+    n = codes.shape[0]
+    m = 0
+    for i in range(n):
+        if codes[i] < 0:
+            return False
+        m = max(m, codes[i] + 1)
+    last = np.full(m, -1, np.int64)
+    for i in range(n):
+        c = codes[i]
+        p = last[c]
+        if p >= gs[i]:
+            prev[i] = p
+            nxt[p] = i
+        else:
+            prev[i] = -1
+        nxt[i] = -1  # until a later row links to it
+        last[c] = i
+    return True
 
-    Row j repeats a value inside row i's window exactly when j < i and prev_j >= start_i; those
-    rows i form the interval (j, first i with start_i > prev_j).
-    """
-    n = len(pos)
-    has_prev = prev >= 0
-    j = pos[has_prev]
-    end = np.searchsorted(start, prev[has_prev], side="right")
-    repeats = _interval_count(n, j + 1, end)
-    return (pos - start) - repeats
+
+@_jit
+def _previous_pass(gs, t_s, first_seen, seconds_since_prev):
+    for i in range(t_s.shape[0]):
+        if gs[i] == i:
+            first_seen[i] = 1.0
+            seconds_since_prev[i] = np.nan
+        else:
+            first_seen[i] = 0.0
+            seconds_since_prev[i] = float(t_s[i] - t_s[i - 1])
+
+
+@_jit
+def _window_pass(gs, t_s, csum, window, count_out, sum_out, mean_out):
+    """Orders, amount and mean amount of the rows of (t_i - window, t_i] before row i."""
+    s = 0
+    for i in range(t_s.shape[0]):
+        if gs[i] == i:
+            s = i
+        lim = t_s[i] - window
+        while s < i and t_s[s] <= lim:
+            s += 1
+        count = i - s
+        total = (csum[i] - csum[s]) / 100.0
+        count_out[i] = count
+        sum_out[i] = total
+        mean_out[i] = total / count if count > 0 else np.nan
+
+
+@_jit
+def _distinct_pass(gs, t_s, prev, nxt, window, last_n, out):
+    """Distinct values among the rows of row i's window before it: the time window
+    (t_i - window, t_i] when window > 0, else the last `last_n` rows. The window's rows minus
+    its repeats, a repeat being a row whose previous same value is inside the window too; both
+    ends only move forward, so the repeat count is kept up to date in O(1) per step."""
+    ws = 0  # window start
+    s = 0  # where the repeat count has been moved to
+    repeats = 0
+    for i in range(t_s.shape[0]):
+        g = gs[i]
+        if g == i:
+            ws = i
+            s = i
+            repeats = 0
+        elif prev[i - 1] >= s:  # row i-1 enters the window
+            repeats += 1
+        if window > 0:
+            lim = t_s[i] - window
+            while ws < i and t_s[ws] <= lim:
+                ws += 1
+        else:
+            ws = max(g, i - last_n)
+        while s < ws:  # row s leaves: its next same value, if inside, stops repeating
+            q = nxt[s]
+            if q >= 0 and q < i:
+                repeats -= 1
+            s += 1
+        out[i] = i - s - repeats
+
+
+@_jit
+def _last_n_pass(gs, amount, csum, last_n, sum_out, mean_out, std_out, min_out, max_out, rel_out):
+    """Amount statistics of the last `last_n` rows, most recent first (the summation order is
+    part of the definition)."""
+    for i in range(amount.shape[0]):
+        ls = max(gs[i], i - last_n)
+        count = i - ls
+        total = (csum[i] - csum[ls]) / 100.0
+        sum_out[i] = total
+        if count == 0:
+            mean_out[i] = np.nan
+            std_out[i] = np.nan
+            min_out[i] = np.nan
+            max_out[i] = np.nan
+            rel_out[i] = np.nan
+            continue
+        mean = total / count
+        lo = np.inf
+        hi = -np.inf
+        sq = 0.0
+        for j in range(i - 1, ls - 1, -1):
+            v = amount[j]
+            lo = min(lo, v)
+            hi = max(hi, v)
+            dv = v - mean
+            sq += dv * dv
+        mean_out[i] = mean
+        std_out[i] = np.sqrt(sq / count)
+        min_out[i] = lo
+        max_out[i] = hi
+        rel_out[i] = amount[i] / mean if mean > 0 else np.nan
+
+
+@_jit
+def _match_pass(gs, codes, prev, last_n, same_out, seen_out):
+    """Whether the value equals the previous row's, and whether it is among the last N rows'."""
+    for i in range(codes.shape[0]):
+        g = gs[i]
+        same_out[i] = 1.0 if (i > g and codes[i] == codes[i - 1]) else 0.0
+        seen_out[i] = 1.0 if prev[i] >= max(g, i - last_n) else 0.0
+
+
+@_jit
+def _risk_pass(gs, t_s, label_s, no_label, delay, window, count_out, share_out):
+    """Orders in (t_i - delay - window, t_i - delay] and the share of them labelled fraud by a
+    label known before row i (label_j < t_i)."""
+    n = t_s.shape[0]
+    end = 0
+    begin = 0
+    any_fraud = False
+    for i in range(n):
+        if gs[i] == i:
+            end = i
+            begin = i
+        lim = t_s[i] - delay
+        while end < i and t_s[end] <= lim:
+            end += 1
+        lim -= window
+        while begin < end and t_s[begin] <= lim:
+            begin += 1
+        count_out[i] = end - begin
+        share_out[i] = 0.0
+        if label_s[i] != no_label:
+            any_fraud = True
+    if not any_fraud:
+        return
+    # A fraud at row j is inside row i's window when i > j and t_j + delay <= t_i < t_j + delay
+    # + window, and counts once its label is known: t_i > label_j. Times do not decrease, so
+    # that is one run of rows [first, stop) of j's entity: +1/-1 at its ends (small integers,
+    # exact in float64), summed up below.
+    for j in range(n):
+        label = label_s[j]
+        if label == no_label:
+            continue
+        g0 = gs[j]
+        g1 = _bisect_right(gs, g0, j, n)
+        first = max(
+            j + 1,
+            _bisect_left(t_s, t_s[j] + delay, g0, g1),
+            _bisect_right(t_s, label, g0, g1),
+        )
+        stop = _bisect_left(t_s, t_s[j] + delay + window, g0, g1)
+        if first < stop:
+            share_out[first] += 1.0
+            if stop < g1:
+                share_out[stop] -= 1.0
+    frauds = 0.0
+    for i in range(n):
+        if gs[i] == i:
+            frauds = 0.0
+        frauds += share_out[i]
+        count = count_out[i]
+        share_out[i] = frauds / count if count > 0 else 0.0
+
+
+@_jit
+def _entity_pass(
+    group,
+    t_s,
+    cents,
+    codes,
+    label_s,
+    windows,
+    distinct_idx,
+    history_n,
+    risk_delay,
+    risk_windows,
+    no_label,
+    out,
+):
+    """Fill `out` (one row per feature, in `FeatureSpec.entity_features` order). Returns an
+    error message, or an empty string."""
+    n = t_s.shape[0]
+    nw = windows.shape[0]
+    nd = distinct_idx.shape[0]
+    ncp = codes.shape[0]
+    gs = _group_starts(group, t_s)
+    if gs is None:
+        return "t_s must not decrease inside an entity (sort rows by entity, then time)"
+    csum = np.zeros(n + 1, np.int64)
+    amount = np.empty(n, np.float64)
+    for i in range(n):
+        csum[i + 1] = csum[i] + cents[i]
+        amount[i] = cents[i] / 100.0
+
+    _previous_pass(gs, t_s, out[0], out[1])
+    row = 2
+    for a in range(nw):
+        _window_pass(gs, t_s, csum, windows[a], out[row], out[row + 1], out[row + 2])
+        row += 3
+    prev = np.empty((ncp, n), np.int64)
+    nxt = np.empty((ncp, n), np.int64)
+    for k in range(ncp):
+        if not _links(gs, codes[k], prev[k], nxt[k]):
+            return "counterpart codes must be non-negative integers"
+        for d in range(nd):
+            _distinct_pass(gs, t_s, prev[k], nxt[k], windows[distinct_idx[d]], 0, out[row])
+            row += 1
+    _last_n_pass(
+        gs, amount, csum, history_n, out[row], out[row + 1], out[row + 2], out[row + 3],
+        out[row + 4], out[row + 5],
+    )  # fmt: skip
+    row += 6
+    for k in range(ncp):
+        _distinct_pass(gs, t_s, prev[k], nxt[k], 0, history_n, out[row])
+        _match_pass(gs, codes[k], prev[k], history_n, out[row + 1], out[row + 2])
+        row += 3
+    for a in range(risk_windows.shape[0]):
+        _risk_pass(gs, t_s, label_s, no_label, risk_delay, risk_windows[a], out[row], out[row + 1])
+        row += 2
+    if row != out.shape[0]:
+        return "feature rows do not match the spec"
+    return ""
+
+
+def _int64(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=np.int64)
 
 
 def entity_kernel(
@@ -77,124 +328,38 @@ def entity_kernel(
 ) -> dict[str, np.ndarray]:
     """Features of entity kind `kind` for every row.
 
-    Rows must be sorted by `group` (a non-decreasing entity ordinal) and, inside a group, in the
-    order the orders were accepted (time, then order id). `counterparts` maps each counterpart
-    column of the kind to integer codes (equal codes = equal values). `label_s` is the time a fraud
-    label became known, or NO_LABEL.
+    Rows must be sorted by `group` (equal entities adjacent) and, inside a group, in the order
+    the orders were accepted (time, then order id). `counterparts` maps each counterpart column
+    of the kind to non-negative integer codes (equal codes = equal values; dense codes keep the
+    kernel's lookup table small). `label_s` is the time a fraud label became known, or NO_LABEL.
+    Returns one float64 column per feature, in spec order (views of one block).
     """
     e = spec.entity(kind)
+    names = [f.name for f in spec.entity_features(kind)]
     n = len(t_s)
-    out: dict[str, np.ndarray] = {}
-    if n == 0:
-        return {f.name: np.empty(0) for f in spec.entity_features(kind)}
-    group = np.asarray(group, dtype=np.int64)
-    t_s = np.asarray(t_s, dtype=np.int64)
-    cents = np.asarray(cents, dtype=np.int64)
-    pos = np.arange(n, dtype=np.int64)
-
-    new_group = np.ones(n, dtype=bool)
-    new_group[1:] = group[1:] != group[:-1]
-    gstart = np.maximum.accumulate(np.where(new_group, pos, 0))
-    ordinal = np.cumsum(new_group) - 1
-    t0 = int(t_s.min()) - spec.horizon_s - 1
-    rel = t_s - t0
-    if int(rel.max()) >= _KEY_SPAN or int(ordinal[-1]) >= (1 << 30):
-        raise ValueError("time span or entity count too large for one kernel call")
-    key = (ordinal << 32) | rel
-
-    cum_cents = np.concatenate(([0], np.cumsum(cents)))
-    amount = cents / 100.0
-    has_prev = pos > gstart
-    prev_idx = np.maximum(pos - 1, 0)
-
-    out[f"{kind}__first_seen"] = (~has_prev).astype(np.float64)
-    out[f"{kind}__seconds_since_prev"] = np.where(
-        has_prev, (t_s - t_s[prev_idx]).astype(np.float64), np.nan
-    )
-
-    starts: dict[str, np.ndarray] = {}
-    for w, seconds in spec.windows.items():
-        start = _searchsorted_right(key, key - seconds)
-        starts[w] = start
-        count = pos - start
-        total = (cum_cents[pos] - cum_cents[start]) / 100.0
-        out[f"{kind}__order_count__{w}"] = count.astype(np.float64)
-        out[f"{kind}__amount_sum__{w}"] = total
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"{kind}__amount_mean__{w}"] = np.where(count > 0, total / count, np.nan)
-
-    prevs = {
-        c: previous_same(ordinal, np.asarray(codes, dtype=np.int64))
-        for c, codes in counterparts.items()
-    }
-    for c in e.counterparts:
-        for w in spec.distinct_windows:
-            out[f"{kind}__distinct_{c}__{w}"] = distinct_in_window(pos, starts[w], prevs[c]).astype(
-                np.float64
-            )
-
-    # Last-N block: one pass per lag (most recent first) over plain 1-d arrays.
-    hn = spec.history_n
-    last_start = np.maximum(gstart, pos - hn)
-    cnt = pos - last_start
-    has_hist = cnt > 0
-    total = (cum_cents[pos] - cum_cents[last_start]) / 100.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(has_hist, total / cnt, np.nan)
-    lo = np.full(n, np.inf)
-    hi = np.full(n, -np.inf)
-    sq = np.zeros(n)
-    for lag in range(1, min(hn, n) + 1):
-        valid = cnt >= lag
-        v = amount[np.maximum(pos - lag, 0)]
-        np.minimum(lo, np.where(valid, v, np.inf), out=lo)
-        np.maximum(hi, np.where(valid, v, -np.inf), out=hi)
-        d = np.where(valid, v - mean, 0.0)
-        sq += d * d
-    with np.errstate(invalid="ignore", divide="ignore"):
-        std = np.where(has_hist, np.sqrt(sq / cnt), np.nan)
-        rel_mean = np.where(mean > 0, amount / mean, np.nan)
-    out[f"{kind}__amount_sum__last{hn}"] = total
-    out[f"{kind}__amount_mean__last{hn}"] = mean
-    out[f"{kind}__amount_std__last{hn}"] = std
-    out[f"{kind}__amount_min__last{hn}"] = np.where(has_hist, lo, np.nan)
-    out[f"{kind}__amount_max__last{hn}"] = np.where(has_hist, hi, np.nan)
-    out[f"{kind}__amount_rel_mean__last{hn}"] = rel_mean
-    for c in e.counterparts:
-        codes = np.asarray(counterparts[c], dtype=np.int64)
-        out[f"{kind}__distinct_{c}__last{hn}"] = distinct_in_window(
-            pos, last_start, prevs[c]
-        ).astype(np.float64)
-        out[f"{kind}__same_{c}_as_last"] = (has_prev & (codes == codes[prev_idx])).astype(
-            np.float64
+    out = np.empty((len(names), n), dtype=np.float64)
+    if n:
+        window_names = list(spec.windows)
+        codes = np.empty((len(e.counterparts), n), dtype=np.int64)
+        for k, c in enumerate(e.counterparts):
+            codes[k] = counterparts[c]
+        error = _entity_pass(
+            _int64(group),
+            _int64(t_s),
+            _int64(cents),
+            codes,
+            _int64(label_s),
+            np.array(list(spec.windows.values()), dtype=np.int64),
+            np.array([window_names.index(w) for w in spec.distinct_windows], dtype=np.int64),
+            spec.history_n,
+            spec.risk_delay_s,
+            np.array(list(spec.risk_windows.values()), dtype=np.int64),
+            NO_LABEL,
+            out,
         )
-        out[f"{kind}__{c}_seen_in_last{hn}"] = (prevs[c] >= last_start).astype(np.float64)
-
-    # Delayed-label risk: orders in (t - delay - W, t - delay], and among them those whose fraud
-    # label was known strictly before this order's time.
-    label_s = np.asarray(label_s, dtype=np.int64)
-    fraud = np.flatnonzero(label_s != NO_LABEL)
-    if len(fraud):
-        label_key = (ordinal[fraud] << 32) | np.minimum(label_s[fraud] - t0, _KEY_SPAN - 1)
-        known_from = _searchsorted_right(key, label_key)  # first row of the group after the label
-    delay = spec.risk_delay_s
-    end = np.minimum(_searchsorted_right(key, key - delay), pos)
-    for w, seconds in spec.risk_windows.items():
-        begin = np.minimum(_searchsorted_right(key, key - delay - seconds), end)
-        count = end - begin
-        if len(fraud):
-            # fraud row j counts for rows i with begin_i <= j < end_i and t_i > label_j
-            lo = np.maximum(np.searchsorted(end, fraud, side="right"), known_from)
-            hi = np.searchsorted(begin, fraud, side="right")
-            frauds = _interval_count(n, lo, hi)
-        else:
-            frauds = np.zeros(n, dtype=np.int64)
-        out[f"{kind}__risk_order_count__{w}"] = count.astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[f"{kind}__risk_fraud_share__{w}"] = np.where(
-                count > 0, frauds / np.maximum(count, 1), 0.0
-            )
-    return out
+        if error:
+            raise ValueError(error)
+    return dict(zip(names, out, strict=True))
 
 
 def order_kernel(t_s: np.ndarray, cents: np.ndarray) -> dict[str, np.ndarray]:
@@ -204,3 +369,18 @@ def order_kernel(t_s: np.ndarray, cents: np.ndarray) -> dict[str, np.ndarray]:
         "order_amount": np.asarray(cents, dtype=np.int64) / 100.0,
         "order_hour_utc": ((t_s % DAY_S) // 3_600).astype(np.float64),
     }
+
+
+def warm_up(spec: FeatureSpec = DEFAULT_SPEC) -> None:
+    """Load (or compile, on a machine's first run) the compiled kernel now rather than on the
+    first order: one call over a tiny table with a label, which takes every branch's types."""
+    for e in spec.entities:
+        entity_kernel(
+            spec,
+            e.kind,
+            np.zeros(2, dtype=np.int64),
+            np.array([0, spec.risk_delay_s + 1], dtype=np.int64),
+            np.array([100, 200], dtype=np.int64),
+            {c: np.array([0, 1], dtype=np.int64) for c in e.counterparts},
+            np.array([1, NO_LABEL], dtype=np.int64),
+        )

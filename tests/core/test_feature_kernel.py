@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fraud_core.features.kernel import NO_LABEL, _entity_pass, entity_kernel, warm_up
 from fraud_core.features.offline import advance
 from fraud_core.features.spec import DEFAULT_SPEC
 
@@ -59,3 +60,45 @@ def test_features_follow_spec_and_ranges() -> None:
             assert (vals >= lo).all(), f.name
         if hi is not None:
             assert (vals <= hi).all(), f.name
+
+
+def _kernel_args(n: int) -> dict:
+    kind = DEFAULT_SPEC.entities[0]
+    return {
+        "spec": DEFAULT_SPEC,
+        "kind": kind.kind,
+        "group": np.zeros(n, dtype=np.int64),
+        "t_s": np.arange(n, dtype=np.int64) * 60,
+        "cents": np.full(n, 1_000, dtype=np.int64),
+        "counterparts": {c: np.zeros(n, dtype=np.int64) for c in kind.counterparts},
+        "label_s": np.full(n, NO_LABEL, dtype=np.int64),
+    }
+
+
+def test_kernel_refuses_times_going_back_inside_an_entity() -> None:
+    args = _kernel_args(5)
+    args["t_s"][3] = 0  # out of order inside the one entity
+    with pytest.raises(ValueError, match="t_s must not decrease"):
+        entity_kernel(**args)
+    args["group"][3:] = 1  # the same times, but row 3 now starts another entity: fine
+    feats = entity_kernel(**args)
+    assert feats[f"{args['kind']}__first_seen"].tolist() == [1, 0, 0, 1, 0]
+
+
+def test_kernel_refuses_negative_codes() -> None:
+    args = _kernel_args(3)
+    next(iter(args["counterparts"].values()))[1] = -1
+    with pytest.raises(ValueError, match="non-negative"):
+        entity_kernel(**args)
+
+
+def test_kernel_on_no_rows_gives_empty_columns_in_spec_order() -> None:
+    args = _kernel_args(0)
+    feats = entity_kernel(**args)
+    assert list(feats) == [f.name for f in DEFAULT_SPEC.entity_features(args["kind"])]
+    assert all(len(col) == 0 for col in feats.values())
+
+
+def test_warm_up_leaves_the_compiled_kernel_loaded() -> None:
+    warm_up()
+    assert _entity_pass.signatures  # compiled (or loaded from the cache) for the one signature
