@@ -317,7 +317,7 @@ def _int64(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=np.int64)
 
 
-def entity_kernel(
+def entity_block(
     spec: FeatureSpec,
     kind: str,
     group: np.ndarray,
@@ -325,19 +325,18 @@ def entity_kernel(
     cents: np.ndarray,
     counterparts: dict[str, np.ndarray],
     label_s: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """Features of entity kind `kind` for every row.
+) -> np.ndarray:
+    """Features of entity kind `kind` for every row, as one (features x rows) float64 block whose
+    rows follow `spec.entity_features(kind)`.
 
     Rows must be sorted by `group` (equal entities adjacent) and, inside a group, in the order
     the orders were accepted (time, then order id). `counterparts` maps each counterpart column
     of the kind to non-negative integer codes (equal codes = equal values; dense codes keep the
     kernel's lookup table small). `label_s` is the time a fraud label became known, or NO_LABEL.
-    Returns one float64 column per feature, in spec order (views of one block).
     """
     e = spec.entity(kind)
-    names = [f.name for f in spec.entity_features(kind)]
     n = len(t_s)
-    out = np.empty((len(names), n), dtype=np.float64)
+    out = np.empty((len(spec.entity_features(kind)), n), dtype=np.float64)
     if n:
         window_names = list(spec.windows)
         codes = np.empty((len(e.counterparts), n), dtype=np.int64)
@@ -359,7 +358,22 @@ def entity_kernel(
         )
         if error:
             raise ValueError(error)
-    return dict(zip(names, out, strict=True))
+    return out
+
+
+def entity_kernel(
+    spec: FeatureSpec,
+    kind: str,
+    group: np.ndarray,
+    t_s: np.ndarray,
+    cents: np.ndarray,
+    counterparts: dict[str, np.ndarray],
+    label_s: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """`entity_block` as one column per feature name, in spec order (views of the block)."""
+    block = entity_block(spec, kind, group, t_s, cents, counterparts, label_s)
+    names = [f.name for f in spec.entity_features(kind)]
+    return dict(zip(names, block, strict=True))
 
 
 def order_kernel(t_s: np.ndarray, cents: np.ndarray) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fraud_core.features.kernel import NO_LABEL, entity_kernel, order_kernel
+from fraud_core.features.kernel import NO_LABEL, entity_block, order_kernel
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 
 _US_PER_S = 1_000_000
@@ -83,10 +83,9 @@ def _codes(values: pd.Series) -> np.ndarray:
 
 def _advance_sorted(
     state: pd.DataFrame | None, orders: pd.DataFrame, kind: str, end_s: int, spec: FeatureSpec
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], pd.DataFrame]:
-    """The kernel over state + orders in kernel (entity) order. Returns (the kernel's row order as
-    indices into state + orders, how many rows came from the state, the feature columns in
-    kernel order for every row, the new state)."""
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """The kernel over state + orders in kernel (entity) order. Returns (for each order, its row
+    in the kernel's order; the kernel's (features x rows) block; the new state)."""
     new = events_from_orders(orders, kind, spec)
     n_old = 0 if state is None else len(state)
     events = pd.concat([state[state_columns(spec, kind)], new], ignore_index=True) if n_old else new
@@ -96,7 +95,7 @@ def _advance_sorted(
     sorted_group = group[order]
     t_sorted = events["t_s"].to_numpy()[order]
     counterparts = {c: _codes(events[c])[order] for c in spec.entity(kind).counterparts}
-    feats = entity_kernel(
+    block = entity_block(
         spec,
         kind,
         sorted_group,
@@ -114,7 +113,9 @@ def _advance_sorted(
     from_end = group_end - np.arange(n)
     keep_sorted = (from_end < spec.history_n) | (t_sorted > end_s - spec.horizon_s)
     new_state = events.take(np.sort(order[keep_sorted])).reset_index(drop=True)
-    return order, n_old, feats, new_state
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(n)
+    return inverse[n_old:], block, new_state
 
 
 def advance_kind(
@@ -123,40 +124,17 @@ def advance_kind(
     kind: str,
     end_s: int,
     spec: FeatureSpec = DEFAULT_SPEC,
-    out: dict[str, np.ndarray] | None = None,
-) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Features of `kind` for `orders` and the state after them.
 
     `state` holds events that came before every order in `orders`; `orders` are in accepted order
-    (order_date, then order_id). `end_s` is the time the new state is taken at (end of the day):
-    events older than `end_s - horizon` are dropped unless they are among an entity's last
-    `history_n`. Returns (feature columns, one value per order in the input order, written into
-    `out` when given; new state).
+    (order_date, then order_id) inside each entity. `end_s` is the time the new state is taken at
+    (end of the day): events older than `end_s - horizon` are dropped unless they are among an
+    entity's last `history_n`. Returns (a (features x orders) block, rows in
+    `spec.entity_features(kind)` order and orders in input order; the new state).
     """
-    order, n_old, feats, new_state = _advance_sorted(state, orders, kind, end_s, spec)
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    rows = inverse[n_old:]
-    if out is None:
-        out = {name: np.empty(len(rows)) for name in feats}
-    for name, col in feats.items():
-        np.take(col, rows, out=out[name])
-    return out, new_state
-
-
-def advance_kind_unordered(
-    state: pd.DataFrame | None,
-    orders: pd.DataFrame,
-    kind: str,
-    end_s: int,
-    spec: FeatureSpec = DEFAULT_SPEC,
-) -> tuple[np.ndarray, dict[str, np.ndarray], pd.DataFrame]:
-    """`advance_kind` without putting rows back in input order: (positions of the rows in
-    `orders`, feature columns in that row order, new state). For callers that scatter the
-    features by position anyway, this saves one random pass over every column."""
-    order, n_old, feats, new_state = _advance_sorted(state, orders, kind, end_s, spec)
-    is_new = order >= n_old
-    return order[is_new] - n_old, {name: col[is_new] for name, col in feats.items()}, new_state
+    rows, block, new_state = _advance_sorted(state, orders, kind, end_s, spec)
+    return np.take(block, rows, axis=1), new_state
 
 
 def advance(
@@ -168,17 +146,18 @@ def advance(
     """All features (`order_id` first, then spec order) for `orders`, and every kind's new state."""
     names = spec.feature_names
     index = {name: i for i, name in enumerate(names)}
-    # one (features x orders) block, filled in place: a DataFrame over its transpose costs no copy
+    # one (features x orders) block: a DataFrame over its transpose costs no copy
     block = np.empty((len(names), len(orders)), dtype=np.float64)
     t_s, cents = order_times(orders)
     for name, col in order_kernel(t_s, cents).items():
         block[index[name]] = col
     new_states: dict[str, pd.DataFrame] = {}
     for e in spec.entities:
-        targets = {f.name: block[index[f.name]] for f in spec.entity_features(e.kind)}
-        _, new_states[e.kind] = advance_kind(
-            states.get(e.kind), orders, e.kind, end_s, spec, targets
+        first = index[spec.entity_features(e.kind)[0].name]
+        kind_block, new_states[e.kind] = advance_kind(
+            states.get(e.kind), orders, e.kind, end_s, spec
         )
+        block[first : first + len(kind_block)] = kind_block
     frame = pd.DataFrame(block.T, columns=names, copy=False)
     frame.insert(0, "order_id", orders["order_id"].reset_index(drop=True))
     return frame, new_states

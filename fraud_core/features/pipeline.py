@@ -25,11 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fraud_core.features.kernel import order_kernel
-from fraud_core.features.offline import (
-    advance_kind_unordered,
-    empty_state,
-    order_times,
-)
+from fraud_core.features.offline import advance_kind, empty_state, order_times
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.storage import DataLayout, atomic_path, read_parquet_files, write_parquet
 
@@ -95,38 +91,38 @@ class BucketTask:
 
 def _read_buckets(
     layout: DataLayout, kind: str, days: tuple[date, ...], bucket: int
-) -> pd.DataFrame | None:
+) -> pa.Table | None:
     """One bucket's orders over several days, in day order (None when no day has a file)."""
     paths = [p for d in days if (p := layout.orders_by_entity(kind, d, bucket)).exists()]
-    return read_parquet_files(paths).to_pandas() if paths else None
+    return read_parquet_files(paths) if paths else None
 
 
-def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[str, np.ndarray]:
+def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[str, object]:
     """Features of one (kind, bucket) over the task's days; writes the end-of-range snapshot.
 
-    Returns the order ids and the kind's feature columns (plain arrays: cheap to ship back)."""
+    Returns `order_id` (an Arrow array) and `features`, a (kind's features x orders) block, both
+    in the order of the bucket files (day by day): cheap to ship back and to cut by day."""
     layout = DataLayout(Path(task.root))
     state: pd.DataFrame | None = None
     if task.snapshot is not None:
         state = pq.read_table(state_file(layout, task.kind, task.snapshot, task.bucket)).to_pandas()
     if task.replay:
         replayed = _read_buckets(layout, task.kind, task.replay, task.bucket)
-        if replayed is not None and len(replayed):
+        if replayed is not None and replayed.num_rows:
             end = day_end_s(task.replay[-1])
-            _, _, state = advance_kind_unordered(state, replayed, task.kind, end, spec)
+            _, state = advance_kind(state, replayed.to_pandas(), task.kind, end, spec)
     orders = _read_buckets(layout, task.kind, task.days, task.bucket)
-    if orders is None or not len(orders):
-        cols: dict[str, np.ndarray] = {f.name: np.empty(0) for f in spec.entity_features(task.kind)}
-        order_ids = np.empty(0, dtype=object)
+    if orders is None or not orders.num_rows:
+        features = np.empty((len(spec.entity_features(task.kind)), 0))
+        order_ids = pa.chunked_array([], type=pa.string())
         if state is None:
             state = empty_state(spec, task.kind)
     else:
-        rows, cols, state = advance_kind_unordered(
-            state, orders, task.kind, day_end_s(task.days[-1]), spec
-        )
-        order_ids = orders["order_id"].to_numpy(dtype=object)[rows]
+        end = day_end_s(task.days[-1])
+        features, state = advance_kind(state, orders.to_pandas(), task.kind, end, spec)
+        order_ids = orders.column("order_id")
     write_parquet(state, state_file(layout, task.kind, task.days[-1], task.bucket))
-    return {"order_id": order_ids, **cols}
+    return {"order_id": order_ids, "features": features}
 
 
 def plan_tasks(
@@ -164,42 +160,40 @@ def mark_snapshots(
 def assemble_days(
     layout: DataLayout,
     days: list[date],
-    results: list[tuple[str, dict[str, np.ndarray]]],
+    results: list[tuple[str, dict[str, object]]],
     spec: FeatureSpec = DEFAULT_SPEC,
 ) -> tuple[dict[date, int], list[dict[str, float]]]:
     """Join the (kind, bucket result) pairs with the days' validated orders and write one
     feature file per day: identity and label columns first, then the spec's features in order.
-    Returns the row count per day and a per-feature summary of the last day."""
+    Returns the row count per day and a per-feature summary of the last day.
+
+    Each day is put together in its own small block: every bucket result holds the day's rows
+    as one contiguous run (results are in bucket-file order, day by day), scattered into place."""
     day_rows = [pq.read_metadata(layout.raw_orders(d)).num_rows for d in days]
+    bounds = np.cumsum([0, *day_rows])
     raw = read_parquet_files([layout.raw_orders(d) for d in days])
     names = spec.feature_names
-    index = {name: i for i, name in enumerate(names)}
-    # every cell is written below (the coverage check proves it), so no need to pre-fill
-    block = np.empty((len(names), raw.num_rows))
-    orders = raw.select(["order_date", "order_amount"]).to_pandas()
-    t_s, cents = order_times(orders)
-    for name, col in order_kernel(t_s, cents).items():
-        block[index[name]] = col
+    first_row = {e.kind: names.index(spec.entity_features(e.kind)[0].name) for e in spec.entities}
 
     # one hash join of every bucket's order ids against the range's validated orders
     results = [(k, r) for k, r in results if len(r["order_id"])]
-    ids = pa.chunked_array(
-        [pa.array(r["order_id"], type=pa.string()) for _, r in results]
-        or [pa.array([], pa.string())]
-    )
-    found = pc.index_in(ids, value_set=raw.column("order_id"))
+    ids = pa.chunked_array([c for _, r in results for c in r["order_id"].chunks], type=pa.string())
+    found = pc.index_in(ids, value_set=raw.column("order_id").cast(pa.string()))
     if found.null_count:
         raise ValueError("bucketed orders that are not in raw_orders: rerun orders_by_entity")
     positions = found.to_numpy()
     seen = {e.kind: np.zeros(raw.num_rows, dtype=bool) for e in spec.entities}
+    pieces = []  # (kind, positions, features, where each day's run starts and ends)
     offset = 0
     for kind, result in results:
         pos = positions[offset : offset + len(result["order_id"])]
         offset += len(pos)
         seen[kind][pos] = True
-        for name, col in result.items():
-            if name != "order_id":
-                block[index[name], pos] = col
+        day_of_row = np.searchsorted(bounds, pos, side="right") - 1
+        if (np.diff(day_of_row) < 0).any():
+            raise ValueError("bucket results are not in day order")
+        cuts = np.searchsorted(day_of_row, np.arange(len(days) + 1))
+        pieces.append((kind, pos, result["features"], cuts))
     for kind, mask in seen.items():
         if not mask.all():
             raise ValueError(
@@ -207,19 +201,30 @@ def assemble_days(
             )
 
     ident = [c for c in LABEL_COLUMNS if c in raw.column_names]
-    bounds = np.cumsum([0, *day_rows])
+    amounts = raw.select(["order_date", "order_amount"])
 
-    def write_day(i: int) -> None:
+    def write_day(i: int) -> np.ndarray | None:
         start, stop = int(bounds[i]), int(bounds[i + 1])
+        # every cell is written below (the coverage check above proves it): no pre-fill
+        block = np.empty((len(names), stop - start))
+        t_s, cents = order_times(amounts.slice(start, stop - start).to_pandas())
+        for name, col in order_kernel(t_s, cents).items():
+            block[names.index(name)] = col
+        for kind, pos, features, cuts in pieces:
+            lo, hi = cuts[i], cuts[i + 1]
+            if hi > lo:
+                r0 = first_row[kind]
+                block[r0 : r0 + len(features), pos[lo:hi] - start] = features[:, lo:hi]
         head = raw.select(ident).slice(start, stop - start)
-        arrays = [*head.columns, *(pa.array(block[index[n], start:stop]) for n in names)]
+        arrays = [*head.columns, *(pa.array(row) for row in block)]
         table = pa.Table.from_arrays(arrays, names=[*ident, *names])
         write_parquet(table, layout.entity_features(days[i]), dictionary_columns=ident)
+        return block if i == len(days) - 1 else None  # the last day's block is summarised
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # parquet encoding releases the GIL
-        list(pool.map(write_day, range(len(days))))
+        last = list(pool.map(write_day, range(len(days))))[-1]
     counts = {day: int(n) for day, n in zip(days, day_rows, strict=True)}
-    return counts, summarize_block(names, block[:, bounds[-2] : bounds[-1]])
+    return counts, summarize_block(names, last)
 
 
 def summarize_block(names: list[str], block: np.ndarray) -> list[dict[str, float]]:
