@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -48,6 +49,11 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     await models.poll_once()
     # load the compiled feature kernel now, not on the first order (compiles on a first run)
     await asyncio.to_thread(warm_up)
+    # Everything built so far (libraries, numba's compiler objects, the model) lives as long as
+    # the process: take it out of the cyclic GC, whose full passes over it stalled requests
+    # (~150 ms each, seen as p99 at 500 requests/s).
+    gc.collect()
+    gc.freeze()
     scoring = ScoringService(
         store,
         models,

@@ -1,4 +1,4 @@
-"""The feature engine: one spec (`spec`), one vectorised kernel (`kernel`), and the two paths
+"""The feature engine: one spec (`spec`), one compiled kernel (`kernel`, numba), and the two paths
 that run it: offline over partitions of orders (`offline`), online over one entity's stored state
 (`online`, with the state codec in `state`)."""
 

@@ -1,6 +1,6 @@
 """The one feature specification: every behavioural feature the model sees is declared here.
 
-Both execution paths read this spec: the vectorised offline kernel (`fraud_core.features.kernel`,
+Both execution paths read this spec: the compiled kernel (`fraud_core.features.kernel`,
 run over whole partitions of orders) and the online path (`fraud_core.features.online`, run by the
 scoring service on one entity's stored state plus the new order). Every feature is "as of just
 before the order is accepted": it looks only at the entity's earlier orders and only at labels

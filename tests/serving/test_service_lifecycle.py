@@ -134,3 +134,17 @@ def test_a_redis_outage_gives_fast_503s_and_heals(settings, own_redis) -> None:
             "email",
             "ip_addr",
         ]  # the data went with it
+
+
+def test_start_up_loads_the_kernel_and_takes_its_objects_out_of_the_gc(settings) -> None:
+    import gc
+
+    from fraud_core.features.kernel import _entity_pass
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+        assert _entity_pass.signatures  # the compiled kernel is loaded before the first order
+        assert gc.get_freeze_count() > 10_000  # libraries, numba and the model: frozen
+    gc.unfreeze()
