@@ -46,6 +46,7 @@ serve: install
 bench: install
 	$(PY) bench/generator.py
 	$(PY) bench/features.py --orders 1200000
+	$(PY) bench/online_features.py
 	$(PY) bench/train.py
 	$(PY) bench/online_store.py
 	$(PY) bench/serving.py

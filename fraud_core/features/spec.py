@@ -67,6 +67,16 @@ class FeatureSpec:
 
     def entity_features(self, kind: str) -> list[Feature]:
         """The features of one entity kind, in their fixed order."""
+        if kind not in self._entity_features:
+            self.entity(kind)  # raises KeyError naming the unknown kind
+        return list(self._entity_features[kind])
+
+    @functools.cached_property
+    def _entity_features(self) -> dict[str, tuple[Feature, ...]]:
+        """Built once per spec: the online path asks for them on every order."""
+        return {e.kind: tuple(self._build_entity_features(e.kind)) for e in self.entities}
+
+    def _build_entity_features(self, kind: str) -> list[Feature]:
         e = self.entity(kind)
         n = self.history_n
         delay_d = self.risk_delay_s / DAY_S
