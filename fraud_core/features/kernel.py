@@ -32,7 +32,14 @@ from fraud_core.features.spec import DAY_S, DEFAULT_SPEC, FeatureSpec
 NO_LABEL = np.iinfo(np.int64).max
 """`label_s` of an order with no known fraud label."""
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+
+def _jit(fn):
+    """Compile in nopython mode, releasing the GIL, with numpy's float semantics (x / 0 is inf or
+    nan, never an exception: every division here is guarded anyway), cached on disk."""
+    try:
+        return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+    except RuntimeError:  # no writable cache location: still works, compiling once per process
+        return numba.njit(nogil=True, error_model="numpy")(fn)
 
 
 @_jit

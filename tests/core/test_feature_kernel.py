@@ -3,13 +3,14 @@ window edge, same-second ties and labels known before and after later orders."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fraud_core.features.kernel import NO_LABEL, _entity_pass, entity_kernel, warm_up
+from fraud_core.features.kernel import NO_LABEL, _entity_pass, _jit, entity_kernel, warm_up
 from fraud_core.features.offline import advance
 from fraud_core.features.spec import DEFAULT_SPEC
 
@@ -102,3 +103,11 @@ def test_kernel_on_no_rows_gives_empty_columns_in_spec_order() -> None:
 def test_warm_up_leaves_the_compiled_kernel_loaded() -> None:
     warm_up()
     assert _entity_pass.signatures  # compiled (or loaded from the cache) for the one signature
+
+
+def test_kernel_functions_compile_where_numba_has_no_cache_location() -> None:
+    namespace: dict = {}
+    exec("def double(x):\n    return 2 * x\n", namespace)  # no source file: nowhere to cache
+    with pytest.raises(RuntimeError, match="cannot cache"):
+        numba.njit(cache=True)(namespace["double"])
+    assert _jit(namespace["double"])(21) == 42
