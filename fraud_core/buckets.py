@@ -12,6 +12,8 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fraud_core.schema import ENTITY_KINDS, ORDER_SCHEMA
@@ -38,19 +40,17 @@ def entity_bucket(values: pd.Series | np.ndarray, n_buckets: int) -> np.ndarray:
     return (hashes % np.uint64(n_buckets)).astype(np.int32)
 
 
-def split_by_bucket(orders: pd.DataFrame, kind: str, n_buckets: int) -> list[pd.DataFrame]:
-    """`n_buckets` frames (some may be empty), bucket b holding the orders whose `kind` value
-    hashes to b, sorted by (entity, order_date, order_id) as the feature kernels expect."""
-    buckets = entity_bucket(orders[kind], n_buckets)
-    ordered = orders.assign(_bucket=buckets).sort_values(
-        ["_bucket", kind, "order_date", "order_id"], kind="stable"
-    )
-    groups = dict(iter(ordered.groupby("_bucket", sort=True)))
-    empty = orders.iloc[0:0]
-    return [
-        groups[b].drop(columns="_bucket").reset_index(drop=True) if b in groups else empty
-        for b in range(n_buckets)
-    ]
+def split_by_bucket(orders: pa.Table, kind: str, n_buckets: int) -> list[pa.Table]:
+    """`n_buckets` tables (some may be empty), bucket b holding the orders whose `kind` value
+    hashes to b, sorted by (entity, order_date, order_id) as the feature kernels expect. One
+    Arrow sort and zero-copy slices: a day is split three ways in milliseconds."""
+    buckets = entity_bucket(orders.column(kind).to_numpy(zero_copy_only=False), n_buckets)
+    keys = [("_bucket", "ascending")] + [(c, "ascending") for c in (kind, "order_date", "order_id")]
+    order = pc.sort_indices(orders.append_column("_bucket", pa.array(buckets)), sort_keys=keys)
+    ordered = orders.take(order)
+    counts = np.bincount(buckets, minlength=n_buckets)
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    return [ordered.slice(int(starts[b]), int(counts[b])) for b in range(n_buckets)]
 
 
 def write_day_buckets(
@@ -66,15 +66,15 @@ def write_day_buckets(
     source = layout.raw_orders(day)
     if not source.exists():
         raise FileNotFoundError(f"no validated orders for {day}: {source} (materialize raw_orders)")
-    orders = pq.read_table(source).to_pandas()
+    orders = pq.read_table(source).select(ORDER_SCHEMA.names).cast(ORDER_SCHEMA)
     sizes: dict[str, list[int]] = {}
     for kind in kinds:
         written = set()
         sizes[kind] = []
-        for bucket, frame in enumerate(split_by_bucket(orders, kind, n_buckets)):
-            path = write_parquet(frame, layout.orders_by_entity(kind, day, bucket), ORDER_SCHEMA)
+        for bucket, part in enumerate(split_by_bucket(orders, kind, n_buckets)):
+            path = write_parquet(part, layout.orders_by_entity(kind, day, bucket))
             written.add(path.name)
-            sizes[kind].append(len(frame))
+            sizes[kind].append(part.num_rows)
         for stale in layout.orders_by_entity_dir(kind, day).glob(BUCKET_GLOB):
             if stale.name not in written:
                 stale.unlink()
