@@ -281,6 +281,11 @@ def _entity_pass(
     nw = windows.shape[0]
     nd = distinct_idx.shape[0]
     ncp = codes.shape[0]
+    # compiled code does not check bounds: the block must have exactly the spec's rows
+    if out.shape[0] != 2 + 3 * nw + ncp * nd + 6 + 3 * ncp + 2 * risk_windows.shape[0]:
+        return "feature rows do not match the spec"
+    if out.shape[1] != n:
+        return "feature block and rows differ in length"
     gs = _group_starts(group, t_s)
     if gs is None:
         return "t_s must not decrease inside an entity (sort rows by entity, then time)"
@@ -315,8 +320,6 @@ def _entity_pass(
     for a in range(risk_windows.shape[0]):
         _risk_pass(gs, t_s, label_s, no_label, risk_delay, risk_windows[a], out[row], out[row + 1])
         row += 2
-    if row != out.shape[0]:
-        return "feature rows do not match the spec"
     return ""
 
 

@@ -111,3 +111,19 @@ def test_kernel_functions_compile_where_numba_has_no_cache_location() -> None:
     with pytest.raises(RuntimeError, match="cannot cache"):
         numba.njit(cache=True)(namespace["double"])
     assert _jit(namespace["double"])(21) == 42
+
+
+def test_compiled_pass_refuses_a_block_that_does_not_fit_the_spec() -> None:
+    args = _kernel_args(4)
+    spec, codes = args["spec"], np.stack(list(args["counterparts"].values()))
+    windows = np.array(list(spec.windows.values()))
+    names = list(spec.windows)
+    distinct = np.array([names.index(w) for w in spec.distinct_windows])
+    risk = np.array(list(spec.risk_windows.values()))
+    rows = len(spec.entity_features(args["kind"]))
+    for shape, message in (((rows - 1, 4), "rows do not match"), ((rows, 3), "differ in length")):
+        error = _entity_pass(
+            args["group"], args["t_s"], args["cents"], codes, args["label_s"], windows,
+            distinct, spec.history_n, spec.risk_delay_s, risk, NO_LABEL, np.empty(shape),
+        )  # fmt: skip
+        assert message in error
