@@ -201,15 +201,15 @@ def assemble_days(
             )
 
     ident = [c for c in LABEL_COLUMNS if c in raw.column_names]
-    amounts = raw.select(["order_date", "order_amount"])
+    t_s, cents = order_times(raw.select(["order_date", "order_amount"]).to_pandas())
+    own = [(names.index(name), col) for name, col in order_kernel(t_s, cents).items()]
 
     def write_day(i: int) -> np.ndarray | None:
         start, stop = int(bounds[i]), int(bounds[i + 1])
         # every cell is written below (the coverage check above proves it): no pre-fill
         block = np.empty((len(names), stop - start))
-        t_s, cents = order_times(amounts.slice(start, stop - start).to_pandas())
-        for name, col in order_kernel(t_s, cents).items():
-            block[names.index(name)] = col
+        for row, col in own:
+            block[row] = col[start:stop]
         for kind, pos, features, cuts in pieces:
             lo, hi = cuts[i], cuts[i + 1]
             if hi > lo:
