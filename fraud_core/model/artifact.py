@@ -2,16 +2,26 @@
 
 A version is a folder `<registry>/<version>/` holding `model.ubj` (XGBoost's own binary JSON
 format) and `card.json` (the model card: what the model is, how it was trained, how good it is,
-its decision thresholds and the SHA-256 of `model.ubj`). The version is a content hash, so the same
-model trained twice is the same version. `<registry>/current.json` points at the served version;
-promotion and rollback only rewrite that pointer (atomically). Nothing here uses pickle.
+its decision thresholds, the SHA-256 of `model.ubj` and the SHA-256 of the card itself). The version
+is a content hash, so the same model trained twice is the same version. `<registry>/current.json`
+points at the served version; promotion and rollback only rewrite that pointer (atomically).
+Nothing here uses pickle.
+
+Integrity rules, checked wherever a version is read (load, card, `current`, rollback):
+- a version is a name matching `VERSION_PATTERN` (what `save_version` generates), never a path;
+- the card's `card_sha256` covers every other field of the card, `model_sha256` included, so a
+  card edited after training (thresholds, features...) is refused like a changed model file;
+- thresholds are probabilities with 0 <= review <= decline <= 1, checked when a card is written
+  and when it is read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,10 +35,14 @@ from fraud_core.storage import atomic_path
 MODEL_FILE = "model.ubj"
 CARD_FILE = "card.json"
 CURRENT_FILE = "current.json"
+VERSION_PATTERN = re.compile(r"[0-9a-f]{16}")
+"""A registry version: the first 16 hex digits of the model's SHA-256, as `save_version` names it."""
+THRESHOLD_NAMES = frozenset({"review", "decline"})
 
 
 class ModelIntegrityError(ValueError):
-    """A model file does not match its card (tampered, truncated or from another version)."""
+    """A registry file does not verify: a model file that does not match its card, a card edited
+    after training or from another version, or a version that is not a registry name."""
 
 
 @dataclass
@@ -37,6 +51,7 @@ class ModelCard:
     feature_names: list[str]
     thresholds: dict[str, float]  # {"review": score, "decline": score}; approve below review
     model_sha256: str = ""
+    card_sha256: str = ""  # of every other field: see `card_sha256`
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     training_window: dict[str, str] = field(default_factory=dict)  # {"start", "end", "cutoff"}
     params: dict[str, Any] = field(default_factory=dict)
@@ -49,7 +64,11 @@ class ModelCard:
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
-        data = json.loads(text)
+        """The card in `text`, unverified (`read_card` verifies)."""
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -69,17 +88,64 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def check_version(version: object) -> str:
+    """`version` if it is a registry version name; ModelIntegrityError otherwise (a path such as
+    `../elsewhere` or `a/b` is refused before it touches the file system)."""
+    if not isinstance(version, str) or VERSION_PATTERN.fullmatch(version) is None:
+        raise ModelIntegrityError(
+            f"{version!r} is not a registry version (16 lower-case hex digits, "
+            "a folder name in the registry, never a path)"
+        )
+    return version
+
+
+def check_thresholds(thresholds: object) -> None:
+    """ValueError unless `thresholds` is {"review": r, "decline": d} with 0 <= r <= d <= 1."""
+    if not isinstance(thresholds, dict) or set(thresholds) != THRESHOLD_NAMES:
+        raise ValueError(f"thresholds must be {{'review', 'decline'}}, got {thresholds!r}")
+    for name in sorted(THRESHOLD_NAMES):
+        value = thresholds[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not 0.0 <= float(value) <= 1.0  # False for NaN too
+        ):
+            raise ValueError(f"the {name} threshold must be a probability in [0, 1], got {value!r}")
+    if thresholds["review"] > thresholds["decline"]:
+        raise ValueError(
+            f"the review threshold ({thresholds['review']}) is above the decline threshold "
+            f"({thresholds['decline']})"
+        )
+
+
+def card_sha256(data: dict[str, Any]) -> str:
+    """SHA-256 of a card as read from its JSON, every field but `card_sha256` itself, in a
+    canonical form (sorted keys, no whitespace): independent of the file's layout, changed by
+    any edit of a value or any added or removed field. It includes `model_sha256`, so it
+    covers the model file too."""
+    body = {k: v for k, v in data.items() if k != "card_sha256"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def model_bytes(booster: xgb.Booster) -> bytes:
     return bytes(booster.save_raw(raw_format="ubj"))
 
 
 def save_version(registry: Path, booster: xgb.Booster, card: ModelCard) -> ModelCard:
     """Write a new version (model + card) into the registry; the version is the first 16 hex
-    digits of the model's SHA-256. Does not change `current`. Returns the completed card."""
+    digits of the model's SHA-256 unless the card names a valid one. Does not change `current`.
+    Returns the completed card (checksums filled in). ValueError for bad thresholds and
+    ModelIntegrityError for a version that is not a name, before anything is written."""
+    check_thresholds(card.thresholds)
+    if card.version:
+        check_version(card.version)
     raw = model_bytes(booster)
     digest = hashlib.sha256(raw).hexdigest()
     card.model_sha256 = digest
     card.version = card.version or digest[:16]
+    # the checksum of the card as it will be read back (numpy values become JSON numbers)
+    card.card_sha256 = card_sha256(json.loads(card.to_json()))
     folder = Path(registry) / card.version
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / MODEL_FILE) as tmp:
@@ -90,26 +156,52 @@ def save_version(registry: Path, booster: xgb.Booster, card: ModelCard) -> Model
 
 
 def read_card(registry: Path, version: str) -> ModelCard:
-    return ModelCard.from_json((Path(registry) / version / CARD_FILE).read_text())
+    """The verified card of a version: a registry name, the card's own checksum, its version
+    and its thresholds. Raises ModelIntegrityError naming the file (or FileNotFoundError)."""
+    path = Path(registry) / check_version(version) / CARD_FILE
+    text = path.read_text()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ModelIntegrityError(f"{path} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelIntegrityError(f"{path} is not a model card")
+    stored = data.get("card_sha256")
+    if not stored:
+        raise ModelIntegrityError(
+            f"{path} has no card checksum (written before cards were checksummed): "
+            "train the model again (materialize fraud_model) to register a verifiable version"
+        )
+    if stored != card_sha256(data):
+        raise ModelIntegrityError(
+            f"{path} was edited after training: it does not match its card_sha256 "
+            "(a card is part of the trained model: train again instead of editing it)"
+        )
+    if data.get("version") != version:
+        raise ModelIntegrityError(f"{path} is the card of {data.get('version')}, not of {version}")
+    try:
+        check_thresholds(data.get("thresholds"))
+        return ModelCard.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise ModelIntegrityError(f"{path}: {exc}") from exc
 
 
 def load_version(registry: Path, version: str) -> tuple[xgb.Booster, ModelCard]:
-    """Load and verify a version: the model file must hash to the card's `model_sha256` and have
-    the card's features. Raises ModelIntegrityError (or FileNotFoundError) otherwise."""
-    folder = Path(registry) / version
+    """Load and verify a version: its card (see `read_card`), then the model file, which must
+    hash to the card's `model_sha256` and have the card's features. Raises ModelIntegrityError
+    (or FileNotFoundError) otherwise."""
     card = read_card(registry, version)
-    raw = (folder / MODEL_FILE).read_bytes()
+    path = Path(registry) / version / MODEL_FILE
+    raw = path.read_bytes()
     if hashlib.sha256(raw).hexdigest() != card.model_sha256:
         raise ModelIntegrityError(
-            f"model {version}: {MODEL_FILE} does not match the checksum in its card"
+            f"model {version}: {path} does not match the checksum in its card"
         )
     booster = xgb.Booster()
     try:
         booster.load_model(bytearray(raw))
     except xgb.core.XGBoostError as exc:
-        raise ModelIntegrityError(
-            f"model {version}: XGBoost cannot read {MODEL_FILE}: {exc}"
-        ) from exc
+        raise ModelIntegrityError(f"model {version}: XGBoost cannot read {path}: {exc}") from exc
     if booster.num_features() != len(card.feature_names):
         raise ModelIntegrityError(
             f"model {version}: {booster.num_features()} features in the model, {len(card.feature_names)} in the card"
@@ -119,23 +211,39 @@ def load_version(registry: Path, version: str) -> tuple[xgb.Booster, ModelCard]:
 
 
 def list_versions(registry: Path) -> list[ModelCard]:
-    """Every version in the registry, oldest first."""
-    cards = [ModelCard.from_json(p.read_text()) for p in Path(registry).glob(f"*/{CARD_FILE}")]
+    """Every version in the registry, oldest first (cards as written, unverified: for listing)."""
+    cards = [
+        ModelCard.from_json(p.read_text())
+        for p in Path(registry).glob(f"*/{CARD_FILE}")
+        if VERSION_PATTERN.fullmatch(p.parent.name)
+    ]
     return sorted(cards, key=lambda c: (c.created_at, c.version))
 
 
 def current_version(registry: Path) -> str | None:
-    """The served version, or None when nothing was promoted yet."""
+    """The served version, or None when nothing was promoted yet. ModelIntegrityError when
+    `current.json` is unreadable or does not name a registry version."""
+    path = Path(registry) / CURRENT_FILE
     try:
-        return json.loads((Path(registry) / CURRENT_FILE).read_text())["version"]
+        text = path.read_text()
     except FileNotFoundError:
         return None
+    try:
+        version = json.loads(text)["version"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelIntegrityError(f"{path} is unreadable: {exc!r}") from exc
+    try:
+        return check_version(version)
+    except ModelIntegrityError as exc:
+        raise ModelIntegrityError(f"{path}: {exc}") from exc
 
 
 def set_current(registry: Path, version: str, reason: str = "") -> None:
-    """Point `current` at an existing version (promotion or rollback), atomically."""
-    if not (Path(registry) / version / CARD_FILE).exists():
+    """Point `current` at an existing version (promotion or rollback), atomically. The version
+    must be a registry name whose card verifies (ModelIntegrityError otherwise)."""
+    if not (Path(registry) / check_version(version) / CARD_FILE).exists():
         raise FileNotFoundError(f"no model version {version!r} in {registry}")
+    read_card(registry, version)
     pointer = {
         "version": version,
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
