@@ -85,15 +85,25 @@ def read_order_dates(path: Path) -> pd.Series:
         if "order_date" not in pq.read_schema(path).names:
             return pd.Series([], dtype="object")
         return pq.read_table(path, columns=["order_date"]).column(0).to_pandas()
-    table = pa_csv.read_csv(
-        path,
-        convert_options=pa_csv.ConvertOptions(
-            include_columns=["order_date"],
-            include_missing_columns=True,
-            column_types={"order_date": pa.string()},
-            strings_can_be_null=False,
-        ),
-    )
+    try:
+        table = pa_csv.read_csv(
+            path,
+            convert_options=pa_csv.ConvertOptions(
+                include_columns=["order_date"],
+                include_missing_columns=True,
+                column_types={"order_date": pa.string()},
+                strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as err:
+        if "UTF8" not in str(err):
+            raise
+        # Not valid UTF-8 somewhere: read as `read_landing_file` does, bad bytes replaced (the
+        # validation quarantines the rows that hold them).
+        frame = pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_values=[], encoding_errors="replace"
+        )
+        return frame["order_date"] if "order_date" in frame else pd.Series([], dtype="object")
     return table.column(0).to_pandas()
 
 

@@ -9,15 +9,16 @@ original values as text, plus the `reason` naming the field and the `source_file
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from fraud_core.clock import MAX_FUTURE_ENV, latest_accepted, max_future_s
 from fraud_core.schema import COLUMN_NAMES, ORDER_SCHEMA
 
 SOURCE_FILE = "source_file"
@@ -26,8 +27,10 @@ REASON = "reason"
 # One fixed text per rule, so reasons can be counted; each names the field it is about.
 ORDER_ID_MISSING = "order_id: missing or empty"
 ORDER_ID_DUPLICATE = "order_id: duplicate of an earlier row (first kept)"
+ORDER_ID_ACCEPTED_ON_OTHER_DAY = "order_id: already accepted on another day (first seen kept)"
 ORDER_DATE_MISSING = "order_date: missing"
 ORDER_DATE_UNPARSABLE = "order_date: not a timestamp"
+ORDER_DATE_IN_FUTURE = f"order_date: in the future (more than ${MAX_FUTURE_ENV} after ingestion)"
 ORDER_DATE_OUTSIDE_DAY = "order_date: outside the partition day (UTC)"
 AMOUNT_MISSING = "order_amount: missing"
 AMOUNT_UNPARSABLE = "order_amount: not a number"
@@ -42,6 +45,11 @@ COORDINATE_MISSING = {k: f"{k}: missing or not a number" for k in COORDINATE_RAN
 COORDINATE_OUT_OF_RANGE = {
     k: f"{k}: outside [{lo:g}, {hi:g}]" for k, (lo, hi) in COORDINATE_RANGES.items()
 }
+
+# A CSV that is not valid UTF-8 is read with the bad bytes replaced by U+FFFD, and every row with
+# such a value in a text column is quarantined (the rest of the file is still accepted).
+NOT_UTF8 = {k: f"{k}: not valid UTF-8" for k in ("order_id", "customer_id", "email", "ip_addr")}
+_REPLACEMENT_CHAR = "\ufffd"
 
 LANDING_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 _DAY_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -111,16 +119,26 @@ def _numbers(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def validate_orders(
-    df: pd.DataFrame, day: date, *, source_file: str | None = None
+    df: pd.DataFrame,
+    day: date,
+    *,
+    source_file: str | None = None,
+    latest: datetime | None = None,
+    accepted_elsewhere: Callable[[pd.Series], pd.Series] | None = None,
 ) -> ValidationResult:
     """Validate one day's landing rows against the order contract.
 
     Types are coerced (a CSV gives text). Each rejected row gets exactly one reason: the first
     failing rule in column order. Duplicates are judged among rows that pass every other rule:
-    the first occurrence of an order_id is kept, later ones are quarantined. `source_file` names
-    the file in the quarantine; a `source_file` column in `df` (several files of a day, see
-    `read_landing_day`) wins over it. Invariant: len(valid) + len(quarantine) == len(df).
+    the first occurrence of an order_id is kept, later ones are quarantined; so are ids that
+    `accepted_elsewhere` (order ids -> the other day that accepted each first, or None) names.
+    Orders dated after `latest` (default: now plus `FRAUD_MAX_FUTURE_S`) are refused, so one
+    far-future order cannot move its entities' clocks. `source_file` names the file in the
+    quarantine; a `source_file` column in `df` (several files of a day, see `read_landing_day`)
+    wins over it. Invariant: len(valid) + len(quarantine) == len(df).
     """
+    if latest is None:
+        latest = latest_accepted(max_future_s())
     df = df.reset_index(drop=True)
     n = len(df)
     if SOURCE_FILE in df.columns:
@@ -140,10 +158,12 @@ def validate_orders(
 
     order_id = _text(column("order_id"))
     flag(order_id.isna(), ORDER_ID_MISSING)
+    flag(order_id.str.contains(_REPLACEMENT_CHAR, regex=False).fillna(False), NOT_UTF8["order_id"])
 
     order_date, has_date = _timestamps(column("order_date"))
     flag(~has_date, ORDER_DATE_MISSING)
     flag(order_date.isna(), ORDER_DATE_UNPARSABLE)
+    flag((order_date > pd.Timestamp(latest)).fillna(False), ORDER_DATE_IN_FUTURE)
     start = pd.Timestamp(day.isoformat(), tz="UTC")
     end = start + timedelta(days=1)
     outside = ((order_date < start) | (order_date >= end)).fillna(False)
@@ -153,6 +173,10 @@ def validate_orders(
     for name, text in ENTITY_MISSING.items():
         entities[name] = _text(column(name))
         flag(entities[name].isna(), text)
+        flag(
+            entities[name].str.contains(_REPLACEMENT_CHAR, regex=False).fillna(False),
+            NOT_UTF8[name],
+        )
 
     amount, has_amount, amount_nan_text = _numbers(column("order_amount"))
     flag(~has_amount, AMOUNT_MISSING)
@@ -181,6 +205,13 @@ def validate_orders(
     passing = reason == None  # noqa: E711
     duplicate = passing & order_id.where(passing).duplicated(keep="first").to_numpy()
     flag(duplicate, ORDER_ID_DUPLICATE)
+    if accepted_elsewhere is not None:
+        passing = reason == None  # noqa: E711
+        if passing.any():
+            owners = accepted_elsewhere(order_id[passing])
+            taken = np.zeros(n, dtype=bool)
+            taken[np.flatnonzero(passing)] = owners.notna().to_numpy()
+            flag(taken, ORDER_ID_ACCEPTED_ON_OTHER_DAY)
 
     ok = reason == None  # noqa: E711
 
@@ -248,7 +279,12 @@ def read_landing_file(path: Path) -> pd.DataFrame:
     if name.endswith(".parquet"):
         return pd.read_parquet(path)
     if name.endswith((".csv", ".csv.gz")):
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+        except UnicodeDecodeError:  # bad bytes become U+FFFD; validation quarantines those rows
+            return pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_values=[], encoding_errors="replace"
+            )
     raise ValueError(f"unsupported landing file {path}: expected one of {LANDING_SUFFIXES}")
 
 

@@ -31,9 +31,23 @@ from fraud_assets.lib.metadata import order_column_schema, preview_table
 from fraud_assets.lib.partitioned_checks import DayResult, TargetCache, partition_check_events
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource
+from fraud_core.acceptance import (
+    EMPTY,
+    KEPT,
+    NOTHING,
+    AcceptedOrderIds,
+    DayRecord,
+    FileSeen,
+    attempt_entry,
+    consume_replace_marker,
+    decide_day,
+    max_shrink,
+    read_day_record,
+)
+from fraud_core.clock import latest_accepted, max_future_s
 from fraud_core.landing import read_day_rows, scan_landing
 from fraud_core.schema import ORDER_SCHEMA
-from fraud_core.storage import DataLayout, write_parquet
+from fraud_core.storage import DataLayout, remove_orphan_temp_files, write_parquet
 from fraud_core.validation import (
     REASON,
     quarantine_schema,
@@ -47,6 +61,14 @@ ORDER_IDS_ARE_UNIQUE = "order_ids_are_unique"
 AMOUNTS_ARE_FINITE_AND_NON_NEGATIVE = "amounts_are_finite_and_non_negative"
 ORDER_DATES_INSIDE_PARTITION = "order_dates_inside_partition"
 QUARANTINED_SHARE_BELOW_LIMIT = "quarantined_share_below_limit"
+LANDING_FILES_ACCEPTED = "landing_files_readable_and_day_not_shrunk"
+ACCEPTED_FILES_STILL_LANDED = "accepted_landing_files_still_in_landing"
+ROW_COUNT_IN_RECENT_RANGE = "row_count_within_recent_range"
+
+VOLUME_RATIO_ENV = "FRAUD_VOLUME_MAX_RATIO"
+DEFAULT_VOLUME_RATIO = 10.0  # a day with 10x more or fewer orders than usual is worth a look
+VOLUME_HISTORY_DAYS = 28
+VOLUME_MIN_MEDIAN = 20  # below this many orders a day, "usual" means nothing
 
 MAX_QUARANTINE_SHARE_ENV = "FRAUD_MAX_QUARANTINE_SHARE"
 DEFAULT_MAX_QUARANTINE_SHARE = 0.05
@@ -60,56 +82,102 @@ DEFAULT_MAX_QUARANTINE_SHARE = 0.05
     metadata={"dagster/column_schema": order_column_schema()},
     description=(
         "The orders of one day (UTC) as dropped in the landing folder, checked against the "
-        "order contract: typed, amounts rounded to cents, one row per order_id. Rows that break "
-        "the contract are kept aside in the day's quarantine file with the reason (see the "
-        "`quarantined_reasons` metadata); a day without a landing file is an empty day. "
-        "A day's orders are the rows of the files named after it plus the rows dated that day "
-        "in any other landing file; an unreadable file is skipped with a warning."
+        "order contract: typed, amounts rounded to cents, one row per order_id across all days "
+        "(the first day that accepted an id keeps it), no order dated in the future. Rows that "
+        "break the contract are kept aside in the day's quarantine file with the reason (see "
+        "`quarantined_reasons`). A day's orders are the rows of the files named after it plus "
+        "the rows dated that day in any other landing file. An accepted day is never lost: an "
+        "unreadable file, a file gone since (archived) or a re-delivery that shrinks the day "
+        "keeps the accepted orders (`decision` metadata, and a failed check naming the file) "
+        "unless a replace marker `landing/_replace/YYYY-MM-DD` asks for the replacement."
     ),
 )
 def raw_orders(context: AssetExecutionContext, layout: DataLayoutResource) -> MaterializeResult:
     data = layout.layout()
+    for orphan in remove_orphan_temp_files(data.root):
+        context.log.info(f"removed {orphan}, left by a killed write")
     total = quarantined = 0
     landing = scan_landing(data.landing)  # once per run: which days each file's orders fall in
+    by_name = {f.name: f for f in landing}
+    accepted_ids = AcceptedOrderIds(data)  # once per run: order ids of every accepted day
+    latest, shrink_limit = latest_accepted(max_future_s()), max_shrink()
     for day in partition_days(context):
         day_rows = read_day_rows(landing, day)
-        result, files = validate_orders(day_rows.rows, day), day_rows.files
-        for bad in day_rows.unreadable:
-            context.log.warning(f"{day}: skipped landing file {bad.name}: {bad.problem}")
-        if not files:
-            context.log.warning(f"{day}: no landing file in {data.landing}; writing an empty day")
-        write_parquet(result.valid, data.raw_orders(day), ORDER_SCHEMA)
-        # Written even when empty, so a rerun replaces the quarantine of an earlier bad file.
-        write_parquet(
-            result.quarantine,
-            data.quarantine(day),
-            quarantine_schema(list(result.quarantine.columns)),
+        seen = [FileSeen(p.name, *by_name[p.name].fingerprint) for p in day_rows.files]
+        unreadable = {f.name: str(f.problem) for f in day_rows.unreadable}
+        result = None
+        if not unreadable:
+            result = validate_orders(
+                day_rows.rows,
+                day,
+                latest=latest,
+                accepted_elsewhere=lambda ids, day=day: accepted_ids.owners(day, ids),
+            )
+        previous = read_day_record(data, day)
+        decision = decide_day(
+            previous,
+            seen,
+            unreadable,
+            len(result.valid) if result is not None else None,
+            marker=data.replace_marker(day).exists(),
+            shrink_limit=shrink_limit,
         )
-        summary = summarize(result)
-        context.add_asset_metadata(
-            {
-                "dagster/row_count": summary["row_count"],
+        counts = {
+            "landing_rows": len(day_rows.rows) if result is not None else 0,
+            "valid_rows": len(result.valid) if result is not None else 0,
+            "quarantined_rows": len(result.quarantine) if result is not None else 0,
+        }
+        record = previous or DayRecord(day.isoformat())
+        if decision.writes:
+            assert result is not None
+            write_parquet(result.valid, data.raw_orders(day), ORDER_SCHEMA)
+            # Written even when empty, so a rerun replaces the quarantine of an earlier bad file.
+            write_parquet(
+                result.quarantine,
+                data.quarantine(day),
+                quarantine_schema(list(result.quarantine.columns)),
+            )
+            accepted_ids.replace(day, result.valid["order_id"])
+            marker_text = consume_replace_marker(data, day) if decision.used_marker else None
+            record.accepted = {
+                **attempt_entry(decision, context.run.run_id, counts, seen),
+                "replace_marker": marker_text,
+            }
+        record.last_attempt = attempt_entry(decision, context.run.run_id, counts, seen)
+        record.write(data.day_record(day))
+        for problem in decision.problems:
+            context.log.warning(f"{day}: {problem}")
+        if decision.action == EMPTY:
+            context.log.warning(f"{day}: no landing file in {data.landing}; an empty day")
+        valid_rows = counts["valid_rows"] if decision.writes else record.accepted_valid
+        metadata = {
+            "dagster/row_count": valid_rows,
+            "decision": decision.action,
+            "problems": MetadataValue.json(list(decision.problems)),
+            "landing_files": MetadataValue.json([f.name for f in seen]),
+            "unreadable_landing_files": MetadataValue.json(unreadable),
+            "path": MetadataValue.path(str(data.raw_orders(day))),
+            "quarantine_path": MetadataValue.path(str(data.quarantine(day))),
+        }
+        if decision.writes:
+            assert result is not None
+            summary = summarize(result)
+            metadata |= {
                 "fraud_rate": MetadataValue.float(summary["fraud_rate"]),
                 "quarantined_count": summary["quarantined_count"],
                 "quarantined_share": MetadataValue.float(summary["quarantined_share"]),
                 "quarantined_reasons": MetadataValue.json(result.reason_counts),
-                "landing_files": MetadataValue.json([f.name for f in files]),
-                "unreadable_landing_files": MetadataValue.json(
-                    {f.name: f.problem for f in day_rows.unreadable}
-                ),
-                "path": MetadataValue.path(str(data.raw_orders(day))),
-                "quarantine_path": MetadataValue.path(str(data.quarantine(day))),
                 "preview": preview_table(result.valid),
-            },
-            partition_key=day.isoformat(),
-        )
-        total += summary["row_count"]
-        quarantined += summary["quarantined_count"]
-        if summary["quarantined_count"]:
-            context.log.warning(
-                f"{day}: {summary['quarantined_count']} rows quarantined: {result.reason_counts}"
-            )
-    context.log.info(f"{total} orders validated, {quarantined} quarantined")
+            }
+            quarantined += summary["quarantined_count"]
+            if summary["quarantined_count"]:
+                context.log.warning(
+                    f"{day}: {summary['quarantined_count']} rows quarantined: "
+                    f"{result.reason_counts}"
+                )
+        context.add_asset_metadata(metadata, partition_key=day.isoformat())
+        total += valid_rows
+    context.log.info(f"{total} orders accepted, {quarantined} quarantined")
     return MaterializeResult()
 
 
@@ -119,6 +187,17 @@ class RawOrdersChecksConfig(Config):
         description=f"Highest acceptable share of quarantined rows per day; empty: "
         f"${MAX_QUARANTINE_SHARE_ENV}, else {DEFAULT_MAX_QUARANTINE_SHARE}.",
     )
+    max_volume_ratio: float | None = Field(
+        default=None,
+        description="A day's landing rows may be at most this many times more (or fewer) than "
+        f"the median of the {VOLUME_HISTORY_DAYS} days before; empty: ${VOLUME_RATIO_ENV}, "
+        f"else {DEFAULT_VOLUME_RATIO}.",
+    )
+
+    def resolved_volume_ratio(self) -> float:
+        if self.max_volume_ratio is not None:
+            return self.max_volume_ratio
+        return float(os.environ.get(VOLUME_RATIO_ENV, DEFAULT_VOLUME_RATIO))
 
     def resolved_max_share(self) -> float:
         if self.max_quarantine_share is not None:
@@ -153,15 +232,104 @@ RAW_ORDERS_CHECK_SPECS = [
         f"(${MAX_QUARANTINE_SHARE_ENV}, default {DEFAULT_MAX_QUARANTINE_SHARE}).",
         False,
     ),
+    _spec(
+        LANDING_FILES_ACCEPTED,
+        "The day's last ingestion could read every landing file of the day and did not shrink "
+        "an accepted day beyond $FRAUD_MAX_DAY_SHRINK without a replace marker; when it "
+        "could not, the accepted orders were kept and this check names the file.",
+        True,
+    ),
+    _spec(
+        ACCEPTED_FILES_STILL_LANDED,
+        "Every landing file the accepted day was built from was still there at the last "
+        "ingestion (a warning: an archived file keeps the accepted day as it was).",
+        False,
+    ),
+    _spec(
+        ROW_COUNT_IN_RECENT_RANGE,
+        "The day's landing rows are within $FRAUD_VOLUME_MAX_RATIO times (default "
+        f"{DEFAULT_VOLUME_RATIO:g}) the median of the {VOLUME_HISTORY_DAYS} days before "
+        "(a warning: a partial export or a duplicated feed).",
+        False,
+    ),
 ]
+WARNING_CHECKS = frozenset({ACCEPTED_FILES_STILL_LANDED, ROW_COUNT_IN_RECENT_RANGE})
 
 
-def check_raw_orders_day(data: DataLayout, day: date, max_share: float) -> dict[str, DayResult]:
-    """Every raw_orders check on the files written for `day`."""
+def _record_results(record: DayRecord | None) -> dict[str, DayResult]:
+    """The verdicts on what the day's last ingestion decided (its record)."""
+    attempt = record.last_attempt if record is not None else {}
+    action = attempt.get("action")
+    missing = attempt.get("missing_files", [])
+    # Kept because files are gone (archived): a warning below. Kept or nothing accepted because
+    # a file was unreadable or the re-delivery shrank the day: blocking.
+    problems = [] if missing else attempt.get("problems", [])
+    blocking_ok = action not in (KEPT, NOTHING) or not problems
+    return {
+        LANDING_FILES_ACCEPTED: DayResult(
+            blocking_ok,
+            {
+                "decision": str(action),
+                "problems": MetadataValue.json(problems),
+                "unreadable_files": MetadataValue.json(attempt.get("unreadable_files", [])),
+            },
+            None if blocking_ok else "; ".join(problems),
+        ),
+        ACCEPTED_FILES_STILL_LANDED: DayResult(
+            not missing,
+            {"missing_files": MetadataValue.json(missing), "decision": str(action)},
+            None if not missing else f"gone from the landing folder: {', '.join(missing)}",
+        ),
+    }
+
+
+def _landing_rows(data: DataLayout, day: date, cache: dict[date, int | None]) -> int | None:
+    if day not in cache:
+        record = read_day_record(data, day)
+        accepted = record.accepted if record is not None else None
+        cache[day] = int(accepted["landing_rows"]) if accepted else None
+    return cache[day]
+
+
+def volume_result(
+    data: DataLayout, day: date, ratio: float, cache: dict[date, int | None] | None = None
+) -> DayResult:
+    """The day's landing rows against the median of the accepted days before it."""
+    cache = {} if cache is None else cache
+    rows = _landing_rows(data, day, cache)
+    history = [
+        n
+        for i in range(1, VOLUME_HISTORY_DAYS + 1)
+        if (n := _landing_rows(data, day - timedelta(days=i), cache))
+    ]
+    median = float(np.median(history)) if history else 0.0
+    metadata = {"landing_rows": rows or 0, "recent_median": MetadataValue.float(median)}
+    if rows is None or len(history) < 3 or median < VOLUME_MIN_MEDIAN:
+        return DayResult(True, {**metadata, "note": "too little history to judge"})
+    ok = median / ratio <= rows <= median * ratio
+    return DayResult(
+        ok,
+        {**metadata, "max_ratio": MetadataValue.float(ratio)},
+        None
+        if ok
+        else f"{rows} landing rows against a median of {median:.0f} over the days before",
+    )
+
+
+def check_raw_orders_day(
+    data: DataLayout,
+    day: date,
+    max_share: float,
+    volume_ratio: float = DEFAULT_VOLUME_RATIO,
+    volume_cache: dict[date, int | None] | None = None,
+) -> dict[str, DayResult]:
+    """Every raw_orders check on the files written for `day` and its ingestion record."""
     path = data.raw_orders(day)
+    record_results = _record_results(read_day_record(data, day))
     if not path.exists():
         missing = DayResult(False, {"path": str(path)}, f"{path} does not exist")
-        return {spec.name: missing for spec in RAW_ORDERS_CHECK_SPECS}
+        results = {spec.name: missing for spec in RAW_ORDERS_CHECK_SPECS}
+        return results | record_results
     table = pq.read_table(path)
     orders = table.to_pandas()
     results: dict[str, DayResult] = {}
@@ -228,7 +396,8 @@ def check_raw_orders_day(data: DataLayout, day: date, max_share: float) -> dict[
         results[QUARANTINED_SHARE_BELOW_LIMIT] = DayResult(
             False, {"path": str(quarantine_path)}, f"{quarantine_path} does not exist"
         )
-    return results
+    results[ROW_COUNT_IN_RECENT_RANGE] = volume_result(data, day, volume_ratio, volume_cache)
+    return results | record_results
 
 
 @multi_asset_check(specs=RAW_ORDERS_CHECK_SPECS, name="raw_orders_checks")
@@ -238,13 +407,15 @@ def raw_orders_checks(
     """Reads the files written for the run's days (one or a range) and reports every check
     per day."""
     data = layout.layout()
-    max_share = config.resolved_max_share()
+    max_share, ratio = config.resolved_max_share(), config.resolved_volume_ratio()
     by_check: dict[str, dict[str, DayResult]] = {spec.name: {} for spec in RAW_ORDERS_CHECK_SPECS}
+    volumes: dict[date, int | None] = {}  # landing rows per day, read once for the range
     for day in partition_days(context):
-        for name, result in check_raw_orders_day(data, day, max_share).items():
+        for name, result in check_raw_orders_day(data, day, max_share, ratio, volumes).items():
             by_check[name][day.isoformat()] = result
-    targets: TargetCache = {}  # the five checks share one materialization lookup per day
+    targets: TargetCache = {}  # the checks share one materialization lookup per day
     for name, results in by_check.items():
+        severity = AssetCheckSeverity.WARN if name in WARNING_CHECKS else AssetCheckSeverity.ERROR
         yield from partition_check_events(
-            context, name, results, severity=AssetCheckSeverity.ERROR, targets=targets
+            context, name, results, severity=severity, targets=targets
         )

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from dagster import AssetCheckSeverity, DagsterInstance, Definitions
 
 from fraud_assets.assets.raw_orders import (
+    ACCEPTED_FILES_STILL_LANDED,
     AMOUNTS_ARE_FINITE_AND_NON_NEGATIVE,
     ORDER_DATES_INSIDE_PARTITION,
     ORDER_IDS_ARE_UNIQUE,
@@ -117,11 +118,23 @@ def test_bad_rows_are_quarantined_with_reasons_and_the_share_check_fails(
     again = materialize_range([raw_orders, raw_orders_checks], day, day, run_config=strict)
     assert not checks_by_day(again)[(QUARANTINED_SHARE_BELOW_LIMIT, day.isoformat())].passed
 
-    # Once the bad file is gone, a rerun replaces the day's quarantine with an empty one.
+    # The bad file removed: the accepted day is kept (its 5 good late orders too), and a
+    # warning names the file that is gone ...
     (landed.landing / csv_name).unlink()
+    kept = materialize_range([raw_orders, raw_orders_checks], day, day)
+    assert pq.read_metadata(landed.quarantine(day)).num_rows == 20
+    assert pq.read_metadata(landed.raw_orders(day)).num_rows == len(landing) + 5
+    gone = checks_by_day(kept)[(ACCEPTED_FILES_STILL_LANDED, day.isoformat())]
+    assert not gone.passed and gone.severity == AssetCheckSeverity.WARN
+    assert csv_name in gone.description
+    # ... until a replace marker says the landing files as they are now are the whole day.
+    landed.replace_marker(day).parent.mkdir(parents=True, exist_ok=True)
+    landed.replace_marker(day).write_text("late file withdrawn by the shop")
     fixed = materialize_range([raw_orders, raw_orders_checks], day, day)
     assert pq.read_metadata(landed.quarantine(day)).num_rows == 0
+    assert pq.read_metadata(landed.raw_orders(day)).num_rows == len(landing)
     assert all(e.passed for e in fixed.get_asset_check_evaluations())
+    assert not landed.replace_marker(day).exists()  # consumed
 
 
 def test_a_day_without_landing_file_is_an_empty_day_not_a_failure(landed, materialize_range):

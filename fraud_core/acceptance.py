@@ -1,0 +1,272 @@
+"""What a day's ingestion accepted, and when a new validation may replace it.
+
+An accepted day is never lost to a bad delivery. Each day's validated orders carry a record
+(`DataLayout.day_record`) of the landing files they were built from and the row counts. A new
+validation replaces the day only when every landing file of the day was readable, no file the
+day was built from has gone, and the day does not shrink beyond a configured share; otherwise the
+accepted output stays and the record says why (`last_attempt`), which the day's checks report.
+A replace marker (`DataLayout.replace_marker(day)`, a file in `landing/_replace/`) says "the
+landing files of this day as they are now are the whole truth": it lifts the missing-file and
+shrink rules once and is consumed by the replacement.
+
+Order ids are unique across days too: the first day that accepted an id keeps it, a later row
+with the same id on another day is quarantined (`AcceptedOrderIds`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from fraud_core.storage import DataLayout, atomic_path
+
+MAX_SHRINK_ENV = "FRAUD_MAX_DAY_SHRINK"
+DEFAULT_MAX_SHRINK = 0.1  # a re-delivery may lose at most 10 % of a day's accepted orders
+
+REPLACED = "replaced"  # the day's output is the new validation
+KEPT = "kept"  # the accepted output stays; `problems` say why
+EMPTY = "empty"  # no landing file and nothing accepted before: an explicit empty day
+NOTHING = "nothing"  # nothing accepted and nothing acceptable (an unreadable first delivery)
+
+
+def max_shrink(env: Mapping[str, str] | None = None) -> float:
+    """The share of accepted orders a re-delivery may drop without a replace marker."""
+    text = (os.environ if env is None else env).get(MAX_SHRINK_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_SHRINK
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{MAX_SHRINK_ENV}: {text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{MAX_SHRINK_ENV}: {value} is outside [0, 1]")
+    return value
+
+
+@dataclass(frozen=True)
+class FileSeen:
+    """One landing file as a validation read it."""
+
+    name: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class DayRecord:
+    """`accepted`: what the day's current output was built from (None: nothing accepted yet).
+    `last_attempt`: the newest ingestion of the day, replaced or not, with its problems."""
+
+    day: str
+    accepted: dict | None = None
+    last_attempt: dict = field(default_factory=dict)
+
+    @property
+    def accepted_files(self) -> list[str]:
+        return [f["name"] for f in (self.accepted or {}).get("files", [])]
+
+    @property
+    def accepted_valid(self) -> int:
+        return int((self.accepted or {}).get("valid_rows", 0))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def read(cls, path: Path) -> DayRecord | None:
+        """The record at `path`, None when there is none."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            return None
+        return cls(data["day"], data.get("accepted"), data.get("last_attempt", {}))
+
+    def write(self, path: Path) -> None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(self.to_json())
+
+
+def read_day_record(layout: DataLayout, day: date) -> DayRecord | None:
+    """The day's record; a day written before records existed gets one from its files."""
+    record = DayRecord.read(layout.day_record(day))
+    if record is not None:
+        return record
+    path = layout.raw_orders(day)
+    if not path.exists():
+        return None
+    valid = pq.read_metadata(path).num_rows
+    quarantine = layout.quarantine(day)
+    quarantined = pq.read_metadata(quarantine).num_rows if quarantine.exists() else 0
+    accepted = {
+        "files": [],  # unknown: no file can be missed
+        "valid_rows": valid,
+        "quarantined_rows": quarantined,
+        "landing_rows": valid + quarantined,
+    }
+    return DayRecord(day.isoformat(), accepted)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # REPLACED, KEPT, EMPTY or NOTHING
+    problems: tuple[str, ...] = ()  # why the day was not replaced (each names the file or rule)
+    missing_files: tuple[str, ...] = ()  # files the accepted day was built from, now gone
+    unreadable_files: tuple[str, ...] = ()
+    used_marker: bool = False
+
+    @property
+    def writes(self) -> bool:
+        return self.action in (REPLACED, EMPTY)
+
+
+def decide_day(
+    previous: DayRecord | None,
+    files: list[FileSeen],
+    unreadable: Mapping[str, str],
+    valid_rows: int | None,
+    *,
+    marker: bool,
+    shrink_limit: float,
+) -> Decision:
+    """Whether a new validation of a day (its readable `files`, the `unreadable` ones with their
+    problem, and `valid_rows` it accepted; None when it could not run) may replace `previous`."""
+    accepted = previous is not None and previous.accepted is not None
+    if unreadable:
+        problems = tuple(
+            f"landing file {name} is unreadable ({problem}): "
+            + ("the accepted day is kept" if accepted else "nothing accepted for this day")
+            for name, problem in sorted(unreadable.items())
+        )
+        return Decision(
+            KEPT if accepted else NOTHING, problems, unreadable_files=tuple(sorted(unreadable))
+        )
+    assert valid_rows is not None
+    if not accepted:
+        return Decision(REPLACED if files else EMPTY, used_marker=marker)
+    present = {f.name for f in files}
+    missing = tuple(n for n in previous.accepted_files if n not in present)
+    if missing and not marker:
+        return Decision(
+            KEPT,
+            tuple(
+                f"landing file {n} that the accepted day was built from is gone (archived?): "
+                "the accepted day is kept; drop a replace marker to rebuild it without it"
+                for n in missing
+            ),
+            missing_files=missing,
+        )
+    before = previous.accepted_valid
+    if not marker and before and valid_rows < before * (1.0 - shrink_limit):
+        names = ", ".join(sorted(present)) or "no file"
+        return Decision(
+            KEPT,
+            (
+                f"re-delivery ({names}) would shrink the day from {before} to {valid_rows} valid "
+                f"orders (more than {shrink_limit:.0%}): the accepted day is kept; drop a "
+                "replace marker to accept it",
+            ),
+        )
+    return Decision(REPLACED if files or marker else EMPTY, used_marker=marker)
+
+
+def attempt_entry(
+    decision: Decision, run_id: str, counts: Mapping[str, int], files: list[FileSeen]
+) -> dict:
+    return {
+        "action": decision.action,
+        "problems": list(decision.problems),
+        "missing_files": list(decision.missing_files),
+        "unreadable_files": list(decision.unreadable_files),
+        "used_replace_marker": decision.used_marker,
+        "files": [asdict(f) for f in files],
+        "run_id": run_id,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **counts,
+    }
+
+
+def consume_replace_marker(layout: DataLayout, day: date) -> str | None:
+    """Remove the day's replace marker and return its text (the reason, if one was written)."""
+    path = layout.replace_marker(day)
+    try:
+        text = path.read_text(errors="replace").strip()
+    except FileNotFoundError:
+        return None
+    path.unlink(missing_ok=True)
+    return text
+
+
+def _hashes(order_ids: pd.Series | np.ndarray) -> np.ndarray:
+    values = np.asarray(order_ids, dtype=object)
+    return pd.util.hash_array(values, categorize=False) if len(values) else np.empty(0, np.uint64)
+
+
+class AcceptedOrderIds:
+    """Every order id accepted on any day, as 64-bit hashes sorted once per run (a year of a
+    mid-size shop's 12M ids is ~100 MB), with the days a run replaces tracked beside them.
+    A hash hit is confirmed against the owning day's file, so a collision never quarantines."""
+
+    def __init__(self, layout: DataLayout) -> None:
+        self.layout = layout
+        hashes, days = [], []
+        self.days: list[str] = []
+        for path in sorted((layout.root / "raw_orders").glob("date=*/orders.parquet")):
+            ids = pq.read_table(path, columns=["order_id"]).column(0).to_numpy(zero_copy_only=False)
+            hashes.append(_hashes(ids))
+            days.append(np.full(len(ids), len(self.days), dtype=np.int32))
+            self.days.append(path.parent.name.split("=", 1)[1])
+        order = np.argsort(np.concatenate(hashes)) if hashes else np.empty(0, np.int64)
+        self._hash = np.concatenate(hashes)[order] if hashes else np.empty(0, np.uint64)
+        self._day = np.concatenate(days)[order] if days else np.empty(0, np.int32)
+        self._stale: set[str] = set()  # days replaced in this run: their old ids no longer count
+        self._new: dict[int, str] = {}  # hash -> day, ids accepted by this run
+
+    def replace(self, day: date, order_ids: pd.Series | np.ndarray) -> None:
+        """`day` now holds exactly `order_ids`."""
+        key = day.isoformat()
+        self._stale.add(key)
+        self._new = {h: d for h, d in self._new.items() if d != key}
+        self._new.update(dict.fromkeys(_hashes(order_ids).tolist(), key))
+
+    def owners(self, day: date, order_ids: pd.Series) -> pd.Series:
+        """For each id, the other day that accepted it first (None where no other day did)."""
+        key = day.isoformat()
+        hashes = _hashes(order_ids.to_numpy(dtype=object))
+        out = np.full(len(hashes), None, dtype=object)
+        lo = np.searchsorted(self._hash, hashes, side="left")
+        hi = np.searchsorted(self._hash, hashes, side="right")
+        for i in np.flatnonzero(hi > lo):
+            for j in range(lo[i], hi[i]):
+                owner = self.days[self._day[j]]
+                if owner != key and owner not in self._stale:
+                    out[i] = owner
+                    break
+        if self._new:
+            for i, h in enumerate(hashes.tolist()):
+                if out[i] is None and self._new.get(h, key) != key:
+                    out[i] = self._new[h]
+        hits = np.flatnonzero(out != None)  # noqa: E711 (elementwise)
+        if len(hits):  # confirm each hash hit with the owner's real ids
+            by_owner: dict[str, list[int]] = {}
+            for i in hits:
+                by_owner.setdefault(out[i], []).append(i)
+            for owner, rows in by_owner.items():
+                real = set(self._ids_of(owner))
+                for i in rows:
+                    if order_ids.iloc[i] not in real:
+                        out[i] = None
+        return pd.Series(out, index=order_ids.index, dtype=object)
+
+    def _ids_of(self, day: str) -> list[str]:
+        path = self.layout.raw_orders(day)
+        if not path.exists():
+            return []
+        return pq.read_table(path, columns=["order_id"]).column(0).to_pylist()
