@@ -240,10 +240,10 @@ def current_version(registry: Path) -> str | None:
 
 def set_current(registry: Path, version: str, reason: str = "") -> None:
     """Point `current` at an existing version (promotion or rollback), atomically. The version
-    must be a registry name whose card verifies (ModelIntegrityError otherwise)."""
+    must be a registry name (ModelIntegrityError otherwise); callers verify it with
+    `load_version` first, the service verifies it again before serving it."""
     if not (Path(registry) / check_version(version) / CARD_FILE).exists():
         raise FileNotFoundError(f"no model version {version!r} in {registry}")
-    read_card(registry, version)
     pointer = {
         "version": version,
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
