@@ -21,7 +21,7 @@ from fraud_serving.schemas import Problem
 from fraud_serving.services.entities import EntityNotFoundError
 from fraud_serving.services.labels import OrderNotFoundError
 from fraud_serving.services.models import ModelUnavailableError
-from fraud_serving.services.scoring import InvalidOrderError, OrderConflictError
+from fraud_serving.services.scoring import InvalidInputError, OrderConflictError
 from fraud_serving.services.store import StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
     return _problem(HTTP_400_BAD_REQUEST, "invalid request", _field_errors(exc))
 
 
-def invalid_order(_: Request, exc: InvalidOrderError) -> Response:
+def invalid_input(_: Request, exc: InvalidInputError) -> Response:
     return _problem(
         HTTP_400_BAD_REQUEST,
         "invalid request",
@@ -117,7 +117,7 @@ def internal_error(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {
     ValidationException: validation_error,
-    InvalidOrderError: invalid_order,
+    InvalidInputError: invalid_input,
     StoreUnavailableError: store_unavailable,
     ModelUnavailableError: model_unavailable,
     OrderConflictError: conflict,

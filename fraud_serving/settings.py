@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fraud_core.clock import DEFAULT_MAX_FUTURE_S, max_future_s
 from fraud_core.online_keys import DEFAULT_PREFIX
 from fraud_core.redis_server import DEFAULT_REDIS_URL
 
@@ -47,7 +48,8 @@ class Settings:
     )
     max_body_bytes: int = 1_048_576  # FRAUD_MAX_BODY_BYTES
     scored_ttl_s: int = 7 * 86_400  # FRAUD_SCORED_TTL_S: how long a scored order is remembered
-    max_future_s: int | None = None  # FRAUD_MAX_FUTURE_S: refuse orders dated this far ahead
+    # FRAUD_MAX_FUTURE_S (read by fraud_core.clock): orders dated further ahead are refused
+    max_future_s: int = DEFAULT_MAX_FUTURE_S
     generated_api_key: bool = False  # True when no key was configured and one was made up
 
     @property
@@ -61,7 +63,6 @@ class Settings:
         generated = not keys
         if generated:
             keys = frozenset({secrets.token_urlsafe(24)})
-        future = env.get("FRAUD_MAX_FUTURE_S", "").strip()
         return cls(
             api_keys=keys,
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
@@ -75,6 +76,6 @@ class Settings:
             batch_wait_ms=_float(env, "FRAUD_BATCH_WAIT_MS", 0.0),
             max_body_bytes=_int(env, "FRAUD_MAX_BODY_BYTES", 1_048_576),
             scored_ttl_s=_int(env, "FRAUD_SCORED_TTL_S", 7 * 86_400),
-            max_future_s=int(future) if future else None,
+            max_future_s=max_future_s(env),
             generated_api_key=generated,
         )

@@ -13,6 +13,7 @@ caught by the compare-and-set and the whole batch is recomputed on fresh state.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,9 +21,11 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import numpy as np
 
+from fraud_core.clock import DEFAULT_MAX_FUTURE_S, latest_accepted
 from fraud_core.features.online import OrderEvent, append_order, batch_features
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.features.state import EntityState, decode_state, encode_state
+from fraud_core.scoring.future_events import without_future_events
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.schemas import Order, Reason, ScoreResult
 from fraud_serving.services.batcher import MicroBatcher
@@ -35,11 +38,22 @@ from fraud_serving.services.store import (
     StoreUnavailableError,
 )
 
+log = logging.getLogger(__name__)
+
 KINDS: tuple[str, ...] = tuple(e.kind for e in DEFAULT_SPEC.entities)
 FEATURE_NAMES: list[str] = DEFAULT_SPEC.feature_names
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 _ATTEMPTS = 8
+
+
+class InvalidInputError(ValueError):
+    """Input the schema accepts but the service refuses (a 400 naming the field)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
 
 
 class OrderConflictError(ValueError):
@@ -150,15 +164,6 @@ def _plan(jobs: list[list[Order]], failed: dict[int, Exception]) -> _Plan:
     return _Plan(orders, failed)
 
 
-class InvalidOrderError(ValueError):
-    """An order the schema accepts but the service's settings refuse (a 400)."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
 class ScoringService:
     """`score(orders)` is what the routes call: each call is one job of the micro-batcher."""
 
@@ -170,7 +175,7 @@ class ScoringService:
         *,
         batch_max_orders: int = 64,
         batch_wait_s: float = 0.0,
-        max_future_s: int | None = None,
+        max_future_s: int = DEFAULT_MAX_FUTURE_S,
     ) -> None:
         self.store = store
         self.models = models
@@ -181,13 +186,17 @@ class ScoringService:
         )
 
     async def score(self, orders: list[Order]) -> list[ScoredOrder]:
-        """Score orders one after another (as one job of the next micro-batch)."""
-        if self.max_future_s is not None:
-            latest = datetime.now(UTC) + timedelta(seconds=self.max_future_s)
-            for i, order in enumerate(orders):
-                if order.order_date > latest:
-                    field = f"orders[{i}].order_date" if len(orders) > 1 else "order_date"
-                    raise InvalidOrderError(field, f"more than {self.max_future_s} s in the future")
+        """Score orders one after another (as one job of the next micro-batch). An order dated
+        more than `max_future_s` ahead of now is refused: it would move its entities' clocks."""
+        latest = latest_accepted(self.max_future_s)
+        for i, order in enumerate(orders):
+            if order.order_date > latest:
+                field = f"orders[{i}].order_date" if len(orders) > 1 else "order_date"
+                reason = (
+                    f"more than {self.max_future_s} s in the future (the allowed clock skew, "
+                    "FRAUD_MAX_FUTURE_S)"
+                )
+                raise InvalidInputError(field, reason)
         return await self.batcher.submit(orders)
 
     async def process(self, jobs: list[list[Order]]) -> list[list[ScoredOrder] | Exception]:
@@ -261,6 +270,16 @@ class ScoringService:
             key: decode_state(blob) if blob is not None else None
             for key, blob in snapshot.states.items()
         }
+        latest_s = epoch_seconds(latest_accepted(self.max_future_s))
+        for key, state in states.items():
+            if state is not None and len(state) and state.t_s[-1] > latest_s:
+                states[key], dropped = without_future_events(state, latest_s)
+                log.warning(
+                    "%s %r held orders dated after now + %d s, dropped from its history: %s",
+                    *key,
+                    self.max_future_s,
+                    dropped,
+                )
         last_t: dict[tuple[str, str], int | None] = {}
         events: list[OrderEvent] = []
         new_entities: list[list[str]] = []
