@@ -4,14 +4,15 @@ A background task looks at the registry's `current.json` every few seconds. When
 version (or the files changed), the version is loaded and verified off the event loop (checksum
 in the card, the spec's features, trees readable for reasons) and then swapped in with one
 assignment: a batch already running finishes on the model it started with, the next one uses the
-new model, no request is dropped. A broken or tampered version is refused, logged and counted,
-and the old model keeps serving; it is tried again only when its files change.
+new model, no request is dropped. A broken or tampered version (a model file or a card changed
+after training) or a `current.json` that does not name a registry version is refused, logged
+naming the file and counted once, and the old model keeps serving; it is tried again only when
+its files change.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,13 +20,20 @@ from pathlib import Path
 
 import xgboost as xgb
 
-from fraud_core.model.artifact import CARD_FILE, CURRENT_FILE, MODEL_FILE, ModelIntegrityError
+from fraud_core.model.artifact import (
+    CARD_FILE,
+    CURRENT_FILE,
+    MODEL_FILE,
+    ModelIntegrityError,
+    current_version,
+)
 from fraud_core.scoring.scorer import Scorer, load_scorer
 from fraud_serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
-Signature = tuple[str, tuple[int, int], tuple[int, int]]  # version, (mtime_ns, size) of 2 files
+FileStat = tuple[int, int]  # (mtime_ns, size); (0, -1) for a missing file
+Signature = tuple[str, FileStat, FileStat]  # version, stats of its model and card files
 
 
 class ModelUnavailableError(RuntimeError):
@@ -50,6 +58,7 @@ class ModelHolder:
         self.current: ServedModel | None = None
         self.last_error = ""
         self._refused: set[Signature] = set()
+        self._refused_pointer: FileStat | None = None  # current.json when it named no version
 
     def require(self) -> ServedModel:
         model = self.current
@@ -61,27 +70,26 @@ class ModelHolder:
 
     def _signature(self) -> Signature | None:
         try:
-            version = json.loads((self.registry / CURRENT_FILE).read_text())["version"]
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            version = current_version(self.registry)  # refuses a pointer that is no version name
+        except OSError as exc:
             raise ModelIntegrityError(f"{CURRENT_FILE} is unreadable: {exc}") from exc
-        stats = []
-        for name in (MODEL_FILE, CARD_FILE):
-            try:
-                st = (self.registry / str(version) / name).stat()
-                stats.append((st.st_mtime_ns, st.st_size))
-            except OSError:
-                stats.append((0, -1))
-        return str(version), stats[0], stats[1]
+        if version is None:
+            return None
+        folder = self.registry / version
+        return version, _stat(folder / MODEL_FILE), _stat(folder / CARD_FILE)
 
     async def poll_once(self) -> bool:
         """Load the deployed version if it is new; True when a model was swapped in."""
         try:
             signature = await asyncio.to_thread(self._signature)
         except ModelIntegrityError as exc:
-            self._refuse(None, str(exc))
+            # once per change of current.json, not at every poll
+            pointer = await asyncio.to_thread(_stat, self.registry / CURRENT_FILE)
+            if pointer != self._refused_pointer:
+                self._refused_pointer = pointer
+                self._refuse(None, f"{CURRENT_FILE} refused: {exc}")
             return False
+        self._refused_pointer = None
         if signature is None:
             if self.current is None:
                 self.last_error = f"no {CURRENT_FILE} in {self.registry}"
@@ -126,3 +134,11 @@ class ModelHolder:
                 await self.poll_once()
             except Exception:  # the reload loop must survive anything; the old model serves on
                 log.exception("model reload failed")
+
+
+def _stat(path: Path) -> FileStat:
+    try:
+        st = path.stat()
+    except OSError:
+        return 0, -1
+    return st.st_mtime_ns, st.st_size

@@ -99,3 +99,14 @@ def test_a_current_pointer_outside_the_registry_is_refused(client, data_dir, mod
     # a good pointer again: the next deployed model is picked up as usual
     newer = deploy(registry, trained_booster(rounds=10, seed=1))
     _wait_for(lambda: client.get("/v1/model").json()["version"] == newer.version)
+
+
+def test_an_unreadable_current_pointer_is_refused_once(client, data_dir, model) -> None:
+    registry = data_dir / "models"
+    before = _scores(client, "before")
+    for i, text in enumerate(['{"version": ', json.dumps({"version": 7}), "[]"], start=1):
+        (registry / CURRENT_FILE).write_text(text)
+        _wait_for(lambda i=i: _refusals(client) == i)
+        time.sleep(0.5)  # several polls of the same file: counted once
+        assert _refusals(client) == i
+        _assert_still_served(client, model.version, before)
