@@ -30,6 +30,7 @@ from fraud_assets.resources import DataLayoutResource
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.model.artifact import (
     ModelIntegrityError,
+    check_version,
     current_version,
     load_version,
     read_card,
@@ -37,6 +38,7 @@ from fraud_core.model.artifact import (
 )
 from fraud_core.model.dataset import VALIDATION, Manifest
 from fraud_core.model.promotion import (
+    CANDIDATE_FILE,
     GateDecision,
     GatePolicy,
     candidate_version,
@@ -84,7 +86,10 @@ def _candidate(data: DataLayout) -> str:
     version = candidate_version(data.models)
     if version is None:
         raise Failure(f"no trained model in {data.models}: materialize fraud_model first")
-    return version
+    try:
+        return check_version(version)
+    except ModelIntegrityError as err:
+        raise Failure(f"{data.models / CANDIDATE_FILE}: {err}") from err
 
 
 def _validation(data: DataLayout, version: str) -> tuple[Manifest, object]:
@@ -169,7 +174,16 @@ def deployed_model(
 ) -> MaterializeResult:
     data = layout.layout()
     registry = data.models
-    before = current_version(registry)
+    try:
+        before = current_version(registry)
+    except ModelIntegrityError as err:
+        if not config.version:
+            raise Failure(
+                f"{err}: the champion is unknown; roll back to a known version (materialize "
+                "deployed_model with `version`) before promoting"
+            ) from err
+        context.log.warning(f"replacing a current pointer that names no version: {err}")
+        before = None
     metadata: dict = {}
     if config.version:
         try:
@@ -215,14 +229,18 @@ def deployed_model(
 @asset_check(
     asset=deployed_model,
     name=DEPLOYED_MODEL_VERIFIES,
-    description="The served version loads: its file matches the card's checksum and its "
-    "features are the current feature spec's, in order.",
+    description="The served version loads: `current` names a registry version, its card was not "
+    "edited after training, its file matches the card's checksum and its features are the "
+    "current feature spec's, in order.",
 )
 def deployed_model_verifies(
     context: AssetCheckExecutionContext, layout: DataLayoutResource
 ) -> AssetCheckResult:
     registry = layout.layout().models
-    version = current_version(registry)
+    try:
+        version = current_version(registry)
+    except ModelIntegrityError as err:
+        return AssetCheckResult(passed=False, description=str(err))
     if version is None:
         return AssetCheckResult(passed=False, description="no current version")
     try:
