@@ -45,7 +45,7 @@ class Snapshot:
 
 
 def _complete_days(layout: DataLayout, kind: str) -> dict[date, int]:
-    root = layout.root / "entity_state" / f"kind={kind}"
+    root = layout.entity_state_kind(kind)
     days: dict[date, int] = {}
     for marker in root.glob(f"date=*/{SNAPSHOT_MARKER}"):
         try:

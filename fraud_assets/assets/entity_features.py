@@ -2,9 +2,14 @@
 end-of-range entity state they carry forward.
 
 The Dask work runs per (entity kind, bucket) from `orders_by_entity`; each day depends on the
-state left by the day before (see `fraud_core.features.pipeline`).
+state left by the day before (see `fraud_core.features.pipeline`). A run writes into its own
+staging tree, verifies it with the same rules as the blocking checks, and only then publishes it
+(feature files, then the state snapshot, last); the checks then report on the published files.
+A failed run therefore never reaches `training_set`, `online_store` or the next day's features.
 """
 
+import json
+import shutil
 from datetime import date, timedelta
 
 import numpy as np
@@ -16,6 +21,8 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     BackfillPolicy,
+    DagsterRunStatus,
+    Failure,
     MaterializeResult,
     MetadataValue,
     TimeWindowPartitionMapping,
@@ -27,9 +34,14 @@ from fraud_assets.lib.partitioned_checks import DayResult, partition_check_event
 from fraud_assets.partitions import START_DATE, daily_partitions, partition_days
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.buckets import bucket_files
-from fraud_core.features.pipeline import assemble_days, mark_snapshots, plan_tasks, run_bucket_task
+from fraud_core.features.pipeline import (
+    assemble_days,
+    plan_tasks,
+    publish_features,
+    run_bucket_task,
+)
 from fraud_core.features.spec import DEFAULT_SPEC
-from fraud_core.storage import DataLayout
+from fraud_core.storage import DataLayout, remove_orphan_temp_files
 
 ONE_ROW_PER_VALID_ORDER = "one_feature_row_per_valid_order"
 NO_FORBIDDEN_NANS = "no_nan_where_spec_forbids"
@@ -56,24 +68,43 @@ VALUES_IN_RANGE = "feature_values_in_range"
         "e-mail and IP: velocity over 1 h / 24 h / 7 d / 30 d, distinct counterparts, the last "
         "10 orders' amounts, and fraud shares from labels already known, with a delay). "
         "Computed with Dask per entity bucket from the previous day's entity state, so a day "
-        "costs one day of work. The README lists every feature."
+        "costs one day of work. A run's output is published (made visible to training, the "
+        "online store and the next day) only when its blocking checks pass. The README lists "
+        "every feature."
     ),
 )
 def entity_features(
     context: AssetExecutionContext, layout: DataLayoutResource, dask: DaskResource
 ) -> MaterializeResult:
     data = layout.layout()
+    _remove_leftovers(context, data)
     days = partition_days(context)
+    staged = data.staging(context.run.run_id)
+    shutil.rmtree(staged.root, ignore_errors=True)  # a retried step starts clean
     n_buckets = _bucket_count(data, days)
-    tasks = plan_tasks(data, days, n_buckets)
+    tasks = plan_tasks(data, days, n_buckets, out=staged)
     _warn_about_gaps(context, tasks, days)
     with dask.get_client() as client:
         futures = client.map(run_bucket_task, tasks, pure=False)
         results = client.gather(futures)
-    mark_snapshots(data, days[-1], n_buckets)
     counts, summary = assemble_days(
-        data, days, [(t.kind, r) for t, r in zip(tasks, results, strict=True)]
+        data, days, [(t.kind, r) for t, r in zip(tasks, results, strict=True)], out=staged
     )
+    failed = {
+        (day.isoformat(), name): result.description or json.dumps(dict(result.metadata))
+        for day in days
+        for name, result in check_features_day(data, day, staged).items()
+        if not result.passed
+    }
+    if failed:  # the blocking checks' rules, before anything is visible
+        raise Failure(
+            description=f"{len(failed)} blocking check(s) failed on this run's features: "
+            "nothing of this run is published; the last good features and entity state stay",
+            metadata={
+                "failed": MetadataValue.json({f"{d} {n}": w for (d, n), w in failed.items()})
+            },
+        )
+    publish_features(data, staged, days, n_buckets)
     for day, rows in counts.items():
         metadata = {
             "dagster/row_count": rows,
@@ -84,6 +115,23 @@ def entity_features(
         context.add_asset_metadata(metadata, partition_key=day.isoformat())
     context.log.info(f"features for {sum(counts.values())} orders over {len(days)} day(s)")
     return MaterializeResult()
+
+
+_FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+
+
+def _remove_leftovers(context: AssetExecutionContext, data: DataLayout) -> None:
+    """Staging trees of runs that are over (failed, killed and marked failed, or deleted) and
+    temporary files of killed writes: never published, never read."""
+    for orphan in remove_orphan_temp_files(data.root):
+        context.log.info(f"removed {orphan}, left by a killed write")
+    if not data.staging_root.is_dir():
+        return
+    for folder in data.staging_root.glob("run=*"):
+        run = context.instance.get_run_by_id(folder.name.split("=", 1)[1])
+        if run is None or run.status in _FINISHED:
+            shutil.rmtree(folder, ignore_errors=True)
+            context.log.info(f"removed the unpublished output of run {folder.name[4:]}")
 
 
 def _warn_about_gaps(context: AssetExecutionContext, tasks: list, days: list[date]) -> None:
@@ -124,9 +172,12 @@ def _summary_markdown(summary: list[dict[str, float]]) -> str:
     return "\n".join(rows)
 
 
-def check_features_day(data: DataLayout, day: date) -> dict[str, DayResult]:
-    """Every entity_features check on the file written for `day`."""
-    path = data.entity_features(day)
+def check_features_day(
+    data: DataLayout, day: date, written: DataLayout | None = None
+) -> dict[str, DayResult]:
+    """Every entity_features check on the file written for `day` under `written` (a run's
+    staging tree; default: the published file under `data`)."""
+    path = (written or data).entity_features(day)
     if not path.exists():
         missing = DayResult(False, {"path": str(path)}, f"{path} does not exist")
         return {

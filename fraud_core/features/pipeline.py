@@ -27,7 +27,13 @@ import pyarrow.parquet as pq
 from fraud_core.features.kernel import order_kernel
 from fraud_core.features.offline import advance_kind, empty_state, order_times
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
-from fraud_core.storage import DataLayout, atomic_path, read_parquet_files, write_parquet
+from fraud_core.storage import (
+    DataLayout,
+    atomic_path,
+    publish,
+    read_parquet_files,
+    write_parquet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +55,16 @@ def day_end_s(day: date) -> int:
 
 
 def state_dir(layout: DataLayout, kind: str, day: date) -> Path:
-    return layout.root / "entity_state" / f"kind={kind}" / f"date={day.isoformat()}"
+    return layout.entity_state_dir(kind, day)
 
 
 def state_file(layout: DataLayout, kind: str, day: date, bucket: int) -> Path:
-    return state_dir(layout, kind, day) / f"bucket={bucket:04d}.parquet"
+    return layout.entity_state(kind, day, bucket)
 
 
 def snapshot_days(layout: DataLayout, kind: str, n_buckets: int) -> list[date]:
     """Days with a complete state snapshot of `kind` for this bucket count, oldest first."""
-    root = layout.root / "entity_state" / f"kind={kind}"
+    root = layout.entity_state_kind(kind)
     days = []
     for marker in root.glob(f"date=*/{SNAPSHOT_MARKER}"):
         try:
@@ -78,9 +84,11 @@ def orders_days(layout: DataLayout, kind: str) -> list[date]:
 
 @dataclass(frozen=True)
 class BucketTask:
-    """One unit of Dask work: an entity kind's bucket over a range of days."""
+    """One unit of Dask work: an entity kind's bucket over a range of days. It reads under
+    `root` and writes its end-of-range state under `out_root` (the run's staging tree)."""
 
     root: str
+    out_root: str
     kind: str
     bucket: int
     n_buckets: int
@@ -121,15 +129,21 @@ def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[
         end = day_end_s(task.days[-1])
         features, state = advance_kind(state, orders.to_pandas(), task.kind, end, spec)
         order_ids = orders.column("order_id")
-    write_parquet(state, state_file(layout, task.kind, task.days[-1], task.bucket))
+    out = DataLayout(Path(task.out_root))
+    write_parquet(state, state_file(out, task.kind, task.days[-1], task.bucket))
     return {"order_id": order_ids, "features": features}
 
 
 def plan_tasks(
-    layout: DataLayout, days: list[date], n_buckets: int, spec: FeatureSpec = DEFAULT_SPEC
+    layout: DataLayout,
+    days: list[date],
+    n_buckets: int,
+    spec: FeatureSpec = DEFAULT_SPEC,
+    out: DataLayout | None = None,
 ) -> list[BucketTask]:
-    """The tasks of a range run: per kind, the newest usable snapshot before the range and the
-    days to replay from it."""
+    """The tasks of a range run: per kind, the newest published snapshot before the range and
+    the days to replay from it. States are written under `out` (default: `layout` itself)."""
+    out_root = str((out or layout).root)
     first = days[0]
     tasks = []
     for e in spec.entities:
@@ -141,7 +155,9 @@ def plan_tasks(
             if (snapshot is None or d > snapshot) and d < first
         )
         tasks += [
-            BucketTask(str(layout.root), e.kind, b, n_buckets, tuple(days), snapshot, replay)
+            BucketTask(
+                str(layout.root), out_root, e.kind, b, n_buckets, tuple(days), snapshot, replay
+            )
             for b in range(n_buckets)
         ]
     return tasks
@@ -157,14 +173,30 @@ def mark_snapshots(
             tmp.write_text(json.dumps({"n_buckets": n_buckets, "kind": e.kind}))
 
 
+def publish_features(
+    layout: DataLayout,
+    staged: DataLayout,
+    days: list[date],
+    n_buckets: int,
+    spec: FeatureSpec = DEFAULT_SPEC,
+) -> None:
+    """Make a run's checked output visible: move its feature files and state files into place
+    (each move atomic), then mark the end-of-range snapshot complete, last. A reader never sees
+    a snapshot or a feature file of a run whose checks did not pass."""
+    publish(staged, layout)
+    mark_snapshots(layout, days[-1], n_buckets, spec)
+
+
 def assemble_days(
     layout: DataLayout,
     days: list[date],
     results: list[tuple[str, dict[str, object]]],
     spec: FeatureSpec = DEFAULT_SPEC,
+    out: DataLayout | None = None,
 ) -> tuple[dict[date, int], list[dict[str, float]]]:
     """Join the (kind, bucket result) pairs with the days' validated orders and write one
-    feature file per day: identity and label columns first, then the spec's features in order.
+    feature file per day under `out` (default `layout`): identity and label columns first, then
+    the spec's features in order.
     Returns the row count per day and a per-feature summary of the last day.
 
     Each day is put together in its own small block: every bucket result holds the day's rows
@@ -218,7 +250,7 @@ def assemble_days(
         head = raw.select(ident).slice(start, stop - start)
         arrays = [*head.columns, *(pa.array(row) for row in block)]
         table = pa.Table.from_arrays(arrays, names=[*ident, *names])
-        write_parquet(table, layout.entity_features(days[i]), dictionary_columns=ident)
+        write_parquet(table, (out or layout).entity_features(days[i]), dictionary_columns=ident)
         return block if i == len(days) - 1 else None  # the last day's block is summarised
 
     with ThreadPoolExecutor(max_workers=2) as pool:  # parquet encoding releases the GIL
@@ -232,8 +264,12 @@ def summarize_block(names: list[str], block: np.ndarray) -> list[dict[str, float
     out = []
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-empty features give NaN, as wanted
-        empty = np.isnan(block).mean(axis=1) if block.shape[1] else np.zeros(len(names))
-        mean, lo, hi = np.nanmean(block, axis=1), np.nanmin(block, axis=1), np.nanmax(block, axis=1)
+        if block.shape[1]:
+            empty = np.isnan(block).mean(axis=1)
+            mean, lo = np.nanmean(block, axis=1), np.nanmin(block, axis=1)
+            hi = np.nanmax(block, axis=1)
+        else:  # a day without orders: nothing to summarise (nanmin of nothing raises)
+            empty = mean = lo = hi = np.full(len(names), np.nan)
     for i, name in enumerate(names):
         out.append(
             {

@@ -9,6 +9,7 @@ state and first feature day of the run are already written."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -40,11 +41,20 @@ def _run(root: Path) -> bool:
 
 
 def _outputs(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and "landing" not in p.parts
-    }
+    """Every derived file's bytes; a day's ingestion record by what it accepted (it also holds
+    run ids and times)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or "landing" in p.parts:
+            continue
+        if p.name == "_ACCEPTED.json":
+            accepted = json.loads(p.read_text())["accepted"]
+            out[str(p.relative_to(root))] = json.dumps(
+                {k: accepted[k] for k in ("action", "files", "valid_rows", "quarantined_rows")}
+            ).encode()
+        else:
+            out[str(p.relative_to(root))] = p.read_bytes()
+    return out
 
 
 def test_a_write_killed_halfway_leaves_no_half_file_and_the_rerun_is_identical(
@@ -58,11 +68,11 @@ def test_a_write_killed_halfway_leaves_no_half_file_and_the_rerun_is_identical(
     assert any("entity_features" in name for name in expected)
 
     real_write = pq.write_table
-    victim = DataLayout(crashed).entity_features(DAYS[1]).name
-    victim_dir = DataLayout(crashed).entity_features(DAYS[1]).parent
+    victim = DataLayout(crashed).entity_features(DAYS[1])
 
     def dying_write(table, where, *args, **kwargs):
-        if Path(where).parent == victim_dir and victim in Path(where).name:
+        # the run's staging tree or the final place: wherever the second day's features go
+        if Path(where).parent.name == victim.parent.name and victim.name in Path(where).name:
             buffer = io.BytesIO()
             real_write(table, buffer, *args, **kwargs)
             Path(where).write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
@@ -79,6 +89,9 @@ def test_a_write_killed_halfway_leaves_no_half_file_and_the_rerun_is_identical(
     assert not DataLayout(crashed).entity_features(DAYS[1]).exists()
     leftovers = [name for name in after_crash if Path(name).name.startswith(".")]
     assert leftovers == []  # the temporary file went with the failed write
+    # nothing of the failed feature run is published: no snapshot, no feature file
+    assert not any((crashed / "entity_state").rglob("*.parquet"))
+    assert not DataLayout(crashed).entity_features(DAYS[0]).exists()
     for name in after_crash:
         if name.endswith(".parquet"):
             pq.read_metadata(crashed / name)  # every file under a final name is whole
