@@ -3,8 +3,8 @@
     uvicorn --factory fraud_serving.app:create_app      (or: fraud serve)
 
 It only assembles: settings (read once from the environment unless given), routes, the API key
-guard on `/v1`, error handlers, metrics middleware, OpenAPI at `/schema`, and the lifespan that
-owns the Redis client, the model and the background tasks.
+guard on `/v1`, strict request bodies, error handlers, metrics middleware, OpenAPI at `/schema`,
+and the lifespan that owns the Redis client, the model and the background tasks.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from fraud_serving.bodies import StrictJSONRequest
 from fraud_serving.deps import DEPENDENCIES
 from fraud_serving.errors import EXCEPTION_HANDLERS
 from fraud_serving.guards import API_KEY_HEADER, SECURITY_SCHEME, api_key_guard
@@ -70,5 +71,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"settings": settings, "metrics": metrics}),
         openapi_config=openapi,
         request_max_body_size=settings.max_body_bytes,
+        request_class=StrictJSONRequest,
         debug=False,
     )

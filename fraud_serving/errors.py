@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 _AT_PATH = re.compile(r"\s*-\s*at\s*`\$\.?(?P<path>[^`]*)`\s*$")
 _NAMED_FIELD = re.compile(r"(?:missing required|unknown) field `(?P<name>[^`]+)`")
+_CHECKED_FIELD = re.compile(r"^(?P<name>[a-z_]+) must ")  # a struct's own check names its field
 
 
 def _problem(
@@ -54,7 +55,7 @@ def _field_errors(exc: ValidationException) -> list[dict[str, str]]:
         if match:  # msgspec names the exact place inside the body
             message = message[: match.start()]
             field = match.group("path") or field
-        named = _NAMED_FIELD.search(message)
+        named = _NAMED_FIELD.search(message) or _CHECKED_FIELD.search(message)
         if named:  # the field is the missing or unknown one, inside the object at `field`
             inner = named.group("name")
             field = inner if field in ("data", "body", "") else f"{field}.{inner}"
