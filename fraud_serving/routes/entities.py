@@ -1,4 +1,6 @@
-"""`GET /v1/entities/{kind}/{id}`: one customer's, e-mail's or IP's history and features."""
+"""`GET /v1/entities/{kind}?id=...` and `GET /v1/entities/{kind}/{id}`: one customer's, e-mail's
+or IP's history and features. The query form takes any id exactly (one with `/` too: a path
+segment cannot carry it); the path form is kept for ids without `/`."""
 
 from __future__ import annotations
 
@@ -8,11 +10,30 @@ from typing import Annotated
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import FromQuery, PathParameter
+from litestar.params import FromQuery, PathParameter, QueryParameter
 
 from fraud_serving.routes.responses import BAD_INPUT, UNAUTHORIZED, UNAVAILABLE, problem
 from fraud_serving.schemas import EARLIEST, LATEST, EntityKind, EntityView
 from fraud_serving.services.entities import EntityService
+
+_DESCRIPTION = (
+    "The orders still kept for the entity (what later orders' features look at) and the "
+    "entity's features for an order at `as_of` (default now), without those that depend "
+    "on the order itself."
+)
+_RESPONSES = {
+    **BAD_INPUT,
+    **UNAUTHORIZED,
+    404: problem("The entity is not in the online store"),
+    **UNAVAILABLE,
+}
+Kind = Annotated[EntityKind, PathParameter(description="customer_id, email or ip_addr")]
+
+
+def _check_as_of(as_of: datetime | None) -> None:
+    if as_of is not None and not (as_of.tzinfo and EARLIEST <= as_of < LATEST):
+        reason = "must have a time zone and lie between 2000-01-01 and 2099-12-31"
+        raise ValidationException(extra=[{"key": "as_of", "message": reason, "source": "query"}])
 
 
 class EntityController(Controller):
@@ -20,30 +41,41 @@ class EntityController(Controller):
     tags = ("entities",)
 
     @get(
+        "/{kind:str}",
+        summary="An entity's history and current features (any id, as a query parameter)",
+        description=_DESCRIPTION,
+        responses=_RESPONSES,
+    )
+    async def find_entity(
+        self,
+        kind: Kind,
+        entity_id: Annotated[
+            str,
+            QueryParameter(
+                name="id",
+                min_length=1,
+                max_length=256,
+                description="The entity's id, exactly as in the orders (URL-encoded)",
+            ),
+        ],
+        entity_service: NamedDependency[EntityService],
+        as_of: FromQuery[datetime | None] = None,
+    ) -> EntityView:
+        _check_as_of(as_of)
+        return await entity_service.view(kind, entity_id, as_of)
+
+    @get(
         "/{kind:str}/{entity_id:str}",
-        summary="An entity's history and current features",
-        description=(
-            "The orders still kept for the entity (what later orders' features look at) and the "
-            "entity's features for an order at `as_of` (default now), without those that depend "
-            "on the order itself."
-        ),
-        responses={
-            **BAD_INPUT,
-            **UNAUTHORIZED,
-            404: problem("The entity is not in the online store"),
-            **UNAVAILABLE,
-        },
+        summary="An entity's history and current features (an id without `/`)",
+        description=_DESCRIPTION,
+        responses=_RESPONSES,
     )
     async def get_entity(
         self,
-        kind: Annotated[EntityKind, PathParameter(description="customer_id, email or ip_addr")],
+        kind: Kind,
         entity_id: Annotated[str, PathParameter(min_length=1, max_length=256)],
         entity_service: NamedDependency[EntityService],
         as_of: FromQuery[datetime | None] = None,
     ) -> EntityView:
-        if as_of is not None and not (as_of.tzinfo and EARLIEST <= as_of < LATEST):
-            reason = "must have a time zone and lie between 2000-01-01 and 2099-12-31"
-            raise ValidationException(
-                extra=[{"key": "as_of", "message": reason, "source": "query"}]
-            )
+        _check_as_of(as_of)
         return await entity_service.view(kind, entity_id, as_of)
