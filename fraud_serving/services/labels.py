@@ -1,16 +1,28 @@
 """Chargeback feedback: a label marks an order fraudulent (or not) in the state of each of its
 entities, so later orders of the same customer, e-mail or IP see it in their risk features once
 `label_date` has passed. Setting a label is idempotent: the same label twice changes nothing.
+
+A label dated before its order is refused, as the landing folder quarantines it: the order's own
+date is in its stored answer when the service scored it; for an order known only from the loaded
+snapshot (or an answer stored before dates were kept), its time in the entity states (whole
+seconds) is the bound. An order no state holds is a 404 either way: nothing can be labelled.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from fraud_core.features.kernel import NO_LABEL
 from fraud_core.features.state import decode_state, encode_state
 from fraud_core.online_store import ORDER_INDEX_KIND
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.schemas import Label, LabelResult
-from fraud_serving.services.scoring import KINDS, decode_record, epoch_seconds
+from fraud_serving.services.scoring import (
+    KINDS,
+    InvalidInputError,
+    decode_record,
+    epoch_seconds,
+)
 from fraud_serving.services.store import (
     CommitOutcome,
     EntityWrite,
@@ -30,13 +42,14 @@ class LabelService:
         self.store = store
         self.metrics = metrics
 
-    async def _entities_of(self, order_id: str) -> dict[str, str]:
-        """The customer, e-mail and IP of an order: from its stored answer, else from the
-        namespace's order index and the customer's state."""
+    async def _entities_of(self, order_id: str) -> tuple[dict[str, str], datetime | None]:
+        """The customer, e-mail and IP of an order, and its date when known: from its stored
+        answer, else (no date) from the namespace's order index and the customer's state."""
         snapshot = await self.store.read([order_id], [])
         blob = snapshot.records.get(order_id)
         if blob is not None:
-            return decode_record(blob).ids
+            record = decode_record(blob)
+            return record.ids, record.order_date
         customer = await self.store.indexed_customer(snapshot.namespace, order_id)
         if customer is not None:
             _, (state_blob,) = await self.store.get_states([(ORDER_INDEX_KIND, customer)])
@@ -45,15 +58,24 @@ class LabelService:
                 if order_id in state.order_ids:
                     i = state.order_ids.index(order_id)
                     ids = {c: values[i] for c, values in state.counterparts.items()}
-                    return {ORDER_INDEX_KIND: customer, **ids}
+                    return {ORDER_INDEX_KIND: customer, **ids}, None
         raise OrderNotFoundError(
             f"order {order_id!r} is in no entity state: unknown, or too old to affect features"
         )
 
+    def _check_date(self, label: Label, order_date: datetime) -> None:
+        if label.label_date < order_date:
+            self.metrics.labels.labels(result="refused").inc()
+            raise InvalidInputError(
+                "label_date",
+                f"before the order's order_date ({order_date.isoformat()}): a chargeback "
+                "cannot be known before its order",
+            )
+
     async def apply(self, label: Label) -> LabelResult:
         label_s = epoch_seconds(label.label_date) if label.is_fraud else NO_LABEL
         try:
-            ids = await self._entities_of(label.order_id)
+            ids, order_date = await self._entities_of(label.order_id)
         except OrderNotFoundError:
             self.metrics.labels.labels(result="not_found").inc()
             raise
@@ -62,6 +84,7 @@ class LabelService:
             snapshot = await self.store.read([], pairs)
             updated: list[str] = []
             writes: list[EntityWrite] = []
+            order_s: list[int] = []  # the order's time in each state that holds it
             for kind, value in pairs:
                 blob = snapshot.states[(kind, value)]
                 if blob is None:
@@ -71,6 +94,7 @@ class LabelService:
                     continue
                 updated.append(kind)
                 i = state.order_ids.index(label.order_id)
+                order_s.append(state.t_s[i])
                 if state.label_s[i] != label_s:
                     state.label_s[i] = label_s
                     writes.append(EntityWrite(kind, value, blob, encode_state(state)))
@@ -79,6 +103,7 @@ class LabelService:
                 raise OrderNotFoundError(
                     f"order {label.order_id!r} is no longer in any entity state (too old to matter)"
                 )
+            self._check_date(label, order_date or datetime.fromtimestamp(min(order_s), UTC))
             code = CommitOutcome.OK
             if writes:
                 code = await self.store.commit(snapshot.namespace, [], writes)

@@ -68,11 +68,13 @@ class OrderConflictError(ValueError):
 
 
 class StoredAnswer(msgspec.Struct):
-    """What Redis keeps per scored order: the request's fingerprint, its entities, the answer."""
+    """What Redis keeps per scored order: the request's fingerprint, its entities, the answer,
+    and the order's own date (a label may not be dated before it; None in older records)."""
 
     fp: str
     ids: dict[str, str]
     answer: ScoreResult
+    order_date: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,9 @@ class ScoringService:
                 new_entities=new_entities[i],  # type: ignore[arg-type]
             )
             answers[order.order_id] = ScoredOrder(result, features[i], False)
-            stored = StoredAnswer(fp=fresh[i][1], ids=dict(events[i].ids), answer=result)
+            stored = StoredAnswer(
+                fp=fresh[i][1], ids=dict(events[i].ids), answer=result, order_date=order.order_date
+            )
             records.append((order.order_id, order.customer_id, _encoder.encode(stored)))
             for kind in new_entities[i]:
                 self.metrics.cold_starts.labels(kind=kind).inc()
