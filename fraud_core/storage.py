@@ -95,12 +95,18 @@ _WRITER = socket.gethostname().replace(".", "-")
 TEMP_GRACE_S = 24 * 3600  # a temporary file of another host is a leftover after this long
 
 
+def temp_path(final: Path, pid: int | None = None) -> Path:
+    """A hidden temporary name beside `final` that names its writer (host and process id)."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.{_WRITER}.{pid or os.getpid()}.{uuid.uuid4().hex}.tmp")
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside `final`; rename it onto `final` only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{_WRITER}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    tmp = temp_path(final)
     try:
         yield tmp
         os.replace(tmp, final)

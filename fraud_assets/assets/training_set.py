@@ -168,6 +168,16 @@ def training_set(
     )
     with atomic_path(folder / MANIFEST) as tmp:
         tmp.write_text(manifest.to_json())
+    # The blocking checks' rules on what was just written, before `fraud_model` can see it:
+    # a training set that breaks them never becomes the latest.
+    violations, counts = time_rule_violations(manifest), class_counts(manifest)
+    if any(violations.values()) or not all(v > 0 for v in counts.values()):
+        raise Failure(
+            description=f"the training set at {folder} breaks a blocking rule (labels known at "
+            "the cutoff, both classes present): it is not made the latest; "
+            "fraud_model keeps the previous one",
+            metadata={"violations": violations, **counts},
+        )
     with atomic_path(latest_manifest_path(data)) as tmp:
         tmp.write_text(json.dumps({"manifest": str(folder / MANIFEST), "cutoff": str(cutoff)}))
     for old in prune_training_sets(data):

@@ -49,6 +49,7 @@ def materialize_range() -> RangeRun:
         last: date,
         run_config: dict | None = None,
         instance: DagsterInstance | None = None,
+        raise_on_error: bool = True,
     ) -> ExecuteInProcessResult:
         return materialize(
             assets,
@@ -59,6 +60,7 @@ def materialize_range() -> RangeRun:
             run_config=run_config,
             instance=instance,
             tags=partition_range_tags(first, last),
+            raise_on_error=raise_on_error,
         )
 
     return run

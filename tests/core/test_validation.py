@@ -222,3 +222,24 @@ def test_duplicates_across_parquet_and_csv_files_of_one_day(tmp_path):
     assert len(result.valid) + len(result.quarantine) == len(df)
     assert result.quarantine["reason"].tolist() == [v.ORDER_ID_DUPLICATE] * 3
     assert set(result.quarantine["source_file"]) == {"resent_2026-01-01.csv"}
+
+
+def test_orders_dated_in_the_future_are_quarantined_by_default(monkeypatch):
+    """Finding 5 of issue 12 (landing side): one far-future order would move its entities'
+    clocks; orders dated more than FRAUD_MAX_FUTURE_S after now are refused, by default."""
+    far = pd.DataFrame([good_row(order_date="2099-12-31T12:00:00Z", label_date="", is_fraud="0")])
+    result = v.validate_orders(far, date(2099, 12, 31))  # its own day: only the clock refuses it
+    assert v.reason_counts(result.quarantine) == {v.ORDER_DATE_IN_FUTURE: 1}
+
+    times = ["2026-01-01T10:00:00Z", "2026-01-01T10:05:00Z", "2026-01-01T10:05:01Z"]
+    df = pd.DataFrame(
+        [good_row(order_id=f"O{i}", order_date=t, label_date="") for i, t in enumerate(times)]
+    )
+    latest = pd.Timestamp("2026-01-01T10:05:00Z").to_pydatetime()
+    result = v.validate_orders(df, DAY, latest=latest)
+    assert result.valid["order_id"].tolist() == ["O0", "O1"]
+    assert v.reason_counts(result.quarantine) == {v.ORDER_DATE_IN_FUTURE: 1}
+
+    monkeypatch.setenv("FRAUD_MAX_FUTURE_S", "not a number")
+    with pytest.raises(ValueError, match="FRAUD_MAX_FUTURE_S"):
+        v.validate_orders(df, DAY)
