@@ -38,14 +38,18 @@ def _fmt(value: object) -> str:
 
 
 def list_models(registry: Path) -> int:
-    from fraud_core.model.artifact import current_version, list_versions
+    from fraud_core.model.artifact import ModelIntegrityError, current_version, list_versions
     from fraud_core.model.promotion import read_decision
 
     cards = list_versions(registry)
     if not cards:
         print(f"no models in {registry}")
         return 0
-    current = current_version(registry)
+    try:
+        current = current_version(registry)
+    except ModelIntegrityError as err:
+        print(f"fraud model: {err}: roll back to a version below", file=sys.stderr)
+        current = None
     print(f"{'':1} {'version':<16}  {'created':<25}  {'AP':>6}  {'AUC':>6}  {'cp@100':>6}  gate")
     for card in cards:
         validation = card.metrics.get("validation", {})
@@ -68,7 +72,10 @@ def rollback(registry: Path, version: str, reason: str) -> int:
         set_current,
     )
 
-    before = current_version(registry)
+    try:
+        before = current_version(registry)
+    except ModelIntegrityError as err:  # a broken pointer is what a rollback repairs
+        before = f"an invalid pointer ({err})"
     try:
         load_version(registry, version)  # never serve a file that does not verify
     except FileNotFoundError:

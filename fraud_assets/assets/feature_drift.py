@@ -104,13 +104,13 @@ class _Reference:
 
 def _deployed(context: AssetExecutionContext, data: DataLayout):
     """(booster, card) of the served model, or None."""
-    version = current_version(data.models)
-    if version is None:
-        return None
     try:
+        version = current_version(data.models)
+        if version is None:
+            return None
         return load_version(data.models, version)
     except (ModelIntegrityError, FileNotFoundError) as err:
-        context.log.warning(f"deployed model {version} cannot be loaded ({err}): no score PSI")
+        context.log.warning(f"the deployed model cannot be loaded ({err}): no score PSI")
         return None
 
 
