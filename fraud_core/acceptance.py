@@ -16,7 +16,6 @@ with the same id on another day is quarantined (`AcceptedOrderIds`).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from fraud_core.env import env_number
 from fraud_core.storage import DataLayout, atomic_path
 
 MAX_SHRINK_ENV = "FRAUD_MAX_DAY_SHRINK"
@@ -39,16 +39,7 @@ NOTHING = "nothing"  # nothing accepted and nothing acceptable (an unreadable fi
 
 def max_shrink(env: Mapping[str, str] | None = None) -> float:
     """The share of accepted orders a re-delivery may drop without a replace marker."""
-    text = (os.environ if env is None else env).get(MAX_SHRINK_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_SHRINK
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{MAX_SHRINK_ENV}: {text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{MAX_SHRINK_ENV}: {value} is outside [0, 1]")
-    return value
+    return env_number(MAX_SHRINK_ENV, DEFAULT_MAX_SHRINK, float, low=0.0, high=1.0, env=env)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ five minutes of clock skew between the shop's servers and ours).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+
+from fraud_core.env import env_number
 
 MAX_FUTURE_ENV = "FRAUD_MAX_FUTURE_S"
 DEFAULT_MAX_FUTURE_S = 300
@@ -19,16 +20,7 @@ DEFAULT_MAX_FUTURE_S = 300
 
 def max_future_s(env: Mapping[str, str] | None = None) -> int:
     """The allowed clock skew in seconds, from `FRAUD_MAX_FUTURE_S` (default 300)."""
-    text = (os.environ if env is None else env).get(MAX_FUTURE_ENV, "").strip()
-    if not text:
-        return DEFAULT_MAX_FUTURE_S
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{MAX_FUTURE_ENV}: {text!r} is not a whole number of seconds") from None
-    if value < 0:
-        raise ValueError(f"{MAX_FUTURE_ENV}: {value} is negative")
-    return value
+    return env_number(MAX_FUTURE_ENV, DEFAULT_MAX_FUTURE_S, int, low=0, env=env)
 
 
 def latest_accepted(skew_s: int, now: datetime | None = None) -> datetime:

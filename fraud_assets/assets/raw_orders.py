@@ -7,7 +7,6 @@ reason, so the fraud team can fix and re-drop them.
 
 # No `from __future__ import annotations` here: Dagster 1.13 checks the `context` annotation
 # of decorated functions at definition time and rejects a string.
-import os
 from datetime import date, timedelta
 
 import numpy as np
@@ -45,6 +44,7 @@ from fraud_core.acceptance import (
     read_day_record,
 )
 from fraud_core.clock import latest_accepted, max_future_s
+from fraud_core.env import env_number
 from fraud_core.landing import read_day_rows, scan_landing
 from fraud_core.schema import ORDER_SCHEMA
 from fraud_core.storage import DataLayout, remove_orphan_temp_files, write_parquet
@@ -197,12 +197,14 @@ class RawOrdersChecksConfig(Config):
     def resolved_volume_ratio(self) -> float:
         if self.max_volume_ratio is not None:
             return self.max_volume_ratio
-        return float(os.environ.get(VOLUME_RATIO_ENV, DEFAULT_VOLUME_RATIO))
+        return env_number(VOLUME_RATIO_ENV, DEFAULT_VOLUME_RATIO, float, low=1.0)
 
     def resolved_max_share(self) -> float:
         if self.max_quarantine_share is not None:
             return self.max_quarantine_share
-        return float(os.environ.get(MAX_QUARANTINE_SHARE_ENV, DEFAULT_MAX_QUARANTINE_SHARE))
+        return env_number(
+            MAX_QUARANTINE_SHARE_ENV, DEFAULT_MAX_QUARANTINE_SHARE, float, low=0.0, high=1.0
+        )
 
 
 def _spec(name: str, description: str, blocking: bool) -> AssetCheckSpec:
