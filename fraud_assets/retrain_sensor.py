@@ -7,7 +7,11 @@ cursor, `{"seen": id, "trained": id, "retrain_requested_at": epoch s}`:
 - nothing newer than `seen` and `trained`: skip;
 - a run of the daily-features lane is queued or running (more days or a re-run of later days are
   coming, the features are not final yet), or a run of the retrain lane is (at most one retrain
-  in flight): skip and keep the cursor, so the next tick looks again;
+  in flight): skip and keep the cursor, so the next tick looks again. A run that still says it is
+  starting, running or cancelling but was created before the newest successful run of its lane
+  is not waited on: a lane runs one run at a time (dagster.yaml), so such a run is the leftover
+  of a dead run worker (killed, its machine restarted) that run monitoring has not failed yet;
+  waiting on it would hold retraining until then even though a later run redid its work;
 - newer than `trained` and the last retrain was requested at least `FRAUD_RETRAIN_MIN_INTERVAL_S`
   (default 1 h) ago: `retrain_job` (training_set, fraud_model, gate, deployed_model,
   online_store), run key `retrain:<storage id>`;
@@ -28,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from dagster import (
@@ -65,6 +69,9 @@ IN_FLIGHT = [
     DagsterRunStatus.STARTED,
     DagsterRunStatus.CANCELING,
 ]
+# The in-flight statuses that claim a run worker. A queued run is not superseded by a newer
+# success: it has not run yet, and the queue will start it.
+CLAIMS_A_WORKER = {DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING}
 
 
 @dataclass
@@ -108,9 +115,16 @@ def initial_cursor(instance: DagsterInstance, features: int) -> RetrainCursor:
     )
 
 
-def runs_in_flight(instance: DagsterInstance, lane: dict[str, str], now: float) -> list[str]:
-    """Ids of the lane's runs that are queued, starting, running or being cancelled (and the
-    ones created but not launched yet, for a while)."""
+@dataclass
+class LaneRuns:
+    in_flight: list[str]  # run ids the sensor waits for
+    superseded: list[str]  # claim a worker, but a newer run of the lane has succeeded since
+
+
+def lane_runs(instance: DagsterInstance, lane: dict[str, str], now: float) -> LaneRuns:
+    """The lane's runs that are queued, starting, running or being cancelled (and the ones
+    created but not launched yet, for a while), split into those to wait for and those that a
+    newer successful run of the lane supersedes (see the module docstring)."""
     busy = instance.get_run_records(RunsFilter(tags=lane, statuses=IN_FLIGHT), limit=5)
     waiting = instance.get_run_records(
         RunsFilter(
@@ -120,7 +134,22 @@ def runs_in_flight(instance: DagsterInstance, lane: dict[str, str], now: float) 
         ),
         limit=5,
     )
-    return [r.dagster_run.run_id for r in [*busy, *waiting]]
+    success = instance.get_run_records(
+        RunsFilter(tags=lane, statuses=[DagsterRunStatus.SUCCESS]), limit=1
+    )
+    # Storage ids grow with creation, without the ties of timestamps. Records come newest first,
+    # so the five fetched always include any run newer than the newest success.
+    newest_success = success[0].storage_id if success else 0
+    result = LaneRuns(in_flight=[], superseded=[])
+    for record in [*busy, *waiting]:
+        dead = record.dagster_run.status in CLAIMS_A_WORKER and record.storage_id < newest_success
+        (result.superseded if dead else result.in_flight).append(record.dagster_run.run_id)
+    return result
+
+
+def runs_in_flight(instance: DagsterInstance, lane: dict[str, str], now: float) -> list[str]:
+    """Ids of the lane's runs the sensor waits for (see `lane_runs`)."""
+    return lane_runs(instance, lane, now).in_flight
 
 
 @dataclass
@@ -128,6 +157,7 @@ class RetrainPlan:
     cursor: RetrainCursor | None  # None: still no cursor (nothing materialized yet)
     run_request: RunRequest | None = None
     skip: str | None = None
+    superseded: list[str] = field(default_factory=list)  # in-flight runs not waited on
 
 
 def plan_retrain(
@@ -148,17 +178,24 @@ def plan_retrain(
         return RetrainPlan(
             cursor, skip=f"model and online store are up to date (entity_features #{features})"
         )
+    superseded: list[str] = []
     for lane, what in ((DAILY_FEATURES_LANE, "features"), (RETRAIN_LANE, "retrain/store")):
-        busy = runs_in_flight(instance, lane, now)
-        if busy:
-            return RetrainPlan(cursor, skip=f"waiting: {what} run(s) in flight ({', '.join(busy)})")
+        runs = lane_runs(instance, lane, now)
+        superseded += runs.superseded
+        if runs.in_flight:
+            busy = ", ".join(runs.in_flight)
+            return RetrainPlan(
+                cursor, skip=f"waiting: {what} run(s) in flight ({busy})", superseded=superseded
+            )
     tags = {"fraud/source": "features_updated_sensor", "fraud/entity_features_id": str(features)}
     wait_s = cursor.retrain_requested_at + min_interval_s - now
     if retrain_due and wait_s <= 0:
         request = RunRequest(
             run_key=f"retrain:{features}", job_name=retrain_job.name, tags={**tags, **RETRAIN_LANE}
         )
-        return RetrainPlan(RetrainCursor(features, features, now), run_request=request)
+        return RetrainPlan(
+            RetrainCursor(features, features, now), run_request=request, superseded=superseded
+        )
     if store_due:
         request = RunRequest(
             run_key=f"online_store:{features}",
@@ -168,11 +205,13 @@ def plan_retrain(
         return RetrainPlan(
             RetrainCursor(features, cursor.trained, cursor.retrain_requested_at),
             run_request=request,
+            superseded=superseded,
         )
     return RetrainPlan(
         cursor,
         skip=f"retrain due (entity_features #{features}), debounced for {wait_s:.0f} s more "
         f"(${MIN_INTERVAL_ENV} = {min_interval_s:.0f})",
+        superseded=superseded,
     )
 
 
@@ -195,6 +234,11 @@ def features_updated_sensor(context: SensorEvaluationContext) -> SensorResult:
         now=time.time(),
         min_interval_s=min_retrain_interval_s(),
     )
+    if plan.superseded:
+        context.log.warning(
+            "not waiting for run(s) still marked in flight that a newer successful run of their "
+            f"lane superseded (dead run workers? run monitoring fails them): {plan.superseded}"
+        )
     if plan.run_request is not None:
         context.log.info(f"requesting {plan.run_request.job_name} ({plan.run_request.run_key})")
     return SensorResult(

@@ -1,8 +1,9 @@
 """`features_updated_sensor`'s decisions against a real (temporary) instance, without running
 anything: materializations are reported as runless events and runs in flight are added to the
 run storage. A retrain follows new features; a model newer than the features is left alone; no
-retrain (or store load) starts while a run of the features or retrain lane is in flight; within
-the debounce interval only the online store is refreshed and the retrain waits."""
+retrain (or store load) starts while a run of the features or retrain lane is in flight, unless a
+newer run of that lane has succeeded since it started (a dead run worker's leftover); within the
+debounce interval only the online store is refreshed and the retrain waits."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from fraud_assets.retrain_sensor import (
     RetrainCursor,
     features_updated_sensor,
     plan_retrain,
+    runs_in_flight,
 )
 
 HOUR = 3600.0
@@ -128,3 +130,32 @@ def test_a_run_never_launched_blocks_only_for_a_while(instance) -> None:
     assert plan_retrain(instance, None, now=now, min_interval_s=HOUR).run_request is None
     stale = plan_retrain(instance, None, now=now + NOT_STARTED_GRACE_S + 60, min_interval_s=HOUR)
     assert stale.run_request is not None and stale.run_request.job_name == "retrain_job"
+
+
+@pytest.mark.parametrize("lane", [DAILY_FEATURES_LANE, RETRAIN_LANE])
+@pytest.mark.parametrize(
+    "status", [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+)
+def test_a_run_older_than_the_lanes_newest_success_does_not_block(instance, lane, status) -> None:
+    """A run whose worker died stays STARTED until run monitoring fails it; once a later run of
+    its lane has succeeded (the lane runs one run at a time), it is not waited on."""
+    _features(instance, 1)
+    dead = _run(instance, lane, status)
+    _run(instance, lane, DagsterRunStatus.SUCCESS)  # the rerun
+    plan = plan_retrain(instance, None, now=time.time(), min_interval_s=HOUR)
+    assert plan.run_request is not None and plan.run_request.job_name == "retrain_job"
+    assert plan.superseded == [dead.run_id]
+    assert dead.run_id not in runs_in_flight(instance, lane, time.time())
+
+    # A run newer than that success is waited on, and so is one not launched yet (queued runs
+    # likewise: they have not run yet), whatever succeeded after it.
+    newer = _run(instance, lane, status)
+    busy = plan_retrain(instance, None, now=time.time(), min_interval_s=HOUR)
+    assert busy.run_request is None and newer.run_id in busy.skip
+    assert dead.run_id not in busy.skip
+    instance.report_run_failed(newer)
+    _run(instance, lane, DagsterRunStatus.SUCCESS)
+    pending = _run(instance, lane, DagsterRunStatus.NOT_STARTED)
+    _run(instance, lane, DagsterRunStatus.SUCCESS)
+    still = plan_retrain(instance, None, now=time.time(), min_interval_s=HOUR)
+    assert still.run_request is None and pending.run_id in still.skip
