@@ -12,11 +12,16 @@ Every key starts with a configurable prefix (default `fraud:`; tests use `test:<
 | `{p}ns:{ns}:orders` | hash | order id -> customer id: the snapshot's orders and those scored since |
 | `{p}ns:{ns}:touched` | set | entity keys the service has rewritten in this namespace |
 | `{p}scored:{order_id}` | string | the service's stored answer for an order (idempotency), with a TTL |
+| `{p}fence:{token}` | string | a commit whose reply was lost, barred from applying late (TTL) |
 
 A load writes a new namespace and then moves `active` in one step; the service's writes go through
 `COMMIT_SCRIPT`, which refuses to write into a namespace that is no longer active, so no update is
 ever lost in a namespace nobody reads. Scored-order records live outside the namespaces: a replay
 is recognised across reloads.
+
+The service's commits are fenced (`FENCED_COMMIT_SCRIPT`): when a commit's reply is lost (a
+timeout after it was sent), `FENCE_SCRIPT` bars that commit from running late and reads what it
+would have written, in one step; so the service learns for sure whether it was stored.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 DEFAULT_PREFIX = "fraud:"
+FENCE_TTL_S = 3_600  # far longer than a sent command can wait in Redis before it runs
 _GLOB_SPECIAL = "*?[]\\"
 
 
@@ -88,6 +94,9 @@ class OnlineKeys:
     def scored(self, order_id: str) -> str:
         return f"{self.prefix}scored:{order_id}"
 
+    def fence(self, token: str) -> str:
+        return f"{self.prefix}fence:{token}"
+
 
 # Compare-and-set of a group of entity states and new scored-order records, all or nothing.
 #   KEYS[1] active pointer, KEYS[2] touched set and KEYS[3] order index of the namespace,
@@ -98,14 +107,15 @@ class OnlineKeys:
 #   then per entity: SHA-1 of the state the writer read ('' when absent), the new state.
 # Returns {0} on success; {1} when the namespace is not active; {2, i} when record i exists;
 # {3, j} when entity j changed since it was read. Nothing is written unless the answer is {0}.
-COMMIT_SCRIPT = """
+# `off` is the number of keys before the records (the fenced variant has one more).
+_COMMIT_BODY = """
 local active = redis.call('GET', KEYS[1])
 if active ~= ARGV[1] then return {1} end
 local r = tonumber(ARGV[2])
 for i = 1, r do
-  if redis.call('EXISTS', KEYS[3 + i]) == 1 then return {2, i} end
+  if redis.call('EXISTS', KEYS[off + i]) == 1 then return {2, i} end
 end
-local first = 4 + r
+local first = off + 1 + r
 local n = #KEYS - first + 1
 local base = 3 + 3 * r
 for j = 1, n do
@@ -119,7 +129,7 @@ for j = 1, n do
 end
 local ttl = tonumber(ARGV[3])
 for i = 1, r do
-  redis.call('SET', KEYS[3 + i], ARGV[1 + 3 * i], 'EX', ttl)
+  redis.call('SET', KEYS[off + i], ARGV[1 + 3 * i], 'EX', ttl)
   redis.call('HSET', KEYS[3], ARGV[2 + 3 * i], ARGV[3 + 3 * i])
 end
 for j = 1, n do
@@ -129,6 +139,25 @@ for j = 1, n, 500 do
   redis.call('SADD', KEYS[2], unpack(KEYS, first + j - 1, first + math.min(j + 499, n) - 1))
 end
 return {0}
+"""
+COMMIT_SCRIPT = "local off = 3" + _COMMIT_BODY
+
+# The service's commit: COMMIT_SCRIPT with KEYS[4] its fence, records and entities one key later.
+# Returns {4} (and writes nothing) when the fence exists: its writer gave the commit up.
+FENCED_COMMIT_SCRIPT = (
+    "if redis.call('EXISTS', KEYS[4]) == 1 then return {4} end\nlocal off = 4" + _COMMIT_BODY
+)
+
+# Settle a commit whose reply was lost. KEYS[1] its fence, then the keys it writes (records,
+# entity states); ARGV[1] fence TTL. Sets the fence (a commit not yet run never runs) and returns
+# the keys' values: the commit was stored if and only if they are what it wrote.
+FENCE_SCRIPT = """
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+local values = {}
+for i = 2, #KEYS do
+  values[i - 1] = redis.call('GET', KEYS[i])
+end
+return values
 """
 
 # Start an empty namespace when none is active (a fresh Redis): the service then writes there and

@@ -15,6 +15,7 @@ from litestar.status_codes import (
     HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
+    HTTP_504_GATEWAY_TIMEOUT,
 )
 
 from fraud_serving.schemas import Problem
@@ -22,7 +23,7 @@ from fraud_serving.services.entities import EntityNotFoundError
 from fraud_serving.services.labels import OrderNotFoundError
 from fraud_serving.services.models import ModelUnavailableError
 from fraud_serving.services.scoring import InvalidInputError, OrderConflictError
-from fraud_serving.services.store import StoreUnavailableError
+from fraud_serving.services.store import CommitUnknownError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,10 @@ def store_unavailable(_: Request, exc: StoreUnavailableError) -> Response:
     return _problem(HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "1"})
 
 
+def commit_unknown(_: Request, exc: CommitUnknownError) -> Response:
+    return _problem(HTTP_504_GATEWAY_TIMEOUT, str(exc), headers={"Retry-After": "1"})
+
+
 def model_unavailable(_: Request, exc: ModelUnavailableError) -> Response:
     return _problem(HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "5"})
 
@@ -120,6 +125,7 @@ EXCEPTION_HANDLERS = {
     ValidationException: validation_error,
     InvalidInputError: invalid_input,
     StoreUnavailableError: store_unavailable,
+    CommitUnknownError: commit_unknown,
     ModelUnavailableError: model_unavailable,
     OrderConflictError: conflict,
     OrderNotFoundError: not_found,

@@ -42,7 +42,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     client = make_client(
         settings.redis_url, settings.redis_timeout_ms, settings.redis_max_connections
     )
-    store = OnlineStore(client, OnlineKeys(settings.key_prefix), settings.scored_ttl_s)
+    store = OnlineStore(client, OnlineKeys(settings.key_prefix), settings.scored_ttl_s, metrics)
     metrics.redis_up.set_function(lambda: 1.0 if store.up else 0.0)
     models = ModelHolder(settings.models_dir, metrics)
     await store.probe()

@@ -47,6 +47,13 @@ class ServiceMetrics:
             "Writes retried because an entity changed meanwhile",
             registry=r,
         )
+        self.commit_replies_lost = Counter(
+            "fraud_commit_replies_lost",
+            "Writes whose reply was lost, by what settling them found: stored, not_stored, "
+            "taken (another writer stored the orders), unknown (Redis stayed silent: a 504)",
+            ["result"],
+            registry=r,
+        )
         self.labels = Counter("fraud_labels", "Labels received", ["result"], registry=r)
         self.model_info = Gauge(
             "fraud_model_info", "The served model version (value 1)", ["version"], registry=r

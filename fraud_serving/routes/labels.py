@@ -6,7 +6,13 @@ from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from fraud_serving.routes.responses import BAD_INPUT, UNAUTHORIZED, UNAVAILABLE, problem
+from fraud_serving.routes.responses import (
+    BAD_INPUT,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    UNKNOWN_OUTCOME,
+    problem,
+)
 from fraud_serving.schemas import Label, LabelResult
 from fraud_serving.services.labels import LabelService
 
@@ -29,6 +35,7 @@ class LabelController(Controller):
             **UNAUTHORIZED,
             404: problem("The order is in no entity history (unknown or too old to matter)"),
             **UNAVAILABLE,
+            **UNKNOWN_OUTCOME,
         },
     )
     async def add_label(

@@ -13,4 +13,12 @@ def problem(description: str) -> ResponseSpec:
 
 BAD_INPUT = {400: problem("Invalid input: `errors` lists each field with the reason")}
 UNAUTHORIZED = {401: problem("Missing or unknown X-API-Key")}
-UNAVAILABLE = {503: problem("Online store (Redis) unreachable, or no model loaded; retry")}
+UNAVAILABLE = {
+    503: problem("Online store (Redis) unreachable, or no model loaded: nothing was stored; retry")
+}
+UNKNOWN_OUTCOME = {
+    504: problem(
+        "Redis stopped answering during the write: it may be stored; retry with the same "
+        "order ids (a stored order is answered from the store)"
+    )
+}

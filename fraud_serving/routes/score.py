@@ -7,7 +7,13 @@ from litestar import Controller, Response, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody
 
-from fraud_serving.routes.responses import BAD_INPUT, UNAUTHORIZED, UNAVAILABLE, problem
+from fraud_serving.routes.responses import (
+    BAD_INPUT,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    UNKNOWN_OUTCOME,
+    problem,
+)
 from fraud_serving.schemas import BatchResult, Order, OrderBatch, ScoreResult
 from fraud_serving.services.scoring import ScoredOrder, ScoringService
 
@@ -17,6 +23,7 @@ _RESPONSES = {
     **UNAUTHORIZED,
     409: problem("This order_id was already scored with different content"),
     **UNAVAILABLE,
+    **UNKNOWN_OUTCOME,
 }
 
 

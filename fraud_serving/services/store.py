@@ -5,6 +5,12 @@ atomic compare-and-set to write it back, and a health flag that turns a Redis ou
 Layout and scripts: `fraud_core.online_keys`. Every Redis error or timeout becomes
 `StoreUnavailableError`; the client has short timeouts and no retries, so a request never waits
 long on a store that is gone.
+
+A 503 means nothing was stored. A commit whose reply is lost after it was sent (a timeout: Redis
+may have run it, or may still) is settled before the caller hears of it: its fence is set and what
+it would have written is read, in one script, retried a few times. Stored: it succeeded. Not
+stored: it never will be (`StoreUnavailableError`). Redis silent throughout:
+`CommitUnknownError`, never a 503.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,16 +31,40 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from fraud_core.online_keys import BOOT_SCRIPT, COMMIT_SCRIPT, OnlineKeys, new_namespace_id
+from fraud_core.online_keys import (
+    BOOT_SCRIPT,
+    FENCE_SCRIPT,
+    FENCE_TTL_S,
+    FENCED_COMMIT_SCRIPT,
+    OnlineKeys,
+    new_namespace_id,
+)
+from fraud_serving.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
 _DOWN_PROBE_S = 0.2  # how often a store marked down is probed
 _UP_PROBE_S = 1.0
+_SETTLE_PAUSES_S = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4)  # tries to settle a lost commit reply
 
 
 class StoreUnavailableError(RuntimeError):
-    """Redis did not answer in time (or refused): the request gets a 503."""
+    """Redis did not answer in time (or refused) and nothing was written: the request gets a
+    503."""
+
+
+class CommitUnknownError(RuntimeError):
+    """A commit was sent, and Redis stayed silent while the service tried to learn whether it
+    ran: it may be stored. The request gets a 504; a retry with the same order ids is answered
+    from the store if it was."""
+
+
+class ReplyLostError(Exception):
+    """A command was sent but its reply did not come: Redis may have run it, or may still."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
 
 
 def sha1(blob: bytes | None) -> str:
@@ -63,6 +94,7 @@ class CommitOutcome:
     NAMESPACE_MOVED = 1
     ALREADY_SCORED = 2
     ENTITY_CHANGED = 3
+    FENCED = 4  # given up by its writer after a lost reply (the writer never sees this code)
 
 
 def make_client(url: str, timeout_ms: int, max_connections: int) -> aioredis.Redis:
@@ -96,14 +128,21 @@ def _is_pool_wait(exc: BaseException) -> bool:
 
 
 class OnlineStore:
-    def __init__(self, client: aioredis.Redis, keys: OnlineKeys, scored_ttl_s: int) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: OnlineKeys,
+        scored_ttl_s: int,
+        metrics: ServiceMetrics | None = None,
+    ) -> None:
         self.client = client
         self.keys = keys
         self.scored_ttl_s = scored_ttl_s
+        self.metrics = metrics or ServiceMetrics()
         self.namespace: str | None = None
         self.up = False
         self.last_error = "not checked yet"
-        self._commit_sha = hashlib.sha1(COMMIT_SCRIPT.encode()).hexdigest()
+        self._commit_sha = hashlib.sha1(FENCED_COMMIT_SCRIPT.encode()).hexdigest()
         self._boot = client.register_script(BOOT_SCRIPT)
 
     # -- health ---------------------------------------------------------------------------------
@@ -168,7 +207,8 @@ class OnlineStore:
     # -- read and write -------------------------------------------------------------------------
 
     async def _call(self, packed: bytes):
-        """Send one pre-packed command on a pooled connection and return the reply."""
+        """Send one pre-packed command on a pooled connection and return the reply. A failure
+        before sending is raised as it is; one after is a `ReplyLostError`."""
         pool = self.client.connection_pool
         conn = await pool.get_connection()
         try:
@@ -176,8 +216,11 @@ class OnlineStore:
             return await conn.read_response()
         except ResponseError:
             raise
-        except BaseException:
+        except (TimeoutError, RedisError, OSError) as exc:
             await conn.disconnect()  # the reply may still come: never reuse this connection
+            raise ReplyLostError(exc) from exc
+        except BaseException:
+            await conn.disconnect()
             raise
         finally:
             await pool.release(conn)
@@ -202,6 +245,8 @@ class OnlineStore:
                 records = {o: v for o, v in zip(order_ids, values[1 : 1 + n], strict=True) if v}
                 states = dict(zip(entities, values[1 + n :], strict=True))
                 return Snapshot(ns, records, states)
+        except ReplyLostError as exc:  # a read changes nothing
+            raise self._down(exc.cause) from exc
         except (TimeoutError, RedisError, OSError) as exc:
             raise self._down(exc) from exc
         raise StoreUnavailableError("the active namespace keeps moving; try again")
@@ -213,10 +258,13 @@ class OnlineStore:
         writes: Sequence[EntityWrite],
     ) -> int:
         """Store new answers (order id, customer id, record) and entity states atomically if
-        nothing changed since the read; returns a `CommitOutcome` code."""
+        nothing changed since the read; returns a `CommitOutcome` code. Raises
+        `StoreUnavailableError` only when nothing was stored (see the module doc)."""
         self._check_up()
         keys = self.keys
+        token = uuid.uuid4().hex
         names = [keys.active, keys.touched(namespace), keys.order_index(namespace)]
+        names += [keys.fence(token)]
         names += [keys.scored(order_id) for order_id, _, _ in records]
         names += [keys.entity(namespace, w.kind, w.value) for w in writes]
         args: list = [namespace, len(records), self.scored_ttl_s]
@@ -224,22 +272,68 @@ class OnlineStore:
             args += (blob, order_id, customer_id)
         for w in writes:
             args += (sha1(w.before), w.after)
+        packed = _pack("EVALSHA", self._commit_sha, len(names), *names, *args)
         try:
             try:
-                result = await self._call(
-                    _pack("EVALSHA", self._commit_sha, len(names), *names, *args)
-                )
+                result = await self._call(packed)
             except NoScriptError:  # a restarted or flushed Redis: load the script once more
-                await self.client.script_load(COMMIT_SCRIPT)
-                result = await self._call(
-                    _pack("EVALSHA", self._commit_sha, len(names), *names, *args)
-                )
-        except (TimeoutError, RedisError, OSError) as exc:
+                await self.client.script_load(FENCED_COMMIT_SCRIPT)
+                result = await self._call(packed)
+        except ReplyLostError as exc:
+            return await self._settle(token, namespace, records, writes, exc.cause)
+        except (TimeoutError, RedisError, OSError) as exc:  # not sent
             raise self._down(exc) from exc
         code = int(result[0])
         if code == CommitOutcome.NAMESPACE_MOVED:
             self.namespace = None
         return code
+
+    async def _settle(
+        self,
+        token: str,
+        namespace: str,
+        records: Sequence[tuple[str, str, bytes]],
+        writes: Sequence[EntityWrite],
+        cause: BaseException,
+    ) -> int:
+        """Whether the commit `token`, whose reply was lost, was stored: `CommitOutcome.OK` if
+        it was, `ALREADY_SCORED` if another writer stored some of its orders (the caller reads
+        again and answers from the store), `StoreUnavailableError` if it was not and never will
+        be, `CommitUnknownError` if Redis does not answer."""
+        keys = self.keys
+        names = [keys.fence(token)]
+        names += [keys.scored(order_id) for order_id, _, _ in records]
+        names += [keys.entity(namespace, w.kind, w.value) for w in writes]
+        packed = _pack("EVAL", FENCE_SCRIPT, len(names), *names, FENCE_TTL_S)
+        lost = self.metrics.commit_replies_lost
+        for pause in _SETTLE_PAUSES_S:
+            await asyncio.sleep(pause)
+            try:
+                values = await self._call(packed)
+            except (ReplyLostError, TimeoutError, RedisError, OSError):
+                continue
+            stored, states = values[: len(records)], values[len(records) :]
+            if records:
+                if all(v == blob for v, (_, _, blob) in zip(stored, records, strict=True)):
+                    lost.labels(result="stored").inc()
+                    return CommitOutcome.OK
+                if any(v is not None for v in stored):
+                    lost.labels(result="taken").inc()
+                    return CommitOutcome.ALREADY_SCORED
+            elif all(v == w.after for v, w in zip(states, writes, strict=True)):
+                lost.labels(result="stored").inc()
+                return CommitOutcome.OK
+            lost.labels(result="not_stored").inc()
+            raise StoreUnavailableError(
+                f"online store (Redis) did not answer in time ({type(cause).__name__}); "
+                "nothing was stored"
+            )
+        lost.labels(result="unknown").inc()
+        log.error("a commit's reply was lost and Redis stayed silent: outcome unknown")
+        raise CommitUnknownError(
+            "online store (Redis) stopped answering during the write: the orders may be stored; "
+            "retry with the same order ids (a stored order is answered from the store)"
+        )
 
     async def get_states(
         self, entities: Sequence[tuple[str, str]]
