@@ -8,6 +8,11 @@ rows span several days feeds each of them. Days already computed after the earli
 are run again too, because their features carry state from the days before. The days become one
 run per contiguous range (range tags, as a single-run backfill), with a run key made of the
 range and the fingerprints of the files behind it: the same file state never starts two runs.
+
+A replace marker (`landing/_replace/YYYY-MM-DD`, see `fraud_core.acceptance`) is watched like a
+file of its day: dropping one runs that day again. Days whose run failed (their features were
+never computed) join the next run that is requested, so fixing a bad file heals every day the
+failed run held back.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 from dagster import (
     AssetKey,
@@ -41,7 +47,9 @@ from fraud_core.landing import (
     fingerprint,
     inspect_landing_file,
     landing_paths,
+    replace_markers,
 )
+from fraud_core.validation import day_of_landing_file
 
 RAW_ORDERS = AssetKey("raw_orders")
 ENTITY_FEATURES = AssetKey("entity_features")
@@ -109,12 +117,15 @@ def plan_landing_runs(
     instance: DagsterInstance,
     inspected: list[LandingFile],
     previously_handled: dict[str, Fingerprint],
+    landing_days: Iterable[date] = (),
 ) -> LandingPlan:
     """Turn the inspected new or changed files into run requests (see the module docstring).
 
     A file never handled before (a new sensor, a lost cursor, files ingested by hand or by the
     demo) is skipped for the days whose raw_orders were last materialized by a run that started
-    after the file got its present state (its ctime): those runs already read it."""
+    after the file got its present state (its ctime): those runs already read it. When runs are
+    requested, the days of `landing_days` (the days the landing files are named after) whose
+    features were never computed (their run failed, say on an unreadable file) join them."""
     plan = LandingPlan()
     first_partition = daily_partitions.start.date()
     last_key = daily_partitions.get_last_partition_key()  # a day is a partition once it is over
@@ -154,6 +165,10 @@ def plan_landing_runs(
     for key in computed:
         day = date.fromisoformat(key)
         if earliest < day <= last_partition:
+            wanted.setdefault(day, set())
+    # Days whose run failed are not lost: they go with the next request.
+    for day in landing_days:
+        if first_partition <= day <= last_partition and day.isoformat() not in computed:
             wanted.setdefault(day, set())
     for first, last in contiguous_ranges(wanted):
         files = sorted(
@@ -200,11 +215,13 @@ def _observation(f: LandingFile) -> AssetObservation:
 def landing_folder_sensor(
     context: SensorEvaluationContext, layout: DataLayoutResource
 ) -> SensorResult:
-    landing = layout.layout().landing
+    data = layout.layout()
+    landing = data.landing
     handled = read_cursor(context.cursor)
     present = {p.name: p for p in landing_paths(landing)}
-    handled = {name: fp for name, fp in handled.items() if name in present}  # forget removed
-    changed = []
+    markers = {m.name: m for m in replace_markers(data)}
+    handled = {n: fp for n, fp in handled.items() if n in present or n in markers}  # forget gone
+    changed = [m for name, m in markers.items() if handled.get(name) != m.fingerprint]
     for name, path in present.items():
         if name in handled:  # inspect (read its dates) only when its fingerprint moved
             try:
@@ -213,7 +230,8 @@ def landing_folder_sensor(
             except OSError:  # removed meanwhile
                 continue
         changed.append(inspect_landing_file(path))
-    plan = plan_landing_runs(context.instance, changed, handled)
+    named_days = {d for name in present if (d := day_of_landing_file(Path(name))) is not None}
+    plan = plan_landing_runs(context.instance, changed, handled, named_days)
     for f in plan.rejected:
         context.log.warning(f"landing file {f.name} not ingested: {f.problem}")
     if plan.already_ingested:

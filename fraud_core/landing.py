@@ -23,6 +23,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from fraud_core.schema import COLUMN_NAMES
+from fraud_core.storage import DataLayout
 from fraud_core.validation import (
     LANDING_SUFFIXES,
     SOURCE_FILE,
@@ -58,10 +59,11 @@ class LandingFile:
     name_day: date | None = None
     order_days: tuple[date, ...] = ()
     problem: str | None = None
+    replace_marker: bool = False  # a replace marker of `name_day`, not a file of orders
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return f"{REPLACE_PREFIX}{self.path.name}" if self.replace_marker else self.path.name
 
     @property
     def days(self) -> tuple[date, ...]:
@@ -127,6 +129,35 @@ def inspect_landing_file(path: Path) -> LandingFile:
             path, fp, name_day, problem=f"unreadable: {type(err).__name__}: {reason}"
         )
     return LandingFile(path, fp, name_day, tuple(sorted(days)))
+
+
+REPLACE_PREFIX = "_replace/"
+
+
+def replace_markers(layout: DataLayout) -> list[LandingFile]:
+    """The replace markers waiting in the landing folder (`DataLayout.replace_marker`), each as
+    a landing entry of its day; a marker not named by a day is reported as misnamed."""
+    folder = layout.replace_markers
+    if not folder.is_dir():
+        return []
+    markers = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        try:
+            fp, day = fingerprint(path), date.fromisoformat(path.name)
+        except OSError:
+            continue
+        except ValueError:
+            markers.append(
+                LandingFile(
+                    path,
+                    fp,
+                    problem="misnamed: a replace marker is named YYYY-MM-DD",
+                    replace_marker=True,
+                )
+            )
+            continue
+        markers.append(LandingFile(path, fp, day, replace_marker=True))
+    return markers
 
 
 def scan_landing(landing_dir: Path) -> list[LandingFile]:

@@ -44,10 +44,14 @@ class DataLayout:
     def landing(self) -> Path:
         return self.root / "landing"
 
+    @property
+    def replace_markers(self) -> Path:
+        return self.landing / "_replace"
+
     def replace_marker(self, day: date | str) -> Path:
         """A file whose presence lets the day's current landing files replace its accepted
         orders even when that drops files or shrinks the day (see `fraud_core.acceptance`)."""
-        return self.landing / "_replace" / _day(day)
+        return self.replace_markers / _day(day)
 
     def raw_orders(self, day: date | str) -> Path:
         return self.root / "raw_orders" / f"date={_day(day)}" / "orders.parquet"

@@ -23,6 +23,7 @@ from dagster import (
 from fraud_assets.jobs import DAILY_FEATURE_ASSETS, DAILY_FEATURE_CHECKS, daily_features_job
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_assets.sensors import contiguous_ranges, landing_folder_sensor, read_cursor
+from fraud_core.acceptance import read_day_record
 from fraud_core.storage import DataLayout, write_parquet
 
 D = [date(2026, 1, 1) + timedelta(days=i) for i in range(8)]
@@ -59,12 +60,14 @@ class Landing:
         self.cursor = result.cursor
         return result
 
-    def run(self, result: SensorResult) -> list[tuple[str, str]]:
+    def run(self, result: SensorResult, succeeds: bool = True) -> list[tuple[str, str]]:
         job = self.defs.resolve_job_def("daily_features_job")
         ranges = []
         for request in result.run_requests:
-            run = job.execute_in_process(instance=self.instance, tags=request.tags)
-            assert run.success
+            run = job.execute_in_process(
+                instance=self.instance, tags=request.tags, raise_on_error=False
+            )
+            assert run.success == succeeds
             ranges.append((request.tags[RANGE_START], request.tags[RANGE_END]))
         return ranges
 
@@ -97,7 +100,7 @@ def test_contiguous_ranges_and_a_broken_cursor():
 
 def test_landing_files_become_range_runs_and_nothing_twice(landing, landed: DataLayout):
     keys = lambda first, last: (first.isoformat(), last.isoformat())  # noqa: E731
-    # Bad files beside the four good days: none of them blocks the others.
+    # Bad files beside the four good days: none of them blocks the sensor.
     (landed.landing / "orders.xlsx").write_bytes(b"not a spreadsheet")
     (landed.landing / "export.csv").write_text("order_id\n1\n")
     (landed.landing / "orders_2026-01-03_resend.parquet").write_bytes(b"PAR1 truncated")
@@ -110,14 +113,28 @@ def test_landing_files_become_range_runs_and_nothing_twice(landing, landed: Data
     assert all(e.asset_key == AssetKey("raw_orders") for e in problems.values())
     assert "unreadable" in problems["orders_2026-01-03_resend.parquet"].metadata["problem"].value
     assert set(json.loads(first.cursor)) == {p.name for p in landed.landing.iterdir()}
-    landing.run(first)
-    # raw_orders of the day with the broken file skipped it and took the good one
-    assert pq.read_metadata(landed.raw_orders(D[2])).num_rows > 0
+    landing.run(first, succeeds=False)
+    # The day with the unreadable file accepts nothing from a partial delivery, its blocking
+    # check names the file, and no feature is computed from the run.
+    assert not landed.raw_orders(D[2]).exists()
+    unreadable = read_day_record(landed, D[2]).last_attempt["unreadable_files"]
+    assert unreadable == ["orders_2026-01-03_resend.parquet"]
+    assert not landed.entity_features(D[0]).exists()
 
     # Nothing changed: nothing requested, the bad files are not reported again.
     again = landing.tick()
     assert not again.run_requests and not again.asset_events
     assert "no new or changed file" in _skip(again)
+
+    # Fixing the broken file runs its day and the days the failed run held back.
+    (landed.landing / "orders_2026-01-03_resend.parquet").unlink()
+    fixed_name = landed.landing / "orders_2026-01-03_resend.csv"
+    fixed_name.write_text("order_id,order_date\n")  # readable, no rows: nothing to quarantine
+    resent = landing.tick()
+    assert _ranges(resent) == [keys(D[0], D[3])]
+    assert "orders_2026-01-03_resend.parquet" not in json.loads(resent.cursor)  # forgotten
+    landing.run(resent)
+    assert pq.read_metadata(landed.raw_orders(D[2])).num_rows > 0
 
     # A file named after day 5 whose last rows are dated day 6 feeds both days.
     orders = pd.read_parquet(landed.landing / f"orders_{D[3].isoformat()}.parquet")
@@ -142,22 +159,27 @@ def test_landing_files_become_range_runs_and_nothing_twice(landing, landed: Data
     write_parquet(rewritten, landed.landing / f"orders_{D[3].isoformat()}.parquet")
     changed = landing.tick()
     assert _ranges(changed) == [keys(D[3], D[5])]
-    # Fixing the broken file of day 3 works the same way; the old, bad state stays reported.
-    (landed.landing / "orders_2026-01-03_resend.parquet").unlink()
-    fixed_name = landed.landing / "orders_2026-01-03_resend.csv"
-    fixed_name.write_text("order_id,order_date\n")  # readable, no rows: nothing to quarantine
-    resent = landing.tick()
-    assert _ranges(resent) == [keys(D[2], D[5])]
-    assert "orders_2026-01-03_resend.parquet" not in json.loads(resent.cursor)  # forgotten
-    landing.run(resent)
+    landing.run(changed)
     features = pd.read_parquet(landed.entity_features(D[3]))
     assert len(features) == len(rewritten)
+
+    # A replace marker runs its day (and the later ones) again, and is consumed.
+    marker = landed.replace_marker(D[1])
+    marker.parent.mkdir(parents=True)
+    marker.write_text("re-exported")
+    replaced = landing.tick()
+    assert _ranges(replaced) == [keys(D[1], D[5])]
+    landing.run(replaced)
+    assert not marker.exists()
+    assert landing.tick().run_requests == []
 
     # A sensor without a cursor (new sensor, cursor reset) does not ingest anything again:
     # every file predates the run that last materialized its days.
     fresh = landing.tick(cursor=None)
     assert not fresh.run_requests
-    assert set(json.loads(fresh.cursor)) == set(json.loads(resent.cursor))
+    assert set(json.loads(fresh.cursor)) == {
+        n for n in json.loads(replaced.cursor) if not n.startswith("_replace/")
+    }
 
 
 def test_orders_of_a_day_that_is_not_over_wait(landing, landed: DataLayout):
