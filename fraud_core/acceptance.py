@@ -148,8 +148,9 @@ def decide_day(
         return Decision(
             KEPT,
             tuple(
-                f"landing file {n} that the accepted day was built from is gone (archived?): "
-                "the accepted day is kept; drop a replace marker to rebuild it without it"
+                f"landing file {n} that the accepted day was built from no longer feeds it "
+                "(archived, or its orders of this day removed): the accepted day is kept; drop "
+                "a replace marker to rebuild it without it"
                 for n in missing
             ),
             missing_files=missing,
