@@ -8,7 +8,6 @@ staging tree, verifies it with the same rules as the blocking checks, and only t
 A failed run therefore never reaches `training_set`, `online_store` or the next day's features.
 """
 
-import json
 import shutil
 from datetime import date, timedelta
 
@@ -91,7 +90,7 @@ def entity_features(
         data, days, [(t.kind, r) for t, r in zip(tasks, results, strict=True)], out=staged
     )
     failed = {
-        (day.isoformat(), name): result.description or json.dumps(dict(result.metadata))
+        f"{day} {name}": result.description or _what(result)
         for day in days
         for name, result in check_features_day(data, day, staged).items()
         if not result.passed
@@ -100,9 +99,7 @@ def entity_features(
         raise Failure(
             description=f"{len(failed)} blocking check(s) failed on this run's features: "
             "nothing of this run is published; the last good features and entity state stay",
-            metadata={
-                "failed": MetadataValue.json({f"{d} {n}": w for (d, n), w in failed.items()})
-            },
+            metadata={"failed": MetadataValue.json(failed)},
         )
     publish_features(data, staged, days, n_buckets)
     for day, rows in counts.items():
@@ -115,6 +112,11 @@ def entity_features(
         context.add_asset_metadata(metadata, partition_key=day.isoformat())
     context.log.info(f"features for {sum(counts.values())} orders over {len(days)} day(s)")
     return MaterializeResult()
+
+
+def _what(result: DayResult) -> str:
+    """A failed check's metadata as one line of text."""
+    return ", ".join(f"{k}: {getattr(v, 'value', v)}" for k, v in result.metadata.items())
 
 
 _FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)

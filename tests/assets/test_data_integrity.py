@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import AssetCheckSeverity
 
@@ -213,3 +214,30 @@ def test_a_day_far_outside_the_recent_volume_warns(landed, materialize_range):
     assert not warned.passed and warned.severity == AssetCheckSeverity.WARN
     assert str(len(huge)) in warned.description
     assert evaluation(result, ROW_COUNT_IN_RECENT_RANGE, DAYS[2]).passed
+
+
+def test_features_that_break_a_blocking_rule_are_not_published(landed, materialize_range):
+    """Finding 2, the check side: features that fail a blocking check never become visible
+    (before, they were published and the snapshot marked before the checks ran)."""
+    assert materialize_range(FEATURES, DAYS[0], DAYS[1]).success
+    assert materialize_range([*INGEST, orders_by_entity], DAYS[2], DAYS[2]).success
+    # An order amount below zero slips into the validated file (written by hand, not by
+    # raw_orders): its `order_amount` feature breaks `feature_values_in_range`.
+    path = landed.raw_orders(DAYS[2])
+    table = pq.read_table(path)
+    amounts = table.column("order_amount").to_numpy().copy()
+    amounts[0] = -5.0
+    index = table.schema.get_field_index("order_amount")
+    pq.write_table(table.set_column(index, "order_amount", pa.array(amounts)), path)
+
+    failed = materialize_range(
+        [entity_features, entity_features_checks], DAYS[2], DAYS[2], raise_on_error=False
+    )
+
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.is_step_failure)
+    data = failure.event_specific_data
+    assert "blocking check(s) failed" in data.error.message
+    assert f"{DAYS[2]} feature_values_in_range" in data.user_failure_data.metadata["failed"].value
+    assert feature_days_on_disk(landed) == DAYS[:2]
+    assert newest_snapshot(landed).day == DAYS[1]
