@@ -220,13 +220,19 @@ class AcceptedOrderIds:
         self._day = np.concatenate(days)[order] if days else np.empty(0, np.int32)
         self._stale: set[str] = set()  # days replaced in this run: their old ids no longer count
         self._new: dict[int, str] = {}  # hash -> day, ids accepted by this run
+        self._new_of_day: dict[str, list[int]] = {}
 
     def replace(self, day: date, order_ids: pd.Series | np.ndarray) -> None:
         """`day` now holds exactly `order_ids`."""
         key = day.isoformat()
         self._stale.add(key)
-        self._new = {h: d for h, d in self._new.items() if d != key}
-        self._new.update(dict.fromkeys(_hashes(order_ids).tolist(), key))
+        for h in self._new_of_day.pop(key, []):  # only this day's own earlier ids
+            if self._new.get(h) == key:
+                del self._new[h]
+        hashes = _hashes(order_ids).tolist()
+        self._new_of_day[key] = hashes
+        for h in hashes:
+            self._new.setdefault(h, key)
 
     def owners(self, day: date, order_ids: pd.Series) -> pd.Series:
         """For each id, the other day that accepted it first (None where no other day did)."""
@@ -235,11 +241,16 @@ class AcceptedOrderIds:
         out = np.full(len(hashes), None, dtype=object)
         lo = np.searchsorted(self._hash, hashes, side="left")
         hi = np.searchsorted(self._hash, hashes, side="right")
-        for i in np.flatnonzero(hi > lo):
-            for j in range(lo[i], hi[i]):
-                owner = self.days[self._day[j]]
-                if owner != key and owner not in self._stale:
-                    out[i] = owner
+        # days whose accepted ids count against `day`: not itself, not replaced in this run
+        usable = np.array([d != key and d not in self._stale for d in self.days], dtype=bool)
+        single = np.flatnonzero(hi - lo == 1)  # the usual hit: one day holds the hash
+        owner = self._day[lo[single]]
+        taken = single[usable[owner]] if len(single) else single
+        out[taken] = [self.days[k] for k in self._day[lo[taken]]]
+        for i in np.flatnonzero(hi - lo > 1):  # a hash on several days (or a collision)
+            for k in self._day[lo[i] : hi[i]]:
+                if usable[k]:
+                    out[i] = self.days[k]
                     break
         if self._new:
             for i, h in enumerate(hashes.tolist()):
@@ -250,8 +261,8 @@ class AcceptedOrderIds:
             by_owner: dict[str, list[int]] = {}
             for i in hits:
                 by_owner.setdefault(out[i], []).append(i)
-            for owner, rows in by_owner.items():
-                real = set(self._ids_of(owner))
+            for owner_day, rows in by_owner.items():
+                real = set(self._ids_of(owner_day))
                 for i in rows:
                     if order_ids.iloc[i] not in real:
                         out[i] = None

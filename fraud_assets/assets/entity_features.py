@@ -39,12 +39,14 @@ from fraud_core.features.pipeline import (
     publish_features,
     run_bucket_task,
 )
+from fraud_core.features.rules import forbidden_nans, out_of_range
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.storage import DataLayout, remove_orphan_temp_files
 
 ONE_ROW_PER_VALID_ORDER = "one_feature_row_per_valid_order"
 NO_FORBIDDEN_NANS = "no_nan_where_spec_forbids"
 VALUES_IN_RANGE = "feature_values_in_range"
+_CHECK_OF_RULE = {"forbidden_nans": NO_FORBIDDEN_NANS, "out_of_range": VALUES_IN_RANGE}
 
 
 @asset(
@@ -86,16 +88,18 @@ def entity_features(
     with dask.get_client() as client:
         futures = client.map(run_bucket_task, tasks, pure=False)
         results = client.gather(futures)
-    counts, summary = assemble_days(
+    # Every validated order got exactly one row (assemble_days raises otherwise); the feature
+    # rules are verified on the blocks in memory, before anything is visible.
+    counts, summary, broken = assemble_days(
         data, days, [(t.kind, r) for t, r in zip(tasks, results, strict=True)], out=staged
     )
-    failed = {
-        f"{day} {name}": result.description or _what(result)
-        for day in days
-        for name, result in check_features_day(data, day, staged).items()
-        if not result.passed
-    }
-    if failed:  # the blocking checks' rules, before anything is visible
+    if broken:
+        failed = {
+            f"{day} {_CHECK_OF_RULE[rule]}": features
+            for day, rules in broken.items()
+            for rule, features in rules.items()
+            if features
+        }
         raise Failure(
             description=f"{len(failed)} blocking check(s) failed on this run's features: "
             "nothing of this run is published; the last good features and entity state stay",
@@ -112,11 +116,6 @@ def entity_features(
         context.add_asset_metadata(metadata, partition_key=day.isoformat())
     context.log.info(f"features for {sum(counts.values())} orders over {len(days)} day(s)")
     return MaterializeResult()
-
-
-def _what(result: DayResult) -> str:
-    """A failed check's metadata as one line of text."""
-    return ", ".join(f"{k}: {getattr(v, 'value', v)}" for k, v in result.metadata.items())
 
 
 _FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
@@ -174,25 +173,15 @@ def _summary_markdown(summary: list[dict[str, float]]) -> str:
     return "\n".join(rows)
 
 
-def check_features_day(
-    data: DataLayout, day: date, written: DataLayout | None = None
+def feature_results(
+    ids: list[str], valid_ids: list[str], block: np.ndarray
 ) -> dict[str, DayResult]:
-    """Every entity_features check on the file written for `day` under `written` (a run's
-    staging tree; default: the published file under `data`)."""
-    path = (written or data).entity_features(day)
-    if not path.exists():
-        missing = DayResult(False, {"path": str(path)}, f"{path} does not exist")
-        return {
-            ONE_ROW_PER_VALID_ORDER: missing,
-            NO_FORBIDDEN_NANS: missing,
-            VALUES_IN_RANGE: missing,
-        }
-    features = pq.read_table(path).to_pandas()
-    valid_ids = pq.read_table(data.raw_orders(day), columns=["order_id"]).column(0).to_pylist()
-    ids = features["order_id"].tolist()
+    """Every entity_features check on one day's feature rows: their order ids against the
+    day's validated orders, and the (features x rows) block against the feature rules."""
     missing_ids = len(set(valid_ids) - set(ids))
     extra = len(ids) - len(set(ids)) + len(set(ids) - set(valid_ids))
-    results = {
+    nans, outside = forbidden_nans(block), out_of_range(block)
+    return {
         ONE_ROW_PER_VALID_ORDER: DayResult(
             missing_ids == 0 and extra == 0,
             {
@@ -201,28 +190,29 @@ def check_features_day(
                 "missing": missing_ids,
                 "extra": extra,
             },
-        )
+        ),
+        NO_FORBIDDEN_NANS: DayResult(not nans, {"columns_with_nan": MetadataValue.json(nans)}),
+        VALUES_IN_RANGE: DayResult(not outside, {"out_of_range": MetadataValue.json(outside)}),
     }
-    nan_bad = {
-        f.name: int(features[f.name].isna().sum())
-        for f in DEFAULT_SPEC.features
-        if not f.nullable and features[f.name].isna().any()
-    }
-    results[NO_FORBIDDEN_NANS] = DayResult(
-        not nan_bad, {"columns_with_nan": MetadataValue.json(nan_bad)}
-    )
-    out_of_range: dict[str, int] = {}
-    for f in DEFAULT_SPEC.features:
-        col = features[f.name].dropna()
-        lo, hi = f.bounds
-        bad = int(((col < lo) if lo is not None else col < -np.inf).sum())
-        bad += int(((col > hi) if hi is not None else col > np.inf).sum())
-        if bad:
-            out_of_range[f.name] = bad
-    results[VALUES_IN_RANGE] = DayResult(
-        not out_of_range, {"out_of_range": MetadataValue.json(out_of_range)}
-    )
-    return results
+
+
+def check_features_day(data: DataLayout, day: date) -> dict[str, DayResult]:
+    """Every entity_features check on the published file of `day`."""
+    path = data.entity_features(day)
+    if not path.exists():
+        missing = DayResult(False, {"path": str(path)}, f"{path} does not exist")
+        return {
+            ONE_ROW_PER_VALID_ORDER: missing,
+            NO_FORBIDDEN_NANS: missing,
+            VALUES_IN_RANGE: missing,
+        }
+    table = pq.read_table(path)
+    names = DEFAULT_SPEC.feature_names
+    block = np.empty((len(names), table.num_rows))
+    for i, name in enumerate(names):
+        block[i] = table.column(name).to_numpy()
+    valid_ids = pq.read_table(data.raw_orders(day), columns=["order_id"]).column(0).to_pylist()
+    return feature_results(table.column("order_id").to_pylist(), valid_ids, block)
 
 
 ENTITY_FEATURES_CHECK_SPECS = [

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from fraud_core.features.kernel import order_kernel
 from fraud_core.features.offline import advance_kind, empty_state, order_times
+from fraud_core.features.rules import forbidden_nans, out_of_range
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.storage import (
     DataLayout,
@@ -193,11 +194,12 @@ def assemble_days(
     results: list[tuple[str, dict[str, object]]],
     spec: FeatureSpec = DEFAULT_SPEC,
     out: DataLayout | None = None,
-) -> tuple[dict[date, int], list[dict[str, float]]]:
+) -> tuple[dict[date, int], list[dict[str, float]], dict[date, dict[str, dict[str, int]]]]:
     """Join the (kind, bucket result) pairs with the days' validated orders and write one
     feature file per day under `out` (default `layout`): identity and label columns first, then
-    the spec's features in order.
-    Returns the row count per day and a per-feature summary of the last day.
+    the spec's features in order. Every validated order gets exactly one row (checked above).
+    Returns the row count per day, a per-feature summary of the last day, and the days whose
+    rows break a feature rule (`fraud_core.features.rules`: rule -> feature -> rows).
 
     Each day is put together in its own small block: every bucket result holds the day's rows
     as one contiguous run (results are in bucket-file order, day by day), scattered into place."""
@@ -247,16 +249,23 @@ def assemble_days(
             if hi > lo:
                 r0 = first_row[kind]
                 block[r0 : r0 + len(features), pos[lo:hi] - start] = features[:, lo:hi]
+        broken = {
+            "forbidden_nans": forbidden_nans(block, spec),
+            "out_of_range": out_of_range(block, spec),
+        }
+        if any(broken.values()):
+            violations[days[i]] = broken
         head = raw.select(ident).slice(start, stop - start)
         arrays = [*head.columns, *(pa.array(row) for row in block)]
         table = pa.Table.from_arrays(arrays, names=[*ident, *names])
         write_parquet(table, (out or layout).entity_features(days[i]), dictionary_columns=ident)
         return block if i == len(days) - 1 else None  # the last day's block is summarised
 
+    violations: dict[date, dict[str, dict[str, int]]] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:  # parquet encoding releases the GIL
         last = list(pool.map(write_day, range(len(days))))[-1]
     counts = {day: int(n) for day, n in zip(days, day_rows, strict=True)}
-    return counts, summarize_block(names, last)
+    return counts, summarize_block(names, last), dict(sorted(violations.items()))
 
 
 def summarize_block(names: list[str], block: np.ndarray) -> list[dict[str, float]]:
