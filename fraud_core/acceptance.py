@@ -202,37 +202,38 @@ def _hashes(order_ids: pd.Series | np.ndarray) -> np.ndarray:
 
 
 class AcceptedOrderIds:
-    """Every order id accepted on any day, as 64-bit hashes sorted once per run (a year of a
-    mid-size shop's 12M ids is ~100 MB), with the days a run replaces tracked beside them.
-    A hash hit is confirmed against the owning day's file, so a collision never quarantines."""
+    """Every order id accepted on any day, as 64-bit hashes in one sorted array with the index
+    of the day entry that holds each (a year of a mid-size shop's 12M ids is ~150 MB). A day a
+    run replaces gets a new entry; its earlier entries stop counting. A hash hit is confirmed
+    against the owning day's file, so a collision never quarantines an order."""
 
     def __init__(self, layout: DataLayout) -> None:
         self.layout = layout
-        hashes, days = [], []
-        self.days: list[str] = []
+        self.days: list[str] = []  # day of each entry
+        hashes, owners = [], []
         for path in sorted((layout.root / "raw_orders").glob("date=*/orders.parquet")):
             ids = pq.read_table(path, columns=["order_id"]).column(0).to_numpy(zero_copy_only=False)
             hashes.append(_hashes(ids))
-            days.append(np.full(len(ids), len(self.days), dtype=np.int32))
+            owners.append(np.full(len(ids), len(self.days), dtype=np.int32))
             self.days.append(path.parent.name.split("=", 1)[1])
-        order = np.argsort(np.concatenate(hashes)) if hashes else np.empty(0, np.int64)
-        self._hash = np.concatenate(hashes)[order] if hashes else np.empty(0, np.uint64)
-        self._day = np.concatenate(days)[order] if days else np.empty(0, np.int32)
-        self._stale: set[str] = set()  # days replaced in this run: their old ids no longer count
-        self._new: dict[int, str] = {}  # hash -> day, ids accepted by this run
-        self._new_of_day: dict[str, list[int]] = {}
+        self._hash = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
+        self._entry = np.concatenate(owners) if owners else np.empty(0, np.int32)
+        order = np.argsort(self._hash, kind="stable")
+        self._hash, self._entry = self._hash[order], self._entry[order]
+        self._live = [True] * len(self.days)  # False: an entry a later replacement superseded
 
     def replace(self, day: date, order_ids: pd.Series | np.ndarray) -> None:
         """`day` now holds exactly `order_ids`."""
         key = day.isoformat()
-        self._stale.add(key)
-        for h in self._new_of_day.pop(key, []):  # only this day's own earlier ids
-            if self._new.get(h) == key:
-                del self._new[h]
-        hashes = _hashes(order_ids).tolist()
-        self._new_of_day[key] = hashes
-        for h in hashes:
-            self._new.setdefault(h, key)
+        for k, d in enumerate(self.days):
+            if d == key:
+                self._live[k] = False
+        hashes = np.sort(_hashes(np.asarray(order_ids, dtype=object)))
+        at = np.searchsorted(self._hash, hashes)
+        self._hash = np.insert(self._hash, at, hashes)
+        self._entry = np.insert(self._entry, at, np.int32(len(self.days)))
+        self.days.append(key)
+        self._live.append(True)
 
     def owners(self, day: date, order_ids: pd.Series) -> pd.Series:
         """For each id, the other day that accepted it first (None where no other day did)."""
@@ -241,21 +242,18 @@ class AcceptedOrderIds:
         out = np.full(len(hashes), None, dtype=object)
         lo = np.searchsorted(self._hash, hashes, side="left")
         hi = np.searchsorted(self._hash, hashes, side="right")
-        # days whose accepted ids count against `day`: not itself, not replaced in this run
-        usable = np.array([d != key and d not in self._stale for d in self.days], dtype=bool)
-        single = np.flatnonzero(hi - lo == 1)  # the usual hit: one day holds the hash
-        owner = self._day[lo[single]]
-        taken = single[usable[owner]] if len(single) else single
-        out[taken] = [self.days[k] for k in self._day[lo[taken]]]
-        for i in np.flatnonzero(hi - lo > 1):  # a hash on several days (or a collision)
-            for k in self._day[lo[i] : hi[i]]:
+        # the entries whose ids count against `day`: another day's, not superseded
+        usable = np.array(
+            [live and d != key for d, live in zip(self.days, self._live, strict=True)], dtype=bool
+        )
+        single = np.flatnonzero(hi - lo == 1)  # the usual hit: one entry holds the hash
+        taken = single[usable[self._entry[lo[single]]]]
+        out[taken] = [self.days[k] for k in self._entry[lo[taken]]]
+        for i in np.flatnonzero(hi - lo > 1):  # on several entries (a replaced day, a collision)
+            for k in self._entry[lo[i] : hi[i]]:
                 if usable[k]:
                     out[i] = self.days[k]
                     break
-        if self._new:
-            for i, h in enumerate(hashes.tolist()):
-                if out[i] is None and self._new.get(h, key) != key:
-                    out[i] = self._new[h]
         hits = np.flatnonzero(out != None)  # noqa: E711 (elementwise)
         if len(hits):  # confirm each hash hit with the owner's real ids
             by_owner: dict[str, list[int]] = {}

@@ -29,7 +29,7 @@ from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_cli.main import main as fraud_cli
 from fraud_core.generator import GeneratorConfig, iter_daily_orders
 from fraud_core.model.artifact import current_version, list_versions, load_version
-from fraud_core.model.dataset import TRAIN, time_rule_violations
+from fraud_core.model.dataset import TRAIN, VALIDATION, time_rule_violations
 from fraud_core.model.promotion import candidate_version, read_decision
 from fraud_core.model.replay import feature_days
 from fraud_core.storage import DataLayout, write_parquet
@@ -174,3 +174,32 @@ def test_train_gate_deploy_and_rollback(features_on_disk, capsys) -> None:
     out = capsys.readouterr().out
     assert f"* {champion}" in out and "refused" in out
     assert fraud_cli(["model", "rollback", "no-such-version"]) == 2
+
+
+def test_a_training_set_that_breaks_a_blocking_rule_never_becomes_the_latest(
+    features_on_disk,
+) -> None:
+    """Issue 12, finding 2 (training inputs): `fraud_model` reads the latest training set, which
+    moved before the blocking checks ran; a set without fraud in validation must not."""
+    layout = features_on_disk
+    training_only = {"ops": {"training_set": RUN_CONFIG["ops"]["training_set"]}}
+    good = materialize(
+        [training_set, *TRAINING_SET_CHECKS], resources=_resources(), run_config=training_only
+    )
+    assert good.success
+    latest = read_latest_manifest(layout)
+    # The validation days lose their fraud labels (a broken label export, say).
+    for day in latest.training_window.days(VALIDATION):
+        frame = pd.read_parquet(layout.entity_features(day))
+        frame["is_fraud"] = 0
+        write_parquet(frame, layout.entity_features(day))
+
+    bad = materialize(
+        [training_set, *TRAINING_SET_CHECKS],
+        resources=_resources(),
+        run_config=training_only,
+        raise_on_error=False,
+    )
+
+    assert not bad.success
+    assert read_latest_manifest(layout).folder == latest.folder
