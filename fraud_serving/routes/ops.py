@@ -10,6 +10,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from fraud_serving.schemas import Health, Readiness
 
+# Litestar appends "; charset=utf-8" to a text media type itself: without this, /metrics
+# announced the charset twice.
+_EXPOSITION = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
+
 
 class OpsController(Controller):
     path = "/"
@@ -45,4 +49,4 @@ class OpsController(Controller):
 
     @get("/metrics", summary="Prometheus metrics", media_type=MediaType.TEXT)
     async def metrics(self, state: State) -> Response[bytes]:
-        return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST, status_code=200)
+        return Response(state.metrics.exposition(), media_type=_EXPOSITION, status_code=200)

@@ -323,7 +323,10 @@ def test_model_card_and_readiness(client, model) -> None:
     assert r.json()["card"]["feature_names"] == NAMES
     ready = client.get("/ready").json()
     assert ready["ready"] and ready["redis"] and ready["model_version"] == model.version
-    metrics = client.get("/metrics").text
+    response = client.get("/metrics")
+    assert response.headers["content-type"].count("charset") == 1
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    metrics = response.text
     assert f'fraud_model_info{{version="{model.version}"}} 1.0' in metrics
     assert "fraud_redis_up 1.0" in metrics
 
