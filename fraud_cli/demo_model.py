@@ -23,7 +23,7 @@ def days_needed(config: TrainingSetConfig | None = None) -> int:
 
 def run_train_model_job(ctx: DemoContext) -> None:
     from fraud_assets.definitions import defs
-    from fraud_cli.demo import StepFailed, print_run_summary
+    from fraud_cli.demo import QUIET_CONSOLE, StepFailed, print_run_summary
     from fraud_core.model.artifact import current_version, read_card
 
     days = (ctx.last_day - ctx.first_day).days + 1
@@ -35,7 +35,10 @@ def run_train_model_job(ctx: DemoContext) -> None:
         return
     job = defs.resolve_job_def("train_model_job")
     result = job.execute_in_process(
-        instance=ctx.instance, tags={"fraud/source": "demo"}, raise_on_error=False
+        instance=ctx.instance,
+        tags={"fraud/source": "demo"},
+        run_config=QUIET_CONSOLE,
+        raise_on_error=False,
     )
     ctx.results["train_model_job"] = result
     print_run_summary(result)

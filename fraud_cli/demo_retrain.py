@@ -35,7 +35,7 @@ def _tick(ctx: DemoContext, sensor: SensorDefinition) -> SensorResult:
 
 def _execute(ctx: DemoContext, result: SensorResult, sensor_name: str) -> list:
     from fraud_assets.definitions import defs
-    from fraud_cli.demo import print_run_summary
+    from fraud_cli.demo import QUIET_CONSOLE, print_run_summary
 
     if not result.run_requests:
         reason = result.skip_reason.skip_message if result.skip_reason else "nothing to do"
@@ -48,6 +48,7 @@ def _execute(ctx: DemoContext, result: SensorResult, sensor_name: str) -> list:
         run = job.execute_in_process(
             instance=ctx.instance,
             tags={**request.tags, "fraud/source": f"demo:{sensor_name}"},
+            run_config=QUIET_CONSOLE,
             raise_on_error=False,
         )
         print_run_summary(run)
