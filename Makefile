@@ -25,6 +25,7 @@ demo: install
 test: install
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(PY) -m pytest
 
 lint: install
