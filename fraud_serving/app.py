@@ -10,11 +10,15 @@ and the lifespan that owns the Redis client, the model and the background tasks.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+from swagger_ui_bundle import swagger_ui_path
 
 from fraud_serving.bodies import StrictJSONRequest
 from fraud_serving.deps import DEPENDENCIES
@@ -31,6 +35,8 @@ from fraud_serving.settings import Settings
 
 log = logging.getLogger("fraud_serving")
 
+DOCS_ASSETS = "/schema/assets"  # Swagger UI's scripts and styles, served by the app itself
+
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
@@ -40,6 +46,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             next(iter(settings.api_keys)),
         )
     metrics = ServiceMetrics()
+    # Swagger UI's scripts from the installed swagger-ui-bundle package, not from a CDN, so
+    # /schema renders on a machine without internet; the other viewers need a CDN: not served.
+    docs_assets = create_static_files_router(
+        path=DOCS_ASSETS, directories=[Path(str(swagger_ui_path))], include_in_schema=False
+    )
     v1 = Router(
         path="/v1",
         route_handlers=[ScoreController, LabelController, EntityController, ModelController],
@@ -47,6 +58,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=[{SECURITY_SCHEME: []}],
     )
     openapi = OpenAPIConfig(
+        render_plugins=[
+            SwaggerRenderPlugin(
+                js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+            )
+        ],
         title="Fraud scoring service",
         version="1.0.0",
         description=(
@@ -63,7 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
     )
     return Litestar(
-        route_handlers=[v1, OpsController],
+        route_handlers=[v1, OpsController, docs_assets],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[metrics_middleware(metrics)],

@@ -26,7 +26,11 @@ class OpsController(Controller):
     @get(
         "/ready",
         summary="Ready to score: Redis reachable and a model loaded (503 otherwise)",
-        responses={503: ResponseSpec(data_container=Readiness, description="Not ready")},
+        responses={
+            503: ResponseSpec(
+                data_container=Readiness, description="Not ready", generate_examples=False
+            )
+        },
     )
     async def ready(self, state: State) -> Response[Readiness]:
         services = state.services

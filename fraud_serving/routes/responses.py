@@ -8,7 +8,9 @@ from fraud_serving.schemas import Problem
 
 
 def problem(description: str) -> ResponseSpec:
-    return ResponseSpec(data_container=Problem, description=description)
+    # generate_examples=False: Litestar otherwise fills the schema with random sample values,
+    # which read as real error answers in the docs
+    return ResponseSpec(data_container=Problem, description=description, generate_examples=False)
 
 
 BAD_INPUT = {400: problem("Invalid input: `errors` lists each field with the reason")}

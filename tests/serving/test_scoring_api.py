@@ -5,6 +5,8 @@ and the API key, input validation and body limit hold."""
 from __future__ import annotations
 
 import heapq
+import json
+import re
 import threading
 
 import numpy as np
@@ -253,6 +255,25 @@ def test_the_api_key_guards_v1(client) -> None:
         assert client.get(path).status_code == 200, path
     client.headers["X-API-Key"] = API_KEY
     assert client.get("/v1/model").status_code == 200
+
+
+def test_the_docs_page_needs_nothing_from_the_internet(client):
+    """/schema is Swagger UI with its scripts served by the app (swagger-ui-bundle), so it
+    renders offline; the viewers that need a CDN are not offered; error schemas carry no
+    made-up examples."""
+    client.headers.pop("X-API-Key", None)
+    page = client.get("/schema")
+    assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(s.startswith("/schema/assets/") for s in sources), sources
+    for source in sources:
+        asset = client.get(source)
+        assert asset.status_code == 200 and len(asset.content) > 1000, source
+    for viewer in ("/schema/redoc", "/schema/elements", "/schema/rapidoc"):
+        assert client.get(viewer).status_code == 404, viewer
+    spec = client.get("/schema/openapi.json").json()
+    bad_input = spec["paths"]["/v1/score"]["post"]["responses"]["400"]
+    assert "examples" not in json.dumps(bad_input)
 
 
 GOOD = {
