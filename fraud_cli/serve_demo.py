@@ -28,7 +28,7 @@ def load_online_store(ctx: DemoContext) -> None:
 
     from fraud_assets.assets.online_store import online_store
     from fraud_assets.resources import DataLayoutResource, RedisResource
-    from fraud_cli.demo import StepFailed, print_run_summary
+    from fraud_cli.demo import QUIET_CONSOLE, StepFailed, print_run_summary
     from fraud_core.redis_server import ensure_redis
 
     handle = ensure_redis()
@@ -40,6 +40,7 @@ def load_online_store(ctx: DemoContext) -> None:
         instance=ctx.instance,
         resources={"layout": DataLayoutResource(), "redis": RedisResource(url=handle.url)},
         tags={"fraud/source": "demo"},
+        run_config=QUIET_CONSOLE,
         raise_on_error=False,
     )
     ctx.results["online_store"] = result
