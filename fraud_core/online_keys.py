@@ -12,16 +12,18 @@ Every key starts with a configurable prefix (default `fraud:`; tests use `test:<
 | `{p}ns:{ns}:orders` | hash | order id -> customer id: the snapshot's orders and those scored since |
 | `{p}ns:{ns}:touched` | set | entity keys the service has rewritten in this namespace |
 | `{p}scored:{order_id}` | string | the service's stored answer for an order (idempotency), with a TTL |
-| `{p}fence:{token}` | string | a commit whose reply was lost, barred from applying late (TTL) |
+| `{p}fence:{token}` | string | `done`: the commit `token` was stored (60 s); `fenced`: its reply was lost and it may never apply (1 h) |
 
 A load writes a new namespace and then moves `active` in one step; the service's writes go through
 `COMMIT_SCRIPT`, which refuses to write into a namespace that is no longer active, so no update is
 ever lost in a namespace nobody reads. Scored-order records live outside the namespaces: a replay
 is recognised across reloads.
 
-The service's commits are fenced (`FENCED_COMMIT_SCRIPT`): when a commit's reply is lost (a
-timeout after it was sent), `FENCE_SCRIPT` bars that commit from running late and reads what it
-would have written, in one step; so the service learns for sure whether it was stored.
+The service's commits are fenced (`FENCED_COMMIT_SCRIPT`): a commit that stores marks its fence
+key `done` in the same atomic step; when a commit's reply is lost (a timeout after it was sent),
+`FENCE_SCRIPT` marks the key `fenced` unless it is `done` already, so the commit can no longer
+apply late, and answers which it was: the service learns for sure whether it was stored, whatever
+other writers did meanwhile, from a reply of a few bytes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from datetime import UTC, date, datetime
 
 DEFAULT_PREFIX = "fraud:"
 FENCE_TTL_S = 3_600  # far longer than a sent command can wait in Redis before it runs
+# How long a stored commit's `done` mark lives: far longer than a lost reply takes to settle
+# (~1.3 s), short enough that one key per commit stays a few MB at thousands of commits a second.
+COMMIT_MARK_TTL_S = 60
 _GLOB_SPECIAL = "*?[]\\"
 
 
@@ -128,6 +133,7 @@ for j = 1, n do
   end
 end
 local ttl = tonumber(ARGV[3])
+if mark_ttl then redis.call('SET', KEYS[4], 'done', 'EX', mark_ttl) end
 for i = 1, r do
   redis.call('SET', KEYS[off + i], ARGV[1 + 3 * i], 'EX', ttl)
   redis.call('HSET', KEYS[3], ARGV[2 + 3 * i], ARGV[3 + 3 * i])
@@ -140,24 +146,29 @@ for j = 1, n, 500 do
 end
 return {0}
 """
-COMMIT_SCRIPT = "local off = 3" + _COMMIT_BODY
+COMMIT_SCRIPT = "local off = 3\nlocal mark_ttl = nil" + _COMMIT_BODY
 
 # The service's commit: COMMIT_SCRIPT with KEYS[4] its fence, records and entities one key later.
-# Returns {4} (and writes nothing) when the fence exists: its writer gave the commit up.
+# Returns {4} (and writes nothing) when the fence exists: its writer gave the commit up. When it
+# stores, it marks the fence key `done` in the same step.
 FENCED_COMMIT_SCRIPT = (
-    "if redis.call('EXISTS', KEYS[4]) == 1 then return {4} end\nlocal off = 4" + _COMMIT_BODY
+    "if redis.call('EXISTS', KEYS[4]) == 1 then return {4} end\n"
+    f"local off = 4\nlocal mark_ttl = {COMMIT_MARK_TTL_S}" + _COMMIT_BODY
 )
 
-# Settle a commit whose reply was lost. KEYS[1] its fence, then the keys it writes (records,
-# entity states); ARGV[1] fence TTL. Sets the fence (a commit not yet run never runs) and returns
-# the keys' values: the commit was stored if and only if they are what it wrote.
+# Settle a commit whose reply was lost. KEYS[1] its fence, then its record keys; ARGV[1] fence
+# TTL. Unless the commit marked the fence `done`, marks it `fenced` (a commit not yet run never
+# runs). Returns {'done' or 'fenced', how many of the record keys exist}: existing records of a
+# commit that did not store were written by another request (a replay).
 FENCE_SCRIPT = """
-redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
-local values = {}
-for i = 2, #KEYS do
-  values[i - 1] = redis.call('GET', KEYS[i])
+local state = redis.call('GET', KEYS[1])
+if state ~= 'done' then
+  redis.call('SET', KEYS[1], 'fenced', 'EX', ARGV[1])
+  state = 'fenced'
 end
-return values
+local existing = 0
+if #KEYS > 1 then existing = redis.call('EXISTS', unpack(KEYS, 2, #KEYS)) end
+return {state, existing}
 """
 
 # Start an empty namespace when none is active (a fresh Redis): the service then writes there and

@@ -159,10 +159,9 @@ def read_card(registry: Path, version: str) -> ModelCard:
     """The verified card of a version: a registry name, the card's own checksum, its version
     and its thresholds. Raises ModelIntegrityError naming the file (or FileNotFoundError)."""
     path = Path(registry) / check_version(version) / CARD_FILE
-    text = path.read_text()
     try:
-        data = json.loads(text)
-    except ValueError as exc:
+        data = json.loads(path.read_bytes())
+    except ValueError as exc:  # not UTF-8 (UnicodeDecodeError) or not JSON
         raise ModelIntegrityError(f"{path} is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ModelIntegrityError(f"{path} is not a model card")
@@ -225,11 +224,11 @@ def current_version(registry: Path) -> str | None:
     `current.json` is unreadable or does not name a registry version."""
     path = Path(registry) / CURRENT_FILE
     try:
-        text = path.read_text()
+        text = path.read_bytes()
     except FileNotFoundError:
         return None
     try:
-        version = json.loads(text)["version"]
+        version = json.loads(text)["version"]  # ValueError too when not UTF-8
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelIntegrityError(f"{path} is unreadable: {exc!r}") from exc
     try:

@@ -276,9 +276,9 @@ class ScoringService:
         for key, state in states.items():
             if state is not None and len(state) and state.t_s[-1] > latest_s:
                 states[key], dropped = without_future_events(state, latest_s)
-                log.warning(
-                    "%s %r held orders dated after now + %d s, dropped from its history: %s",
-                    *key,
+                log.warning(  # the kind, never the e-mail or IP itself: logs are not the store
+                    "a %s held orders dated after now + %d s, dropped from its history: %s",
+                    key[0],
                     self.max_future_s,
                     dropped,
                 )

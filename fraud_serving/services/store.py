@@ -7,10 +7,11 @@ Layout and scripts: `fraud_core.online_keys`. Every Redis error or timeout becom
 long on a store that is gone.
 
 A 503 means nothing was stored. A commit whose reply is lost after it was sent (a timeout: Redis
-may have run it, or may still) is settled before the caller hears of it: its fence is set and what
-it would have written is read, in one script, retried a few times. Stored: it succeeded. Not
-stored: it never will be (`StoreUnavailableError`). Redis silent throughout:
-`CommitUnknownError`, never a 503.
+may have run it, or may still) is settled before the caller hears of it: one script reads the
+commit's fence key, which the commit marks `done` in the step that stores, and bars the commit
+(`fenced`) if it has not stored; retried a few times. Stored: it succeeded. Not stored: it never
+will be (`StoreUnavailableError`), or, when another request stored these orders meanwhile, the
+caller answers from the store. Redis silent throughout: `CommitUnknownError`, never a 503.
 """
 
 from __future__ import annotations
@@ -280,7 +281,7 @@ class OnlineStore:
                 await self.client.script_load(FENCED_COMMIT_SCRIPT)
                 result = await self._call(packed)
         except ReplyLostError as exc:
-            return await self._settle(token, namespace, records, writes, exc.cause)
+            return await self._settle(token, records, exc.cause)
         except (TimeoutError, RedisError, OSError) as exc:  # not sent
             raise self._down(exc) from exc
         code = int(result[0])
@@ -289,40 +290,28 @@ class OnlineStore:
         return code
 
     async def _settle(
-        self,
-        token: str,
-        namespace: str,
-        records: Sequence[tuple[str, str, bytes]],
-        writes: Sequence[EntityWrite],
-        cause: BaseException,
+        self, token: str, records: Sequence[tuple[str, str, bytes]], cause: BaseException
     ) -> int:
         """Whether the commit `token`, whose reply was lost, was stored: `CommitOutcome.OK` if
         it was, `ALREADY_SCORED` if another writer stored some of its orders (the caller reads
         again and answers from the store), `StoreUnavailableError` if it was not and never will
         be, `CommitUnknownError` if Redis does not answer."""
         keys = self.keys
-        names = [keys.fence(token)]
-        names += [keys.scored(order_id) for order_id, _, _ in records]
-        names += [keys.entity(namespace, w.kind, w.value) for w in writes]
+        names = [keys.fence(token)] + [keys.scored(order_id) for order_id, _, _ in records]
         packed = _pack("EVAL", FENCE_SCRIPT, len(names), *names, FENCE_TTL_S)
         lost = self.metrics.commit_replies_lost
         for pause in _SETTLE_PAUSES_S:
             await asyncio.sleep(pause)
             try:
-                values = await self._call(packed)
+                state, existing = await self._call(packed)
             except (ReplyLostError, TimeoutError, RedisError, OSError):
                 continue
-            stored, states = values[: len(records)], values[len(records) :]
-            if records:
-                if all(v == blob for v, (_, _, blob) in zip(stored, records, strict=True)):
-                    lost.labels(result="stored").inc()
-                    return CommitOutcome.OK
-                if any(v is not None for v in stored):
-                    lost.labels(result="taken").inc()
-                    return CommitOutcome.ALREADY_SCORED
-            elif all(v == w.after for v, w in zip(states, writes, strict=True)):
+            if state == b"done":  # the commit marked it in the step that stored
                 lost.labels(result="stored").inc()
                 return CommitOutcome.OK
+            if int(existing):  # not ours: another request stored some of these orders
+                lost.labels(result="taken").inc()
+                return CommitOutcome.ALREADY_SCORED
             lost.labels(result="not_stored").inc()
             raise StoreUnavailableError(
                 f"online store (Redis) did not answer in time ({type(cause).__name__}); "

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from fraud_core.online_keys import (
+    COMMIT_MARK_TTL_S,
     COMMIT_SCRIPT,
     FENCE_SCRIPT,
     FENCE_TTL_S,
@@ -45,23 +46,31 @@ def _commit(conn: redis.Redis, keys: OnlineKeys, token: str, order_id: str) -> l
 
 def test_a_fenced_commit_writes_nothing(client) -> None:
     conn, keys = client
-    values = conn.eval(FENCE_SCRIPT, 3, keys.fence("t1"), keys.scored("O1"), "missing", FENCE_TTL_S)
-    assert values == [None, None]
+    values = conn.eval(FENCE_SCRIPT, 2, keys.fence("t1"), keys.scored("O1"), FENCE_TTL_S)
+    assert values == [b"fenced", 0]
     assert 0 < conn.ttl(keys.fence("t1")) <= FENCE_TTL_S
     assert _commit(conn, keys, "t1", "O1") == [4]  # it arrived after its writer gave it up
     assert conn.exists(keys.scored("O1"), keys.entity("ns1", "customer_id", "C1")) == 0
 
 
-def test_an_unfenced_commit_applies_and_the_fence_script_sees_it(client) -> None:
+def test_a_stored_commit_marks_its_fence_and_the_fence_script_sees_it(client) -> None:
     conn, keys = client
     assert _commit(conn, keys, "t2", "O2") == [0]
+    assert conn.get(keys.fence("t2")) == b"done"
+    assert 0 < conn.ttl(keys.fence("t2")) <= COMMIT_MARK_TTL_S
     entity = keys.entity("ns1", "customer_id", "C1")
-    assert conn.eval(FENCE_SCRIPT, 3, keys.fence("t2"), keys.scored("O2"), entity, 60) == [
-        b"answer",
-        b"state",
-    ]
+    # another writer changing the entity afterwards does not make it look unstored
+    conn.set(entity, b"someone else's state")
+    assert conn.eval(FENCE_SCRIPT, 2, keys.fence("t2"), keys.scored("O2"), 60) == [b"done", 1]
     assert conn.hget(keys.order_index("ns1"), "O2") == b"C1"
     assert conn.sismember(keys.touched("ns1"), entity)
+
+
+def test_a_commit_refused_for_an_existing_record_is_not_stored_but_taken(client) -> None:
+    conn, keys = client
+    conn.set(keys.scored("O3"), b"another request's answer")
+    assert _commit(conn, keys, "t3", "O3") == [2, 1]
+    assert conn.eval(FENCE_SCRIPT, 2, keys.fence("t3"), keys.scored("O3"), 60) == [b"fenced", 1]
 
 
 def test_the_loaders_commit_keeps_its_layout(client) -> None:
@@ -71,3 +80,15 @@ def test_the_loaders_commit_keeps_its_layout(client) -> None:
     assert conn.eval(COMMIT_SCRIPT, len(names), *names, "ns1", 0, 0, "", b"s") == [0]
     assert conn.get(entity) == b"s"
     assert conn.eval(COMMIT_SCRIPT, len(names), *names, "ns1", 0, 0, "", b"t") == [3, 1]
+
+
+def test_a_label_commit_without_records_is_settled_by_its_mark(client) -> None:
+    """A label writes entity states only: before the mark, a lost reply was judged by comparing
+    the states, and another order of the same customer in between made a stored label look
+    unstored (a 503 that lied)."""
+    conn, keys = client
+    entity = keys.entity("ns1", "customer_id", "C9")
+    names = [keys.active, keys.touched("ns1"), keys.order_index("ns1"), keys.fence("t4"), entity]
+    assert conn.eval(FENCED_COMMIT_SCRIPT, len(names), *names, "ns1", 0, 60, "", b"label") == [0]
+    conn.set(entity, b"the next order's state")
+    assert conn.eval(FENCE_SCRIPT, 1, keys.fence("t4"), 60) == [b"done", 0]

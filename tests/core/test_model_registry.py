@@ -206,3 +206,13 @@ def test_bad_thresholds_are_refused_when_a_card_is_loaded(tmp_path, booster, thr
     with pytest.raises(ModelIntegrityError, match="threshold") as err:
         load_version(tmp_path, card.version)
     assert str(path) in str(err.value)
+
+
+def test_a_pointer_or_card_that_is_not_utf8_is_refused_not_a_traceback(tmp_path, booster) -> None:
+    card = save_version(tmp_path, booster, _card())
+    (tmp_path / CURRENT_FILE).write_bytes(b'{"version": "\xff\xfe"}')
+    with pytest.raises(ModelIntegrityError, match=CURRENT_FILE):
+        current_version(tmp_path)
+    (tmp_path / card.version / CARD_FILE).write_bytes(b"\xff not a card")
+    with pytest.raises(ModelIntegrityError, match=CARD_FILE):
+        read_card(tmp_path, card.version)
