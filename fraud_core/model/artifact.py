@@ -25,12 +25,14 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xgboost as xgb
 
 from fraud_core.storage import atomic_path
+
+if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
+    import xgboost as xgb
 
 MODEL_FILE = "model.ubj"
 CARD_FILE = "card.json"
@@ -196,6 +198,8 @@ def load_version(registry: Path, version: str) -> tuple[xgb.Booster, ModelCard]:
         raise ModelIntegrityError(
             f"model {version}: {path} does not match the checksum in its card"
         )
+    import xgboost as xgb
+
     booster = xgb.Booster()
     try:
         booster.load_model(bytearray(raw))

@@ -9,13 +9,15 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
+    import xgboost as xgb
 
 DEFAULT_K = 100
 
@@ -31,6 +33,8 @@ def average_precision(
     labels = np.asarray(labels)
     if _nan_if_one_class(labels):
         return float("nan")
+    from sklearn.metrics import average_precision_score  # loaded where models are judged
+
     return float(average_precision_score(labels, scores, sample_weight=weights))
 
 
@@ -38,6 +42,8 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None =
     labels = np.asarray(labels)
     if _nan_if_one_class(labels):
         return float("nan")
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(labels, scores, sample_weight=weights))
 
 
@@ -149,6 +155,8 @@ def pr_curve_png(
     ax = figure.add_subplot()
     labels = np.asarray(labels)
     if not _nan_if_one_class(labels):
+        from sklearn.metrics import precision_recall_curve
+
         precision, recall, _ = precision_recall_curve(labels, scores)
         ax.plot(recall, precision, label=f"model (AP {average_precision(labels, scores):.3f})")
         if baseline_scores is not None:

@@ -17,10 +17,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from fraud_core.model.artifact import (
     ModelCard,
@@ -32,6 +32,9 @@ from fraud_core.model.artifact import (
 from fraud_core.model.evaluate import average_precision
 from fraud_core.model.train import predict
 from fraud_core.storage import atomic_path
+
+if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
+    import xgboost as xgb
 
 CANDIDATE_FILE = "candidate.json"
 GATE_FILE = "gate.json"

@@ -11,15 +11,16 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-import xgboost as xgb
-import xgboost.dask as dxgb
 
 from fraud_core.model.dataset import LABEL, WEIGHT
+
+if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is trained
+    import xgboost as xgb
 
 VALIDATION_NAME = "validation"
 
@@ -116,6 +117,8 @@ def train_model(
     Dask partitions, Dask frames (e.g. `dd.read_parquet` of the training-set files) are used as
     they are, so rows never pass through this process.
     """
+    import xgboost.dask as dxgb
+
     params = params or TrainParams()
     parts = _n_threads(client)
     columns = [*feature_names, LABEL, WEIGHT]

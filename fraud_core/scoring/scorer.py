@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xgboost as xgb
 
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.model.artifact import ModelCard, ModelIntegrityError, load_version
 from fraud_core.scoring.trees import TreeEnsemble
+
+if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
+    import xgboost as xgb
 
 DEFAULT_TOP_REASONS = 3
 _MARGIN_TOLERANCE = 1e-3  # float32 accumulation in XGBoost vs float64 here, over all trees

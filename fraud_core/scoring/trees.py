@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xgboost as xgb
+
+if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
+    import xgboost as xgb
 
 _F32_MAX = np.finfo(np.float32).max
 
