@@ -30,6 +30,7 @@ from fraud_core.model.evaluate import (
     score_distribution_png,
 )
 from fraud_core.model.promotion import set_candidate
+from fraud_core.model.summary import summary_markdown, threshold_note
 from fraud_core.model.train import TrainParams, predict, train_model
 
 _P = TrainParams()
@@ -178,16 +179,23 @@ def fraud_model(
         f"{metrics['roc_auc']:.4f}, {result.best_iteration + 1} trees, "
         f"{result.train_seconds:.1f} s on {result.n_train:,} rows"
     )
+    summary = summary_markdown(
+        metrics, thresholds, manifest.window, importance, config.targets(), DEFAULT_K
+    )
+    note = threshold_note(metrics, thresholds, config.targets())
+    if note:
+        context.log.warning(note)
     return MaterializeResult(
         metadata={
+            "summary": MetadataValue.md(summary),
             "version": card.version,
             "average_precision": MetadataValue.float(_num(metrics["average_precision"])),
             "roc_auc": MetadataValue.float(_num(metrics["roc_auc"])),
             f"customer_precision_at_{DEFAULT_K}": MetadataValue.float(
                 _num(metrics[f"customer_precision_at_{DEFAULT_K}"])
             ),
-            "decline_threshold": MetadataValue.float(thresholds["decline"]),
-            "review_threshold": MetadataValue.float(thresholds["review"]),
+            "decline_threshold": MetadataValue.float(_num(thresholds["decline"])),
+            "review_threshold": MetadataValue.float(_num(thresholds["review"])),
             "decline_precision": MetadataValue.float(_num(metrics.get("decline_precision"))),
             "decline_recall": MetadataValue.float(_num(metrics.get("decline_recall"))),
             "review_precision": MetadataValue.float(_num(metrics.get("review_precision"))),
@@ -205,4 +213,5 @@ def fraud_model(
 
 
 def _num(value: float | None) -> float:
-    return float("nan") if value is None else float(value)
+    """Rounded for the UI (the card keeps every digit)."""
+    return float("nan") if value is None else round(float(value), 4)

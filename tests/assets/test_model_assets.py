@@ -116,6 +116,8 @@ def test_train_gate_deploy_and_rollback(features_on_disk, capsys) -> None:
     assert model["average_precision"] > 0.4
     assert 0.5 < model["roc_auc"] <= 1.0
     assert model["decline_threshold"] >= model["review_threshold"]
+    assert "**AP " in model["summary"] and len(model["summary"]) <= 1_000
+    assert model["average_precision"] == round(model["average_precision"], 4)
     assert "data:image/png;base64," in model["pr_curve_plot"]
     assert "data:image/png;base64," in model["feature_importance_plot"]
     champion = model["version"]
