@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import socket
+import time
 from datetime import date
 from pathlib import Path
 
@@ -99,3 +100,14 @@ def free_port() -> int:
 
 def close(a: float, b: float, tol: float = 1e-9) -> bool:
     return (np.isnan(a) and np.isnan(b)) or abs(a - b) <= tol
+
+
+def wait_for(predicate, timeout_s: float = 10.0, step_s: float = 0.05):
+    """Poll `predicate` until it returns something truthy (returned), or fail after the time."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step_s)
+    raise AssertionError("condition not met in time")

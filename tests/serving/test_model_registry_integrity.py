@@ -10,19 +10,9 @@ import time
 
 from fraud_core.model.artifact import CARD_FILE, CURRENT_FILE, ModelCard, save_version
 
-from .support import THRESHOLDS, deploy, payload, small_orders, trained_booster
+from .support import THRESHOLDS, deploy, payload, small_orders, trained_booster, wait_for
 
 REFUSED = 'fraud_model_reloads_total{result="refused"}'
-
-
-def _wait_for(predicate, timeout_s: float = 10.0, step_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step_s)
-    raise AssertionError("condition not met in time")
 
 
 def _refusals(client) -> float:
@@ -70,7 +60,7 @@ def test_an_edited_card_is_refused_and_the_old_model_keeps_scoring(
     card["thresholds"] = {"review": 0.0, "decline": 0.0}  # would decline every order
     with caplog.at_level(logging.ERROR, logger="fraud_serving"):
         card_path.write_text(json.dumps(card, indent=2, sort_keys=True))
-        _wait_for(lambda: _refusals(client) == 1.0)
+        wait_for(lambda: _refusals(client) == 1.0)
         time.sleep(0.5)  # several polls: refused once, not again and again
     assert _refusals(client) == 1.0
     assert any(str(card_path) in r.getMessage() for r in caplog.records), caplog.text
@@ -91,14 +81,14 @@ def test_a_current_pointer_outside_the_registry_is_refused(client, data_dir, mod
     )
     pointer = {"version": f"../outside/{stray.version}", "reason": "path traversal"}
     (registry / CURRENT_FILE).write_text(json.dumps(pointer))
-    _wait_for(lambda: _refusals(client) == 1.0)
+    wait_for(lambda: _refusals(client) == 1.0)
     time.sleep(0.5)
     assert _refusals(client) == 1.0
     _assert_still_served(client, model.version, before)
 
     # a good pointer again: the next deployed model is picked up as usual
     newer = deploy(registry, trained_booster(rounds=10, seed=1))
-    _wait_for(lambda: client.get("/v1/model").json()["version"] == newer.version)
+    wait_for(lambda: client.get("/v1/model").json()["version"] == newer.version)
 
 
 def test_an_unreadable_current_pointer_is_refused_once(client, data_dir, model) -> None:
@@ -106,7 +96,7 @@ def test_an_unreadable_current_pointer_is_refused_once(client, data_dir, model) 
     before = _scores(client, "before")
     for i, text in enumerate(['{"version": ', json.dumps({"version": 7}), "[]"], start=1):
         (registry / CURRENT_FILE).write_text(text)
-        _wait_for(lambda i=i: _refusals(client) == i)
+        wait_for(lambda i=i: _refusals(client) == i)
         time.sleep(0.5)  # several polls of the same file: counted once
         assert _refusals(client) == i
         _assert_still_served(client, model.version, before)

@@ -14,17 +14,7 @@ from fraud_core.redis_server import start_local_redis
 from fraud_serving.app import create_app
 
 from .conftest import API_KEY
-from .support import deploy, free_port, payload, small_orders, trained_booster
-
-
-def _wait_for(predicate, timeout_s: float = 10.0, step_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step_s)
-    raise AssertionError("condition not met in time")
+from .support import deploy, free_port, payload, small_orders, trained_booster, wait_for
 
 
 def test_a_new_model_is_hot_reloaded_and_a_tampered_one_refused(client, data_dir, model) -> None:
@@ -34,7 +24,7 @@ def test_a_new_model_is_hot_reloaded_and_a_tampered_one_refused(client, data_dir
 
     newer = deploy(registry, trained_booster(rounds=10, seed=1), notes="retrained")
     assert newer.version != model.version
-    _wait_for(lambda: client.get("/v1/model").json()["version"] == newer.version)
+    wait_for(lambda: client.get("/v1/model").json()["version"] == newer.version)
     scored = client.post("/v1/score", json={**order, "order_id": "after-reload"}).json()
     assert scored["model_version"] == newer.version
 
@@ -45,7 +35,7 @@ def test_a_new_model_is_hot_reloaded_and_a_tampered_one_refused(client, data_dir
     raw[len(raw) // 2] ^= 0xFF
     path.write_bytes(bytes(raw))
     set_current(registry, tampered.version, reason="tampered")
-    _wait_for(
+    wait_for(
         lambda: 'fraud_model_reloads_total{result="refused"} 1.0' in client.get("/metrics").text
     )
     assert client.get("/v1/model").json()["version"] == newer.version
@@ -62,7 +52,7 @@ def test_a_new_model_is_hot_reloaded_and_a_tampered_one_refused(client, data_dir
     card_path = registry / broken_card.version / "card.json"
     card_path.write_text(card_path.read_text().replace('"order_amount"', '"order_total"'))
     set_current(registry, broken_card.version)
-    _wait_for(
+    wait_for(
         lambda: 'fraud_model_reloads_total{result="refused"} 2.0' in client.get("/metrics").text
     )
     assert client.get("/v1/model").json()["version"] == newer.version
@@ -77,7 +67,7 @@ def test_without_a_model_scoring_is_503_until_one_is_deployed(settings, data_dir
         r = c.post("/v1/score", json=payload(small_orders().iloc[0]))
         assert r.status_code == 503 and "model" in r.json()["detail"]
         card = deploy(registry, trained_booster())
-        _wait_for(lambda: c.get("/ready").status_code == 200)
+        wait_for(lambda: c.get("/ready").status_code == 200)
         assert (
             c.post("/v1/score", json=payload(small_orders().iloc[0])).json()["model_version"]
             == card.version
@@ -126,7 +116,7 @@ def test_a_redis_outage_gives_fast_503s_and_heals(settings, own_redis) -> None:
 
         own_redis["handle"].stop()
         own_redis["handle"] = start_local_redis(port=port)  # an empty Redis on the same address
-        _wait_for(lambda: c.get("/ready").status_code == 200, timeout_s=5)
+        wait_for(lambda: c.get("/ready").status_code == 200, timeout_s=5)
         r = c.post("/v1/score", json=payload(orders.iloc[7]))
         assert r.status_code == 200, r.text
         assert r.json()["new_entities"] == [
