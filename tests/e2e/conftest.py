@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,18 @@ import pytest
 DASK_CLI = Path(sys.executable).with_name("dask")
 N_WORKERS = 2
 START_TIMEOUT_S = 60
+
+
+def poll(predicate: Callable[[], object], timeout_s: float, step_s: float = 0.1) -> object:
+    """`predicate()`'s first truthy value within `timeout_s`, else None (the caller says what
+    did not happen)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step_s)
+    return None
 
 
 def free_port() -> int:

@@ -51,7 +51,7 @@ from fraud_core.storage import DataLayout
 from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
 
-from .conftest import free_port
+from .conftest import free_port, poll
 
 START = date(2026, 1, 1)
 DATA = GeneratorConfig(  # the smallest data on which the gate passes twice (see test_model_assets)
@@ -219,13 +219,10 @@ def service(
 
 
 def _wait_for(predicate, timeout_s: float = 15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    value = poll(predicate, timeout_s)
+    if not value:
+        raise AssertionError("condition not met in time")
+    return value
 
 
 def _active(redis_url: str, prefix: str) -> str | None:

@@ -53,7 +53,7 @@ from fraud_assets.retrain_sensor import (
 from fraud_core.generator import GeneratorConfig, write_landing_files
 from fraud_core.storage import DataLayout
 
-from .conftest import free_port
+from .conftest import free_port, poll
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -124,12 +124,9 @@ class Deployment:
                 process.wait(timeout=5)
 
     def wait_for(self, what: str, condition: Callable[[], object], timeout_s: float) -> object:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.2)
+        value = poll(condition, timeout_s, step_s=0.2)
+        if value:
+            return value
         logs = "\n".join(
             f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.home.glob("*.log"))
         )
