@@ -1,16 +1,18 @@
 """The one time partitioning of the platform: a partition is a UTC day of orders.
 
-`FRAUD_START_DATE` (default 2026-01-01) is the first day; the last partition is yesterday.
+The first partition is the data's first day (`fraud_core.calendar.first_day`: `FRAUD_START_DATE`,
+else the day recorded in the data folder, else 2026-01-01); the last partition is yesterday.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 
 from dagster import AssetCheckExecutionContext, AssetExecutionContext, DailyPartitionsDefinition
 
-START_DATE = os.environ.get("FRAUD_START_DATE", "2026-01-01")
+from fraud_core.calendar import first_day
+
+START_DATE = first_day().isoformat()
 
 daily_partitions = DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC")
 

@@ -45,6 +45,11 @@ class DataLayout:
         return self.root / "landing"
 
     @property
+    def calendar(self) -> Path:
+        """The data's first day, when it was recorded (`fraud_core.calendar`)."""
+        return self.root / "calendar.json"
+
+    @property
     def replace_markers(self) -> Path:
         return self.landing / "_replace"
 

@@ -16,42 +16,24 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fraud_cli.demo import DemoContext
+    from fraud_cli.demo.context import DemoContext
 
 _HEADER = "X-API-Key"
 
 
 def load_online_store(ctx: DemoContext) -> None:
-    """Materialize `online_store` into the Redis the service will use (REDIS_URL, else
-    127.0.0.1:6379, else a private redis-server that lives until the demo ends)."""
-    from dagster import materialize
+    """A run of `online_store_job` into the Redis the service will use (the demo found or
+    started it before the code server, so the run and the service share $REDIS_URL)."""
+    from fraud_cli.demo.context import StepFailed
 
-    from fraud_assets.assets.online_store import online_store
-    from fraud_assets.resources import DataLayoutResource, RedisResource
-    from fraud_cli.demo import QUIET_CONSOLE, StepFailed, print_run_summary
-    from fraud_core.redis_server import ensure_redis
-
-    handle = ensure_redis()
-    os.environ["REDIS_URL"] = handle.url  # the service started by the next step uses it too
-    where = "started for this demo" if handle.started else "found"
-    print(f"    Redis {where} at {handle.url}")
-    result = materialize(
-        [online_store],
-        instance=ctx.instance,
-        resources={"layout": DataLayoutResource(), "redis": RedisResource(url=handle.url)},
-        tags={"fraud/source": "demo"},
-        run_config=QUIET_CONSOLE,
-        raise_on_error=False,
-    )
-    ctx.results["online_store"] = result
-    print_run_summary(result)
-    if not result.success:
-        raise StepFailed(f"run {result.run_id} of online_store failed (see `make dev`, Runs)")
-    (event,) = result.get_asset_materialization_events()
-    meta = {k: v.value for k, v in event.materialization.metadata.items()}
+    report = ctx.dagster.run("online_store_job", {"fraud/source": "demo"})
+    ctx.runs["online_store_job"] = report
+    if not report.success:
+        raise StepFailed(f"run {report.run_id} of online_store_job failed (see `make dev`, Runs)")
+    meta = report.metadata("online_store")
     print(
-        f"    namespace {meta['namespace']}: {meta['entities']} entities at "
-        f"{meta['load_rate_entities_per_s']:,} entities/s"
+        f"    namespace {meta['namespace']}: {meta['entities']:,} entities at "
+        f"{meta['load_rate_entities_per_s']:,} entities/s into {os.environ['REDIS_URL']}"
     )
 
 
@@ -131,7 +113,7 @@ def _orders(ctx: DemoContext) -> list[tuple[str, dict]]:
 def score_with_the_service(ctx: DemoContext) -> None:
     import httpx
 
-    from fraud_cli.demo import StepFailed
+    from fraud_cli.demo.context import StepFailed
     from fraud_core.model.artifact import current_version
 
     if current_version(ctx.layout.models) is None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from fraud_core.model.dataset import TrainingSetConfig
 
 if TYPE_CHECKING:
-    from fraud_cli.demo import DemoContext
+    from fraud_cli.demo.context import DemoContext
 
 MIN_TRAIN_DAYS = 14
 
@@ -22,8 +22,8 @@ def days_needed(config: TrainingSetConfig | None = None) -> int:
 
 
 def run_train_model_job(ctx: DemoContext) -> None:
-    from fraud_assets.definitions import defs
-    from fraud_cli.demo import QUIET_CONSOLE, StepFailed, print_run_summary
+    from fraud_assets.assets.deployed_model import CANDIDATE_NOT_WORSE
+    from fraud_cli.demo.context import StepFailed
     from fraud_core.model.artifact import current_version, read_card
 
     days = (ctx.last_day - ctx.first_day).days + 1
@@ -33,29 +33,14 @@ def run_train_model_job(ctx: DemoContext) -> None:
             f"(need {days_needed()}; run the demo with --days 90)"
         )
         return
-    job = defs.resolve_job_def("train_model_job")
-    result = job.execute_in_process(
-        instance=ctx.instance,
-        tags={"fraud/source": "demo"},
-        run_config=QUIET_CONSOLE,
-        raise_on_error=False,
-    )
-    ctx.results["train_model_job"] = result
-    print_run_summary(result)
-    gate = [
-        c
-        for c in result.get_asset_check_evaluations()
-        if c.check_name == "fraud_model_not_worse_than_champion"
-    ]
-    refused = bool(gate) and not gate[0].passed
-    if not result.success and not refused:
-        raise StepFailed(f"run {result.run_id} of train_model_job failed (see `make dev`, Runs)")
-
-    registry = ctx.layout.models
-    for event in result.get_asset_materialization_events():
-        if event.asset_key.path != ["fraud_model"]:
-            continue
-        meta = {k: v.value for k, v in event.materialization.metadata.items()}
+    report = ctx.dagster.run("train_model_job", {"fraud/source": "demo"})
+    ctx.runs["train_model_job"] = report
+    gate = report.check(CANDIDATE_NOT_WORSE)
+    refused = gate is not None and not gate.passed
+    if not report.success and not refused:
+        raise StepFailed(f"run {report.run_id} of train_model_job failed (see `make dev`, Runs)")
+    meta = report.metadata("fraud_model")
+    if meta:
         print(
             f"    model {meta['version']}: validation AP {meta['average_precision']:.3f}, "
             f"ROC AUC {meta['roc_auc']:.3f}, customer precision@100 "
@@ -66,13 +51,12 @@ def run_train_model_job(ctx: DemoContext) -> None:
             f"{meta['decline_precision']:.2f}, recall {meta['decline_recall']:.2f}), "
             f"review from {meta['review_threshold']:.3f}"
         )
-    if gate:
-        verdict = "passed" if gate[0].passed else "REFUSED"
-        print(f"    promotion gate {verdict}: {gate[0].description}")
-    served = current_version(registry)
+    if gate is not None:
+        print(f"    promotion gate {'passed' if gate.passed else 'REFUSED'}: {gate.description}")
+    served = current_version(ctx.layout.models)
     if served is not None:
-        card = read_card(registry, served)
+        card = read_card(ctx.layout.models, served)
         print(
             f"    serving {served} (trained on {card.training_window.get('train_first')}.."
-            f"{card.training_window.get('train_last')}); registry: {registry}"
+            f"{card.training_window.get('train_last')})"
         )

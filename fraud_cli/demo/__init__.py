@@ -1,0 +1,132 @@
+"""`fraud demo`: the platform end to end on sample data, recorded in the Dagster instance under
+$DAGSTER_HOME so `make dev` shows every run, materialization, check result and sensor tick.
+
+The demo generates days of orders ending the day before yesterday and holds back yesterday, which
+its last step delivers through the landing folder; it records its first day as the data's first
+day (`fraud_core.calendar`), so the daily partitions are exactly the data's days. Its runs are
+real runs of the code location (`dagster_runs`); the steps are in `steps.STEPS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fraud_cli.args import day, positive_int
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+# 90 days: the model's training set needs 30 days of label maturity, 14 validation days and
+# a few weeks to train on before that (a 30-day demo leaves ~20 known frauds to validate on).
+DEFAULT_DAYS = 90
+LOG_NAME = "demo.log"  # under $DAGSTER_HOME: what the code server, daemon and runs printed
+
+
+def default_first_day(days: int, today: date | None = None) -> date:
+    """The first of `days` demo days that end the day before yesterday (UTC): the held-back day
+    is then yesterday, the newest daily partition, and every partition has its day of data."""
+    today = today or datetime.now(UTC).date()
+    return today - timedelta(days=days + 1)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--days", type=positive_int, default=DEFAULT_DAYS, help=f"days (default {DEFAULT_DAYS})"
+    )
+    parser.add_argument(
+        "--start",
+        type=day,
+        default=None,
+        help="first day (default: the days end the day before yesterday, UTC)",
+    )
+    parser.add_argument(
+        "--orders-per-day",
+        type=positive_int,
+        default=None,
+        help="orders per day on average (default: the generator's)",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
+    parser.add_argument(
+        "--no-generate",
+        action="store_true",
+        help="use the landing files already there (bring your own data)",
+    )
+
+
+def _instance() -> DagsterInstance:
+    from dagster import DagsterInstance
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = str(Path(".dagster").resolve())
+        os.environ["DAGSTER_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    # Created here, before the code server and the daemon open it (SQLite storage created by
+    # two processes at once breaks).
+    return DagsterInstance.get()
+
+
+def run(args: argparse.Namespace) -> int:
+    from fraud_cli.demo.context import DemoContext, StepFailed
+    from fraud_cli.demo.dagster_runs import DagsterProcesses
+    from fraud_cli.demo.steps import STEPS
+    from fraud_core.calendar import first_day, record_first_day
+    from fraud_core.redis_server import ensure_redis
+    from fraud_core.storage import DataLayout
+
+    started = time.perf_counter()
+    layout = DataLayout.from_env()
+    os.environ["FRAUD_DATA_DIR"] = str(layout.root)  # the code server and its runs use it too
+    start = args.start or default_first_day(args.days)
+    record_first_day(layout, start)
+    if first_day(layout) > start:
+        print(
+            f"fraud demo: FRAUD_START_DATE={first_day(layout)} is after the demo's first day "
+            f"{start}; unset it or pass --start",
+            file=sys.stderr,
+        )
+        return 2
+    redis = ensure_redis()  # before the code server starts: its runs load the store there
+    os.environ["REDIS_URL"] = redis.url
+    instance = _instance()
+    log_path = Path(os.environ["DAGSTER_HOME"]) / LOG_NAME
+    log_path.write_text("")
+    dagster = DagsterProcesses(instance, log_path)
+    ctx = DemoContext(
+        args=args,
+        layout=layout,
+        instance=instance,
+        dagster=dagster,
+        first_day=start,
+        last_day=start + timedelta(days=args.days - 1),
+    )
+    print(
+        f"fraud demo: {args.days} days {ctx.first_day}..{ctx.last_day} and one more later; "
+        f"data in {layout.root}, Dagster instance in {os.environ['DAGSTER_HOME']}, "
+        f"Redis {'started for the demo' if redis.started else 'at'} {redis.url}"
+    )
+    try:
+        dagster.start_code_server()
+        for number, step in enumerate(STEPS, start=1):
+            step_started = time.perf_counter()
+            print(f"[{number}/{len(STEPS)}] {step.title}")
+            step.run(ctx)
+            print(f"    done in {time.perf_counter() - step_started:.1f} s")
+    except StepFailed as err:
+        print(f"fraud demo: {err}", file=sys.stderr)
+        print(f"fraud demo: Dagster's log: {log_path}", file=sys.stderr)
+        return 1
+    finally:
+        dagster.stop()
+        instance.dispose()
+    print(
+        f"fraud demo finished in {time.perf_counter() - started:.1f} s. Dagster's log: "
+        f"{log_path}. See it all in the UI: `make dev`, then http://127.0.0.1:3000"
+    )
+    return 0

@@ -1,0 +1,332 @@
+"""The demo's runs are real runs of the code location, as `make dev` launches them.
+
+`DagsterProcesses` starts a code server of `fraud_assets.definitions` (under the location name
+that workspace.yaml gives it, so the UI files the runs under the same jobs) and, for the steps
+that show the sensors at work, `dagster-daemon`. Runs are launched through the code server, each
+in its own run worker process, so they carry the code location's tags: the job pages, the
+Overview timeline and the asset pages of `make dev` show them, and the sensors' runs show which
+sensor launched them. What a run did is read back from the instance's event log (`RunReport`).
+
+The servers and their run workers write Dagster's own logs (hundreds of lines a run) to one
+file, named at the end of the demo; the terminal keeps the demo's step lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fraud_cli.demo.context import StepFailed
+
+if TYPE_CHECKING:
+    from dagster import AssetCheckEvaluation, DagsterInstance, DagsterRun
+
+# workspace.yaml loads the module under its own name: the demo's code server uses the same, so
+# the runs belong to the location that `make dev` shows.
+LOCATION = "fraud_assets.definitions"
+STARTUP_TIMEOUT_S = 180  # a code server imports the project: slow on a busy 2-core machine
+STOP_TIMEOUT_S = 20
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class RunReport:
+    """A finished run as the demo reports it, read from the instance's event log."""
+
+    run_id: str
+    job_name: str
+    success: bool
+    seconds: float
+    materializations: list[tuple[str, str | None, dict[str, Any]]]  # asset, partition, metadata
+    checks: list[AssetCheckEvaluation]
+    warnings: list[str]
+    errors: list[str]
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def metadata(self, asset: str) -> dict[str, Any]:
+        """The newest materialization's metadata values of `asset` in this run, {} if none."""
+        found = [meta for key, _, meta in self.materializations if key == asset]
+        return found[-1] if found else {}
+
+    def check(self, name: str) -> AssetCheckEvaluation | None:
+        found = [c for c in self.checks if c.check_name == name]
+        return found[-1] if found else None
+
+    @classmethod
+    def read(cls, instance: DagsterInstance, run: DagsterRun) -> RunReport:
+        from dagster import DagsterEventType, DagsterRunStatus
+
+        materializations: list[tuple[str, str | None, dict[str, Any]]] = []
+        checks: list[AssetCheckEvaluation] = []
+        warnings: list[str] = []
+        errors: list[str] = []
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None:  # a message the run's code logged
+                if record.level >= logging.WARNING:
+                    warnings.append(record.user_message)
+                continue
+            if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                m = event.event_specific_data.materialization
+                values = {k: v.value for k, v in m.metadata.items()}
+                materializations.append((m.asset_key.to_user_string(), m.partition, values))
+            elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+                checks.append(event.event_specific_data)
+            elif event.event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
+                error = getattr(event.event_specific_data, "error", None)
+                errors.append(error.message.strip() if error else event.message or "failed")
+        stats = instance.get_run_stats(run.run_id)
+        seconds = (stats.end_time or time.time()) - (stats.start_time or time.time())
+        return cls(
+            run_id=run.run_id,
+            job_name=run.job_name,
+            success=run.status == DagsterRunStatus.SUCCESS,
+            seconds=seconds,
+            materializations=materializations,
+            checks=checks,
+            warnings=warnings,
+            errors=errors,
+            tags=dict(run.tags),
+        )
+
+
+def _days(partitions: set[str]) -> str:
+    if partitions == {None}:
+        return ""
+    keys = sorted(p for p in partitions if p)
+    return f"{len(keys)} day{'s' if len(keys) != 1 else ''} " + (
+        f"{keys[0]}..{keys[-1]}" if len(keys) > 1 else keys[0]
+    )
+
+
+def print_run_summary(report: RunReport, max_warnings: int = 2) -> None:
+    """Three to six lines: the run, what it wrote, its checks, its first warnings or errors."""
+    from dagster import AssetCheckSeverity
+
+    launched = report.tags.get("dagster/sensor_name")
+    by = f", launched by {launched}" if launched else ""
+    verdict = "succeeded" if report.success else "FAILED"
+    print(
+        f"    run {report.run_id[:8]} of {report.job_name}{by}: {verdict} in {report.seconds:.1f} s"
+    )
+    partitions: dict[str, set] = defaultdict(set)
+    rows: Counter[str] = Counter()
+    quarantined: Counter[str] = Counter()
+    for asset, partition, meta in report.materializations:
+        partitions[asset].add(partition)
+        rows[asset] += int(meta.get("dagster/row_count", 0) or 0)
+        quarantined[asset] += int(meta.get("quarantined_count", 0) or 0)
+    parts = []
+    for asset in partitions:  # in the order they were materialized
+        what = ", ".join(
+            x
+            for x in (
+                _days(partitions[asset]),
+                f"{rows[asset]:,} rows" if rows[asset] else "",
+                f"{quarantined[asset]:,} quarantined" if quarantined[asset] else "",
+            )
+            if x
+        )
+        parts.append(f"{asset} ({what})" if what else asset)
+    if parts:
+        print(f"    wrote {'; '.join(parts)}")
+    passed, warned, failed = Counter(), Counter(), Counter()
+    for check in report.checks:
+        name = f"{check.asset_key.to_user_string()}.{check.check_name}"
+        if check.passed:
+            passed[name] += 1
+        elif check.severity == AssetCheckSeverity.WARN:
+            warned[name] += 1  # reported, does not stop anything
+        else:
+            failed[name] += 1
+    if report.checks:
+        names = len(passed.keys() | warned.keys() | failed.keys())
+        line = f"    checks: {sum(passed.values()):,} of {len(report.checks):,} passed ({names} checks)"
+        for label, counts in (("warned", warned), ("FAILED", failed)):
+            if counts:
+                line += f"; {label}: " + ", ".join(f"{n} x{c}" for n, c in counts.most_common(3))
+        print(line)
+    messages = report.errors if not report.success else report.warnings
+    for message in messages[:max_warnings]:
+        first = message.splitlines()[0] if message else ""
+        print(f"    {'error' if not report.success else 'warning'}: {first[:150]}")
+    if len(messages) > max_warnings:
+        print(f"    ... {len(messages) - max_warnings} more in the run's log (UI: Runs)")
+
+
+class DagsterProcesses:
+    """The code server (and the daemon, when started) of the demo, writing to `log_path`."""
+
+    def __init__(self, instance: DagsterInstance, log_path: Path) -> None:
+        self.instance = instance
+        self.log_path = log_path
+        self.port = _free_port()
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._workspace = None
+
+    # -- processes ------------------------------------------------------------------------
+
+    def _start(self, name: str, args: list[str]) -> subprocess.Popen:
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== {name}: {' '.join(args)}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                [str(BIN / args[0]), *args[1:]],
+                env=dict(os.environ),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: stopping it stops its run workers too
+            )
+        self.processes[name] = process
+        return process
+
+    def start_code_server(self) -> None:
+        self._start(
+            "code server",
+            [
+                "dagster",
+                *("api", "grpc", "-m", LOCATION, "--location-name", LOCATION),
+                *("-h", "127.0.0.1", "-p", str(self.port)),
+            ],
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not _listening(self.port):
+            self._alive("code server")
+            if time.monotonic() > deadline:
+                raise StepFailed(f"the code server did not start (see {self.log_path})")
+            time.sleep(0.2)
+
+    def start_daemon(self) -> None:
+        """`dagster-daemon run` on the demo's code server: it ticks the sensors (ticks and
+        cursors are recorded in the instance) and launches the runs they queue."""
+        workspace = Path(os.environ["DAGSTER_HOME"]) / "demo_workspace.yaml"
+        workspace.write_text(
+            "# Written by `fraud demo`: its daemon loads the demo's code server.\n"
+            "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
+            f"      port: {self.port}\n      location_name: {LOCATION}\n"
+        )
+        self._start("daemon", ["dagster-daemon", "run", "-w", str(workspace)])
+
+    def check_alive(self) -> None:
+        """StepFailed when a process the demo started has exited."""
+        for name in self.processes:
+            self._alive(name)
+
+    def _alive(self, name: str) -> None:
+        process = self.processes.get(name)
+        if process is not None and process.poll() is not None:
+            raise StepFailed(
+                f"the {name} exited with code {process.returncode} (see {self.log_path})"
+            )
+
+    def stop(self) -> None:
+        if self._workspace is not None:
+            self._workspace.__exit__(None, None, None)
+            self._workspace = None
+        for process in reversed(list(self.processes.values())):  # the daemon first
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        self.processes.clear()
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def _request_context(self):
+        from dagster._core.workspace.context import WorkspaceProcessContext
+        from dagster._core.workspace.load_target import GrpcServerTarget
+
+        if self._workspace is None:
+            target = GrpcServerTarget(
+                host="127.0.0.1", port=self.port, socket=None, location_name=LOCATION
+            )
+            self._workspace = WorkspaceProcessContext(self.instance, target)
+            self._workspace.__enter__()
+        return self._workspace.create_request_context()
+
+    def launch(self, job_name: str, tags: dict[str, str]) -> str:
+        """Launch a run of the job through the code server, as the UI's Launchpad does (its own
+        run worker, the job's tags plus `tags`); returns the run id."""
+        # Dagster has no public Python call for "launch a run of a code location" (the GraphQL
+        # API needs a webserver): this is what `dagster job launch` does, minus the queue.
+        from dagster._cli.job import _create_run
+
+        workspace = self._request_context()
+        location = workspace.get_code_location(LOCATION)
+        (repository,) = location.get_repositories().values()
+        job = repository.get_full_job(job_name)
+        run = _create_run(
+            instance=self.instance,
+            code_location=location,
+            remote_repo=repository,
+            remote_job=job,
+            run_config={},
+            tags=tags,
+            op_selection=None,
+            run_id=None,
+        )
+        self.instance.launch_run(run.run_id, workspace)
+        return run.run_id
+
+    def wait(self, run_id: str, timeout_s: float = 1800) -> RunReport:
+        """Wait for the run to finish, with a progress line on a terminal; its report."""
+        started = time.monotonic()
+        tty = sys.stdout.isatty()
+        while True:
+            run = self.instance.get_run_by_id(run_id)
+            if run is not None and run.is_finished:
+                break
+            self.check_alive()
+            elapsed = time.monotonic() - started
+            if elapsed > timeout_s:
+                raise StepFailed(f"run {run_id} did not finish in {timeout_s:.0f} s")
+            if tty:
+                status = run.status.value.lower() if run else "starting"
+                print(f"\r    run {run_id[:8]}: {status}, {elapsed:.0f} s ", end="", flush=True)
+            time.sleep(0.5)
+        if tty:
+            print("\r" + " " * 60 + "\r", end="", flush=True)
+        return RunReport.read(self.instance, run)
+
+    def run(self, job_name: str, tags: dict[str, str]) -> RunReport:
+        report = self.wait(self.launch(job_name, tags))
+        print_run_summary(report)
+        return report
+
+    def runs_launched_by(self, sensor: str, after: float) -> list[DagsterRun]:
+        """Runs the sensor requested since `after` (epoch seconds), oldest first."""
+        from datetime import UTC, datetime
+
+        from dagster import RunsFilter
+
+        runs = self.instance.get_runs(
+            RunsFilter(
+                tags={"dagster/sensor_name": sensor},
+                created_after=datetime.fromtimestamp(after, tz=UTC),
+            )
+        )
+        return list(reversed(runs))

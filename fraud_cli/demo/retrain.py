@@ -1,0 +1,94 @@
+"""The demo's last step: one more day arrives through the landing folder and the platform reacts on
+its own. The demo starts `dagster-daemon` on its code server, as `make dev` runs it: the daemon
+ticks `landing_folder_sensor`, which launches `daily_features_job` for the new day, then
+`features_updated_sensor`, which launches `retrain_job` (training set, model, gate, deployment,
+online store). The ticks, their cursors and the runs are recorded in the instance.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fraud_cli.demo.context import DemoContext
+    from fraud_cli.demo.dagster_runs import RunReport
+
+# Where the generate step keeps the day after the demo days until this step delivers it.
+HELD_BACK_DIR = "incoming"
+LANDING_SENSOR = "landing_folder_sensor"
+RETRAIN_SENSOR = "features_updated_sensor"
+SENSOR_TIMEOUT_S = 300  # the daemon's start-up, a tick interval, the run
+
+
+def _sensor_runs(ctx: DemoContext, sensor: str, since: float) -> list[RunReport]:
+    """Wait until the sensor has launched a run since `since` and every run it launched has
+    finished; their reports, each printed."""
+    from fraud_cli.demo.context import StepFailed
+    from fraud_cli.demo.dagster_runs import print_run_summary
+
+    deadline = time.monotonic() + SENSOR_TIMEOUT_S
+    while not (runs := ctx.dagster.runs_launched_by(sensor, since)):
+        if time.monotonic() > deadline:
+            raise StepFailed(f"{sensor} launched no run in {SENSOR_TIMEOUT_S} s (UI: Automation)")
+        ctx.dagster.check_alive()
+        time.sleep(0.5)
+    reports = []
+    for run in runs:
+        report = ctx.dagster.wait(run.run_id)
+        reports.append(report)
+        print_run_summary(report)
+    return reports
+
+
+def feed_one_more_day(ctx: DemoContext) -> None:
+    from fraud_assets.assets.deployed_model import CANDIDATE_NOT_WORSE
+    from fraud_cli.demo.context import StepFailed
+    from fraud_core.model.artifact import current_version
+
+    held = sorted((ctx.layout.root / HELD_BACK_DIR).glob("orders_*"))
+    if not held:
+        print(f"    skipped: no held-back day in {ctx.layout.root / HELD_BACK_DIR} (--no-generate)")
+        return
+    registry = ctx.layout.models
+    before = current_version(registry)
+    since = time.time()
+    for path in held:  # a copy gets a fresh ctime, as a delivered file has
+        shutil.copy(path, ctx.layout.landing / path.name)
+        path.unlink()
+    ctx.dagster.start_daemon()
+    print(f"    dropped {', '.join(p.name for p in held)}; dagster-daemon started")
+
+    landing = _sensor_runs(ctx, LANDING_SENSOR, since)
+    if not all(r.success for r in landing):
+        raise StepFailed("the landing sensor's run did not compute the new day (see `make dev`)")
+    retrain = _sensor_runs(ctx, RETRAIN_SENSOR, since)
+    model, store = ({}, {})
+    gate = None
+    for report in retrain:
+        model = report.metadata("fraud_model") or model
+        store = report.metadata("online_store") or store
+        gate = report.check(CANDIDATE_NOT_WORSE) or gate
+    if not store:
+        raise StepFailed("the retrain run did not load the online store (see `make dev`)")
+    now = current_version(registry)
+    if model:
+        print(
+            f"    retrained model {model['version']}: validation AP "
+            f"{model['average_precision']:.3f} (cutoff after the new day)"
+        )
+    if gate is not None:
+        print(f"    promotion gate {'passed' if gate.passed else 'REFUSED'}: {gate.description}")
+    if now != before:
+        change = f"model deployed: {before} -> {now}"
+    else:
+        change = f"model unchanged: {now} keeps serving"
+    print(
+        f"    {change}; online store {store['previous_namespace'] or '-'} -> "
+        f"{store['namespace']} (entity state of {store['snapshot_day']})"
+    )
+    print(
+        "    a running `fraud serve` picks up both without a restart (it polls current.json "
+        "every $FRAUD_MODEL_POLL_S and reads the active namespace on every order)"
+    )
