@@ -34,6 +34,9 @@ class Feature:
     description: str
     nullable: bool = False  # NaN allowed (no history to compute it from)
     bounds: tuple[float | None, float | None] = (None, None)  # inclusive range when not NaN
+    # True when the value depends on the order itself (its amount, its counterparts), not only
+    # on the entity's earlier orders: an entity looked at on its own has no such value.
+    depends_on_order: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ class FeatureSpec:
                 f"this order's amount divided by the mean of the last {n} (empty when that mean is 0)",
                 nullable=True,
                 bounds=(0, None),
+                depends_on_order=True,
             ),
         ]
         for c in e.counterparts:
@@ -180,12 +184,14 @@ class FeatureSpec:
                     kind,
                     f"1 if {c} equals the one on the previous order",
                     bounds=(0, 1),
+                    depends_on_order=True,
                 ),
                 Feature(
                     f"{kind}__{c}_seen_in_last{n}",
                     kind,
                     f"1 if this {c} appears on one of the last {n} orders",
                     bounds=(0, 1),
+                    depends_on_order=True,
                 ),
             ]
         for w in self.risk_windows:
@@ -208,8 +214,20 @@ class FeatureSpec:
     @property
     def order_features(self) -> list[Feature]:
         return [
-            Feature("order_amount", "order", "the order's amount", bounds=(0, None)),
-            Feature("order_hour_utc", "order", "hour of day of the order (UTC)", bounds=(0, 23)),
+            Feature(
+                "order_amount",
+                "order",
+                "the order's amount",
+                bounds=(0, None),
+                depends_on_order=True,
+            ),
+            Feature(
+                "order_hour_utc",
+                "order",
+                "hour of day of the order (UTC)",
+                bounds=(0, 23),
+                depends_on_order=True,
+            ),
         ]
 
     @property
@@ -219,6 +237,14 @@ class FeatureSpec:
         for e in self.entities:
             out += self.entity_features(e.kind)
         return out
+
+    def feature(self, name: str) -> Feature:
+        """The feature called `name` (KeyError when the spec has none)."""
+        return self._by_name[name]
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Feature]:
+        return {f.name: f for f in self.features}
 
     @functools.cached_property
     def feature_names(self) -> list[str]:

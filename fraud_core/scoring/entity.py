@@ -14,8 +14,9 @@ from fraud_core.features.state import EntityState
 _PROBE = "\x00probe"  # a counterpart value no order has
 
 
-def depends_on_order(name: str) -> bool:
-    return "__same_" in name or "_seen_in_last" in name or "__amount_rel_mean__" in name
+def depends_on_order(name: str, spec: FeatureSpec = DEFAULT_SPEC) -> bool:
+    """Whether the spec declares feature `name` as depending on the order itself."""
+    return spec.feature(name).depends_on_order
 
 
 def entity_features_at(
@@ -27,4 +28,4 @@ def entity_features_at(
         as_of_s = max(as_of_s, state.t_s[-1])
     probe = OrderEvent("", as_of_s, 0, {c: _PROBE for c in spec.entity(kind).counterparts})
     values = kind_features(state, probe, kind, spec)
-    return {name: v for name, v in values.items() if not depends_on_order(name)}
+    return {f.name: values[f.name] for f in spec.entity_features(kind) if not f.depends_on_order}

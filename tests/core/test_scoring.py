@@ -98,3 +98,15 @@ def test_entity_features_leave_out_what_depends_on_the_order() -> None:
     assert values["customer_id__seconds_since_prev"] == 500.0
     assert not any(depends_on_order(name) for name in values)
     assert "customer_id__amount_rel_mean__last10" not in values
+
+
+def test_the_spec_declares_which_entity_features_depend_on_the_order() -> None:
+    for entity in DEFAULT_SPEC.entities:
+        kind, n = entity.kind, DEFAULT_SPEC.history_n
+        declared = {f.name for f in DEFAULT_SPEC.entity_features(kind) if f.depends_on_order}
+        assert declared == {
+            f"{kind}__amount_rel_mean__last{n}",
+            *(f"{kind}__same_{c}_as_last" for c in entity.counterparts),
+            *(f"{kind}__{c}_seen_in_last{n}" for c in entity.counterparts),
+        }
+    assert all(f.depends_on_order for f in DEFAULT_SPEC.order_features)
