@@ -43,11 +43,14 @@ from fraud_core.model.dataset import (
     plan_window,
     prepare_day_file,
     prune_training_sets,
+    # also imported from here by fraud_model and deployed_model, until they import it from
+    # fraud_core.model.dataset themselves
+    read_latest_manifest,
     summarize,
     time_rule_violations,
     training_set_dir,
 )
-from fraud_core.storage import DataLayout, atomic_path, write_parquet
+from fraud_core.storage import atomic_path, write_parquet
 
 LABELS_KNOWN_AT_CUTOFF = "labels_known_at_cutoff"
 BOTH_CLASSES_PRESENT = "both_classes_in_train_and_validation"
@@ -89,14 +92,6 @@ class TrainingSetAssetConfig(Config):
             negative_rate=self.negative_rate,
             seed=self.seed,
         )
-
-
-def read_latest_manifest(data: DataLayout) -> Manifest:
-    """The training set `training_set` wrote last (what `fraud_model` trains on)."""
-    pointer = latest_manifest_path(data)
-    if not pointer.exists():
-        raise Failure(f"no training set yet ({pointer} is missing): materialize training_set")
-    return Manifest.read(Path(json.loads(pointer.read_text())["manifest"]))
 
 
 @asset(

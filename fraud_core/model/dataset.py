@@ -399,6 +399,17 @@ def latest_manifest_path(layout: DataLayout) -> Path:
     return training_set_root(layout) / "latest.json"
 
 
+def read_latest_manifest(layout: DataLayout) -> Manifest:
+    """The training set `training_set` made the latest (what `fraud_model` trains on); raises
+    FileNotFoundError when there is none yet."""
+    pointer = latest_manifest_path(layout)
+    if not pointer.exists():
+        raise FileNotFoundError(
+            f"no training set yet ({pointer} is missing): materialize training_set"
+        )
+    return Manifest.read(Path(json.loads(pointer.read_text())["manifest"]))
+
+
 def manifest_fingerprint(inputs: dict[str, str], summary: dict[str, object]) -> str:
     """A short hash of the input files' fingerprints and what was built from them."""
     text = json.dumps({"inputs": inputs, "summary": summary}, sort_keys=True, default=str)

@@ -24,6 +24,7 @@ from fraud_core.model.dataset import (
     plan_window,
     prepare_day_file,
     prune_training_sets,
+    read_latest_manifest,
     time_rule_violations,
     training_set_dir,
 )
@@ -147,3 +148,17 @@ def test_pruning_keeps_the_newest_sets_and_the_one_in_use(tmp_path) -> None:
     deleted = prune_training_sets(layout, keep=3)
     assert sorted(deleted) == [folders[1], folders[2]]
     assert [f.exists() for f in folders] == [True, False, False, True, True, True]
+
+
+def test_the_latest_manifest_is_what_latest_json_points_at(tmp_path) -> None:
+    import json
+
+    layout = DataLayout(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no training set yet"):
+        read_latest_manifest(layout)
+    folder = training_set_dir(layout, date(2026, 3, 1), "run0")
+    folder.mkdir(parents=True)
+    manifest = Manifest(str(folder), {}, {}, [], {TRAIN: [], VALIDATION: []}, {}, {}, "abc")
+    (folder / MANIFEST).write_text(manifest.to_json())
+    latest_manifest_path(layout).write_text(json.dumps({"manifest": str(folder / MANIFEST)}))
+    assert read_latest_manifest(layout) == manifest
