@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from dagster import instance_for_test
 
-from fraud_assets.sensors import plan_landing_runs, write_cursor
+from fraud_assets.sensors.landing import plan_landing_runs, write_cursor
 from fraud_core.drift import psi_by_column, stride_sample
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.generator import GeneratorConfig, write_landing_files

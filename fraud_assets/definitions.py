@@ -32,8 +32,7 @@ from fraud_assets.jobs import (
     train_model_job,
 )
 from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
-from fraud_assets.retrain_sensor import features_updated_sensor
-from fraud_assets.sensors import landing_folder_sensor
+from fraud_assets.sensors import features_updated_sensor, landing_folder_sensor
 
 ASSETS = [
     raw_orders,

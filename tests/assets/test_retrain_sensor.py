@@ -22,7 +22,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 
 from fraud_assets.jobs import DAILY_FEATURES_LANE, RETRAIN_LANE
-from fraud_assets.retrain_sensor import (
+from fraud_assets.sensors.retrain import (
     MIN_INTERVAL_ENV,
     NOT_STARTED_GRACE_S,
     RetrainCursor,

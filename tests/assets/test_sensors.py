@@ -22,7 +22,7 @@ from dagster import (
 
 from fraud_assets.jobs import DAILY_FEATURE_ASSETS, DAILY_FEATURE_CHECKS, daily_features_job
 from fraud_assets.resources import DaskResource, DataLayoutResource
-from fraud_assets.sensors import contiguous_ranges, landing_folder_sensor, read_cursor
+from fraud_assets.sensors.landing import contiguous_ranges, landing_folder_sensor, read_cursor
 from fraud_core.acceptance import read_day_record
 from fraud_core.storage import DataLayout, write_parquet
 

@@ -41,8 +41,8 @@ from fraud_assets.assets.deployed_model import PromotionGate
 from fraud_assets.definitions import ASSET_CHECKS, ASSETS
 from fraud_assets.jobs import daily_features_job, online_store_job, retrain_job
 from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
-from fraud_assets.retrain_sensor import MIN_INTERVAL_ENV, features_updated_sensor
-from fraud_assets.sensors import landing_folder_sensor
+from fraud_assets.sensors import features_updated_sensor, landing_folder_sensor
+from fraud_assets.sensors.retrain import MIN_INTERVAL_ENV
 from fraud_core.generator import GeneratorConfig, write_landing_files
 from fraud_core.model.artifact import current_version
 from fraud_core.online_keys import OnlineKeys

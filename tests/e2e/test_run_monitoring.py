@@ -44,7 +44,7 @@ from dagster._core.utils import make_new_run_id
 
 from fraud_assets.jobs import DAILY_FEATURES_LANE, daily_features_job
 from fraud_assets.partitions import partition_range_tags
-from fraud_assets.retrain_sensor import (
+from fraud_assets.sensors.retrain import (
     MIN_INTERVAL_ENV,
     features_updated_sensor,
     plan_retrain,

@@ -25,7 +25,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from dagster import (
-    AssetKey,
     AssetObservation,
     DagsterInstance,
     DefaultSensorStatus,
@@ -41,6 +40,7 @@ from fraud_assets.jobs import DAILY_FEATURES_LANE, daily_features_job
 from fraud_assets.lib.partitioned_checks import TargetCache, _latest_materializations
 from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.resources import DataLayoutResource
+from fraud_assets.sensors.keys import ENTITY_FEATURES, RAW_ORDERS
 from fraud_core.landing import (
     Fingerprint,
     LandingFile,
@@ -51,8 +51,6 @@ from fraud_core.landing import (
 )
 from fraud_core.validation import day_of_landing_file
 
-RAW_ORDERS = AssetKey("raw_orders")
-ENTITY_FEATURES = AssetKey("entity_features")
 MINIMUM_INTERVAL_S = 30
 
 

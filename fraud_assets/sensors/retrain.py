@@ -54,10 +54,8 @@ from fraud_assets.jobs import (
     online_store_job,
     retrain_job,
 )
+from fraud_assets.sensors.keys import ENTITY_FEATURES, FRAUD_MODEL, ONLINE_STORE
 
-ENTITY_FEATURES = AssetKey("entity_features")
-FRAUD_MODEL = AssetKey("fraud_model")
-ONLINE_STORE = AssetKey("online_store")
 MIN_INTERVAL_ENV = "FRAUD_RETRAIN_MIN_INTERVAL_S"
 DEFAULT_MIN_INTERVAL_S = 3600.0
 TICK_INTERVAL_S = 60
