@@ -2,88 +2,64 @@
 model card, decision thresholds and evaluation on the validation days.
 
 Each trained model becomes a version in the registry (`$FRAUD_DATA_DIR/models`) and the
-registry's candidate; it serves only once `deployed_model` promotes it through the gate.
+registry's candidate; it serves only once `deployed_model` promotes it through the gate. Training,
+thresholds, evaluation and the card are `fraud_core.model.candidate`'s; this asset adds the Dask
+client, the run id and what the UI shows.
 """
 
 # No `from __future__ import annotations`: Dagster checks the `context` annotation at
 # definition time.
-import hashlib
-from datetime import UTC, datetime
+import dataclasses
+import typing
+from typing import Any
 
-import dask.dataframe as dd
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
-from pydantic import Field
+from pydantic import Field, create_model
 
 from fraud_assets.assets.training_set import read_latest_manifest, training_set
 from fraud_assets.lib.images import png_markdown, save_png
 from fraud_assets.resources import DaskResource, DataLayoutResource
-from fraud_core.model.artifact import CARD_FILE, ModelCard, save_version
-from fraud_core.model.dataset import LABEL, TRAIN, VALIDATION, WEIGHT
-from fraud_core.model.decisions import ThresholdTargets, choose_thresholds
-from fraud_core.model.evaluate import (
-    DEFAULT_K,
-    clean,
-    evaluate_scores,
-    feature_importance,
-    feature_importance_png,
-    pr_curve_png,
-    score_distribution_png,
-)
-from fraud_core.model.promotion import set_candidate
-from fraud_core.model.summary import summary_markdown, threshold_note
-from fraud_core.model.train import TrainParams, predict, train_model
-
-_P = TrainParams()
-_T = ThresholdTargets()
+from fraud_core.model.artifact import CARD_FILE
+from fraud_core.model.candidate import register_candidate, train_candidate
+from fraud_core.model.decisions import ThresholdTargets
+from fraud_core.model.evaluate import DEFAULT_K
+from fraud_core.model.settings import describe
+from fraud_core.model.train import TrainParams
 
 
-class FraudModelConfig(Config):
-    """Hyperparameters and decision targets (the Launchpad shows these)."""
+def _config_fields(*settings: type) -> dict[str, Any]:
+    """Pydantic field definitions (type, default, description) of settings dataclasses, so the
+    Launchpad shows what `fraud_core` declares, without a second copy here."""
+    fields: dict[str, Any] = {}
+    for cls in settings:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in fields:
+                raise TypeError(f"{f.name} is a setting of two of {settings}")
+            fields[f.name] = (hints[f.name], Field(default=f.default, description=describe(f)))
+    return fields
 
-    max_depth: int = Field(default=_P.max_depth, description="Tree depth.")
-    learning_rate: float = Field(default=_P.learning_rate, description="Shrinkage per round.")
-    num_boost_round: int = Field(default=_P.num_boost_round, description="Most boosting rounds.")
-    early_stopping_rounds: int = Field(
-        default=_P.early_stopping_rounds,
-        description="Stop when validation PR-AUC has not improved for this many rounds.",
+
+def _settings(cls: type, config: Config) -> Any:
+    return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
+
+class FraudModelConfig(
+    create_model(
+        "FraudModelSettings",
+        __base__=Config,
+        __module__=__name__,
+        **_config_fields(TrainParams, ThresholdTargets),
     )
-    min_child_weight: float = Field(default=_P.min_child_weight)
-    subsample: float = Field(default=_P.subsample)
-    colsample_bytree: float = Field(default=_P.colsample_bytree)
-    reg_lambda: float = Field(default=_P.reg_lambda)
-    max_bin: int = Field(default=_P.max_bin)
-    seed: int = Field(default=_P.seed)
-    decline_precision: float = Field(
-        default=_T.decline_precision,
-        description="Decline from the lowest score whose declines are at least this precise.",
-    )
-    review_share: float = Field(
-        default=_T.review_share,
-        description="Share of all orders sent to manual review below the decline threshold.",
-    )
+):
+    """Hyperparameters and decision targets (the Launchpad shows these): the fields, defaults
+    and descriptions of `TrainParams` and `ThresholdTargets`, declared once in fraud_core."""
 
     def params(self) -> TrainParams:
-        return TrainParams(
-            max_depth=self.max_depth,
-            learning_rate=self.learning_rate,
-            num_boost_round=self.num_boost_round,
-            early_stopping_rounds=self.early_stopping_rounds,
-            min_child_weight=self.min_child_weight,
-            subsample=self.subsample,
-            colsample_bytree=self.colsample_bytree,
-            reg_lambda=self.reg_lambda,
-            max_bin=self.max_bin,
-            seed=self.seed,
-        )
+        return _settings(TrainParams, self)
 
     def targets(self) -> ThresholdTargets:
-        return ThresholdTargets(
-            decline_precision=self.decline_precision, review_share=self.review_share
-        )
-
-
-def _spec_hash(names: list[str]) -> str:
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+        return _settings(ThresholdTargets, self)
 
 
 @asset(
@@ -107,87 +83,33 @@ def fraud_model(
 ) -> MaterializeResult:
     data = layout.layout()
     manifest = read_latest_manifest(data)
-    names = manifest.feature_names
-    params = config.params()
-    validation = manifest.read_role(VALIDATION)
     with dask.get_client() as client:
-        # numeric columns only: no string conversion to worry about
-        train = dd.read_parquet(manifest.files[TRAIN], columns=[*names, LABEL, WEIGHT])
-        result = train_model(client, train, validation, names, params)
-    scores = predict(result.booster, validation, names)
-    labels = validation[LABEL].to_numpy()
-    thresholds = choose_thresholds(labels, scores, config.targets())
-    known = manifest.known_fraud_since()
-    metrics = clean(evaluate_scores(validation, scores, thresholds, DEFAULT_K, known))
-    importance = feature_importance(result.booster)
-
-    card = ModelCard(
-        version="",
-        feature_names=list(names),
-        thresholds=thresholds,
-        training_window=manifest.window,
-        params={
-            **params.to_dict(),
-            "xgboost": params.xgb_params(),
-            "best_iteration": result.best_iteration,
-            "rounds_run": result.rounds,
-            "threshold_targets": config.targets().to_dict(),
-            "training_set": manifest.config,
-        },
-        metrics={
-            "validation": metrics,
-            "train_rows": result.n_train,
-            "train_seconds": round(result.train_seconds, 2),
-            "top_features": dict(list(importance.items())[:10]),
-        },
-        data_versions={
-            "training_set": {"path": manifest.folder, "fingerprint": manifest.fingerprint},
-            "entity_features": {
-                "days": f"{manifest.window['train_first']}..{manifest.window['validation_last']}",
-                "files": len(manifest.inputs),
-                "fingerprint": hashlib.sha256(
-                    repr(sorted(manifest.inputs.items())).encode()
-                ).hexdigest()[:16],
-            },
-            "feature_spec": _spec_hash(names),
-            "dagster_run_id": context.run.run_id,
-        },
-        notes=(
-            f"trained {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on labels known at "
-            f"{manifest.window['cutoff']}; evaluated on validation days "
-            f"{manifest.window['validation_first']}..{manifest.window['validation_last']}"
-        ),
-    )
-    card = save_version(data.models, result.booster, card)
-    set_candidate(data.models, card.version)
+        candidate = train_candidate(
+            client,
+            manifest,
+            config.params(),
+            config.targets(),
+            k=DEFAULT_K,
+            lineage={"dagster_run_id": context.run.run_id},
+        )
+    card = register_candidate(data.models, candidate)
     folder = data.models / card.version
-    plots = {
-        "pr_curve": ("Precision-recall", pr_curve_png(labels, scores, thresholds)),
-        "score_distribution": (
-            "Score distribution",
-            score_distribution_png(labels, scores, thresholds),
-        ),
-        "feature_importance": ("Feature importance", feature_importance_png(result.booster)),
-    }
     plot_metadata = {}
-    for key, (title, png) in plots.items():
+    for key, (title, png) in candidate.plots().items():
         plot_metadata[f"{key}_plot"] = png_markdown(title, png)
         plot_metadata[f"{key}_path"] = save_png(png, folder / "plots" / f"{key}.png")
 
+    metrics, thresholds, result = candidate.metrics, candidate.thresholds, candidate.result
     context.log.info(
         f"model {card.version}: AP {metrics['average_precision']:.4f}, ROC AUC "
         f"{metrics['roc_auc']:.4f}, {result.best_iteration + 1} trees, "
         f"{result.train_seconds:.1f} s on {result.n_train:,} rows"
     )
-    summary = summary_markdown(
-        metrics, thresholds, manifest.window, importance, config.targets(), DEFAULT_K
-    )
-    note = threshold_note(metrics, thresholds, config.targets())
-    if note:
-        context.log.warning(note)
+    if candidate.note:
+        context.log.warning(candidate.note)
     return MaterializeResult(
         metadata={
-            "summary": MetadataValue.md(summary),
+            "summary": MetadataValue.md(candidate.summary()),
             "version": card.version,
             "average_precision": MetadataValue.float(_num(metrics["average_precision"])),
             "roc_auc": MetadataValue.float(_num(metrics["roc_auc"])),

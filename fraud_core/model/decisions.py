@@ -12,12 +12,22 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fraud_core.model.settings import setting
+
 
 @dataclass(frozen=True)
 class ThresholdTargets:
-    decline_precision: float = 0.9  # declined orders that must be fraud
-    review_share: float = 0.01  # share of all orders sent to review below the decline threshold
-    min_declines: int = 3  # fewer declined orders than this are not evidence of precision
+    """The fraud team's targets, declared once (`fraud_model`'s config is built from them)."""
+
+    decline_precision: float = setting(
+        0.9, "Decline from the lowest score whose declines are at least this precise."
+    )
+    review_share: float = setting(
+        0.01, "Share of all orders sent to manual review below the decline threshold."
+    )
+    min_declines: int = setting(
+        3, "Fewer declined validation orders than this are no evidence of precision."
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.decline_precision <= 1.0:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_core.model.dataset import LABEL, WEIGHT
+from fraud_core.model.settings import setting
 
 if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is trained
     import xgboost as xgb
@@ -27,19 +28,22 @@ VALIDATION_NAME = "validation"
 
 @dataclass(frozen=True)
 class TrainParams:
-    """Hyperparameters. `eval_metric` drives early stopping (PR-AUC: fraud is rare)."""
+    """Hyperparameters, declared once: `fraud_model`'s config is built from these fields, their
+    defaults and descriptions. `eval_metric` drives early stopping (PR-AUC: fraud is rare)."""
 
-    max_depth: int = 6
-    learning_rate: float = 0.1
-    num_boost_round: int = 400
-    early_stopping_rounds: int = 40
-    min_child_weight: float = 1.0
-    subsample: float = 0.8
-    colsample_bytree: float = 0.8
-    reg_lambda: float = 1.0
-    max_bin: int = 256
-    eval_metric: str = "aucpr"
-    seed: int = 0
+    max_depth: int = setting(6, "Tree depth.")
+    learning_rate: float = setting(0.1, "Shrinkage per round.")
+    num_boost_round: int = setting(400, "Most boosting rounds.")
+    early_stopping_rounds: int = setting(
+        40, "Stop when the validation metric has not improved for this many rounds."
+    )
+    min_child_weight: float = setting(1.0, "Least summed row weight (hessian) in a leaf.")
+    subsample: float = setting(0.8, "Share of training rows sampled for each tree.")
+    colsample_bytree: float = setting(0.8, "Share of features sampled for each tree.")
+    reg_lambda: float = setting(1.0, "L2 regularisation of leaf weights.")
+    max_bin: int = setting(256, "Histogram bins per feature.")
+    eval_metric: str = setting("aucpr", "Validation metric for early stopping (XGBoost's name).")
+    seed: int = setting(0, "Random seed of row and feature sampling.")
 
     def xgb_params(self) -> dict[str, Any]:
         return {

@@ -5,6 +5,7 @@ labels is refused by the blocking gate and the champion keeps serving; rollback 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 import numpy as np
@@ -19,7 +20,7 @@ from fraud_assets.assets.deployed_model import (
     deployed_model,
     fraud_model_not_worse_than_champion,
 )
-from fraud_assets.assets.fraud_model import fraud_model
+from fraud_assets.assets.fraud_model import FraudModelConfig, fraud_model
 from fraud_assets.assets.training_set import (
     TRAINING_SET_CHECKS,
     read_latest_manifest,
@@ -30,8 +31,11 @@ from fraud_cli.main import main as fraud_cli
 from fraud_core.generator import GeneratorConfig, iter_daily_orders
 from fraud_core.model.artifact import current_version, list_versions, load_version
 from fraud_core.model.dataset import TRAIN, VALIDATION, time_rule_violations
+from fraud_core.model.decisions import ThresholdTargets
 from fraud_core.model.promotion import candidate_version, read_decision
 from fraud_core.model.replay import feature_days
+from fraud_core.model.settings import describe
+from fraud_core.model.train import TrainParams
 from fraud_core.storage import DataLayout, write_parquet
 
 START = date(2026, 1, 1)
@@ -205,3 +209,21 @@ def test_a_training_set_that_breaks_a_blocking_rule_never_becomes_the_latest(
 
     assert not bad.success
     assert read_latest_manifest(layout).folder == latest.folder
+
+
+def test_the_config_is_train_params_and_threshold_targets_declared_once() -> None:
+    """Every hyperparameter and target shows in the Launchpad with fraud_core's default and
+    description; a run's config reaches training unchanged."""
+    fields = fraud_model.op.config_schema.config_type.fields
+    for cls in (TrainParams, ThresholdTargets):
+        for f in dataclasses.fields(cls):
+            assert fields[f.name].default_value == f.default, f.name
+            assert fields[f.name].description == describe(f) and describe(f), f.name
+    assert set(fields) == {
+        f.name for cls in (TrainParams, ThresholdTargets) for f in dataclasses.fields(cls)
+    }
+    assert FraudModelConfig().params() == TrainParams()
+    assert FraudModelConfig().targets() == ThresholdTargets()
+    config = FraudModelConfig(**RUN_CONFIG["ops"]["fraud_model"]["config"], review_share=0.02)
+    assert config.params() == TrainParams(**RUN_CONFIG["ops"]["fraud_model"]["config"])
+    assert config.targets() == ThresholdTargets(review_share=0.02)

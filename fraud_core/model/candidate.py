@@ -1,0 +1,187 @@
+"""A candidate model from a written training set: trained on whatever Dask cluster the caller's
+client points at, its decision thresholds chosen and its quality measured on the validation days,
+and its model card. `fraud_model` is the thin Dagster adapter around `train_candidate` and
+`register_candidate`; nothing here knows Dagster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dask.dataframe as dd
+import numpy as np
+
+from fraud_core.model.artifact import ModelCard, save_version
+from fraud_core.model.dataset import LABEL, TRAIN, VALIDATION, WEIGHT, Manifest
+from fraud_core.model.decisions import ThresholdTargets, choose_thresholds
+from fraud_core.model.evaluate import (
+    DEFAULT_K,
+    clean,
+    evaluate_scores,
+    feature_importance,
+    feature_importance_png,
+    pr_curve_png,
+    score_distribution_png,
+)
+from fraud_core.model.promotion import set_candidate
+from fraud_core.model.summary import summary_markdown, threshold_note
+from fraud_core.model.train import TrainParams, TrainResult, predict, train_model
+
+if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is trained
+    import xgboost as xgb
+
+TOP_FEATURES_IN_CARD = 10
+
+
+@dataclass
+class Candidate:
+    """A trained model with everything the registry and the UI need. `card.version` is empty
+    until `register_candidate` saves it."""
+
+    card: ModelCard
+    result: TrainResult
+    targets: ThresholdTargets
+    metrics: dict[str, float | None]  # on the validation days, NaN as None
+    importance: dict[str, float]  # feature -> share of total gain, largest first
+    labels: np.ndarray  # validation labels (known at the cutoff)
+    scores: np.ndarray  # the model's validation scores
+    k: int = DEFAULT_K
+
+    @property
+    def booster(self) -> xgb.Booster:
+        return self.result.booster
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return self.card.thresholds
+
+    @property
+    def note(self) -> str | None:
+        """Why the decline threshold says little, or None when it is a usable policy."""
+        return threshold_note(self.metrics, self.thresholds, self.targets)
+
+    def summary(self) -> str:
+        """The Markdown an analyst reads first (under 1,000 characters)."""
+        return summary_markdown(
+            self.metrics,
+            self.thresholds,
+            self.card.training_window,
+            self.importance,
+            self.targets,
+            self.k,
+        )
+
+    def plots(self) -> dict[str, tuple[str, bytes]]:
+        """key -> (title, PNG bytes): the PR curve and score distribution with the thresholds,
+        and the feature importance."""
+        return {
+            "pr_curve": (
+                "Precision-recall",
+                pr_curve_png(self.labels, self.scores, self.thresholds),
+            ),
+            "score_distribution": (
+                "Score distribution",
+                score_distribution_png(self.labels, self.scores, self.thresholds),
+            ),
+            "feature_importance": ("Feature importance", feature_importance_png(self.booster)),
+        }
+
+
+def spec_hash(names: list[str]) -> str:
+    """A short hash of the feature names in order: models with the same one read the same
+    columns."""
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def train_candidate(
+    client: Any,
+    manifest: Manifest,
+    params: TrainParams | None = None,
+    targets: ThresholdTargets | None = None,
+    *,
+    k: int = DEFAULT_K,
+    lineage: Mapping[str, str] | None = None,
+) -> Candidate:
+    """Train on the training set `manifest` describes (its training files read by the Dask
+    workers, never through this process), choose the thresholds on its validation days, evaluate
+    there and write the card. `client` is a `distributed.Client`; `lineage` adds entries to the
+    card's `data_versions` (e.g. the orchestrator's run id)."""
+    params = params or TrainParams()
+    targets = targets or ThresholdTargets()
+    names = list(manifest.feature_names)
+    validation = manifest.read_role(VALIDATION)
+    # numeric columns only: no string conversion to worry about
+    train = dd.read_parquet(manifest.files[TRAIN], columns=[*names, LABEL, WEIGHT])
+    result = train_model(client, train, validation, names, params)
+    scores = predict(result.booster, validation, names)
+    labels = validation[LABEL].to_numpy()
+    thresholds = choose_thresholds(labels, scores, targets)
+    known = manifest.known_fraud_since()
+    metrics = clean(evaluate_scores(validation, scores, thresholds, k, known))
+    importance = feature_importance(result.booster)
+    card = _card(manifest, params, targets, result, thresholds, metrics, importance, lineage)
+    return Candidate(card, result, targets, metrics, importance, labels, scores, k)
+
+
+def _card(
+    manifest: Manifest,
+    params: TrainParams,
+    targets: ThresholdTargets,
+    result: TrainResult,
+    thresholds: dict[str, float],
+    metrics: dict[str, float | None],
+    importance: dict[str, float],
+    lineage: Mapping[str, str] | None,
+) -> ModelCard:
+    window = manifest.window
+    names = list(manifest.feature_names)
+    return ModelCard(
+        version="",
+        feature_names=names,
+        thresholds=thresholds,
+        training_window=window,
+        params={
+            **params.to_dict(),
+            "xgboost": params.xgb_params(),
+            "best_iteration": result.best_iteration,
+            "rounds_run": result.rounds,
+            "threshold_targets": targets.to_dict(),
+            "training_set": manifest.config,
+        },
+        metrics={
+            "validation": metrics,
+            "train_rows": result.n_train,
+            "train_seconds": round(result.train_seconds, 2),
+            "top_features": dict(list(importance.items())[:TOP_FEATURES_IN_CARD]),
+        },
+        data_versions={
+            "training_set": {"path": manifest.folder, "fingerprint": manifest.fingerprint},
+            "entity_features": {
+                "days": f"{window['train_first']}..{window['validation_last']}",
+                "files": len(manifest.inputs),
+                "fingerprint": hashlib.sha256(
+                    repr(sorted(manifest.inputs.items())).encode()
+                ).hexdigest()[:16],
+            },
+            "feature_spec": spec_hash(names),
+            **(lineage or {}),
+        },
+        notes=(
+            f"trained {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on labels known at "
+            f"{window['cutoff']}; evaluated on validation days "
+            f"{window['validation_first']}..{window['validation_last']}"
+        ),
+    )
+
+
+def register_candidate(registry: Path, candidate: Candidate) -> ModelCard:
+    """Save the candidate as a registry version and make it the one the promotion gate judges
+    next (it serves only once promoted). Returns the completed card (version, checksums)."""
+    card = save_version(registry, candidate.booster, candidate.card)
+    set_candidate(registry, card.version)
+    return card
