@@ -64,6 +64,7 @@ def main() -> None:
         validation_days=args.validation_days,
         gap_days=0,
         negative_rate=1.0,
+        warmup_days=0,  # the warm-up days too: the same rows as before the warm-up rule
     )
     cutoff = generator.day(args.days - 1) + timedelta(days=label_horizon + 1)
     window = plan_window(cutoff, training, generator.start)

@@ -49,6 +49,8 @@ from fraud_core.model.dataset import (
     summarize,
     time_rule_violations,
     training_set_dir,
+    warmup_end,
+    warmup_note,
 )
 from fraud_core.storage import atomic_path, write_parquet
 
@@ -82,6 +84,16 @@ class TrainingSetAssetConfig(Config):
         description="Share of non-fraud training rows kept (weighted 1/rate); 1 keeps all.",
     )
     seed: int = Field(default=_DEFAULTS.seed, description="Which non-fraud rows are kept.")
+    warmup_days: int = Field(
+        default=_DEFAULTS.warmup_days,
+        description="Days after the first day of data that are not trained on: their features' "
+        "windows still reach back before the data (default: the feature spec's horizon).",
+    )
+    min_train_days: int = Field(
+        default=_DEFAULTS.min_train_days,
+        description="When the data are too short to skip the whole warm-up, it is cut short so "
+        "that this many training days remain (the metadata says so).",
+    )
 
     def training(self) -> TrainingSetConfig:
         return TrainingSetConfig(
@@ -91,6 +103,8 @@ class TrainingSetAssetConfig(Config):
             gap_days=self.gap_days,
             negative_rate=self.negative_rate,
             seed=self.seed,
+            warmup_days=self.warmup_days,
+            min_train_days=self.min_train_days,
         )
 
 
@@ -103,7 +117,9 @@ class TrainingSetAssetConfig(Config):
         "each order. Labels are those known at the cutoff (a chargeback that had not arrived "
         "yet counts as not fraud, as it did for the fraud team that day); orders younger than "
         "the maturity window are left out; the newest matured days validate, older days train, "
-        "with a gap between. Non-fraud training rows are subsampled and weighted back up."
+        "with a gap between. Training starts after the features' warm-up (the first weeks of "
+        "data, whose windows still reach back before the data), or as late as the data allow: "
+        "`warmup` says which. Non-fraud training rows are subsampled and weighted back up."
     ),
 )
 def training_set(
@@ -122,6 +138,10 @@ def training_set(
         window = plan_window(cutoff, settings, first_day=on_disk[0])
     except ValueError as err:
         raise Failure(str(err)) from err
+    warmup = warmup_note(window, on_disk[0], settings)
+    warmed = window.train_first >= warmup_end(on_disk[0], settings)
+    if not warmed:
+        context.log.warning(warmup)
     available = set(on_disk)
     days = [d for d in window.days() if d in available]
     missing = [d for d in window.days() if d not in available]
@@ -187,6 +207,8 @@ def training_set(
         metadata={
             "cutoff": str(cutoff),
             "train_days": f"{window.train_first}..{window.train_last}",
+            "warmup": warmup,
+            "warmup_skipped": warmed,
             "validation_days": f"{window.validation_first}..{window.validation_last}",
             "dagster/row_count": train["rows"] + valid["rows"],
             "train_rows": train["rows"],

@@ -13,6 +13,7 @@ cents, so window sums are exact integers and both paths agree to the bit.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 HOUR_S = 3_600
@@ -67,6 +68,15 @@ class FeatureSpec:
         """How far back any time-based feature looks: state older than this (beyond the last
         `history_n` orders) can never change a future order's features."""
         return max(max(self.windows.values()), self.risk_delay_s + max(self.risk_windows.values()))
+
+    @property
+    def warmup_days(self) -> int:
+        """Days after the first day of data during which some feature still looks back to before
+        the data (the horizon, in whole days): its window is still filling, so counts and sums
+        come out low (the 30-day risk window ending 7 days before the order fills last). Orders
+        from `first day + warmup_days` on have every window inside the data. Training sets and
+        the drift reference skip these days."""
+        return math.ceil(self.horizon_s / DAY_S)
 
     def entity_features(self, kind: str) -> list[Feature]:
         """The features of one entity kind, in their fixed order."""

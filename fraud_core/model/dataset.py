@@ -9,7 +9,12 @@ known):
 - an order is used only when its whole day ended at least `maturity_days` before the cutoff, so
   most of its labels have had time to arrive;
 - the newest `validation_days` matured days validate, `gap_days` before them are left out (fraud
-  events spanning midnight would otherwise sit on both sides), older days train.
+  events spanning midnight would otherwise sit on both sides), older days train;
+- training starts `warmup_days` after the first day of data (the feature spec's horizon,
+  `FeatureSpec.warmup_days`): before that some feature windows still reach back before the data
+  and come out low, which no later order sees. When the data are too short for that, the
+  warm-up is cut short so that `min_train_days` training days remain (`warmup_start`), and the
+  training set says so (`warmup_note`).
 
 Features in the `entity_features` files are point-in-time already; this module only decides
 which rows, which labels and which weights.
@@ -58,10 +63,14 @@ class TrainingSetConfig:
     gap_days: int = 3
     negative_rate: float = 0.25  # share of non-fraud training rows kept; weight 1 / rate
     seed: int = 0  # which non-fraud rows are kept (a hash of order_id and this)
+    warmup_days: int = DEFAULT_SPEC.warmup_days  # days after the first data day not trained on
+    min_train_days: int = 14  # short data: the warm-up is cut short to keep this many
 
     def __post_init__(self) -> None:
-        if self.maturity_days < 0 or self.gap_days < 0:
-            raise ValueError("maturity_days and gap_days must be >= 0")
+        if self.maturity_days < 0 or self.gap_days < 0 or self.warmup_days < 0:
+            raise ValueError("maturity_days, gap_days and warmup_days must be >= 0")
+        if self.min_train_days < 1:
+            raise ValueError(f"min_train_days must be >= 1, got {self.min_train_days}")
         if self.validation_days < 1:
             raise ValueError(f"validation_days must be >= 1, got {self.validation_days}")
         if self.window_days < self.validation_days + self.gap_days + 1:
@@ -112,17 +121,51 @@ class TrainingWindow:
         return cls(**{k: date.fromisoformat(data[k]) for k in cls.__dataclass_fields__})
 
 
+def warmup_end(first_day: date, config: TrainingSetConfig) -> date:
+    """The first day after the features' warm-up when the data start on `first_day`."""
+    return first_day + timedelta(days=config.warmup_days)
+
+
+def warmup_start(first_day: date, train_last: date, config: TrainingSetConfig) -> date:
+    """The first day training may start on when the data start on `first_day`: `warmup_days`
+    later, but never so late that fewer than `min_train_days` days up to `train_last` remain
+    (short data keep part of the warm-up rather than lose the training set), and never before
+    `first_day`."""
+    complete = warmup_end(first_day, config)
+    latest = train_last - timedelta(days=config.min_train_days - 1)
+    return max(first_day, min(complete, latest))
+
+
+def warmup_note(window: TrainingWindow, first_day: date, config: TrainingSetConfig) -> str:
+    """One line on how the training days of `window` relate to the features' warm-up."""
+    complete = warmup_end(first_day, config)
+    if window.train_first >= complete:
+        return (
+            f"training starts on {window.train_first}, after the features' warm-up "
+            f"({config.warmup_days} days from the first data day {first_day})"
+        )
+    last_inside = min(complete - timedelta(days=1), window.train_last)
+    inside = (last_inside - window.train_first).days + 1
+    return (
+        f"the data are too short to skip the features' warm-up ({config.warmup_days} days from "
+        f"the first data day {first_day}) and keep {config.min_train_days} training days: "
+        f"{inside} training day(s), {window.train_first}..{last_inside}, have features whose "
+        "windows still reach back before the data"
+    )
+
+
 def plan_window(
     cutoff: date, config: TrainingSetConfig, first_day: date | None = None
 ) -> TrainingWindow:
-    """The window for `cutoff`. `first_day` (the first day with data) clips the training days;
-    raises ValueError when no training day is left."""
+    """The window for `cutoff`. `first_day` (the first day with data) clips the training days
+    and moves their start past the features' warm-up (`warmup_start`); raises ValueError when no
+    training day is left."""
     last_matured = cutoff - timedelta(days=config.maturity_days + 1)
     validation_first = last_matured - timedelta(days=config.validation_days - 1)
     train_last = validation_first - timedelta(days=config.gap_days + 1)
     train_first = last_matured - timedelta(days=config.window_days - 1)
     if first_day is not None:
-        train_first = max(train_first, first_day)
+        train_first = max(train_first, warmup_start(first_day, train_last, config))
     if train_first > train_last:
         raise ValueError(
             f"cutoff {cutoff}: no matured training day (train would be {train_first}..{train_last}"

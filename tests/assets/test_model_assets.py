@@ -116,6 +116,10 @@ def test_train_gate_deploy_and_rollback(features_on_disk, capsys) -> None:
     ts = _metadata(first, "training_set")
     assert ts["cutoff"] == str(START + timedelta(days=DATA.days))
     assert ts["validation_days"] == "2026-01-28..2026-02-03"  # the last 7 days 8+ days old
+    # 42 days are too short to skip the features' 37-day warm-up: it is cut short so that 14
+    # training days remain (not the 22 days from 2026-01-05 the window alone would give)
+    assert ts["train_days"] == "2026-01-13..2026-01-26"
+    assert ts["warmup_skipped"] is False and "too short" in ts["warmup"]
     model = _metadata(first, "fraud_model")
     assert model["average_precision"] > 0.4
     assert 0.5 < model["roc_auc"] <= 1.0
@@ -129,6 +133,7 @@ def test_train_gate_deploy_and_rollback(features_on_disk, capsys) -> None:
     assert _metadata(first, "deployed_model")["action"] == "promoted"
     _, card = load_version(registry, champion)
     assert card.training_window["cutoff"] == ts["cutoff"]
+    assert card.training_window["train_first"] == "2026-01-13"  # the drift reference's start
     assert card.data_versions["training_set"]["fingerprint"] == ts["fingerprint"]
     assert set(card.thresholds) == {"review", "decline"}
     assert time_rule_violations(read_latest_manifest(layout)) == {

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.model.backtest import BacktestConfig, plan_folds, training_config
 from fraud_core.model.dataset import (
     MANIFEST,
@@ -27,6 +28,7 @@ from fraud_core.model.dataset import (
     read_latest_manifest,
     time_rule_violations,
     training_set_dir,
+    warmup_note,
 )
 from fraud_core.storage import DataLayout, write_parquet
 
@@ -48,6 +50,35 @@ def test_window_is_out_of_time_with_maturity_and_gap() -> None:
     assert len(w.days(VALIDATION)) == 14
     with pytest.raises(ValueError, match="no matured training day"):
         plan_window(date(2026, 1, 20), TrainingSetConfig(120, 30, 14, 3), first_day=START)
+
+
+def test_training_starts_after_the_features_warm_up_or_as_late_as_the_data_allow() -> None:
+    config = TrainingSetConfig(120, 30, 14, 3)
+    warmup = DEFAULT_SPEC.warmup_days
+    assert config.warmup_days == warmup == 37  # the 30-day risk window ends 7 days back
+
+    # enough data: no training day before the features' windows are inside the data
+    long = plan_window(START + timedelta(days=120), config, first_day=START)
+    assert long.train_first == START + timedelta(days=warmup)
+    assert (long.train_first - START).days >= warmup
+    assert "after the features' warm-up" in warmup_note(long, START, config)
+
+    # shorter data: the warm-up is cut short, 14 training days remain, and the note says so
+    short = plan_window(START + timedelta(days=80), config, first_day=START)
+    assert short.train_last == START + timedelta(days=32)
+    assert short.train_first == START + timedelta(days=19)
+    note = warmup_note(short, START, config)
+    assert "too short" in note and "14 training day(s), 2026-01-20..2026-02-02" in note
+
+    # fewer training days than the minimum: all of them, as before the warm-up rule
+    tiny = plan_window(START + timedelta(days=60), config, first_day=START)
+    assert tiny.train_first == START and len(tiny.days(TRAIN)) == 13
+
+    # the warm-up can be switched off (a configuration, not a literal)
+    off = plan_window(START + timedelta(days=120), replace(config, warmup_days=0), START)
+    assert off.train_first == START
+    with pytest.raises(ValueError, match="min_train_days"):
+        replace(config, min_train_days=0)
 
 
 @pytest.mark.parametrize("cutoff_offset", [0, -6, -13])
