@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 from dagster import instance_for_test
 
-from fraud_assets.sensors.landing import plan_landing_runs, write_cursor
+from fraud_assets.sensors.landing import plan_landing_runs
+from fraud_assets.sensors.landing_cursor import LandingCursor, file_state
 from fraud_core.drift import psi_by_column, stride_sample
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.generator import GeneratorConfig, write_landing_files
-from fraud_core.landing import fingerprint, landing_paths, scan_landing
+from fraud_core.landing import landing_paths, scan_landing
 
 
 def timed(fn):
@@ -41,11 +42,14 @@ def main() -> None:
         write_landing_files(GeneratorConfig(days=args.days, start=date(2026, 1, 1)), landing)
     paths = landing_paths(landing)
 
+    started_ns = time.time_ns()
     files, scan_s = timed(lambda: scan_landing(landing))
     with instance_for_test() as instance:
-        plan, plan_s = timed(lambda: plan_landing_runs(instance, files, {}))
-    cursor = write_cursor(plan.handled)
-    _, quiet_s = timed(lambda: {p.name: fingerprint(p) for p in paths})
+        plan, plan_s = timed(lambda: plan_landing_runs(instance, files))
+    states = {p.name: file_state(p) for p in paths}
+    cursor = LandingCursor.after_tick(states, plan.waiting, started_ns)
+    _, quiet_s = timed(lambda: cursor.to_look_at({p.name: file_state(p) for p in paths}))
+    cursor_text = cursor.write()
 
     names = list(DEFAULT_SPEC.feature_names)
     rng = np.random.default_rng(0)
@@ -58,8 +62,8 @@ def main() -> None:
         "first tick: inspect every file (order dates)": f"{scan_s:.2f} s",
         "first tick: plan the runs (no earlier ingestion)": f"{plan_s:.2f} s",
         "runs requested": len(plan.run_requests),
-        "quiet tick: fingerprints only": f"{quiet_s * 1000:.1f} ms",
-        "cursor size": f"{len(cursor):,} bytes",
+        "quiet tick: file states only": f"{quiet_s * 1000:.1f} ms",
+        "cursor size": f"{len(cursor_text):,} bytes",
         "raw_orders landing scan per run": f"{scan_s:.2f} s",
         f"PSI of {len(names)} features, 1 day vs {len(reference):,} reference rows": f"{psi_s:.2f} s",
     }

@@ -1,13 +1,16 @@
 """`landing_folder_sensor`: new or changed files in the landing folder become runs of
 `daily_features_job` for the days their orders fall in.
 
-The cursor is the JSON map `file name -> [size, mtime_ns]` of every file already handled, so a
-file is looked at again only when it changes (a bad file is reported once, not every tick). The
-days of a file are read from its `order_date` column (see `fraud_core.landing`); a file whose
-rows span several days feeds each of them. Days already computed after the earliest new day
-are run again too, because their features carry state from the days before. The days become one
-run per contiguous range (range tags, as a single-run backfill), with a run key made of the
-range and the fingerprints of the files behind it: the same file state never starts two runs.
+The cursor (`LandingCursor`) says which files were handled as they are now, so a file is looked
+at again only when it changes (a bad file is reported once, not every tick), in a few dozen
+characters however many files the folder holds. A file the cursor does not know (new, changed, or
+every file after a cursor reset) is skipped for the days whose raw_orders a run already read after
+the file got its present state. The days of a file are read from its `order_date` column (see
+`fraud_core.landing`); a file whose rows span several days feeds each of them. Days already
+computed after the earliest new day are run again too, because their features carry state from
+the days before. The days become one run per contiguous range (range tags, as a single-run
+backfill), with a run key made of the range and the fingerprints of the files behind it: the same
+file state never starts two runs.
 
 A replace marker (`landing/_replace/YYYY-MM-DD`, see `fraud_core.acceptance`) is watched like a
 file of its day: dropping one runs that day again. Days whose run failed (their features were
@@ -19,7 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -41,10 +45,10 @@ from fraud_assets.lib.partitioned_checks import TargetCache, _latest_materializa
 from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.resources import DataLayoutResource
 from fraud_assets.sensors.keys import ENTITY_FEATURES, RAW_ORDERS
+from fraud_assets.sensors.landing_cursor import FileState, LandingCursor, file_state
 from fraud_core.landing import (
     Fingerprint,
     LandingFile,
-    fingerprint,
     inspect_landing_file,
     landing_paths,
     replace_markers,
@@ -52,19 +56,6 @@ from fraud_core.landing import (
 from fraud_core.validation import day_of_landing_file
 
 MINIMUM_INTERVAL_S = 30
-
-
-def read_cursor(cursor: str | None) -> dict[str, Fingerprint]:
-    if not cursor:
-        return {}
-    try:
-        return {name: (int(fp[0]), int(fp[1])) for name, fp in json.loads(cursor).items()}
-    except (ValueError, TypeError, IndexError, AttributeError):
-        return {}  # an unreadable cursor means "nothing handled yet"; the ingest guard helps
-
-
-def write_cursor(handled: dict[str, Fingerprint]) -> str:
-    return json.dumps({name: list(fp) for name, fp in sorted(handled.items())})
 
 
 def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
@@ -80,10 +71,10 @@ def contiguous_ranges(days: Iterable[date]) -> list[tuple[date, date]]:
 
 @dataclass
 class LandingPlan:
-    """What one tick decided: the runs to request, the files it handled, the files it reports."""
+    """What one tick decided: the runs to request and the files it reports. Every inspected
+    file is handled (not looked at again until it changes) but the `waiting` ones."""
 
     run_requests: list[RunRequest] = field(default_factory=list)
-    handled: dict[str, Fingerprint] = field(default_factory=dict)
     rejected: list[LandingFile] = field(default_factory=list)
     already_ingested: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # orders of days that are not over yet
@@ -114,16 +105,16 @@ def _ingested_after(
 def plan_landing_runs(
     instance: DagsterInstance,
     inspected: list[LandingFile],
-    previously_handled: dict[str, Fingerprint],
     landing_days: Iterable[date] = (),
 ) -> LandingPlan:
     """Turn the inspected new or changed files into run requests (see the module docstring).
 
-    A file never handled before (a new sensor, a lost cursor, files ingested by hand or by the
-    demo) is skipped for the days whose raw_orders were last materialized by a run that started
-    after the file got its present state (its ctime): those runs already read it. When runs are
-    requested, the days of `landing_days` (the days the landing files are named after) whose
-    features were never computed (their run failed, say on an unreadable file) join them."""
+    A file is skipped for the days whose raw_orders were last materialized by a run that started
+    after the file got its present state (its ctime): those runs already read it (a new sensor, a
+    reset cursor, files ingested by hand or by the demo). A file changed since that run has a
+    newer ctime, so its days run again. When runs are requested, the days of `landing_days` (the
+    days the landing files are named after) whose features were never computed (their run
+    failed, say on an unreadable file) join them."""
     plan = LandingPlan()
     first_partition = daily_partitions.start.date()
     last_key = daily_partitions.get_last_partition_key()  # a day is a partition once it is over
@@ -132,18 +123,15 @@ def plan_landing_runs(
     cache: TargetCache = {}
     for f in inspected:
         if f.problem is not None:
-            plan.rejected.append(f)
-            plan.handled[f.name] = f.fingerprint  # not retried until the file changes
+            plan.rejected.append(f)  # not retried until the file changes
             continue
         days = [d for d in f.days if d >= first_partition]
         if len(days) < len(f.days):
             plan.outside.append(f.name)
         if any(d > last_partition for d in days):
-            plan.waiting.append(f.name)  # not recorded: looked at again on the next ticks
-        else:
-            plan.handled[f.name] = f.fingerprint
+            plan.waiting.append(f.name)  # looked at again on the next ticks
         days = [d for d in days if d <= last_partition]
-        if f.name not in previously_handled and days:
+        if days:
             ingested = _ingested_after(instance, days, cache)
             try:
                 changed_at = f.path.stat().st_ctime
@@ -186,6 +174,17 @@ def plan_landing_runs(
     return plan
 
 
+def _states(paths: Mapping[str, Path]) -> dict[str, FileState]:
+    """The state of each file, in the order given; a file removed meanwhile is left out."""
+    states = {}
+    for name, path in paths.items():
+        try:
+            states[name] = file_state(path)
+        except OSError:
+            continue
+    return states
+
+
 def _observation(f: LandingFile) -> AssetObservation:
     return AssetObservation(
         asset_key=RAW_ORDERS,
@@ -213,23 +212,22 @@ def _observation(f: LandingFile) -> AssetObservation:
 def landing_folder_sensor(
     context: SensorEvaluationContext, layout: DataLayoutResource
 ) -> SensorResult:
+    started_ns = time.time_ns()  # before any file is listed: see `LandingCursor.after_tick`
     data = layout.layout()
     landing = data.landing
-    handled = read_cursor(context.cursor)
-    present = {p.name: p for p in landing_paths(landing)}
     markers = {m.name: m for m in replace_markers(data)}
-    handled = {n: fp for n, fp in handled.items() if n in present or n in markers}  # forget gone
-    changed = [m for name, m in markers.items() if handled.get(name) != m.fingerprint]
-    for name, path in present.items():
-        if name in handled:  # inspect (read its dates) only when its fingerprint moved
-            try:
-                if fingerprint(path) == handled[name]:
-                    continue
-            except OSError:  # removed meanwhile
-                continue
-        changed.append(inspect_landing_file(path))
+    present = {p.name: p for p in landing_paths(landing)}
+    states = _states({**{n: m.path for n, m in markers.items()}, **present})
+    names = LandingCursor.read(context.cursor).to_look_at(states)
+    if names is None:
+        context.log.warning(
+            "a landing file appeared with a change time older than the cursor's (a clock stepped "
+            "back?): every file is looked at again, what runs already read is skipped"
+        )
+        names = list(states)
+    changed = [markers[n] if n in markers else inspect_landing_file(present[n]) for n in names]
     named_days = {d for name in present if (d := day_of_landing_file(Path(name))) is not None}
-    plan = plan_landing_runs(context.instance, changed, handled, named_days)
+    plan = plan_landing_runs(context.instance, changed, named_days)
     for f in plan.rejected:
         context.log.warning(f"landing file {f.name} not ingested: {f.problem}")
     if plan.already_ingested:
@@ -246,7 +244,7 @@ def landing_folder_sensor(
             f"requesting {tags['dagster/asset_partition_range_start']}.."
             f"{tags['dagster/asset_partition_range_end']} ({request.run_key})"
         )
-    cursor = write_cursor({**handled, **plan.handled})
+    cursor = LandingCursor.after_tick(states, set(plan.waiting), started_ns).write()
     skip = None
     if not plan.run_requests:
         if plan.rejected:

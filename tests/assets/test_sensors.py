@@ -6,6 +6,8 @@ bad files are reported once and never block the others, and nothing is ingested 
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -22,7 +24,8 @@ from dagster import (
 
 from fraud_assets.jobs import DAILY_FEATURE_ASSETS, DAILY_FEATURE_CHECKS, daily_features_job
 from fraud_assets.resources import DaskResource, DataLayoutResource
-from fraud_assets.sensors.landing import contiguous_ranges, landing_folder_sensor, read_cursor
+from fraud_assets.sensors.landing import contiguous_ranges, landing_folder_sensor
+from fraud_assets.sensors.landing_cursor import CLOCK_SLACK_NS, LandingCursor, file_state
 from fraud_core.acceptance import read_day_record
 from fraud_core.storage import DataLayout, write_parquet
 
@@ -76,6 +79,20 @@ def _ranges(result: SensorResult) -> list[tuple[str, str]]:
     return [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in result.run_requests]
 
 
+def _not_handled(cursor: str | None, layout: DataLayout) -> list[str]:
+    """The landing files and replace markers the next tick would look at, by name."""
+    markers = layout.replace_markers
+    paths = [*(markers.iterdir() if markers.is_dir() else []), *layout.landing.iterdir()]
+    states = {
+        f"_replace/{p.name}" if p.parent == markers else p.name: file_state(p)
+        for p in paths
+        if p.is_file()
+    }
+    names = LandingCursor.read(cursor).to_look_at(states)
+    assert names is not None, "the cursor lost track"
+    return sorted(names)
+
+
 def _skip(result: SensorResult) -> str:
     assert isinstance(result.skip_reason, SkipReason)
     return result.skip_reason.skip_message or ""
@@ -94,8 +111,8 @@ def test_contiguous_ranges_and_a_broken_cursor():
         (D[5], D[5]),
     ]
     assert contiguous_ranges([]) == []
-    assert read_cursor("not json") == {} and read_cursor(None) == {}
-    assert read_cursor('{"a.csv": [3, 4]}') == {"a.csv": (3, 4)}
+    assert LandingCursor.read("not json") == LandingCursor() == LandingCursor.read(None)
+    assert LandingCursor.read('{"a.csv": [3, 4]}').legacy == {"a.csv": (3, 4)}  # the old format
 
 
 def test_landing_files_become_range_runs_and_nothing_twice(landing, landed: DataLayout):
@@ -112,7 +129,7 @@ def test_landing_files_become_range_runs_and_nothing_twice(landing, landed: Data
     assert set(problems) == {"orders.xlsx", "export.csv", "orders_2026-01-03_resend.parquet"}
     assert all(e.asset_key == AssetKey("raw_orders") for e in problems.values())
     assert "unreadable" in problems["orders_2026-01-03_resend.parquet"].metadata["problem"].value
-    assert set(json.loads(first.cursor)) == {p.name for p in landed.landing.iterdir()}
+    assert _not_handled(first.cursor, landed) == []  # the bad files too
     landing.run(first, succeeds=False)
     # The day with the unreadable file accepts nothing from a partial delivery, its blocking
     # check names the file, and no feature is computed from the run.
@@ -132,7 +149,7 @@ def test_landing_files_become_range_runs_and_nothing_twice(landing, landed: Data
     fixed_name.write_text("order_id,order_date\n")  # readable, no rows: nothing to quarantine
     resent = landing.tick()
     assert _ranges(resent) == [keys(D[0], D[3])]
-    assert "orders_2026-01-03_resend.parquet" not in json.loads(resent.cursor)  # forgotten
+    assert _not_handled(resent.cursor, landed) == []
     landing.run(resent)
     assert pq.read_metadata(landed.raw_orders(D[2])).num_rows > 0
 
@@ -177,9 +194,7 @@ def test_landing_files_become_range_runs_and_nothing_twice(landing, landed: Data
     # every file predates the run that last materialized its days.
     fresh = landing.tick(cursor=None)
     assert not fresh.run_requests
-    assert set(json.loads(fresh.cursor)) == {
-        n for n in json.loads(replaced.cursor) if not n.startswith("_replace/")
-    }
+    assert _not_handled(fresh.cursor, landed) == []
 
 
 def test_orders_of_a_day_that_is_not_over_wait(landing, landed: DataLayout):
@@ -191,4 +206,43 @@ def test_orders_of_a_day_that_is_not_over_wait(landing, landed: DataLayout):
     write_parquet(future, landed.landing / name)
     result = landing.tick()
     assert _ranges(result) == [(D[0].isoformat(), D[3].isoformat())]
-    assert name not in json.loads(result.cursor)  # looked at again on the next ticks
+    assert _not_handled(result.cursor, landed) == [name]  # looked at again on the next ticks
+
+
+def test_the_cursor_stays_short_and_notices_every_change(data_dir: DataLayout):
+    """90 handled files fit a cursor of under 200 characters; a file re-delivered with its old
+    size and mtime or copied in with an old mtime is still noticed, a removed one forgets
+    itself, and a cursor of the old format (every file's fingerprint) is read once."""
+    data_dir.landing.mkdir(parents=True)
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(90)]
+    for day in days:  # readable and empty: every day is a partition, nothing to quarantine
+        (data_dir.landing / f"orders_{day.isoformat()}.csv").write_text("order_id,order_date\n")
+    time.sleep(2 * CLOCK_SLACK_NS / 1e9)  # the files are older than the tick's clock slack
+    with instance_for_test() as instance:
+        landing = Landing(instance, _defs())
+        first = landing.tick()
+        assert _ranges(first) == [(days[0].isoformat(), days[-1].isoformat())]
+        quiet = landing.tick()
+        assert not quiet.run_requests and "no new or changed file" in _skip(quiet)
+        assert len(first.cursor) < 200 and len(quiet.cursor) < 200, quiet.cursor
+
+        # Same size, same mtime, new content: the change time says it changed.
+        path = data_dir.landing / f"orders_{days[10].isoformat()}.csv"
+        before = path.stat()
+        path.write_text("order_id,order_date\n".upper())
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        # A new file whose mtime is older than every handled file (`cp -p`, `rsync -t`).
+        late = data_dir.landing / "orders_2026-04-01_late.csv"
+        late.write_text("order_id,order_date\n")
+        os.utime(late, ns=(before.st_atime_ns, before.st_mtime_ns - 10**12))
+        (data_dir.landing / f"orders_{days[20].isoformat()}.csv").unlink()
+        assert _not_handled(landing.cursor, data_dir) == [path.name, late.name]
+        landing.tick()
+        assert _not_handled(landing.cursor, data_dir) == []
+
+        # The old format: every handled file's [size, mtime_ns]; one of them changed since.
+        old = {p.name: list(file_state(p)[:2]) for p in data_dir.landing.iterdir()}
+        old[late.name][0] += 1
+        migrated = landing.tick(cursor=json.dumps(old))
+        assert migrated.run_requests  # the changed one: not yet read by any run
+        assert len(migrated.cursor) < 200 and _not_handled(migrated.cursor, data_dir) == []
