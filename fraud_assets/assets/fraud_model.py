@@ -21,7 +21,7 @@ from fraud_assets.lib.images import png_markdown, save_png
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.model.artifact import CARD_FILE
 from fraud_core.model.candidate import register_candidate, train_candidate
-from fraud_core.model.decisions import ThresholdTargets
+from fraud_core.model.decisions import FALLBACK, ThresholdTargets
 from fraud_core.model.evaluate import DEFAULT_K
 from fraud_core.model.settings import describe
 from fraud_core.model.train import TrainParams
@@ -105,8 +105,9 @@ def fraud_model(
         f"{metrics['roc_auc']:.4f}, {result.best_iteration + 1} trees, "
         f"{result.train_seconds:.1f} s on {result.n_train:,} rows"
     )
-    if candidate.note:
-        context.log.warning(candidate.note)
+    if candidate.note:  # the fallback is a rule that worked; the other notes need a look
+        log = context.log.info if candidate.choice.rule == FALLBACK else context.log.warning
+        log(candidate.note)
     return MaterializeResult(
         metadata={
             "summary": MetadataValue.md(candidate.summary()),
@@ -118,6 +119,7 @@ def fraud_model(
             ),
             "decline_threshold": MetadataValue.float(_num(thresholds["decline"])),
             "review_threshold": MetadataValue.float(_num(thresholds["review"])),
+            "threshold_rule": candidate.choice.rule,
             "decline_precision": MetadataValue.float(_num(metrics.get("decline_precision"))),
             "decline_recall": MetadataValue.float(_num(metrics.get("decline_recall"))),
             "review_precision": MetadataValue.float(_num(metrics.get("review_precision"))),

@@ -18,7 +18,7 @@ import numpy as np
 
 from fraud_core.model.artifact import ModelCard, save_version
 from fraud_core.model.dataset import LABEL, TRAIN, VALIDATION, WEIGHT, Manifest
-from fraud_core.model.decisions import ThresholdTargets, choose_thresholds
+from fraud_core.model.decisions import ThresholdChoice, ThresholdTargets, pick_thresholds
 from fraud_core.model.evaluate import (
     DEFAULT_K,
     clean,
@@ -46,10 +46,12 @@ class Candidate:
     card: ModelCard
     result: TrainResult
     targets: ThresholdTargets
+    choice: ThresholdChoice  # the thresholds and the rule that set them
     metrics: dict[str, float | None]  # on the validation days, NaN as None
     importance: dict[str, float]  # feature -> share of total gain, largest first
     labels: np.ndarray  # validation labels (known at the cutoff)
     scores: np.ndarray  # the model's validation scores
+    withheld_labels: int | None = None  # validation frauds without a label at the cutoff
     k: int = DEFAULT_K
 
     @property
@@ -62,8 +64,11 @@ class Candidate:
 
     @property
     def note(self) -> str | None:
-        """Why the decline threshold says little, or None when it is a usable policy."""
-        return threshold_note(self.metrics, self.thresholds, self.targets)
+        """How the decline threshold was found when not by the target, or why it says little;
+        None when it meets the target and catches enough fraud."""
+        return threshold_note(
+            self.metrics, self.thresholds, self.targets, self.choice, self.withheld_labels
+        )
 
     def summary(self) -> str:
         """The Markdown an analyst reads first (under 1,000 characters)."""
@@ -74,6 +79,8 @@ class Candidate:
             self.importance,
             self.targets,
             self.k,
+            self.choice,
+            self.withheld_labels,
         )
 
     def plots(self) -> dict[str, tuple[str, bytes]]:
@@ -120,41 +127,59 @@ def train_candidate(
     result = train_model(client, train, validation, names, params)
     scores = predict(result.booster, validation, names)
     labels = validation[LABEL].to_numpy()
-    thresholds = choose_thresholds(labels, scores, targets)
+    choice = pick_thresholds(labels, scores, targets)
     known = manifest.known_fraud_since()
-    metrics = clean(evaluate_scores(validation, scores, thresholds, k, known))
+    metrics = clean(evaluate_scores(validation, scores, choice.thresholds, k, known))
     importance = feature_importance(result.booster)
-    card = _card(manifest, params, targets, result, thresholds, metrics, importance, lineage)
-    return Candidate(card, result, targets, metrics, importance, labels, scores, k)
+    candidate = Candidate(
+        card=ModelCard(version="", feature_names=names, thresholds=choice.thresholds),
+        result=result,
+        targets=targets,
+        choice=choice,
+        metrics=metrics,
+        importance=importance,
+        labels=labels,
+        scores=scores,
+        withheld_labels=withheld_labels(manifest),
+        k=k,
+    )
+    candidate.card = _card(manifest, params, candidate, lineage)
+    return candidate
+
+
+def withheld_labels(manifest: Manifest) -> int | None:
+    """Validation frauds whose label arrived after the cutoff (a 0 in the training set)."""
+    validation = manifest.summary.get(VALIDATION)
+    return validation.get("withheld_labels") if isinstance(validation, dict) else None
 
 
 def _card(
     manifest: Manifest,
     params: TrainParams,
-    targets: ThresholdTargets,
-    result: TrainResult,
-    thresholds: dict[str, float],
-    metrics: dict[str, float | None],
-    importance: dict[str, float],
+    candidate: Candidate,
     lineage: Mapping[str, str] | None,
 ) -> ModelCard:
     window = manifest.window
     names = list(manifest.feature_names)
+    result, importance = candidate.result, candidate.importance
+    note = candidate.note
     return ModelCard(
         version="",
         feature_names=names,
-        thresholds=thresholds,
+        thresholds=candidate.choice.thresholds,
         training_window=window,
         params={
             **params.to_dict(),
             "xgboost": params.xgb_params(),
             "best_iteration": result.best_iteration,
             "rounds_run": result.rounds,
-            "threshold_targets": targets.to_dict(),
+            "threshold_targets": candidate.targets.to_dict(),
+            "threshold_choice": candidate.choice.to_dict(),
             "training_set": manifest.config,
         },
         metrics={
-            "validation": metrics,
+            "validation": candidate.metrics,
+            "validation_withheld_labels": candidate.withheld_labels,
             "train_rows": result.n_train,
             "train_seconds": round(result.train_seconds, 2),
             "top_features": dict(list(importance.items())[:TOP_FEATURES_IN_CARD]),
@@ -175,6 +200,7 @@ def _card(
             f"trained {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on labels known at "
             f"{window['cutoff']}; evaluated on validation days "
             f"{window['validation_first']}..{window['validation_last']}"
+            + (f". {note}" if note else "")
         ),
     )
 

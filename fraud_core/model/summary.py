@@ -1,13 +1,14 @@
 """A model's quality as an analyst reads it in the Dagster UI: a few rounded figures and a
 Markdown summary short enough to show without a click (Dagster folds longer Markdown behind a
-button), with a plain explanation when the decline threshold is degenerate."""
+button), with a plain word on how the decline threshold was found when the precision target was
+out of reach (the fallback of `decisions`) or why it says little."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 
-from fraud_core.model.decisions import NEVER, ThresholdTargets
+from fraud_core.model.decisions import FALLBACK, NEVER, ThresholdChoice, ThresholdTargets
 
 MAX_SUMMARY_CHARS = 1_000
 DEGENERATE_RECALL = 0.05  # declines catching less than this share of fraud are not a policy
@@ -25,14 +26,37 @@ def threshold_note(
     metrics: Mapping[str, float | None],
     thresholds: Mapping[str, float],
     targets: ThresholdTargets,
+    choice: ThresholdChoice | None = None,
+    withheld_labels: int | None = None,
 ) -> str | None:
-    """Why the decline threshold says little, or None when it is a usable policy."""
+    """How the decline threshold was found when not by the target (the fallback), or why it
+    says little; None when it meets the target and catches enough fraud. `withheld_labels`: the
+    validation frauds without a label at the cutoff, which count as false declines here."""
     recall = metrics.get("decline_recall")
     if thresholds["decline"] >= NEVER:
+        fallback = (
+            f", and no set catching {targets.min_decline_recall:.0%} of fraud reaches the "
+            f"fallback's {targets.fallback_min_precision:.0%}"
+            if targets.min_decline_recall > 0
+            else ""
+        )
         return (
             f"No score reaches {targets.decline_precision:.0%} precision with at least "
-            f"{targets.min_declines} declines on the validation days, so nothing is declined "
-            "automatically. Lower `decline_precision` or send more to review."
+            f"{targets.min_declines} declines on the validation days{fallback}, so nothing is "
+            "declined automatically. Lower `decline_precision` or send more to review."
+        )
+    if choice is not None and choice.rule == FALLBACK:
+        unlabelled = (
+            f" {withheld_labels} validation frauds had no chargeback yet at the cutoff; they "
+            "count as false declines here, so the true precision is higher."
+            if withheld_labels
+            else ""
+        )
+        return (
+            f"Fallback: no decline set that catches {targets.min_decline_recall:.0%} of fraud "
+            f"reaches the {targets.decline_precision:.0%} precision target, so declines are set "
+            f"for {choice.decline_precision:.1%}, the best precision measured at that recall."
+            f"{unlabelled}"
         )
     if recall is not None and not math.isnan(recall) and recall < DEGENERATE_RECALL:
         return (
@@ -50,6 +74,8 @@ def summary_markdown(
     top_features: Mapping[str, float],
     targets: ThresholdTargets,
     k: int,
+    choice: ThresholdChoice | None = None,
+    withheld_labels: int | None = None,
 ) -> str:
     """At most `MAX_SUMMARY_CHARS` of Markdown: headline figures, both thresholds with what they
     catch, the training window, the top features and, when needed, the threshold note."""
@@ -71,9 +97,9 @@ def summary_markdown(
         f"Trained on {window.get('train_first')}..{window.get('train_last')}, validated on "
         f"{window.get('validation_first')}..{window.get('validation_last')}.",
     ]
-    note = threshold_note(metrics, thresholds, targets)
+    note = threshold_note(metrics, thresholds, targets, choice, withheld_labels)
     if note:
-        lines += ["", f"⚠ {note}"]
+        lines += ["", f"{'ℹ' if choice and choice.rule == FALLBACK else '⚠'} {note}"]
     features = list(top_features)[:5]
     if features:
         lines += ["", "Top features: " + ", ".join(f"`{f}`" for f in features)]

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_core.model.decisions import NEVER, ThresholdTargets, choose_thresholds
+from fraud_core.model.decisions import (
+    FALLBACK,
+    NEVER,
+    TARGET,
+    UNMET,
+    ThresholdTargets,
+    choose_thresholds,
+    pick_thresholds,
+)
 from fraud_core.model.evaluate import (
     at_threshold,
     average_precision,
@@ -86,6 +94,62 @@ def test_unreachable_precision_declines_nothing() -> None:
     t = choose_thresholds(labels, scores, ThresholdTargets(decline_precision=0.99))
     assert t["decline"] == NEVER
     assert t["review"] <= NEVER
+
+
+def _immature_labels(n: int = 20_000, withheld: float = 0.15, seed: int = 0):
+    """A model that ranks every fraud above every honest order, judged on labels known at the
+    cutoff: `withheld` of the frauds have no chargeback yet and count as honest, so measured
+    precision plateaus near 1 - withheld (the demo's case: 0.9 is out of reach)."""
+    rng = np.random.default_rng(seed)
+    fraud = rng.random(n) < 0.02
+    scores = np.where(fraud, rng.uniform(0.5, 1.0, n), rng.uniform(0.0, 0.5, n))
+    labels = (fraud & (rng.random(n) >= withheld)).astype(int)
+    return labels, scores
+
+
+def test_the_target_met_with_enough_recall_is_the_rule() -> None:
+    rng = np.random.default_rng(0)
+    labels = (rng.random(20_000) < 0.02).astype(int)
+    scores = np.clip(rng.normal(0.2 + 0.5 * labels, 0.15), 0, 1)
+    choice = pick_thresholds(labels, scores, ThresholdTargets(decline_precision=0.9))
+    assert choice.rule == TARGET and choice.decline_precision == 0.9
+    assert at_threshold(labels, scores, choice.decline)["recall"] >= 0.2
+    assert choice.thresholds == choose_thresholds(labels, scores)
+
+
+def test_an_unreachable_target_falls_back_to_the_best_precision_at_the_recall_floor() -> None:
+    labels, scores = _immature_labels()
+    targets = ThresholdTargets(decline_precision=0.9, min_decline_recall=0.2)
+    strict = pick_thresholds(labels, scores, ThresholdTargets(min_decline_recall=0.0))
+    assert at_threshold(labels, scores, strict.decline)["recall"] < 0.2  # a handful of declines
+
+    choice = pick_thresholds(labels, scores, targets)
+    assert choice.rule == FALLBACK
+    declined = at_threshold(labels, scores, choice.decline)
+    assert declined["precision"] == pytest.approx(choice.decline_precision)
+    assert 0.8 < choice.decline_precision < 0.9 and declined["recall"] >= 0.2
+    # the best precision of any decline set that catches 20 % of the known fraud ...
+    order = np.argsort(-scores)
+    caught = np.cumsum(labels[order])
+    precision = caught / np.arange(1, len(labels) + 1)
+    reach = caught / caught[-1] >= 0.2
+    assert precision[reach].max() == pytest.approx(choice.decline_precision)
+    # ... and the largest set that precise: one more order falls below it
+    assert at_threshold(labels, scores, scores[order][declined["flagged"]])["precision"] < (
+        choice.decline_precision
+    )
+    assert choice.review <= choice.decline
+
+
+def test_the_fallback_never_declines_below_its_floor() -> None:
+    labels, scores = _immature_labels(withheld=0.45)  # measured precision ~0.55
+    choice = pick_thresholds(labels, scores, ThresholdTargets(fallback_min_precision=0.7))
+    assert choice.rule == UNMET and choice.decline_precision == 0.9
+    assert (
+        choice.decline == NEVER or at_threshold(labels, scores, choice.decline)["precision"] >= 0.9
+    )
+    lower = pick_thresholds(labels, scores, ThresholdTargets(fallback_min_precision=0.5))
+    assert lower.rule == FALLBACK and 0.5 <= lower.decline_precision < 0.7
 
 
 def test_evaluation_and_plots() -> None:

@@ -3,7 +3,7 @@ figures rounded, and a plain word when the decline threshold catches almost noth
 
 from __future__ import annotations
 
-from fraud_core.model.decisions import NEVER, ThresholdTargets
+from fraud_core.model.decisions import FALLBACK, NEVER, TARGET, ThresholdChoice, ThresholdTargets
 from fraud_core.model.summary import MAX_SUMMARY_CHARS, summary_markdown, threshold_note
 
 WINDOW = {
@@ -44,3 +44,18 @@ def test_a_degenerate_decline_threshold_is_explained():
     assert never is not None and "nothing is declined" in never
     text = summary_markdown(tiny, {"review": 0.116, "decline": 0.9998}, WINDOW, {}, TARGETS, 100)
     assert "⚠" in text and len(text) <= MAX_SUMMARY_CHARS
+
+
+def test_a_fallback_threshold_says_which_rule_set_it_and_why() -> None:
+    fallback = ThresholdChoice(review=0.02, decline=0.85, rule=FALLBACK, decline_precision=0.8844)
+    metrics = {**METRICS, "decline_precision": 0.8844, "decline_recall": 0.65}
+    thresholds = fallback.thresholds
+    note = threshold_note(metrics, thresholds, TARGETS, fallback, withheld_labels=49)
+    assert note is not None and note.startswith("Fallback:")
+    assert "90% precision target" in note and "88.4%" in note and "catches 20% of fraud" in note
+    assert "49 validation frauds had no chargeback" in note
+    top = {f"ip_addr__feature_with_a_rather_long_name_{i}": 1.0 for i in range(9)}
+    text = summary_markdown(metrics, thresholds, WINDOW, top, TARGETS, 100, fallback, 49)
+    assert len(text) <= MAX_SUMMARY_CHARS and f"ℹ {note}" in text and "⚠" not in text
+    target = ThresholdChoice(review=0.02, decline=0.85, rule=TARGET, decline_precision=0.9)
+    assert threshold_note(METRICS, thresholds, TARGETS, target, 49) is None
