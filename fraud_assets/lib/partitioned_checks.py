@@ -8,6 +8,10 @@ each day's result on its own partition, in single-partition and range runs alike
 Use it from a `@multi_asset_check` whose `AssetCheckSpec`s carry the asset's `partitions_def`:
 
     yield from partition_check_events(context, "order_ids_are_unique", {"2026-01-01": DayResult(True)})
+
+Dagster's run-log line of an evaluation names the check and the asset but not the partition, so
+a range run would log "Asset check 'order_ids_are_unique' on 'raw_orders' passed." once per day,
+all alike: each evaluation's description starts with its day (`day_description`).
 """
 
 from __future__ import annotations
@@ -90,6 +94,14 @@ def _spec(context: AssetCheckExecutionContext, check_name: str, asset_key: Asset
     raise KeyError(f"no check spec named {check_name!r} on this op")
 
 
+def day_description(partition: str | None, description: str | None) -> str | None:
+    """An evaluation's description led by its partition key, which the run log then shows:
+    `2026-01-02: 3 duplicate order ids`, or just `2026-01-02`. Unpartitioned: unchanged."""
+    if partition is None:
+        return description
+    return f"{partition}: {description}" if description else partition
+
+
 def partition_check_events(
     context: AssetCheckExecutionContext,
     check_name: str,
@@ -114,7 +126,7 @@ def partition_check_events(
             passed=result.passed,
             metadata=dict(result.metadata),
             severity=severity,
-            description=result.description,
+            description=day_description(key, result.description),
             blocking=spec.blocking,
             partition=key,
             target_materialization_data=cache[(spec.asset_key, key)],
