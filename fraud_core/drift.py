@@ -6,6 +6,12 @@ with bins at the reference's deciles (equal-frequency bins) plus one bin for emp
 feature that suddenly comes empty more often drifts too. Shares are floored at `EPSILON` so an
 empty bin does not give an infinite index. Rules of thumb: below 0.1 stable, 0.1-0.2 a moderate
 shift, above 0.2 a shift worth a look (`DEFAULT_THRESHOLD`).
+
+What a day is compared with (`plan_reference`): the deployed model's training days, else the
+days before it. Either way only days past the features' warm-up count: during the first
+`warmup_days` after the first day of data (the feature spec's horizon) some feature windows still
+reach back before the data, so their counts grow day by day and would drift against anything.
+A day inside the warm-up has no PSI; a trailing reference needs `min_days` days past it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +29,14 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.storage import DataLayout, atomic_path
 
 DEFAULT_BINS = 10
 DEFAULT_THRESHOLD = 0.2
+DEFAULT_WARMUP_DAYS = DEFAULT_SPEC.warmup_days
+TRAILING = "trailing"
+TRAINING_WINDOW = "training_window"
 EPSILON = 1e-4
 SCORE = "model_score"
 
@@ -198,3 +208,56 @@ def window_days(window: Mapping[str, str], available: list[date]) -> list[date]:
         return []
     lo, hi = date.fromisoformat(str(first)[:10]), date.fromisoformat(str(last)[:10])
     return [d for d in available if lo <= d <= hi]
+
+
+@dataclass(frozen=True)
+class ReferencePlan:
+    """What one day is compared with: `days` of `kind` (TRAILING or TRAINING_WINDOW). No days:
+    no PSI for the day, and `note` says why; otherwise `note` says what to know, if anything."""
+
+    kind: str
+    days: list[date]
+    complete_from: date  # the first day whose features' windows lie wholly inside the data
+    note: str = ""
+
+
+def plan_reference(
+    day: date,
+    available: list[date],
+    training_days: list[date],
+    warmup_days: int = DEFAULT_WARMUP_DAYS,
+    trailing_days: int = 28,
+    min_days: int = 7,
+) -> ReferencePlan:
+    """The reference of `day` given the days with features (`available`, whose first is the
+    first day of data) and the deployed model's training days on disk (empty: no model, or its
+    days are gone). See the module docstring for the rules."""
+    first = available[0] if available else day
+    complete = first + timedelta(days=warmup_days)
+    warm_up = f"the features' warm-up ({warmup_days} days from the first data day {first})"
+    if training_days:
+        if day < complete:
+            return ReferencePlan(
+                TRAINING_WINDOW, [], complete, f"{day} is inside {warm_up}: no PSI"
+            )
+        warm = [d for d in training_days if d >= complete]
+        if not warm:
+            return ReferencePlan(
+                TRAINING_WINDOW,
+                list(training_days),
+                complete,
+                f"every training day of the model is inside {warm_up}: the reference all "
+                "the same, expect its windowed counts to drift",
+            )
+        left_out = len(training_days) - len(warm)
+        note = f"{left_out} training day(s) inside {warm_up} left out" if left_out else ""
+        return ReferencePlan(TRAINING_WINDOW, warm, complete, note)
+    trailing = [d for d in reference_days(day, available, trailing_days) if d >= complete]
+    if len(trailing) < min_days:
+        return ReferencePlan(
+            TRAILING,
+            [],
+            complete,
+            f"only {len(trailing)} reference day(s) past {warm_up}: no PSI before {min_days}",
+        )
+    return ReferencePlan(TRAILING, trailing, complete)

@@ -3,8 +3,10 @@ score) has moved from what the model knows, as a population stability index (PSI
 that warns when a value passes the threshold.
 
 The reference is the deployed model's training window (from its model card) when a model is
-deployed, else the 28 days before the day. Reference days are sampled to a fixed number of rows,
-evenly over each day, so the cost of a day does not grow with the window (`fraud_core.drift`).
+deployed, else the 28 days before the day; either way only days past the features' warm-up (the
+first weeks of data, whose windows still reach back before the data) count, and a day inside the
+warm-up has no PSI (`fraud_core.drift.plan_reference`). Reference days are sampled to a fixed
+number of rows, evenly over each day, so the cost of a day does not grow with the window.
 """
 
 # No `from __future__ import annotations` here: Dagster 1.13 checks the `context` annotation
@@ -12,6 +14,7 @@ evenly over each day, so the cost of a day does not grow with the window (`fraud
 import os
 from datetime import date
 
+import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
@@ -36,12 +39,13 @@ from fraud_assets.resources import DataLayoutResource
 from fraud_core.drift import (
     DEFAULT_BINS,
     DEFAULT_THRESHOLD,
+    DEFAULT_WARMUP_DAYS,
     DriftReport,
+    plan_reference,
     psi,
     psi_by_column,
     psi_plot_png,
     read_report,
-    reference_days,
     report_path,
     stride_sample,
     summary_markdown,
@@ -82,6 +86,13 @@ class FeatureDriftConfig(Config):
     reference_rows: int = Field(
         default=50_000, ge=100, description="Rows sampled from the reference days, at most."
     )
+    warmup_days: int = Field(
+        default=DEFAULT_WARMUP_DAYS,
+        ge=0,
+        description="Days after the first day of data whose features are still filling (their "
+        "windows reach back before the data): no PSI for them, and never a reference day. "
+        "Default: the feature spec's horizon.",
+    )
     bins: int = Field(default=DEFAULT_BINS, ge=2, description="Equal-frequency bins per feature.")
 
 
@@ -91,15 +102,20 @@ class _Reference:
     def __init__(self, data: DataLayout, columns: list[str], rows_per_day: int) -> None:
         self.data, self.columns, self.rows_per_day = data, columns, rows_per_day
         self._days: dict[date, pd.DataFrame] = {}
+        self._last: tuple[tuple[date, ...], pd.DataFrame] | None = None
 
     def rows(self, days: list[date]) -> pd.DataFrame:
+        if self._last is not None and self._last[0] == tuple(days):
+            return self._last[1]  # a model's training window: the same rows for every day
         for old in [d for d in self._days if d not in days]:
             del self._days[old]  # a trailing window moves on: keep memory to the window
         for day in days:
             if day not in self._days:
                 frame = read_feature_day(self.data, day, self.columns)
                 self._days[day] = stride_sample(frame, self.rows_per_day)
-        return pd.concat([self._days[d] for d in days], ignore_index=True)
+        frame = pd.concat([self._days[d] for d in days], ignore_index=True)
+        self._last = (tuple(days), frame)
+        return frame
 
 
 def _deployed(context: AssetExecutionContext, data: DataLayout):
@@ -124,8 +140,10 @@ def _deployed(context: AssetExecutionContext, data: DataLayout):
         "How far each day's features have moved from what the model was trained on: the "
         "population stability index (PSI) of every feature, and of the model's fraud score when "
         "a model is deployed, against the model's training window (or, before the first model, "
-        "the 28 days before). Below 0.1 is stable, above 0.2 worth a look: the check "
-        "`psi_below_threshold` warns then. The plot shows the largest values."
+        "the 28 days before). The first weeks of data are the features' warm-up (their windows "
+        "still reach back before the data): those days get no PSI and are never a reference. "
+        "Below 0.1 is stable, above 0.2 worth a look: the check `psi_below_threshold` warns "
+        "then. The plot shows the largest values."
     ),
 )
 def feature_drift(
@@ -138,41 +156,47 @@ def feature_drift(
     names = list(DEFAULT_SPEC.feature_names)
     model = _deployed(context, data)
     card: ModelCard | None = model[1] if model else None
-    fixed = window_days(card.training_window, available) if card else []
-    window = len(fixed) if fixed else config.reference_days
+    training = window_days(card.training_window, available) if card else []
+    window = len(training) if training else config.reference_days
     reference = _Reference(data, names, max(1, config.reference_rows // max(window, 1)))
-    fixed_rows = reference.rows(fixed) if fixed else None
-    fixed_scores = None
+    scores: tuple[tuple[date, ...], np.ndarray] | None = None  # the reference's, kept per run
     report = None
     for day in days:
         current = read_feature_day(data, day, names)
         if current is None:
             raise Failure(f"no entity_features for {day}: materialize entity_features first")
-        ref_days = fixed or reference_days(day, available, config.reference_days)
-        kind = "training_window" if fixed else "trailing"
+        plan = plan_reference(
+            day,
+            available,
+            training,
+            warmup_days=config.warmup_days,
+            trailing_days=config.reference_days,
+            min_days=config.min_reference_days,
+        )
+        ref_days, kind = plan.days, plan.kind
         report = DriftReport(
             day=day.isoformat(),
             threshold=threshold,
-            reference={"kind": kind, "days": [d.isoformat() for d in ref_days], "rows": 0},
+            reference={
+                "kind": kind,
+                "days": [d.isoformat() for d in ref_days],
+                "rows": 0,
+                "features_complete_from": plan.complete_from.isoformat(),
+            },
             rows=len(current),
             model_version=card.version if card else None,
+            note=plan.note,
         )
-        if not fixed and len(ref_days) < config.min_reference_days:
-            report.note = (
-                f"only {len(ref_days)} reference day(s): no PSI before {config.min_reference_days}"
-            )
-        else:
-            ref = fixed_rows if fixed_rows is not None else reference.rows(ref_days)
+        if ref_days:
+            ref = reference.rows(ref_days)
             report.reference["rows"] = len(ref)
             report.psi = psi_by_column(ref, current, names, config.bins)
             if model is not None:
-                booster, card = model
-                ref_scores = fixed_scores if fixed else None
-                if ref_scores is None:
-                    ref_scores = predict(booster, ref, card.feature_names)
-                    fixed_scores = ref_scores if fixed else None
+                booster, names_in_model = model[0], model[1].feature_names
+                if scores is None or scores[0] != tuple(ref_days):
+                    scores = (tuple(ref_days), predict(booster, ref, names_in_model))
                 report.score_psi = psi(
-                    ref_scores, predict(booster, current, card.feature_names), config.bins
+                    scores[1], predict(booster, current, names_in_model), config.bins
                 )
         if model is None:
             report.note = (report.note + "; " if report.note else "") + f"score PSI: {NO_MODEL}"

@@ -23,12 +23,16 @@ from fraud_assets.assets.orders_by_entity import orders_by_entity
 from fraud_assets.assets.raw_orders import raw_orders
 from fraud_core.drift import SCORE, read_report
 from fraud_core.features.spec import DEFAULT_SPEC
-from fraud_core.generator import GeneratorConfig, write_landing_files
+from fraud_core.generator import GeneratorConfig, iter_daily_orders, write_landing_files
 from fraud_core.model.artifact import ModelCard, save_version, set_current
+from fraud_core.model.replay import feature_days
 from fraud_core.storage import DataLayout, write_parquet
 
 START = date(2026, 1, 1)
 DAYS = [START + timedelta(days=i) for i in range(10)]
+# Ten days lie inside the features' warm-up (37 days), which has no PSI: the tests of PSI
+# itself on these ten days switch the warm-up off.
+NO_WARMUP = {"feature_drift": {"config": {"warmup_days": 0}}}
 
 
 @pytest.fixture
@@ -53,7 +57,9 @@ def _checks(result) -> dict[str, object]:
 
 
 def test_trailing_window_before_any_model_and_a_warning_on_drift(ten_days, materialize_range):
-    result = materialize_range([feature_drift, feature_drift_checks], DAYS[-3], DAYS[-1])
+    result = materialize_range(
+        [feature_drift, feature_drift_checks], DAYS[-3], DAYS[-1], run_config={"ops": NO_WARMUP}
+    )
     assert result.success  # a drift warns, it does not fail the run
     checks = _checks(result)
     assert set(checks) == {d.isoformat() for d in DAYS[-3:]}
@@ -77,7 +83,7 @@ def test_trailing_window_before_any_model_and_a_warning_on_drift(ten_days, mater
     assert "psi_plot" not in metadata[DAYS[-2].isoformat()]  # the plot for the newest day only
 
     # the threshold is configurable: a lenient one lets the day pass
-    lenient = {"ops": {"feature_drift_checks": {"config": {"threshold": 1000.0}}}}
+    lenient = {"ops": {**NO_WARMUP, "feature_drift_checks": {"config": {"threshold": 1000.0}}}}
     again = materialize_range(
         [feature_drift, feature_drift_checks], DAYS[-1], DAYS[-1], run_config=lenient
     )
@@ -117,7 +123,9 @@ def test_with_a_deployed_model_the_reference_is_its_training_window(ten_days, ma
     )
     set_current(ten_days.models, card.version)
 
-    result = materialize_range([feature_drift, feature_drift_checks], DAYS[-2], DAYS[-1])
+    result = materialize_range(
+        [feature_drift, feature_drift_checks], DAYS[-2], DAYS[-1], run_config={"ops": NO_WARMUP}
+    )
     assert result.success
     report = read_report(ten_days, DAYS[-1])
     assert report.reference["kind"] == "training_window"
@@ -129,3 +137,57 @@ def test_with_a_deployed_model_the_reference_is_its_training_window(ten_days, ma
         m.partition: m.materialization.metadata for m in result.get_asset_materialization_events()
     }
     assert metadata[DAYS[-1].isoformat()]["model_version"].value == card.version
+
+
+# Long enough for the features' warm-up (37 days) and a week of reference after it; customers
+# order every few days, as in the generator's defaults (300 customers ordering daily would make
+# every windowed count wander from day to day).
+FRESH = GeneratorConfig(
+    n_customers=1000, n_emails=1000, n_ips=750, orders_per_day=300, days=52, start=START, seed=9
+)
+FRESH_DAYS = [START + timedelta(days=i) for i in range(FRESH.days)]
+
+
+@pytest.fixture
+def fresh_start(data_dir) -> DataLayout:
+    """`entity_features` of 52 generated days from the first day of data, as the asset writes
+    them (the production feature code), and no model yet."""
+    for day, frame in feature_days(iter_daily_orders(FRESH), dtype=np.float64):
+        write_parquet(frame, data_dir.entity_features(day))
+    return data_dir
+
+
+def _risk_counts(report) -> list[str]:
+    return [name for name in report.drifted if "risk_order_count" in name]
+
+
+def test_the_first_drift_checks_of_a_fresh_start_do_not_warn_about_filling_windows(
+    fresh_start, materialize_range
+) -> None:
+    warmup = DEFAULT_SPEC.warmup_days
+    result = materialize_range([feature_drift, feature_drift_checks], FRESH_DAYS[0], FRESH_DAYS[-1])
+    assert result.success
+    checks = _checks(result)
+    assert set(checks) == {d.isoformat() for d in FRESH_DAYS}  # every day has its check
+    reports = {d: read_report(fresh_start, d) for d in FRESH_DAYS}
+    judged = [d for d in FRESH_DAYS if reports[d].judged]
+    # no PSI before a week of reference days past the warm-up; then every day has one
+    assert judged == FRESH_DAYS[warmup + 7 :]
+    for day in FRESH_DAYS[: warmup + 7]:
+        assert checks[day.isoformat()].passed and "warm-up" in reports[day].note
+    first = reports[judged[0]]
+    assert first.reference["days"] == [d.isoformat() for d in FRESH_DAYS[warmup : warmup + 7]]
+    assert first.reference["features_complete_from"] == FRESH_DAYS[warmup].isoformat()
+    assert all(not _risk_counts(reports[d]) for d in judged)
+    assert all(check.passed for check in checks.values())  # nothing drifts on a fresh start
+
+    # what the check said before the warm-up rule: the first judged day (a week in) warns
+    # about the risk windows that were still filling
+    old = materialize_range(
+        [feature_drift, feature_drift_checks],
+        FRESH_DAYS[7],
+        FRESH_DAYS[7],
+        run_config={"ops": NO_WARMUP},
+    )
+    assert not _checks(old)[FRESH_DAYS[7].isoformat()].passed
+    assert _risk_counts(read_report(fresh_start, FRESH_DAYS[7]))

@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 from fraud_core.drift import (
     EPSILON,
     SCORE,
+    TRAILING,
+    TRAINING_WINDOW,
     DriftReport,
     bin_shares,
+    plan_reference,
     psi,
     psi_by_column,
     psi_plot_png,
@@ -25,6 +28,7 @@ from fraud_core.drift import (
     window_days,
     write_report,
 )
+from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.storage import DataLayout
 
 RNG = np.random.default_rng(0)
@@ -114,3 +118,32 @@ def test_reference_windows_and_sampling():
     frame = pd.DataFrame({"x": range(1000)})
     sample = stride_sample(frame, 300)
     assert len(sample) <= 300 and sample["x"].iloc[0] == 0 and sample["x"].iloc[-1] > 900
+
+
+def test_the_reference_skips_the_features_warm_up():
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(80)]
+    warmup = DEFAULT_SPEC.warmup_days
+    assert warmup == 37
+
+    # no model: a day inside the warm-up, or with under a week of days past it, has no PSI
+    for day in (days[7], days[warmup], days[warmup + 6]):
+        plan = plan_reference(day, days, [])
+        assert plan.kind == TRAILING and plan.days == [] and "warm-up" in plan.note
+    first = plan_reference(days[warmup + 7], days, [])
+    assert first.days == days[warmup : warmup + 7] and first.complete_from == days[warmup]
+    # later the trailing 28 days, all past the warm-up
+    assert plan_reference(days[79], days, []).days == days[51:79]
+
+    # a model: its training days past the warm-up, and no PSI for a day inside it
+    training = days[20:50]
+    plan = plan_reference(days[70], days, training)
+    assert plan.kind == TRAINING_WINDOW and plan.days == days[warmup:50]
+    assert "17 training day(s)" in plan.note
+    assert plan_reference(days[30], days, training).days == []
+    # a model trained on warm-up days only: they are the reference all the same, said so
+    plan = plan_reference(days[70], days, days[10:30])
+    assert plan.days == days[10:30] and "every training day" in plan.note
+
+    # the warm-up is a setting: 0 gives the reference of before
+    assert plan_reference(days[35], days, [], warmup_days=0).days == days[7:35]
+    assert plan_reference(days[70], days, training, warmup_days=0).days == training
