@@ -23,11 +23,24 @@ ingest_orders_job = define_asset_job(
     description="Validate the landing files of the selected days and bucket them by entity.",
 )
 
-# Behavioural features of the selected days, carried over from the day before.
+# Behavioural features of the selected days, carried over from the day before, and their drift
+# (every day with features has its drift, so the drift check has a history per day).
 entity_features_job = define_asset_job(
     "entity_features_job",
-    selection=AssetSelection.assets(entity_features),
-    description="Compute every order's point-in-time features for the selected days (one pass).",
+    selection=AssetSelection.assets(entity_features, feature_drift),
+    description="Compute every order's point-in-time features for the selected days (one pass) "
+    "and their drift.",
+)
+
+# The drift of the selected days again, against the model served now: what model_deployed_sensor
+# launches over every day with features when a new model is served. One process, as
+# daily_features_job; it only reads features, so it takes no lane.
+feature_drift_job = define_asset_job(
+    "feature_drift_job",
+    selection=AssetSelection.assets(feature_drift),
+    executor_def=in_process_executor,
+    description="Recompute the selected days' feature drift (PSI) against the deployed model's "
+    "training window, checked.",
 )
 
 # What the landing-folder sensor launches: landing files -> validated orders -> buckets ->

@@ -1,0 +1,143 @@
+"""`model_deployed_sensor` against a real (temporary) instance: a newly served model (promoted or
+rolled back to) requests the drift of every day with features again, one range run per stretch
+of consecutive days; the runs recompute each day's drift against that model's training window,
+with a check result per day. And `entity_features_job` computes drift with the features, so no
+materialized day goes without."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from dagster import Definitions, SensorResult, build_sensor_context, instance_for_test
+
+from fraud_assets.assets.entity_features import entity_features
+from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
+from fraud_assets.jobs import entity_features_job, feature_drift_job
+from fraud_assets.resources import DataLayoutResource
+from fraud_assets.sensors.drift import model_deployed_sensor
+from fraud_core.drift import TRAINING_WINDOW, read_report
+from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.generator import GeneratorConfig, iter_daily_orders
+from fraud_core.model.artifact import ModelCard, save_version, set_current
+from fraud_core.model.replay import feature_days
+from fraud_core.storage import DataLayout, write_parquet
+
+START = date(2026, 1, 1)
+DATA = GeneratorConfig(
+    n_customers=1000, n_emails=1000, n_ips=750, orders_per_day=150, days=12, start=START, seed=3
+)
+DAYS = [START + timedelta(days=i) for i in range(DATA.days)]
+GAP = DAYS[8]  # a day whose features are missing: the runs go around it
+# Twelve days lie inside the features' warm-up: switched off, so that the days get PSI values.
+NO_WARMUP = {"ops": {"feature_drift": {"config": {"warmup_days": 0}}}}
+
+
+@pytest.fixture
+def features(data_dir) -> DataLayout:
+    for day, frame in feature_days(iter_daily_orders(DATA), dtype=np.float64):
+        if day != GAP:
+            write_parquet(frame, data_dir.entity_features(day))
+    return data_dir
+
+
+def _model(layout: DataLayout, first: date, last: date, rounds: int) -> str:
+    names = list(DEFAULT_SPEC.feature_names)
+    days = [d for d in DAYS if first <= d <= last]
+    train = pd.concat([pd.read_parquet(layout.entity_features(d)) for d in days])
+    booster = xgb.train(
+        {"max_depth": 2, "objective": "binary:logistic", "nthread": 1},
+        xgb.DMatrix(
+            train[names].to_numpy(np.float32), label=train["is_fraud"], feature_names=names
+        ),
+        num_boost_round=rounds,
+    )
+    card = ModelCard(
+        version="",
+        feature_names=names,
+        thresholds={"review": 0.5, "decline": 0.9},
+        training_window={"train_first": first.isoformat(), "train_last": last.isoformat()},
+    )
+    return save_version(layout.models, booster, card).version
+
+
+def _tick(instance, cursor: str | None) -> SensorResult:
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, resources={"layout": DataLayoutResource()}
+    )
+    result = model_deployed_sensor(context)
+    assert isinstance(result, SensorResult)
+    return result
+
+
+def _ranges(result: SensorResult) -> list[tuple[str, str]]:
+    return [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+        for r in result.run_requests
+    ]
+
+
+def _run_all(instance, result: SensorResult) -> set[str]:
+    """Execute the requested runs as the daemon would; the days whose check was evaluated."""
+    defs = Definitions(
+        assets=[feature_drift],
+        asset_checks=[feature_drift_checks],
+        jobs=[feature_drift_job],
+        resources={"layout": DataLayoutResource()},
+    )
+    checked = set()
+    for request in result.run_requests:
+        job = defs.resolve_job_def(request.job_name)
+        run = job.execute_in_process(instance=instance, tags=request.tags, run_config=NO_WARMUP)
+        assert run.success
+        checked |= {e.partition for e in run.get_asset_check_evaluations()}
+    return checked
+
+
+def test_a_newly_served_model_gets_every_days_drift_against_its_training_window(features):
+    layout = features
+    with_features = [d for d in DAYS if d != GAP]
+    with instance_for_test() as instance:
+        nothing = _tick(instance, None)
+        assert not nothing.run_requests and "no model" in nothing.skip_reason.skip_message
+
+        first = _model(layout, DAYS[0], DAYS[3], rounds=3)
+        set_current(layout.models, first)
+        deployed = _tick(instance, None)
+        assert _ranges(deployed) == [
+            (DAYS[0].isoformat(), DAYS[7].isoformat()),
+            (DAYS[9].isoformat(), DAYS[-1].isoformat()),
+        ]
+        assert {r.job_name for r in deployed.run_requests} == {feature_drift_job.name}
+        assert _run_all(instance, deployed) == {d.isoformat() for d in with_features}
+        for day in with_features:
+            report = read_report(layout, day)
+            assert report.model_version == first
+            assert report.reference["kind"] == TRAINING_WINDOW
+            assert report.reference["days"] == [d.isoformat() for d in DAYS[0:4]]
+            assert report.score_psi is not None
+
+        again = _tick(instance, deployed.cursor)
+        assert not again.run_requests and first in again.skip_reason.skip_message
+
+        # a new model (or a rollback): its training window is the reference from now on
+        second = _model(layout, DAYS[4], DAYS[7], rounds=5)
+        set_current(layout.models, second)
+        redeployed = _tick(instance, deployed.cursor)
+        assert _ranges(redeployed) == _ranges(deployed)
+        # every day's check is evaluated again: its history has one result per served model
+        assert _run_all(instance, redeployed) == {d.isoformat() for d in with_features}
+        for day in with_features:
+            report = read_report(layout, day)
+            assert report.model_version == second
+            assert report.reference["days"] == [d.isoformat() for d in DAYS[4:8]]
+
+
+def test_entity_features_job_computes_the_drift_of_its_days():
+    from fraud_assets.definitions import defs
+
+    selected = entity_features_job.selection.resolve(defs.resolve_asset_graph())
+    assert selected == {entity_features.key, feature_drift.key}
