@@ -1,12 +1,13 @@
 """The code location: what Dagster loads, assembled in one place, no logic here.
 
 Add a new asset, check, job, schedule or sensor by appending it to its list below;
-`from fraud_assets.definitions import defs` is what `workspace.yaml` and the tests load.
+`from fraud_assets.definitions import defs` is what `workspace.yaml` and the tests load. Every
+asset gets its owner and catalog tags from its group here (`fraud_assets.lib.catalog`).
 """
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, map_asset_specs
 
 from fraud_assets.assets.backtest_report import backtest_report
 from fraud_assets.assets.deployed_model import (
@@ -31,20 +32,25 @@ from fraud_assets.jobs import (
     retrain_job,
     train_model_job,
 )
+from fraud_assets.lib.catalog import catalogued
 from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
 from fraud_assets.sensors import features_updated_sensor, landing_folder_sensor
 
-ASSETS = [
-    raw_orders,
-    orders_by_entity,
-    entity_features,
-    feature_drift,
-    training_set,
-    fraud_model,
-    deployed_model,
-    backtest_report,
-    online_store,
-]
+# Owners, `layer` and `dagster/storage_kind` tags by group, one policy for all (lib/catalog.py).
+ASSETS = map_asset_specs(
+    catalogued,
+    [
+        raw_orders,
+        orders_by_entity,
+        entity_features,
+        feature_drift,
+        training_set,
+        fraud_model,
+        deployed_model,
+        backtest_report,
+        online_store,
+    ],
+)
 
 ASSET_CHECKS = [
     raw_orders_checks,
