@@ -64,6 +64,7 @@ QUARANTINED_SHARE_BELOW_LIMIT = "quarantined_share_below_limit"
 LANDING_FILES_ACCEPTED = "landing_files_readable_and_day_not_shrunk"
 ACCEPTED_FILES_STILL_LANDED = "accepted_landing_files_still_in_landing"
 ROW_COUNT_IN_RECENT_RANGE = "row_count_within_recent_range"
+DAY_HAS_ORDERS = "day_has_orders"
 
 VOLUME_RATIO_ENV = "FRAUD_VOLUME_MAX_RATIO"
 DEFAULT_VOLUME_RATIO = 10.0  # a day with 10x more or fewer orders than usual is worth a look
@@ -254,8 +255,15 @@ RAW_ORDERS_CHECK_SPECS = [
         "(a warning: a partial export or a duplicated feed).",
         False,
     ),
+    _spec(
+        DAY_HAS_ORDERS,
+        "The day has accepted orders. A day without any landing file is accepted as an empty "
+        "day (a warning, so an export that never came shows on the partition; deliver the "
+        "file and the landing sensor ingests the day).",
+        False,
+    ),
 ]
-WARNING_CHECKS = frozenset({ACCEPTED_FILES_STILL_LANDED, ROW_COUNT_IN_RECENT_RANGE})
+WARNING_CHECKS = frozenset({ACCEPTED_FILES_STILL_LANDED, ROW_COUNT_IN_RECENT_RANGE, DAY_HAS_ORDERS})
 
 
 def _record_results(record: DayRecord | None) -> dict[str, DayResult]:
@@ -267,7 +275,16 @@ def _record_results(record: DayRecord | None) -> dict[str, DayResult]:
     # a file was unreadable or the re-delivery shrank the day: blocking.
     problems = [] if missing else attempt.get("problems", [])
     blocking_ok = action not in (KEPT, NOTHING) or not problems
+    accepted = (record.accepted if record is not None else None) or {}
+    orders = record.accepted_valid if record is not None else 0
+    empty = accepted.get("action") == EMPTY
+    has_orders = DayResult(
+        orders > 0,
+        {"decision": str(accepted.get("action")), "valid_rows": orders},
+        None if orders else ("no landing file: an empty day" if empty else "no valid order"),
+    )
     return {
+        DAY_HAS_ORDERS: has_orders,
         LANDING_FILES_ACCEPTED: DayResult(
             blocking_ok,
             {

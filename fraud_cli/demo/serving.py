@@ -31,8 +31,9 @@ def load_online_store(ctx: DemoContext) -> None:
     if not report.success:
         raise StepFailed(f"run {report.run_id} of online_store_job failed (see `make dev`, Runs)")
     meta = report.metadata("online_store")
+    entities = ", ".join(f"{n:,} {kind}s" for kind, n in meta["entities"].items())
     print(
-        f"    namespace {meta['namespace']}: {meta['entities']:,} entities at "
+        f"    namespace {meta['namespace']}: {entities} at "
         f"{meta['load_rate_entities_per_s']:,} entities/s into {os.environ['REDIS_URL']}"
     )
 

@@ -13,6 +13,7 @@ from dagster import AssetCheckSeverity, DagsterInstance, Definitions
 from fraud_assets.assets.raw_orders import (
     ACCEPTED_FILES_STILL_LANDED,
     AMOUNTS_ARE_FINITE_AND_NON_NEGATIVE,
+    DAY_HAS_ORDERS,
     ORDER_DATES_INSIDE_PARTITION,
     ORDER_IDS_ARE_UNIQUE,
     QUARANTINED_SHARE_BELOW_LIMIT,
@@ -137,7 +138,7 @@ def test_bad_rows_are_quarantined_with_reasons_and_the_share_check_fails(
     assert not landed.replace_marker(day).exists()  # consumed
 
 
-def test_a_day_without_landing_file_is_an_empty_day_not_a_failure(landed, materialize_range):
+def test_a_day_without_landing_file_is_an_empty_day_visible_as_a_warning(landed, materialize_range):
     missing = DAYS[-1] + timedelta(days=1)  # nothing landed for this day
     instance = DagsterInstance.ephemeral()
     result = materialize_range(
@@ -148,7 +149,14 @@ def test_a_day_without_landing_file_is_an_empty_day_not_a_failure(landed, materi
     empty = pq.read_table(landed.raw_orders(missing))
     assert empty.num_rows == 0 and empty.schema.remove_metadata().equals(ORDER_SCHEMA)
     assert pq.read_metadata(landed.quarantine(missing)).num_rows == 0
-    assert all(e.passed for e in result.get_asset_check_evaluations())
+    evaluations = checks_by_day(result)
+    not_passed = {key for key, e in evaluations.items() if not e.passed}
+    assert not_passed == {(DAY_HAS_ORDERS, missing.isoformat())}
+    empty_day = evaluations[(DAY_HAS_ORDERS, missing.isoformat())]
+    assert empty_day.severity == AssetCheckSeverity.WARN
+    assert "no landing file" in empty_day.description
+    assert empty_day.metadata["decision"].value == "empty"
+    assert evaluations[(DAY_HAS_ORDERS, DAYS[-1].isoformat())].passed
     warnings = [
         e.user_message
         for e in instance.all_logs(result.run_id)
