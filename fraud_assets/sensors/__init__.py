@@ -1,10 +1,25 @@
 """The code location's sensors, one module each: `landing` turns landing files into daily
-feature runs, `retrain` turns new features into a retrained model and a fresh online store.
-`keys` holds the asset keys they share."""
+feature runs, `retrain` turns new features into a retrained model and a fresh online store,
+`drift` recomputes drift against a newly deployed model. `keys` holds the asset keys they share,
+`ticks` their tick interval.
+
+The sensors are imported on first use (`from fraud_assets.sensors import landing_folder_sensor`
+works), so that `fraud_assets.sensors.ticks` stays light for the CLI."""
 
 from __future__ import annotations
 
-from fraud_assets.sensors.landing import landing_folder_sensor
-from fraud_assets.sensors.retrain import features_updated_sensor
+import importlib
+from typing import Any
 
-__all__ = ["features_updated_sensor", "landing_folder_sensor"]
+_WHERE = {
+    "landing_folder_sensor": "fraud_assets.sensors.landing",
+    "features_updated_sensor": "fraud_assets.sensors.retrain",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

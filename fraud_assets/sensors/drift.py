@@ -26,6 +26,7 @@ from fraud_assets.jobs import feature_drift_job
 from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.resources import DataLayoutResource
 from fraud_assets.sensors.landing import contiguous_ranges
+from fraud_assets.sensors.ticks import tick_interval_s
 from fraud_core.model.artifact import ModelIntegrityError, current_version
 from fraud_core.model.dataset import feature_days_on_disk
 
@@ -50,7 +51,7 @@ def drift_ranges(days: list[date]) -> list[tuple[date, date]]:
 @sensor(
     name="model_deployed_sensor",
     job=feature_drift_job,
-    minimum_interval_seconds=TICK_INTERVAL_S,
+    minimum_interval_seconds=tick_interval_s(TICK_INTERVAL_S),
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Watches the deployed model (the registry's current pointer). When a new version is "

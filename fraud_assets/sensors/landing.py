@@ -46,6 +46,7 @@ from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.resources import DataLayoutResource
 from fraud_assets.sensors.keys import ENTITY_FEATURES, RAW_ORDERS
 from fraud_assets.sensors.landing_cursor import FileState, LandingCursor, file_state
+from fraud_assets.sensors.ticks import tick_interval_s
 from fraud_core.landing import (
     Fingerprint,
     LandingFile,
@@ -200,7 +201,7 @@ def _observation(f: LandingFile) -> AssetObservation:
 @sensor(
     name="landing_folder_sensor",
     job=daily_features_job,
-    minimum_interval_seconds=MINIMUM_INTERVAL_S,
+    minimum_interval_seconds=tick_interval_s(MINIMUM_INTERVAL_S),
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Watches $FRAUD_DATA_DIR/landing. A new or changed file starts daily_features_job for "

@@ -55,6 +55,7 @@ from fraud_assets.jobs import (
     retrain_job,
 )
 from fraud_assets.sensors.keys import ENTITY_FEATURES, FRAUD_MODEL, ONLINE_STORE
+from fraud_assets.sensors.ticks import tick_interval_s
 
 MIN_INTERVAL_ENV = "FRAUD_RETRAIN_MIN_INTERVAL_S"
 DEFAULT_MIN_INTERVAL_S = 3600.0
@@ -216,7 +217,7 @@ def plan_retrain(
 @sensor(
     name="features_updated_sensor",
     jobs=[retrain_job, online_store_job],
-    minimum_interval_seconds=TICK_INTERVAL_S,
+    minimum_interval_seconds=tick_interval_s(TICK_INTERVAL_S),
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "New entity_features materializations start retrain_job (training set, model, promotion "

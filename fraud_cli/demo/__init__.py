@@ -73,8 +73,10 @@ def _instance() -> DagsterInstance:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fraud_assets.sensors.ticks import TICK_ENV
     from fraud_cli.demo.context import DemoContext, StepFailed
     from fraud_cli.demo.dagster_runs import DagsterProcesses
+    from fraud_cli.demo.retrain import TICK_S
     from fraud_cli.demo.steps import STEPS
     from fraud_core.calendar import first_day, record_first_day
     from fraud_core.redis_server import ensure_redis
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     redis = ensure_redis()  # before the code server starts: its runs load the store there
+    os.environ[TICK_ENV] = str(TICK_S)  # the code server reads it when it loads
     os.environ["REDIS_URL"] = redis.url
     instance = _instance()
     log_path = Path(os.environ["DAGSTER_HOME"]) / LOG_NAME

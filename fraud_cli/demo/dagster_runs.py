@@ -317,6 +317,37 @@ class DagsterProcesses:
         print_run_summary(report)
         return report
 
+    def finish_runs(self, since: float, reported: set[str], quiet_s: float) -> list[RunReport]:
+        """Wait until every run created since `since` (epoch seconds) has finished and none
+        was created for `quiet_s` (a sensor may still be about to request one); the reports of
+        those not in `reported`, each printed, oldest first."""
+        from datetime import UTC, datetime
+
+        from dagster import RunsFilter
+
+        created_after = datetime.fromtimestamp(since, tz=UTC)
+        reports: list[RunReport] = []
+        quiet_since = time.monotonic()
+        while True:
+            runs = self.instance.get_runs(RunsFilter(created_after=created_after))
+            new = [r for r in reversed(runs) if r.run_id not in reported]
+            for run in new:
+                report = self.wait(run.run_id)
+                print_run_summary(report)
+                reports.append(report)
+                reported.add(run.run_id)
+                quiet_since = time.monotonic()
+            if not new and time.monotonic() - quiet_since >= quiet_s:
+                return reports
+            self.check_alive()
+            time.sleep(0.5)
+
+    def stop_daemon(self) -> None:
+        daemon = self.processes.pop("daemon", None)
+        if daemon is not None and daemon.poll() is None:
+            os.killpg(daemon.pid, signal.SIGTERM)
+            daemon.wait(timeout=STOP_TIMEOUT_S)
+
     def runs_launched_by(self, sensor: str, after: float) -> list[DagsterRun]:
         """Runs the sensor requested since `after` (epoch seconds), oldest first."""
         from datetime import UTC, datetime

@@ -45,7 +45,7 @@ def _free_port() -> int:
 
 
 def _orders(ctx: DemoContext) -> list[tuple[str, dict]]:
-    """Three orders just after the last demo day: a regular of the shop, someone new, and an
+    """Three orders placed now: a regular of the shop, someone new, and an
     account takeover (a known customer from a new e-mail, through an IP used by earlier fraud,
     for far more than usual, after a quick burst of small test orders)."""
     import pandas as pd
@@ -63,7 +63,8 @@ def _orders(ctx: DemoContext) -> list[tuple[str, dict]]:
     fraud_ips = orders.loc[orders["is_fraud"].fillna(0) == 1, "ip_addr"].value_counts()
     bad_ip = fraud_ips.index[0] if len(fraud_ips) else "203.0.113.66"
     victim = honest["customer_id"].value_counts().index[1]
-    start = pd.Timestamp(ctx.last_day, tz="UTC") + pd.Timedelta(days=1, hours=14)
+    # Orders placed now, as a shop's checkout sends them: after every day the store has seen.
+    start = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(minutes=10)
     run = secrets.token_hex(3)
 
     def order(name: str, at: pd.Timestamp, customer, email, ip, amount: float) -> dict:

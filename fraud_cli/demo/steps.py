@@ -77,9 +77,9 @@ STEPS: list[Step] = [
         run_train_model_job,
     ),
     Step("load the entity states into Redis (online_store)", load_online_store),
-    Step("score orders through the scoring service (fraud serve)", score_with_the_service),
     Step(
         "one more day through the landing folder: the sensors ingest it, retrain, reload",
         feed_one_more_day,
     ),
+    Step("score orders through the scoring service (fraud serve)", score_with_the_service),
 ]
