@@ -6,9 +6,15 @@ features and the state after them. Running it day by day gives exactly what one 
 history gives, because the state keeps every event any later order can still look at (see
 `FeatureSpec.horizon_s`): the last `history_n` events of each entity and everything younger than
 the horizon.
+
+It also owns the units the kernel counts in, for a table of orders (`order_times`, this path) and
+for one order (`epoch_seconds`, `amount_cents`, the online path's): side by side, on the same
+constants and the same rounding, so the two paths cannot drift apart.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -16,7 +22,12 @@ import pandas as pd
 from fraud_core.features.kernel import NO_LABEL, entity_block, order_kernel
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 
-_US_PER_S = 1_000_000
+# An order's time is whole seconds since the epoch (UTC, floored: 12:00:00.9 is 12:00:00) and its
+# amount whole cents, `amount * 100` rounded half to even on that very double.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+_US_PER_S = _SECOND // timedelta(microseconds=1)
+CENTS_PER_UNIT = 100
 
 
 def state_columns(spec: FeatureSpec, kind: str) -> list[str]:
@@ -29,11 +40,27 @@ def _epoch_seconds(ts: pd.Series) -> np.ndarray:
     return np.floor_divide(us, _US_PER_S)
 
 
+def _rounded_cents(amount: np.ndarray | float) -> np.ndarray:
+    """`amount * 100` rounded half to even (0.125 is 12 cents): the one rounding of both paths."""
+    return np.rint(amount * CENTS_PER_UNIT)
+
+
 def order_times(orders: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(t_s, cents) of orders in the schema: whole seconds and whole cents."""
     t_s = _epoch_seconds(orders["order_date"])
-    cents = np.rint(orders["order_amount"].to_numpy(dtype=np.float64) * 100).astype(np.int64)
+    cents = _rounded_cents(orders["order_amount"].to_numpy(dtype=np.float64)).astype(np.int64)
     return t_s, cents
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """One moment (time zone aware) in whole seconds since the epoch, floored as `order_times`
+    floors a column."""
+    return (moment - _EPOCH) // _SECOND
+
+
+def amount_cents(amount: float) -> int:
+    """One amount in whole cents, rounded as `order_times` rounds a column."""
+    return int(_rounded_cents(amount))
 
 
 def label_seconds(orders: pd.DataFrame) -> np.ndarray:

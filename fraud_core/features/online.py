@@ -1,19 +1,23 @@
 """Online path: one order's features from its entities' stored states, and the state updates.
 
-The scoring service calls `order_features` with the customer's, e-mail's and IP's states (None
-for an entity never seen: cold start), then `append_order` for each, and `apply_label` when a
-chargeback arrives. Features come from the very kernel the offline path runs, over the entity's
-history plus the new order, so both paths agree by construction.
+The scoring service turns a request into an `OrderEvent` with `order_event` (in the units that
+`offline` owns for both paths), calls `order_features` with the customer's, e-mail's and IP's
+states (None for an entity never seen: cold start), then `append_order` for each, and
+`apply_label` when a chargeback arrives. Features come from the very kernel the offline path runs,
+over the entity's history plus the new order, so both paths agree by construction.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 import numpy as np
 
 from fraud_core.features.kernel import NO_LABEL, entity_kernel, order_kernel
+from fraud_core.features.offline import amount_cents, epoch_seconds
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.features.state import EntityState
 
@@ -29,6 +33,28 @@ class OrderEvent:
         str, str
     ]  # entity kind -> value, e.g. {"customer_id": "C1", "email": ..., "ip_addr": ...}
     label_s: int = NO_LABEL
+
+
+class OrderFields(Protocol):
+    """An order in the schema's fields (the service's request): its entity ids are attributes
+    named after the spec's entity kinds."""
+
+    order_id: str
+    order_date: datetime
+    order_amount: float
+
+
+def order_event(
+    order: OrderFields, t_s: int | None = None, spec: FeatureSpec = DEFAULT_SPEC
+) -> OrderEvent:
+    """The order as the feature paths see it: whole seconds (or `t_s`, the time it is accepted
+    at) and whole cents, converted as the offline path converts a table (`order_times`)."""
+    return OrderEvent(
+        order_id=order.order_id,
+        t_s=epoch_seconds(order.order_date) if t_s is None else t_s,
+        cents=amount_cents(order.order_amount),
+        ids={e.kind: getattr(order, e.kind) for e in spec.entities},
+    )
 
 
 def _codes(values: list[str]) -> np.ndarray:

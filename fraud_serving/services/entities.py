@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from fraud_core.features.kernel import NO_LABEL
+from fraud_core.features.offline import epoch_seconds
 from fraud_core.features.state import decode_state
 from fraud_core.scoring.entity import entity_features_at
 from fraud_serving.schemas import EntityEvent, EntityView
-from fraud_serving.services.scoring import epoch_seconds
 from fraud_serving.services.store import OnlineStore
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fraud_core.features.kernel import NO_LABEL
+from fraud_core.features.offline import epoch_seconds
 from fraud_core.features.state import decode_state, encode_state
 from fraud_core.online_store import ORDER_INDEX_KIND
 from fraud_serving.metrics import ServiceMetrics
@@ -21,7 +22,6 @@ from fraud_serving.services.scoring import (
     KINDS,
     InvalidInputError,
     decode_record,
-    epoch_seconds,
 )
 from fraud_serving.services.store import (
     CommitOutcome,

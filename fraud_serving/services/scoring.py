@@ -16,13 +16,14 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import msgspec
 import numpy as np
 
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, latest_accepted
-from fraud_core.features.online import OrderEvent, append_order, batch_features
+from fraud_core.features.offline import amount_cents, epoch_seconds
+from fraud_core.features.online import OrderEvent, append_order, batch_features, order_event
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.features.state import EntityState, decode_state, encode_state
 from fraud_core.scoring.future_events import without_future_events
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 KINDS: tuple[str, ...] = tuple(e.kind for e in DEFAULT_SPEC.entities)
 FEATURE_NAMES: list[str] = DEFAULT_SPEC.feature_names
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SECOND = timedelta(seconds=1)
 _ATTEMPTS = 8
 
 
@@ -89,29 +88,13 @@ class ScoredOrder:
         return {n: _plain(v) for n, v in zip(FEATURE_NAMES, self.features.tolist(), strict=True)}
 
 
-def epoch_seconds(moment: datetime) -> int:
-    """Whole seconds since the epoch, floored (as the offline path does)."""
-    return (moment - _EPOCH) // _SECOND
-
-
-def order_event(order: Order, t_s: int | None = None) -> OrderEvent:
-    """The order as the feature paths see it: whole seconds, whole cents (rounded half to even
-    on the same double as the offline path's `np.rint(amount * 100)`)."""
-    return OrderEvent(
-        order_id=order.order_id,
-        t_s=epoch_seconds(order.order_date) if t_s is None else t_s,
-        cents=round(order.order_amount * 100),
-        ids={"customer_id": order.customer_id, "email": order.email, "ip_addr": order.ip_addr},
-    )
-
-
 def fingerprint(order: Order) -> str:
     """What makes two requests the same order (fields the features use)."""
     text = "\x1f".join(
         (
             order.order_id,
             str(epoch_seconds(order.order_date)),
-            str(round(order.order_amount * 100)),
+            str(amount_cents(order.order_amount)),
             order.customer_id,
             order.email,
             order.ip_addr,

@@ -11,9 +11,9 @@ import redis
 
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S
 from fraud_core.features.kernel import NO_LABEL
+from fraud_core.features.offline import epoch_seconds
 from fraud_core.features.state import EntityState, encode_state
 from fraud_core.online_keys import OnlineKeys
-from fraud_serving.services.scoring import epoch_seconds
 from fraud_serving.settings import Settings
 
 
