@@ -18,11 +18,8 @@ from fraud_core.features.state import decode_state, encode_state
 from fraud_core.online_store import ORDER_INDEX_KIND
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.schemas import Label, LabelResult
-from fraud_serving.services.scoring import (
-    KINDS,
-    InvalidInputError,
-    decode_record,
-)
+from fraud_serving.services.answers import decode_record
+from fraud_serving.services.scoring import KINDS, InvalidInputError
 from fraud_serving.services.store import (
     CommitOutcome,
     EntityWrite,

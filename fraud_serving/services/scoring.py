@@ -5,30 +5,29 @@ path, predict and explain, then store the answer and the updated states in one a
 handles all their orders at once, in arrival order, so an order sees the earlier orders of the
 same batch exactly as if they had been scored one after another.
 
-Idempotency: an order id seen before is answered with the stored answer and changes nothing; the
-same id with different content is a conflict (409). Concurrent writers (other processes) are
-caught by the compare-and-set and the whole batch is recomputed on fresh state.
+Idempotency: an order id seen before is answered with the stored answer (see `answers`) and
+changes nothing; the same id with different content (another fingerprint) is a conflict (409).
+Concurrent writers (other processes) are caught by the compare-and-set and the whole batch is
+recomputed on fresh state.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime
 
-import msgspec
 import numpy as np
 
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, latest_accepted
-from fraud_core.features.offline import amount_cents, epoch_seconds
+from fraud_core.features.offline import epoch_seconds
 from fraud_core.features.online import OrderEvent, append_order, batch_features, order_event
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.features.state import EntityState, decode_state, encode_state
 from fraud_core.scoring.future_events import without_future_events
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.schemas import Order, Reason, ScoreResult
+from fraud_serving.services.answers import StoredAnswer, decode_record, encode_record, fingerprint
 from fraud_serving.services.batcher import MicroBatcher
 from fraud_serving.services.models import ModelHolder, ServedModel
 from fraud_serving.services.store import (
@@ -66,16 +65,6 @@ class OrderConflictError(ValueError):
         self.order_id = order_id
 
 
-class StoredAnswer(msgspec.Struct):
-    """What Redis keeps per scored order: the request's fingerprint, its entities, the answer,
-    and the order's own date (a label may not be dated before it; None in older records)."""
-
-    fp: str
-    ids: dict[str, str]
-    answer: ScoreResult
-    order_date: datetime | None = None
-
-
 @dataclass(frozen=True)
 class ScoredOrder:
     result: ScoreResult
@@ -88,31 +77,8 @@ class ScoredOrder:
         return {n: _plain(v) for n, v in zip(FEATURE_NAMES, self.features.tolist(), strict=True)}
 
 
-def fingerprint(order: Order) -> str:
-    """What makes two requests the same order (fields the features use)."""
-    text = "\x1f".join(
-        (
-            order.order_id,
-            str(epoch_seconds(order.order_date)),
-            str(amount_cents(order.order_amount)),
-            order.customer_id,
-            order.email,
-            order.ip_addr,
-        )
-    )
-    return hashlib.sha1(text.encode()).hexdigest()[:20]
-
-
 def _plain(value: float) -> float | None:
     return None if math.isnan(value) else value
-
-
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(StoredAnswer)
-
-
-def decode_record(blob: bytes) -> StoredAnswer:
-    return _decoder.decode(blob)
 
 
 @dataclass
@@ -320,7 +286,7 @@ class ScoringService:
             stored = StoredAnswer(
                 fp=fresh[i][1], ids=dict(events[i].ids), answer=result, order_date=order.order_date
             )
-            records.append((order.order_id, order.customer_id, _encoder.encode(stored)))
+            records.append((order.order_id, order.customer_id, encode_record(stored)))
             for kind in new_entities[i]:
                 self.metrics.cold_starts.labels(kind=kind).inc()
         return answers, records, writes

@@ -21,7 +21,7 @@ from fraud_core.features.state import decode_state
 from fraud_core.online_keys import OnlineKeys
 from fraud_core.redis_server import start_local_redis
 from fraud_serving.app import create_app
-from fraud_serving.services.scoring import decode_record
+from fraud_serving.services.answers import decode_record
 
 from .conftest import API_KEY
 from .support import free_port
