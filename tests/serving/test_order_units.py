@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from fraud_core.features.offline import order_times
 from fraud_core.features.online import order_event
 from fraud_core.validation import validate_orders
+from fraud_serving.bodies import decode_strictly
 from fraud_serving.schemas import Order
 
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
@@ -24,8 +25,8 @@ LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 def _both_paths(
     orders: list[tuple[str, float]],
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """(t_s, cents) of each (order_date text, amount): online from the JSON body the service
-    decodes, offline from the landing row (all text, as a CSV gives) after validation."""
+    """(t_s, cents) of each (order_date text, amount): online from the JSON body as the service
+    decodes it, offline from the landing row (all text, as a CSV gives) after validation."""
     bodies = [
         {
             "order_id": f"O{i}",
@@ -39,7 +40,7 @@ def _both_paths(
     ]
     online = []
     for body in bodies:
-        event = order_event(msgspec.json.decode(msgspec.json.encode(body), type=Order))
+        event = order_event(decode_strictly(msgspec.json.encode(body), Order))
         online.append((event.t_s, event.cents))
 
     rows = pd.DataFrame(
