@@ -9,6 +9,7 @@ and the lifespan that owns the Redis client, the model and the background tasks.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -18,7 +19,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
-from swagger_ui_bundle import swagger_ui_path
 
 from fraud_serving.bodies import StrictJSONRequest
 from fraud_serving.deps import DEPENDENCIES
@@ -38,6 +38,15 @@ log = logging.getLogger("fraud_serving")
 DOCS_ASSETS = "/schema/assets"  # Swagger UI's scripts and styles, served by the app itself
 
 
+def swagger_ui_dir() -> Path:
+    """Swagger UI 5's files as the `swagger-ui-py` package installs them (found, not imported:
+    the package's own module pulls in Jinja and YAML, which the service does not need)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("swagger-ui-py is not installed: pip install the project again")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     if settings.generated_api_key:
@@ -46,10 +55,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             next(iter(settings.api_keys)),
         )
     metrics = ServiceMetrics()
-    # Swagger UI's scripts from the installed swagger-ui-bundle package, not from a CDN, so
-    # /schema renders on a machine without internet; the other viewers need a CDN: not served.
+    # Swagger UI 5 (it reads OpenAPI 3.1, which Litestar writes) from an installed package, not
+    # from a CDN, favicon included, so /schema renders on a machine without internet; the other
+    # viewers need a CDN: not served.
     docs_assets = create_static_files_router(
-        path=DOCS_ASSETS, directories=[Path(str(swagger_ui_path))], include_in_schema=False
+        path=DOCS_ASSETS, directories=[swagger_ui_dir()], include_in_schema=False
     )
     v1 = Router(
         path="/v1",
@@ -63,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
                 css_url=f"{DOCS_ASSETS}/swagger-ui.css",
                 standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+                favicon=f"<link rel='icon' type='image/png' href='{DOCS_ASSETS}/favicon-32x32.png'>",
             )
         ],
         title="Fraud scoring service",

@@ -258,13 +258,13 @@ def test_the_api_key_guards_v1(client) -> None:
 
 
 def test_the_docs_page_needs_nothing_from_the_internet(client):
-    """/schema is Swagger UI with its scripts served by the app (swagger-ui-bundle), so it
-    renders offline; the viewers that need a CDN are not offered; error schemas carry no
+    """/schema is Swagger UI 5 with its scripts and favicon served by the app (swagger-ui-py),
+    so it renders offline; the viewers that need a CDN are not offered; error schemas carry no
     made-up examples."""
     client.headers.pop("X-API-Key", None)
     page = client.get("/schema")
     assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
-    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    sources = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
     assert sources and all(s.startswith("/schema/assets/") for s in sources), sources
     for source in sources:
         asset = client.get(source)
