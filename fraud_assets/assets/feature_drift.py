@@ -81,7 +81,8 @@ class FeatureDriftConfig(Config):
     min_reference_days: int = Field(
         default=7,
         ge=1,
-        description="Fewer trailing reference days than this: no PSI for the day (warm-up).",
+        description="Fewer trailing reference days (past the features' warm-up) than this: no "
+        "PSI for the day.",
     )
     reference_rows: int = Field(
         default=50_000, ge=100, description="Rows sampled from the reference days, at most."
