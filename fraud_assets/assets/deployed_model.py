@@ -24,7 +24,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from fraud_assets.assets.fraud_model import fraud_model
+from fraud_assets.assets.fraud_model import fraud_model, quality_metadata
 from fraud_assets.assets.training_set import read_latest_manifest
 from fraud_assets.resources import DataLayoutResource
 from fraud_core.features.spec import DEFAULT_SPEC
@@ -37,6 +37,7 @@ from fraud_core.model.artifact import (
     set_current,
 )
 from fraud_core.model.dataset import VALIDATION, Manifest
+from fraud_core.model.evaluate import DEFAULT_K
 from fraud_core.model.promotion import (
     CANDIDATE_FILE,
     GateDecision,
@@ -47,6 +48,7 @@ from fraud_core.model.promotion import (
     read_decision,
     record_decision,
 )
+from fraud_core.model.summary import deployment_markdown, rounded
 from fraud_core.storage import DataLayout
 
 CANDIDATE_NOT_WORSE = "fraud_model_not_worse_than_champion"
@@ -106,8 +108,15 @@ def _validation(data: DataLayout, version: str) -> tuple[Manifest, object]:
 
 def _decide(data: DataLayout, gate: PromotionGate) -> GateDecision:
     version = _candidate(data)
-    _, validation = _validation(data, version)
-    decision = gate_candidate(data.models, version, validation, gate.policy())
+    manifest, validation = _validation(data, version)
+    decision = gate_candidate(
+        data.models,
+        version,
+        validation,
+        gate.policy(),
+        known_fraud_since=manifest.known_fraud_since(),
+        k=DEFAULT_K,
+    )
     record_decision(data.models, decision)
     return decision
 
@@ -115,11 +124,9 @@ def _decide(data: DataLayout, gate: PromotionGate) -> GateDecision:
 def _decision_metadata(decision: GateDecision) -> dict:
     return {
         "candidate": decision.candidate_version,
-        "candidate_ap": MetadataValue.float(float(decision.candidate_ap)),
+        "candidate_ap": MetadataValue.float(rounded(decision.candidate_ap)),
         "champion": decision.champion_version or "none",
-        "champion_ap": MetadataValue.float(
-            float("nan") if decision.champion_ap is None else float(decision.champion_ap)
-        ),
+        "champion_ap": MetadataValue.float(rounded(decision.champion_ap)),
         "reasons": MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
     }
 
@@ -162,8 +169,10 @@ class DeployModelConfig(Config):
     description=(
         "The model the scoring service serves: the registry's `current` pointer, which the "
         "service watches and hot-reloads. Only a model that passed the promotion gate gets here; "
-        "a refused one leaves the champion in place. To roll back, materialize this asset alone "
-        "with `version` set to an earlier version from the registry."
+        "a refused one leaves the champion in place. Its summary puts the candidate beside the "
+        "model that was serving, figure by figure on the same validation orders, with the "
+        "gate's verdict. To roll back, materialize this asset alone with `version` set to an "
+        "earlier version from the registry."
     ),
 )
 def deployed_model(
@@ -185,6 +194,7 @@ def deployed_model(
         context.log.warning(f"replacing a current pointer that names no version: {err}")
         before = None
     metadata: dict = {}
+    decision: GateDecision | None = None
     if config.version:
         try:
             load_version(registry, config.version)  # refuse a version that does not verify
@@ -209,18 +219,17 @@ def deployed_model(
     if now is None:
         raise Failure("no model is deployed: the first model did not pass the gate")
     card = read_card(registry, now)
-    validation = card.metrics.get("validation", {})
+    summary = deployment_markdown(card, action, before, decision, DEFAULT_K, config.reason)
     return MaterializeResult(
         metadata={
+            "summary": MetadataValue.md(summary),
             **metadata,
             "version": now,
             "previous_version": before or "none",
             "action": action,
-            "average_precision": MetadataValue.float(
-                float(validation.get("average_precision") or float("nan"))
+            **quality_metadata(
+                card.metrics.get("validation", {}), card.thresholds, card.training_window
             ),
-            "thresholds": MetadataValue.json(card.thresholds),
-            "training_window": MetadataValue.json(card.training_window),
             "registry": MetadataValue.path(str(registry)),
         }
     )

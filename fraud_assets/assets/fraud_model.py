@@ -11,6 +11,7 @@ client, the run id and what the UI shows.
 # definition time.
 import dataclasses
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
@@ -24,6 +25,7 @@ from fraud_core.model.candidate import register_candidate, train_candidate
 from fraud_core.model.decisions import FALLBACK, ThresholdTargets
 from fraud_core.model.evaluate import DEFAULT_K
 from fraud_core.model.settings import describe
+from fraud_core.model.summary import quality_figures, window_entries
 from fraud_core.model.train import TrainParams
 
 
@@ -112,18 +114,8 @@ def fraud_model(
         metadata={
             "summary": MetadataValue.md(candidate.summary()),
             "version": card.version,
-            "average_precision": MetadataValue.float(_num(metrics["average_precision"])),
-            "roc_auc": MetadataValue.float(_num(metrics["roc_auc"])),
-            f"customer_precision_at_{DEFAULT_K}": MetadataValue.float(
-                _num(metrics[f"customer_precision_at_{DEFAULT_K}"])
-            ),
-            "decline_threshold": MetadataValue.float(_num(thresholds["decline"])),
-            "review_threshold": MetadataValue.float(_num(thresholds["review"])),
+            **quality_metadata(metrics, thresholds, card.training_window),
             "threshold_rule": candidate.choice.rule,
-            "decline_precision": MetadataValue.float(_num(metrics.get("decline_precision"))),
-            "decline_recall": MetadataValue.float(_num(metrics.get("decline_recall"))),
-            "review_precision": MetadataValue.float(_num(metrics.get("review_precision"))),
-            "review_recall": MetadataValue.float(_num(metrics.get("review_recall"))),
             "validation_orders": int(metrics["orders"]),
             "validation_fraud_orders": int(metrics["fraud_orders"]),
             "best_iteration": result.best_iteration,
@@ -136,6 +128,18 @@ def fraud_model(
     )
 
 
-def _num(value: float | None) -> float:
-    """Rounded for the UI (the card keeps every digit)."""
-    return float("nan") if value is None else round(float(value), 4)
+def quality_metadata(
+    metrics: Mapping[str, float | None],
+    thresholds: Mapping[str, float],
+    window: Mapping[str, str],
+    k: int = DEFAULT_K,
+) -> dict[str, Any]:
+    """A model's figures as separate entries, rounded to 4 digits (the card keeps every digit),
+    and its training window; `deployed_model` shows the served model's the same way."""
+    return {
+        **{
+            name: MetadataValue.float(value)
+            for name, value in quality_figures(metrics, thresholds, k).items()
+        },
+        **window_entries(window),
+    }

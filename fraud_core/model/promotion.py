@@ -29,7 +29,7 @@ from fraud_core.model.artifact import (
     load_version,
     set_current,
 )
-from fraud_core.model.evaluate import average_precision
+from fraud_core.model.evaluate import DEFAULT_K, average_precision, clean, evaluate_scores
 from fraud_core.model.train import predict
 from fraud_core.storage import atomic_path
 
@@ -61,6 +61,9 @@ class GateDecision:
     reasons: list[str] = field(default_factory=list)
     # optimistic bound of (candidate AP - champion AP) over paired bootstrap resamples
     ap_advantage_upper: float | None = None
+    # "candidate" / "champion" -> its figures on the candidate's validation orders at its own
+    # thresholds (evaluate_scores' keys plus decline_threshold / review_threshold)
+    comparison: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     policy: dict[str, float] = field(default_factory=dict)
     decided_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -184,21 +187,46 @@ def ap_advantage_upper(
     return float(np.quantile(diffs, confidence)) if diffs else float("nan")
 
 
+def figures(
+    frame: pd.DataFrame,
+    scores: np.ndarray,
+    card: ModelCard,
+    known_fraud_since: pd.Series | None = None,
+    k: int = DEFAULT_K,
+    label: str = "label",
+) -> dict[str, float | None]:
+    """A model's figures on labelled rows at its own thresholds, JSON-ready (NaN as None)."""
+    metrics = evaluate_scores(frame, scores, card.thresholds, k, known_fraud_since, label)
+    thresholds = {f"{name}_threshold": float(v) for name, v in card.thresholds.items()}
+    return clean({**metrics, **thresholds})
+
+
 def gate_candidate(
     registry: Path,
     candidate: str,
     validation: pd.DataFrame,
     policy: GatePolicy,
     label: str = "label",
+    known_fraud_since: pd.Series | None = None,
+    k: int = DEFAULT_K,
 ) -> GateDecision:
     """Score the candidate and the current champion on `validation` and decide. A champion
-    whose files no longer verify counts as no comparison (and is said so in the reasons)."""
+    whose files no longer verify counts as no comparison (and is said so in the reasons).
+
+    The decision also holds both models' figures on those orders, each at its own thresholds
+    (`comparison`), for the side-by-side view; `known_fraud_since` and `k` are for customer
+    precision@k there."""
     labels = validation[label].to_numpy()
     booster, card = load_version(registry, candidate)
     candidate_scores = version_scores(booster, card, validation)
     candidate_ap = (
         float("nan") if candidate_scores is None else average_precision(labels, candidate_scores)
     )
+    comparison = {}
+    if candidate_scores is not None:
+        comparison["candidate"] = figures(
+            validation, candidate_scores, card, known_fraud_since, k, label
+        )
     champion = current_version(registry)
     champion_ap: float | None = None
     upper: float | None = None
@@ -210,6 +238,9 @@ def gate_candidate(
             champion_scores = None
         if champion_scores is not None:
             champion_ap = average_precision(labels, champion_scores)
+            comparison["champion"] = figures(
+                validation, champion_scores, champion_card, known_fraud_since, k, label
+            )
             if candidate_scores is not None and policy.bootstrap_rounds > 0:
                 upper = ap_advantage_upper(
                     labels,
@@ -221,7 +252,9 @@ def gate_candidate(
                 upper = None if math.isnan(upper) else upper
     elif champion == candidate:
         champion_ap = candidate_ap
-    return decide(candidate, candidate_ap, champion, champion_ap, policy, upper)
+    decision = decide(candidate, candidate_ap, champion, champion_ap, policy, upper)
+    decision.comparison = comparison
+    return decision
 
 
 def promote(registry: Path, decision: GateDecision) -> str | None:

@@ -82,6 +82,18 @@ def features_on_disk(data_dir) -> DataLayout:
     return data_dir
 
 
+FIGURES = [
+    "average_precision",
+    "roc_auc",
+    "customer_precision_at_100",
+    *(
+        f"{d}_{w}"
+        for d in ("decline", "review")
+        for w in ("threshold", "precision", "recall", "share")
+    ),
+]
+
+
 def _resources(floor: float = 0.2) -> dict:
     return {
         "layout": DataLayoutResource(),  # $FRAUD_DATA_DIR, set by `data_dir`
@@ -130,7 +142,21 @@ def test_train_gate_deploy_and_rollback(features_on_disk, capsys) -> None:
     assert "data:image/png;base64," in model["feature_importance_plot"]
     champion = model["version"]
     assert current_version(registry) == champion
-    assert _metadata(first, "deployed_model")["action"] == "promoted"
+    deployed = _metadata(first, "deployed_model")
+    assert deployed["action"] == "promoted"
+    # the served model's quality in the UI: the same rounded figures as fraud_model's
+    for key in FIGURES:
+        assert deployed[key] == pytest.approx(model[key], nan_ok=True), key
+        assert np.isnan(deployed[key]) or deployed[key] == round(deployed[key], 4), key
+    for key in ("train_days", "validation_days", "cutoff"):
+        assert deployed[key] == model[key] == ts[key], key
+    summary = deployed["summary"]
+    assert len(summary) <= 1_000
+    assert summary.startswith(f"**Serving `{champion[:8]}`** · promoted")
+    assert "Gate **passed**" in summary and "no champion yet" in summary
+    assert f"| same validation orders | candidate `{champion[:8]}` |" in summary
+    assert f"| AP | {model['average_precision']:.3f} |" in summary
+    assert "Top features: `" in summary
     _, card = load_version(registry, champion)
     assert card.training_window["cutoff"] == ts["cutoff"]
     assert card.training_window["train_first"] == "2026-01-13"  # the drift reference's start
@@ -168,8 +194,20 @@ def test_train_gate_deploy_and_rollback(features_on_disk, capsys) -> None:
 
     # deployed_model on its own does not slip the refused model through either
     alone = materialize([deployed_model], resources=_resources(floor=0.0))
-    assert _metadata(alone, "deployed_model")["action"] == "refused"
+    kept = _metadata(alone, "deployed_model")
+    assert kept["action"] == "refused"
     assert current_version(registry) == champion
+    # the candidate and the champion side by side, on the same validation orders
+    summary = kept["summary"]
+    assert len(summary) <= 1_000 and "Gate **refused**" in summary and "vs the champion" in summary
+    header = f"| same validation orders | candidate `{refused[:8]}` | champion `{champion[:8]}` |"
+    assert header in summary
+    assert all(
+        line.count("|") == 4
+        for line in summary.splitlines()
+        if line.startswith(("| AP |", "| ROC AUC |", "| decline", "| review"))
+    )
+    assert kept["version"] == champion and kept["average_precision"] == model["average_precision"]
 
     # 3. rollback (here: to any version) from Dagster config, then back from the CLI
     pinned = materialize(
@@ -177,7 +215,11 @@ def test_train_gate_deploy_and_rollback(features_on_disk, capsys) -> None:
         resources=_resources(),
         run_config={"ops": {"deployed_model": {"config": {"version": refused, "reason": "test"}}}},
     )
-    assert _metadata(pinned, "deployed_model")["action"] == "rollback"
+    rollback = _metadata(pinned, "deployed_model")
+    assert rollback["action"] == "rollback"
+    assert rollback["summary"].startswith(f"**Serving `{refused[:8]}`** · rollback")
+    assert "| own validation days |" in rollback["summary"]
+    assert len(rollback["summary"]) <= 1_000
     assert current_version(registry) == refused
     assert fraud_cli(["model", "rollback", champion, "--reason", "back"]) == 0
     assert current_version(registry) == champion

@@ -128,10 +128,23 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels(
     assert decision.champion_ap > decision.candidate_ap + 0.2
     assert decision.ap_advantage_upper is not None and decision.ap_advantage_upper < -0.1
     assert "worse than champion" in decision.summary
+    # both models' figures on the same orders, each at its own thresholds, for the UI
+    figures = decision.comparison
+    assert set(figures) == {"candidate", "champion"}
+    assert figures["champion"]["average_precision"] == pytest.approx(decision.champion_ap)
+    assert figures["candidate"]["average_precision"] == pytest.approx(decision.candidate_ap)
+    assert (
+        figures["champion"]["orders"]
+        == figures["candidate"]["orders"]
+        == len(training_set.validation)
+    )
+    assert figures["champion"]["decline_threshold"] == champion.thresholds["decline"]
+    assert {"roc_auc", "customer_precision_at_100", "review_share"} <= set(figures["champion"])
     record_decision(registry, decision)
     assert promote(registry, decision) == champion.version
     assert current_version(registry) == champion.version
     assert read_decision(registry, candidate.version).passed is False
+    assert read_decision(registry, candidate.version).comparison == figures
 
     # with the default floor it is refused on its own merits too
     alone = gate_candidate(registry, candidate.version, training_set.validation, GatePolicy())
