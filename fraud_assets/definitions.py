@@ -27,6 +27,7 @@ from fraud_assets.jobs import (
     daily_features_dask_job,
     daily_features_job,
     entity_features_job,
+    feature_drift_job,
     ingest_orders_job,
     online_store_job,
     retrain_job,
@@ -34,7 +35,11 @@ from fraud_assets.jobs import (
 )
 from fraud_assets.lib.catalog import catalogued
 from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
-from fraud_assets.sensors import features_updated_sensor, landing_folder_sensor
+from fraud_assets.sensors import (
+    features_updated_sensor,
+    landing_folder_sensor,
+    model_deployed_sensor,
+)
 
 # Owners, `layer` and `dagster/storage_kind` tags by group, one policy for all (lib/catalog.py).
 ASSETS = map_asset_specs(
@@ -64,6 +69,7 @@ ASSET_CHECKS = [
 JOBS = [
     ingest_orders_job,
     entity_features_job,
+    feature_drift_job,
     train_model_job,
     backtest_job,
     daily_features_job,
@@ -77,6 +83,7 @@ SCHEDULES: list = []
 SENSORS: list = [
     landing_folder_sensor,
     features_updated_sensor,
+    model_deployed_sensor,
 ]
 
 # Defaults read the environment at run time: FRAUD_DATA_DIR, DASK_SCHEDULER_ADDRESS, REDIS_URL.

@@ -14,6 +14,7 @@ from typing import Any
 _WHERE = {
     "landing_folder_sensor": "fraud_assets.sensors.landing",
     "features_updated_sensor": "fraud_assets.sensors.retrain",
+    "model_deployed_sensor": "fraud_assets.sensors.drift",
 }
 
 __all__ = sorted(_WHERE)

@@ -92,7 +92,7 @@ def test_the_demo_runs_are_runs_of_the_code_location(demo, monkeypatch) -> None:
             )
             assert len(found) == 1, job
         by_sensor = {r.tags.get("dagster/sensor_name") for r in runs} - {None}
-        assert by_sensor == set(SENSORS)
+        assert set(SENSORS) <= by_sensor  # and model_deployed_sensor's drift runs
         # The daemon ticked the sensors: their ticks and the runs they requested are recorded.
         states = {s.instigator_name: s for s in instance.all_instigator_state()}
         for sensor in SENSORS:
