@@ -25,7 +25,6 @@ from dagster import (
 from pydantic import Field
 
 from fraud_assets.assets.fraud_model import fraud_model, quality_metadata
-from fraud_assets.assets.training_set import read_latest_manifest
 from fraud_assets.resources import DataLayoutResource
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.model.artifact import (
@@ -36,7 +35,7 @@ from fraud_core.model.artifact import (
     read_card,
     set_current,
 )
-from fraud_core.model.dataset import VALIDATION, Manifest
+from fraud_core.model.dataset import VALIDATION, Manifest, read_latest_manifest
 from fraud_core.model.evaluate import DEFAULT_K
 from fraud_core.model.promotion import (
     CANDIDATE_FILE,

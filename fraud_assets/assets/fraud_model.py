@@ -17,11 +17,12 @@ from typing import Any
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field, create_model
 
-from fraud_assets.assets.training_set import read_latest_manifest, training_set
+from fraud_assets.assets.training_set import training_set
 from fraud_assets.lib.images import png_markdown, save_png
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.model.artifact import CARD_FILE
 from fraud_core.model.candidate import register_candidate, train_candidate
+from fraud_core.model.dataset import read_latest_manifest
 from fraud_core.model.decisions import FALLBACK, ThresholdTargets
 from fraud_core.model.evaluate import DEFAULT_K
 from fraud_core.model.settings import describe

@@ -43,8 +43,6 @@ from fraud_core.model.dataset import (
     plan_window,
     prepare_day_file,
     prune_training_sets,
-    # also imported from here by fraud_model and deployed_model, until they import it from
-    # fraud_core.model.dataset themselves
     read_latest_manifest,
     summarize,
     time_rule_violations,
