@@ -1,6 +1,6 @@
 """Browser tests: every test in this folder is `browser` and drives one headless Chromium,
-started once per session through Playwright with `executable_path` (Debian's chromium at
-/usr/bin/chromium, or `$FRAUD_CHROMIUM`).
+started once for them through Playwright with `executable_path` (Debian's chromium at
+/usr/bin/chromium, or `$FRAUD_CHROMIUM`) and closed after the last of them.
 
 Without that binary the tests are skipped with the command that installs it; under CI (`$CI`
 set) they fail instead, since a CI machine without the browser has lost an install step
@@ -10,13 +10,23 @@ set) they fail instead, since a CI machine without the browser has lost an insta
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from .support import INSTALL_HINT, chromium_path, in_ci, missing_chromium
+from .support import (
+    INSTALL_HINT,
+    Chromium,
+    OfflinePage,
+    Process,
+    chromium_path,
+    in_ci,
+    missing_chromium,
+    offline_context,
+    start_dagster_webserver,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -79,19 +89,61 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             terminalreporter.write_line(f"  {nodeid}")
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium for the session (a Playwright `Browser`), closed at its end."""
+# The one Chromium of a test run. Playwright's sync API marks an asyncio loop as running in this
+# thread while it is started (so asyncio.run() fails), hence it is closed after the last browser
+# test in a row, not at the end of the session that runs every other test after these.
+CHROMIUM = pytest.StashKey[Chromium]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    try:
+        return (yield)
+    finally:
+        if nextitem is None or HERE not in Path(nextitem.path).parents:
+            item.config.stash.setdefault(CHROMIUM, Chromium()).close()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash.setdefault(CHROMIUM, Chromium()).close()
+
+
+@pytest.fixture
+def browser(pytestconfig: pytest.Config) -> Browser:
+    """The run's headless Chromium (a Playwright `Browser`): started by the first browser test,
+    shared by the ones that follow it, closed after the last of them."""
     problem = missing_chromium()
     if problem and in_ci():
         pytest.fail(f"{problem} (CI must run the browser tests)", pytrace=False)
     if problem:
         pytest.skip(problem)
-    from playwright.sync_api import sync_playwright
+    return pytestconfig.stash.setdefault(CHROMIUM, Chromium()).get()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium_path()))
-        try:
-            yield browser
-        finally:
-            browser.close()
+
+@pytest.fixture
+def offline_page(browser: Browser) -> Iterator[OfflinePage]:
+    """A page in a context of its own that cannot leave loopback (closed after the test)."""
+    context, guard = offline_context(browser)
+    try:
+        yield OfflinePage(context.new_page(), guard)
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def dagster_ui(tmp_path: Path) -> Iterator[Callable[[Path, Path], str]]:
+    """`dagster_ui(dagster_home, data_dir)` starts `dagster-webserver` on the project's
+    workspace for that instance and data folder and returns its URL once the code location is
+    loaded; every webserver started is stopped (by its PID's process group) after the test."""
+    started: list[Process] = []
+
+    def start(dagster_home: Path, data_dir: Path) -> str:
+        log = tmp_path / f"dagster-webserver-{len(started)}.log"
+        started.append(start_dagster_webserver(dagster_home, data_dir, log))
+        return started[-1].url
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()

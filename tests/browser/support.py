@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +26,7 @@ import httpx
 from ..serving.support import free_port, wait_for
 
 if TYPE_CHECKING:  # Playwright is imported where a browser is started
-    from playwright.sync_api import BrowserContext, Request, Route
+    from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, Route
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -47,6 +46,39 @@ def missing_chromium() -> str | None:
     if path.is_file() and os.access(path, os.X_OK):
         return None
     return f"no Chromium at {path}: install it with {INSTALL_HINT}"
+
+
+class Chromium:
+    """One headless Chromium through Playwright's sync API, started on first use and closed
+    on `close()` (which a later `get()` undoes by starting a new one)."""
+
+    def __init__(self) -> None:
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+
+    def get(self) -> Browser:
+        if self._browser is None:
+            from playwright.sync_api import sync_playwright
+
+            self._playwright = sync_playwright().start()
+            try:
+                self._browser = self._playwright.chromium.launch(
+                    executable_path=str(chromium_path())
+                )
+            except BaseException:
+                self.close()
+                raise
+        return self._browser
+
+    def close(self) -> None:
+        browser, playwright = self._browser, self._playwright
+        self._browser = self._playwright = None
+        try:
+            if browser is not None:
+                browser.close()
+        finally:
+            if playwright is not None:
+                playwright.stop()
 
 
 def in_ci() -> bool:
@@ -109,9 +141,26 @@ def guard_offline(context: BrowserContext) -> OfflineGuard:
     return guard
 
 
+@dataclass
+class OfflinePage:
+    page: Page
+    guard: OfflineGuard  # what the page tried outside loopback, and its console errors
+
+
 # The Dagster UI's first-load "Join the Dagster community" dialog is shown while this key of the
-# page's localStorage is unset (set by its own "Skip" button).
-NO_COMMUNITY_DIALOG = "window.localStorage.setItem('communityNux', JSON.stringify('1'));"
+# page's localStorage is unset (its own "Skip" button sets it, and also marks the instance).
+NO_COMMUNITY_DIALOG = """
+try { window.localStorage.setItem("communityNux", JSON.stringify("1")); } catch (e) {}
+"""
+VIEWPORT = {"width": 1600, "height": 1000}
+
+
+def offline_context(browser: Browser) -> tuple[BrowserContext, OfflineGuard]:
+    """A new browser context whose pages cannot leave loopback (see `guard_offline`) and never
+    show Dagster's community dialog."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_init_script(NO_COMMUNITY_DIALOG)
+    return context, guard_offline(context)
 
 
 @dataclass
@@ -205,16 +254,6 @@ def start_dagster_webserver(
     else:
         problem = f"the code location was not loaded within {timeout_s:.0f} s"
     raise RuntimeError(f"dagster-webserver on {url}: {problem}; its log:\n{server.tail()}")
-
-
-@contextlib.contextmanager
-def dagster_webserver(dagster_home: Path, data_dir: Path, log: Path) -> Iterator[str]:
-    """The URL of a webserver started for `dagster_home` (see `start_dagster_webserver`)."""
-    server = start_dagster_webserver(dagster_home, data_dir, log)
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 def start_fraud_serve(data_dir: Path, log: Path, timeout_s: float = 60) -> Process:

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
 from fraud_core.redis_server import ensure_redis
 from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
 
 from ..serving.support import delete_prefix, free_port, wait_for
-from .support import guard_offline
+from .support import OfflinePage
 
 RENDER_TIMEOUT_MS = 15_000
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -64,39 +64,26 @@ def _documented_operations(base_url: str) -> set[tuple[str, str]]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # not a missing browser: that must still fail under CI
-    reason=(
-        "swagger-ui-bundle 1.1 ships Swagger UI 4.15, which refuses Litestar's OpenAPI 3.1 "
-        "('does not specify a valid version field'), and the page's favicon is Litestar's CDN "
-        "default; Swagger UI 5 assets and a local favicon make it pass"
-    ),
-)
-def test_schema_page_renders_every_operation_offline(browser: Browser, service_url: str) -> None:
-    context = browser.new_context()
-    guard = guard_offline(context)
-    try:
-        page = context.new_page()
-        page.goto(f"{service_url}/schema")
-        title = page.locator(".swagger-ui .info .title")
-        refused = page.get_by_text("Unable to render this definition")
-        expect(title.or_(refused)).to_be_visible(timeout=RENDER_TIMEOUT_MS)
-        expect(title).to_contain_text("Fraud scoring service", timeout=1_000)
-        score = page.locator('.opblock-post .opblock-summary-path[data-path="/v1/score"]')
-        expect(score).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+def test_schema_page_renders_every_operation_offline(
+    offline_page: OfflinePage, service_url: str
+) -> None:
+    page = offline_page.page
+    page.goto(f"{service_url}/schema")
+    title = page.locator(".swagger-ui .info .title")
+    refused = page.get_by_text("Unable to render this definition")
+    expect(title.or_(refused)).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+    expect(title).to_contain_text("Fraud scoring service", timeout=1_000)
+    score = page.locator('.opblock-post .opblock-summary-path[data-path="/v1/score"]')
+    expect(score).to_be_visible(timeout=RENDER_TIMEOUT_MS)
 
-        shown = {
-            (
-                METHOD_CLASS.search(block.get_attribute("class") or "").group(1),
-                block.locator(".opblock-summary-path").get_attribute("data-path"),
-            )
-            for block in page.locator(".opblock").all()
-            if block.is_visible()
-        }
-        assert shown == _documented_operations(service_url)
-        page.close()
-    finally:
-        context.close()
-
+    shown = {
+        (
+            METHOD_CLASS.search(block.get_attribute("class") or "").group(1),
+            block.locator(".opblock-summary-path").get_attribute("data-path"),
+        )
+        for block in page.locator(".opblock").all()
+        if block.is_visible()
+    }
+    assert shown == _documented_operations(service_url)
+    guard = offline_page.guard
     assert (guard.left_loopback, guard.console_errors) == ([], []), "requests left loopback, errors"
