@@ -1,0 +1,158 @@
+"""Screenshots of the platform for the README, taken headless from the instance `make demo` left:
+
+    make demo
+    .venv/bin/python docs/screenshots.py            # writes docs/*.png
+
+It starts `dagster-webserver` (the project's workspace, $DAGSTER_HOME, default ./.dagster) and
+`fraud serve` ($FRAUD_DATA_DIR, default ./data) on free loopback ports, photographs the asset
+lineage, the `fraud_model` and `feature_drift` asset pages, the daily job's runs and the
+service's `/schema` in Debian's Chromium ($FRAUD_CHROMIUM to use another), with every request
+that would leave the machine aborted, and stops both servers by their PIDs. The servers and the
+offline browser are the browser tests' own (tests/browser/support.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))  # run as a script: the tests' helpers are imported from here
+
+from playwright.sync_api import Page, expect  # noqa: E402
+
+from fraud_assets.definitions import ASSETS  # noqa: E402
+from tests.browser.support import (  # noqa: E402
+    Chromium,
+    OfflineGuard,
+    Process,
+    missing_chromium,
+    offline_context,
+    start_dagster_webserver,
+    start_fraud_serve,
+)
+
+LOCATION = "fraud_assets.definitions"  # workspace.yaml's code location
+JOB = "daily_features_job"  # the landing sensor's job: the one that runs every day
+GROUPS = sorted({asset.group_names_by_key[asset.key] for asset in ASSETS})
+ASSET_NAMES = [asset.key.to_user_string() for asset in ASSETS]
+PAGE_TIMEOUT_MS = 60_000
+COMMUNITY_DIALOG = "Join the Dagster community"
+
+
+@dataclass(frozen=True)
+class Shot:
+    file: str
+    server: str  # "dagster" or "service"
+    path: str
+    ready: Callable[[Page], None]  # waits for the content worth a picture
+
+
+def _settled(page: Page) -> None:
+    page.wait_for_load_state("networkidle", timeout=PAGE_TIMEOUT_MS)
+
+
+def _lineage_ready(page: Page) -> None:
+    for group in GROUPS:  # the graph is drawn, its groups collapsed
+        expect(page.locator(f'[data-tooltip="{group}"]').first).to_be_visible()
+    page.keyboard.press("Alt+KeyE")  # the UI's "expand all groups"
+    for name in ASSET_NAMES:
+        expect(page.get_by_text(name, exact=True).first).to_be_visible()
+    _settled(page)
+
+
+def _asset_ready(*metadata_keys: str) -> Callable[[Page], None]:
+    def ready(page: Page) -> None:
+        expect(page.get_by_text("Latest materialization")).to_be_visible()
+        for key in metadata_keys:
+            expect(page.get_by_text(key, exact=True).first).to_be_visible()
+        _settled(page)
+
+    return ready
+
+
+def _runs_ready(page: Page) -> None:
+    runs = page.locator('a[href^="/runs/"]').first
+    expect(runs.or_(page.get_by_text("No runs found"))).to_be_visible()
+    _settled(page)
+
+
+def _schema_ready(page: Page) -> None:
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Fraud scoring service")
+    expect(page.locator('.opblock-summary-path[data-path="/v1/score"]').first).to_be_visible()
+    _settled(page)
+
+
+SHOTS = (
+    Shot("asset-lineage.png", "dagster", "/asset-groups", _lineage_ready),
+    Shot("fraud-model.png", "dagster", "/assets/fraud_model", _asset_ready("summary")),
+    Shot("feature-drift.png", "dagster", "/assets/feature_drift", _asset_ready("max_psi")),
+    Shot(f"{JOB}-runs.png", "dagster", f"/locations/{LOCATION}/jobs/{JOB}/runs", _runs_ready),
+    Shot("service-schema.png", "service", "/schema", _schema_ready),
+)
+
+
+def take(shots: tuple[Shot, ...], urls: dict[str, str], out: Path) -> OfflineGuard:
+    chromium = Chromium()
+    try:
+        context, guard = offline_context(chromium.get())
+        expect.set_options(timeout=PAGE_TIMEOUT_MS)
+        page = context.new_page()
+        # Should the dialog show anyway (its localStorage key renamed), "Skip" it.
+        page.add_locator_handler(
+            page.get_by_text(COMMUNITY_DIALOG),
+            lambda: page.get_by_role("button", name="Skip").click(),
+        )
+        for shot in shots:
+            started = time.monotonic()
+            page.goto(urls[shot.server] + shot.path)
+            shot.ready(page)
+            page.screenshot(path=out / shot.file, animations="disabled")
+            print(f"  {out / shot.file}  ({time.monotonic() - started:.1f} s)")
+        context.close()
+        return guard
+    finally:
+        chromium.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=PROJECT / "docs", help="folder for the PNGs")
+    args = parser.parse_args(argv)
+    problem = missing_chromium()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or PROJECT / ".dagster").resolve()
+    data_dir = Path(os.environ.get("FRAUD_DATA_DIR") or PROJECT / "data").resolve()
+    if not (dagster_home / "storage").is_dir() or not (data_dir / "models").is_dir():
+        print(f"no demo in {dagster_home} and {data_dir}: run `make demo` first", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="fraud-screenshots-"))
+    servers: list[Process] = []
+    try:
+        print(f"starting dagster-webserver ({dagster_home}) and fraud serve ({data_dir})")
+        servers.append(start_dagster_webserver(dagster_home, data_dir, logs / "webserver.log"))
+        servers.append(start_fraud_serve(data_dir, logs / "serve.log"))
+        urls = {"dagster": servers[0].url, "service": servers[1].url}
+        guard = take(SHOTS, urls, args.out)
+    finally:
+        for server in servers:
+            server.stop()
+    print(f"servers stopped; their logs are in {logs}")
+    for url in guard.left_loopback:
+        print(f"warning: a page asked for {url} (aborted: offline)", file=sys.stderr)
+    for error in guard.console_errors:
+        print(f"warning: console error: {error}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
