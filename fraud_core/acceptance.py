@@ -211,11 +211,12 @@ class AcceptedOrderIds:
         self.layout = layout
         self.days: list[str] = []  # day of each entry
         hashes, owners = [], []
-        for path in sorted((layout.root / "raw_orders").glob("date=*/orders.parquet")):
+        for day in layout.raw_orders_days():
+            path = layout.raw_orders(day)
             ids = pq.read_table(path, columns=["order_id"]).column(0).to_numpy(zero_copy_only=False)
             hashes.append(_hashes(ids))
             owners.append(np.full(len(ids), len(self.days), dtype=np.int32))
-            self.days.append(path.parent.name.split("=", 1)[1])
+            self.days.append(day.isoformat())
         self._hash = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
         self._entry = np.concatenate(owners) if owners else np.empty(0, np.int32)
         order = np.argsort(self._hash, kind="stable")

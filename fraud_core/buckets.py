@@ -25,7 +25,6 @@ from fraud_core.storage import DataLayout, write_parquet
 # (OrdersByEntityConfig.n_buckets) for more cores or more orders a day.
 DEFAULT_N_BUCKETS = 4
 _HASH_KEY = "fraud-buckets-v1"  # 16 bytes; changing it moves every entity to another bucket
-BUCKET_GLOB = "bucket=*.parquet"
 
 
 def entity_bucket(values: pd.Series | np.ndarray, n_buckets: int) -> np.ndarray:
@@ -75,7 +74,7 @@ def write_day_buckets(
             path = write_parquet(part, layout.orders_by_entity(kind, day, bucket))
             written.add(path.name)
             sizes[kind].append(part.num_rows)
-        for stale in layout.orders_by_entity_dir(kind, day).glob(BUCKET_GLOB):
+        for stale in layout.orders_by_entity_buckets(kind, day).values():
             if stale.name not in written:
                 stale.unlink()
     return sizes
@@ -83,7 +82,4 @@ def write_day_buckets(
 
 def bucket_files(layout: DataLayout, kind: str, day: date | str) -> list[tuple[int, str]]:
     """(bucket number, path) of every bucket file of one kind and day, by bucket number."""
-    found = []
-    for path in layout.orders_by_entity_dir(kind, day).glob(BUCKET_GLOB):
-        found.append((int(path.stem.split("=", 1)[1]), str(path)))
-    return sorted(found)
+    return [(b, str(path)) for b, path in layout.orders_by_entity_buckets(kind, day).items()]

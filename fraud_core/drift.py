@@ -139,20 +139,15 @@ class DriftReport:
         return cls(**data)
 
 
-def report_path(layout: DataLayout, day: date | str) -> Path:
-    day = day if isinstance(day, str) else day.isoformat()
-    return layout.root / "feature_drift" / f"date={day}" / "psi.json"
-
-
 def write_report(layout: DataLayout, report: DriftReport) -> Path:
-    path = report_path(layout, report.day)
+    path = layout.feature_drift_report(report.day)
     with atomic_path(path) as tmp:
         tmp.write_text(report.to_json())
     return path
 
 
 def read_report(layout: DataLayout, day: date | str) -> DriftReport:
-    return DriftReport.from_json(report_path(layout, day).read_text())
+    return DriftReport.from_json(layout.feature_drift_report(day).read_text())
 
 
 def stride_sample(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:

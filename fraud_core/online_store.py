@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from fraud_core.features.kernel import NO_LABEL
 from fraud_core.features.online import OrderEvent, append_order
-from fraud_core.features.pipeline import SNAPSHOT_MARKER, day_end_s, state_file
+from fraud_core.features.pipeline import day_end_s, state_file
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.features.state import CODEC_VERSION, EntityState, states_from_frame
 from fraud_core.storage import DataLayout
@@ -45,11 +45,9 @@ class Snapshot:
 
 
 def _complete_days(layout: DataLayout, kind: str) -> dict[date, int]:
-    root = layout.entity_state_kind(kind)
     days: dict[date, int] = {}
-    for marker in root.glob(f"date=*/{SNAPSHOT_MARKER}"):
+    for day, marker in layout.entity_state_markers(kind).items():
         try:
-            day = date.fromisoformat(marker.parent.name.split("=", 1)[1])
             days[day] = int(json.loads(marker.read_text())["n_buckets"])
         except (ValueError, KeyError, OSError):
             continue

@@ -30,9 +30,39 @@ def _day(day: date | str) -> str:
     return day if isinstance(day, str) else day.isoformat()
 
 
+def _partition(day: date | str) -> str:
+    """The folder of one day in a partitioned artifact (Hive style, as Arrow and Spark read it)."""
+    return f"date={_day(day)}"
+
+
+def _value(name: str) -> str:
+    """The value of a `key=value` folder or file name (`date=2026-01-01` -> `2026-01-01`)."""
+    return name.split("=", 1)[1]
+
+
+def _bucket_file(bucket: int) -> str:
+    return f"bucket={bucket:04d}.parquet"
+
+
+def _by_day(folder: Path, pattern: str) -> dict[date, Path]:
+    """What `pattern` matches under `folder`, keyed by the day of its partition folder (the
+    pattern's first level, `date=*`), oldest first. A folder not named `date=YYYY-MM-DD` is not
+    a partition and is left out."""
+    found = {}
+    for path in folder.glob(pattern):
+        with contextlib.suppress(ValueError):
+            found[date.fromisoformat(_value(path.relative_to(folder).parts[0]))] = path
+    return dict(sorted(found.items()))
+
+
+SNAPSHOT_MARKER = "_SNAPSHOT.json"
+"""Written last into an end-of-day entity-state folder: the snapshot is complete."""
+
+
 @dataclass(frozen=True)
 class DataLayout:
-    """The folder tree under `FRAUD_DATA_DIR` (default `./data`)."""
+    """The folder tree under `FRAUD_DATA_DIR` (default `./data`): every path under it is built
+    here, and every listing of its partitions (which days exist) is made here."""
 
     root: Path
 
@@ -43,6 +73,11 @@ class DataLayout:
     @property
     def landing(self) -> Path:
         return self.root / "landing"
+
+    @property
+    def held_back(self) -> Path:
+        """Where `fraud demo` keeps the day it delivers through the landing folder last."""
+        return self.root / "incoming"
 
     @property
     def calendar(self) -> Path:
@@ -59,37 +94,104 @@ class DataLayout:
         return self.replace_markers / _day(day)
 
     def raw_orders(self, day: date | str) -> Path:
-        return self.root / "raw_orders" / f"date={_day(day)}" / "orders.parquet"
+        return self.root / "raw_orders" / _partition(day) / "orders.parquet"
+
+    def raw_orders_days(self) -> list[date]:
+        """Days with a `raw_orders` file, oldest first."""
+        return list(_by_day(self.root / "raw_orders", "date=*/orders.parquet"))
 
     def day_record(self, day: date | str) -> Path:
         """What the day's accepted orders were built from (`fraud_core.acceptance.DayRecord`)."""
-        return self.root / "raw_orders" / f"date={_day(day)}" / "_ACCEPTED.json"
+        return self.root / "raw_orders" / _partition(day) / "_ACCEPTED.json"
 
     def quarantine(self, day: date | str) -> Path:
-        return self.root / "quarantine" / f"date={_day(day)}" / "quarantine.parquet"
+        return self.root / "quarantine" / _partition(day) / "quarantine.parquet"
+
+    def orders_by_entity_kind(self, kind: str) -> Path:
+        return self.root / "orders_by_entity" / f"kind={kind}"
+
+    def orders_by_entity_days(self, kind: str) -> list[date]:
+        """Days with a folder of `kind`'s bucket files, oldest first."""
+        folders = _by_day(self.orders_by_entity_kind(kind), "date=*")
+        return [day for day, folder in folders.items() if folder.is_dir()]
 
     def orders_by_entity_dir(self, kind: str, day: date | str) -> Path:
-        return self.root / "orders_by_entity" / f"kind={kind}" / f"date={_day(day)}"
+        return self.orders_by_entity_kind(kind) / _partition(day)
 
     def orders_by_entity(self, kind: str, day: date | str, bucket: int) -> Path:
-        return self.orders_by_entity_dir(kind, day) / f"bucket={bucket:04d}.parquet"
+        return self.orders_by_entity_dir(kind, day) / _bucket_file(bucket)
+
+    def orders_by_entity_buckets(self, kind: str, day: date | str) -> dict[int, Path]:
+        """The bucket files of one kind and day, by bucket number (ascending)."""
+        found = {}
+        for path in self.orders_by_entity_dir(kind, day).glob("bucket=*.parquet"):
+            with contextlib.suppress(ValueError):
+                found[int(_value(path.stem))] = path
+        return dict(sorted(found.items()))
 
     def entity_features(self, day: date | str) -> Path:
-        return self.root / "entity_features" / f"date={_day(day)}" / "features.parquet"
+        return self.root / "entity_features" / _partition(day) / "features.parquet"
+
+    def entity_features_days(self) -> list[date]:
+        """Days with an `entity_features` file, oldest first."""
+        return list(_by_day(self.root / "entity_features", "date=*/features.parquet"))
+
+    @property
+    def entity_states(self) -> Path:
+        return self.root / "entity_state"
 
     def entity_state_kind(self, kind: str) -> Path:
-        return self.root / "entity_state" / f"kind={kind}"
+        return self.entity_states / f"kind={kind}"
 
     def entity_state_dir(self, kind: str, day: date | str) -> Path:
         """One end-of-day snapshot of `kind`'s entity states: a file per bucket and a marker."""
-        return self.entity_state_kind(kind) / f"date={_day(day)}"
+        return self.entity_state_kind(kind) / _partition(day)
 
     def entity_state(self, kind: str, day: date | str, bucket: int) -> Path:
-        return self.entity_state_dir(kind, day) / f"bucket={bucket:04d}.parquet"
+        return self.entity_state_dir(kind, day) / _bucket_file(bucket)
+
+    def entity_state_marker(self, kind: str, day: date | str) -> Path:
+        """The file that declares `kind`'s snapshot of `day` complete (`SNAPSHOT_MARKER`)."""
+        return self.entity_state_dir(kind, day) / SNAPSHOT_MARKER
+
+    def entity_state_markers(self, kind: str) -> dict[date, Path]:
+        """The snapshot markers of `kind`, by day, oldest first."""
+        return _by_day(self.entity_state_kind(kind), f"date=*/{SNAPSHOT_MARKER}")
+
+    @property
+    def training_sets(self) -> Path:
+        return self.root / "training_set"
+
+    def training_set(self, cutoff: date, run_key: str) -> Path:
+        """A run's own training-set folder (its files are named by `fraud_core.model.dataset`):
+        a rerun never touches the set `latest_training_set` points at until its own set is
+        complete."""
+        return self.training_sets / f"cutoff={cutoff.isoformat()}" / f"run={run_key}"
+
+    def training_set_folders(self) -> list[Path]:
+        """Every run's training-set folder, complete or not, in no particular order."""
+        return [p for p in self.training_sets.glob("cutoff=*/run=*") if p.is_dir()]
+
+    def training_set_cutoffs(self) -> list[Path]:
+        """The folders that group the training sets of one cutoff."""
+        return [p for p in self.training_sets.glob("cutoff=*") if p.is_dir()]
+
+    @property
+    def latest_training_set(self) -> Path:
+        """The pointer to the manifest of the training set `fraud_model` trains on."""
+        return self.training_sets / "latest.json"
 
     @property
     def models(self) -> Path:
+        """The model registry (its versions' files are named by `fraud_core.model.artifact`)."""
         return self.root / "models"
+
+    def feature_drift_report(self, day: date | str) -> Path:
+        return self.root / "feature_drift" / _partition(day) / "psi.json"
+
+    def backtest_report(self, suffix: str = "json") -> Path:
+        """The latest backtest's report: `json` for machines, `md` for people."""
+        return self.root / "backtest" / f"report.{suffix}"
 
     @property
     def staging_root(self) -> Path:
@@ -98,6 +200,10 @@ class DataLayout:
     def staging(self, run_id: str) -> DataLayout:
         """The same tree for one run's output before its checks pass: `publish` moves it here."""
         return DataLayout(self.staging_root / f"run={run_id}")
+
+    def staged_runs(self) -> dict[str, Path]:
+        """The staging folder of every run that has one, by run id."""
+        return {_value(p.name): p for p in self.staging_root.glob("run=*")}
 
 
 _WRITER = socket.gethostname().replace(".", "-")

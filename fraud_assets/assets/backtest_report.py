@@ -88,10 +88,9 @@ def backtest_report(
     except ValueError as err:
         raise Failure(f"backtest impossible on the features on disk: {err}") from err
 
-    folder = data.root / "backtest"
-    with atomic_path(folder / "report.json") as tmp:
+    with atomic_path(data.backtest_report("json")) as tmp:
         tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str))
-    with atomic_path(folder / "report.md") as tmp:
+    with atomic_path(data.backtest_report("md")) as tmp:
         tmp.write_text(report.to_markdown() + "\n\n" + report.result_line() + "\n")
     summary = report.summary()
     metadata = {
@@ -99,7 +98,7 @@ def backtest_report(
         "end": str(end),
         "first_cutoff": str(min(f.cutoff for f in report.folds)),
         "report": MetadataValue.md(report.to_markdown()),
-        "report_path": MetadataValue.path(str(folder / "report.json")),
+        "report_path": MetadataValue.path(str(data.backtest_report("json"))),
         "result": report.result_line(),
     }
     for system in (MODEL, RULES):

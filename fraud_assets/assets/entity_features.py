@@ -126,13 +126,11 @@ def _remove_leftovers(context: AssetExecutionContext, data: DataLayout) -> None:
     temporary files of killed writes: never published, never read."""
     for orphan in remove_orphan_temp_files(data.root):
         context.log.info(f"removed {orphan}, left by a killed write")
-    if not data.staging_root.is_dir():
-        return
-    for folder in data.staging_root.glob("run=*"):
-        run = context.instance.get_run_by_id(folder.name.split("=", 1)[1])
+    for run_id, folder in data.staged_runs().items():
+        run = context.instance.get_run_by_id(run_id)
         if run is None or run.status in _FINISHED:
             shutil.rmtree(folder, ignore_errors=True)
-            context.log.info(f"removed the unpublished output of run {folder.name[4:]}")
+            context.log.info(f"removed the unpublished output of run {run_id}")
 
 
 def _warn_about_gaps(context: AssetExecutionContext, tasks: list, days: list[date]) -> None:

@@ -46,7 +46,6 @@ from fraud_core.drift import (
     psi_by_column,
     psi_plot_png,
     read_report,
-    report_path,
     stride_sample,
     summary_markdown,
     window_days,
@@ -234,7 +233,7 @@ class FeatureDriftCheckConfig(Config):
 
 
 def check_drift_day(data: DataLayout, day: date, threshold: float) -> DayResult:
-    path = report_path(data, day)
+    path = data.feature_drift_report(day)
     if not path.exists():
         return DayResult(False, {"path": str(path)}, f"{path} does not exist")
     report = read_report(data, day)

@@ -249,7 +249,7 @@ def load_online_store(
     snapshot = newest_snapshot(layout)
     if snapshot is None:
         raise SnapshotMissingError(
-            f"no complete entity-state snapshot under {layout.root / 'entity_state'}: "
+            f"no complete entity-state snapshot under {layout.entity_states}: "
             "materialize entity_features first"
         )
     now = datetime.now(UTC)

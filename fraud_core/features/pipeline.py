@@ -38,7 +38,6 @@ from fraud_core.storage import (
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_MARKER = "_SNAPSHOT.json"
 LABEL_COLUMNS = (
     "order_id",
     "order_date",
@@ -55,32 +54,24 @@ def day_end_s(day: date) -> int:
     return int(datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp())
 
 
-def state_dir(layout: DataLayout, kind: str, day: date) -> Path:
-    return layout.entity_state_dir(kind, day)
-
-
 def state_file(layout: DataLayout, kind: str, day: date, bucket: int) -> Path:
     return layout.entity_state(kind, day, bucket)
 
 
 def snapshot_days(layout: DataLayout, kind: str, n_buckets: int) -> list[date]:
     """Days with a complete state snapshot of `kind` for this bucket count, oldest first."""
-    root = layout.entity_state_kind(kind)
     days = []
-    for marker in root.glob(f"date=*/{SNAPSHOT_MARKER}"):
+    for day, marker in layout.entity_state_markers(kind).items():
         try:
             if json.loads(marker.read_text())["n_buckets"] == n_buckets:
-                days.append(date.fromisoformat(marker.parent.name.split("=", 1)[1]))
+                days.append(day)
         except (ValueError, KeyError, OSError):
             continue
-    return sorted(days)
+    return days
 
 
 def orders_days(layout: DataLayout, kind: str) -> list[date]:
-    root = layout.root / "orders_by_entity" / f"kind={kind}"
-    return sorted(
-        date.fromisoformat(p.name.split("=", 1)[1]) for p in root.glob("date=*") if p.is_dir()
-    )
+    return layout.orders_by_entity_days(kind)
 
 
 @dataclass(frozen=True)
@@ -169,7 +160,7 @@ def mark_snapshots(
 ) -> None:
     """Declare the snapshot at `day` complete (after every bucket file of it is written)."""
     for e in spec.entities:
-        marker = state_dir(layout, e.kind, day) / SNAPSHOT_MARKER
+        marker = layout.entity_state_marker(e.kind, day)
         with atomic_path(marker) as tmp:
             tmp.write_text(json.dumps({"n_buckets": n_buckets, "kind": e.kind}))
 

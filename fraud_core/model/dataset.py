@@ -337,21 +337,12 @@ def read_feature_day(layout: DataLayout, day: date, columns: list[str] | None = 
 
 def feature_days_on_disk(layout: DataLayout) -> list[date]:
     """Days with an `entity_features` file, oldest first."""
-    root = layout.root / "entity_features"
-    return sorted(
-        date.fromisoformat(p.parent.name.split("=", 1)[1])
-        for p in root.glob("date=*/features.parquet")
-    )
-
-
-def training_set_root(layout: DataLayout) -> Path:
-    return layout.root / "training_set"
+    return layout.entity_features_days()
 
 
 def training_set_dir(layout: DataLayout, cutoff: date, run_key: str) -> Path:
-    """A run's own folder: a rerun never touches the set `latest.json` points at until its
-    own set is complete."""
-    return training_set_root(layout) / f"cutoff={cutoff.isoformat()}" / f"run={run_key}"
+    """A run's own folder (`DataLayout.training_set`)."""
+    return layout.training_set(cutoff, run_key)
 
 
 def prune_training_sets(layout: DataLayout, keep: int = 3) -> list[Path]:
@@ -359,9 +350,8 @@ def prune_training_sets(layout: DataLayout, keep: int = 3) -> list[Path]:
     than them); the one `latest.json` points at is always kept. Returns the deleted folders."""
     import shutil
 
-    root = training_set_root(layout)
     folders = sorted(
-        (p for p in root.glob("cutoff=*/run=*") if p.is_dir()),
+        layout.training_set_folders(),
         key=lambda p: p.stat().st_mtime_ns,
         reverse=True,
     )
@@ -378,8 +368,8 @@ def prune_training_sets(layout: DataLayout, keep: int = 3) -> list[Path]:
             continue  # kept, pinned, or newer than a kept set (a run may still be writing it)
         shutil.rmtree(folder, ignore_errors=True)
         deleted.append(folder)
-    for cutoff_dir in root.glob("cutoff=*"):
-        if cutoff_dir.is_dir() and not any(cutoff_dir.iterdir()):
+    for cutoff_dir in layout.training_set_cutoffs():
+        if not any(cutoff_dir.iterdir()):
             cutoff_dir.rmdir()
     return deleted
 
@@ -439,7 +429,7 @@ def file_fingerprint(path: Path) -> str:
 
 
 def latest_manifest_path(layout: DataLayout) -> Path:
-    return training_set_root(layout) / "latest.json"
+    return layout.latest_training_set
 
 
 def read_latest_manifest(layout: DataLayout) -> Manifest:
