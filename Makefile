@@ -8,7 +8,7 @@ PYTHON ?= python3
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 export FRAUD_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install demo test lint format dev serve bench clean
+.PHONY: install demo test lint format dev serve bench screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ dev: install
 
 serve: install
 	$(BIN)/fraud serve
+
+screenshots: install  # after `make demo`: docs/*.png of the UI and /schema, in headless Chromium
+	$(PY) docs/screenshots.py
 
 bench: install
 	$(PY) bench/generator.py

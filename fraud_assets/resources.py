@@ -40,7 +40,9 @@ class DataLayoutResource(ConfigurableResource):
 
 class DaskResource(ConfigurableResource):
     """Dask for the work inside a step. With a scheduler address it joins that cluster; without
-    one it starts a LocalCluster for the block and closes it afterwards."""
+    one it starts a LocalCluster on first use and keeps it for the rest of the run (every step of
+    an in-process run shares it; its worker processes import the project once, not once a step),
+    closing it when the run's resources are torn down."""
 
     scheduler_address: str | None = Field(
         default=None,
@@ -51,6 +53,28 @@ class DaskResource(ConfigurableResource):
     threads_per_worker: int | None = Field(default=None, description="LocalCluster threads.")
     processes: bool = Field(default=True, description="LocalCluster workers as processes.")
     memory_limit: str = Field(default="auto", description="LocalCluster memory per worker.")
+
+    _cluster: LocalCluster | None = PrivateAttr(default=None)
+
+    def _local_cluster(self) -> LocalCluster:
+        if self._cluster is None or self._cluster.status.name in ("closing", "closed", "failed"):
+            # Worker processes talk TCP on loopback only; threads use the in-process transport,
+            # which rejects a host.
+            network = {"host": "127.0.0.1"} if self.processes else {}
+            self._cluster = LocalCluster(
+                n_workers=self.n_workers,
+                threads_per_worker=self.threads_per_worker,
+                processes=self.processes,
+                memory_limit=self.memory_limit,
+                dashboard_address=LOOPBACK_DASHBOARD,
+                **network,
+            )
+        return self._cluster
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            cluster.close()
 
     @contextlib.contextmanager
     def get_client(self) -> Iterator[Client]:
@@ -65,20 +89,7 @@ class DaskResource(ConfigurableResource):
             with Client(address) as client:
                 yield client
             return
-        # Worker processes talk TCP on loopback only; threads use the in-process transport,
-        # which rejects a host.
-        network = {"host": "127.0.0.1"} if self.processes else {}
-        with (
-            LocalCluster(
-                n_workers=self.n_workers,
-                threads_per_worker=self.threads_per_worker,
-                processes=self.processes,
-                memory_limit=self.memory_limit,
-                dashboard_address=LOOPBACK_DASHBOARD,
-                **network,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with Client(self._local_cluster()) as client:
             yield client
 
 

@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=None, help="interface (default $FRAUD_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default $FRAUD_PORT or 8000)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    parser.add_argument(
+        "--log-level", default="info", help="log level of uvicorn and the service (default info)"
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request")
 
 
@@ -32,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
             f"FRAUD_API_KEYS is not set; this run's API key is: {os.environ['FRAUD_API_KEYS']}",
             file=sys.stderr,
         )
+    os.environ["FRAUD_LOG_LEVEL"] = args.log_level.upper()  # the service's own loggers, per worker
     uvicorn.run(
         "fraud_serving.app:create_app",
         factory=True,

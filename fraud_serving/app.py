@@ -49,6 +49,7 @@ def swagger_ui_dir() -> Path:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    log.setLevel(settings.log_level)
     if settings.generated_api_key:
         log.warning(
             "FRAUD_API_KEYS is not set: generated the API key %s for this run",

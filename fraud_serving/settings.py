@@ -24,6 +24,13 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise ValueError(f"{name}={text!r} is not a number") from exc
 
 
+def _log_level(env: dict[str, str]) -> str:
+    level = (env.get("FRAUD_LOG_LEVEL") or "INFO").strip().upper()
+    if level not in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
+        raise ValueError(f"FRAUD_LOG_LEVEL: {level!r} is not a log level (e.g. INFO, WARNING)")
+    return level
+
+
 def _int(env: dict[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
 
@@ -51,6 +58,9 @@ class Settings:
     # FRAUD_MAX_FUTURE_S (read by fraud_core.clock): orders dated further ahead are refused
     max_future_s: int = DEFAULT_MAX_FUTURE_S
     generated_api_key: bool = False  # True when no key was configured and one was made up
+    log_level: str = (
+        "INFO"  # FRAUD_LOG_LEVEL: the service's own log lines (`fraud serve --log-level`)
+    )
 
     @property
     def models_dir(self) -> Path:
@@ -78,4 +88,5 @@ class Settings:
             scored_ttl_s=_int(env, "FRAUD_SCORED_TTL_S", 7 * 86_400),
             max_future_s=max_future_s(env),
             generated_api_key=generated,
+            log_level=_log_level(env),
         )

@@ -6,11 +6,15 @@ rollback from the CLI count alike) and compares it with the version in the curso
 `{"version": ...}`. A new version requests `feature_drift_job` over every day with features, one
 range run per stretch of consecutive days (a day without features would fail its run); the
 cursor then names that version. No model, an unreadable pointer, or no day with features: skip.
+While a run of the daily-features or the retrain lane is in flight (features may be rewritten, a
+newer model may be deployed), the sensor waits and keeps its cursor, so that a retrain right
+after new days costs one drift run, not two.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 
 from dagster import (
@@ -22,10 +26,11 @@ from dagster import (
     sensor,
 )
 
-from fraud_assets.jobs import feature_drift_job
+from fraud_assets.jobs import DAILY_FEATURES_LANE, RETRAIN_LANE, feature_drift_job
 from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.resources import DataLayoutResource
 from fraud_assets.sensors.landing import contiguous_ranges
+from fraud_assets.sensors.retrain import runs_in_flight
 from fraud_assets.sensors.ticks import tick_interval_s
 from fraud_core.model.artifact import ModelIntegrityError, current_version
 from fraud_core.model.dataset import feature_days_on_disk
@@ -72,6 +77,15 @@ def model_deployed_sensor(
         return SensorResult(skip_reason=SkipReason("no model deployed yet"))
     if version == seen:
         return SensorResult(skip_reason=SkipReason(f"drift is computed against {version}"))
+    busy = [
+        run_id
+        for lane in (DAILY_FEATURES_LANE, RETRAIN_LANE)
+        for run_id in runs_in_flight(context.instance, lane, time.time())
+    ]
+    if busy:  # features may be rewritten, or a newer model deployed: look again next tick
+        return SensorResult(
+            skip_reason=SkipReason(f"{version} is deployed; waiting for {', '.join(busy)}")
+        )
     ranges = drift_ranges(feature_days_on_disk(data))
     if not ranges:
         return SensorResult(skip_reason=SkipReason(f"{version} is deployed, no day has features"))

@@ -99,7 +99,3 @@ def feed_one_more_day(ctx: DemoContext) -> None:
         f"    {change}; online store {store['previous_namespace'] or '-'} -> "
         f"{store['namespace']} (entity state of {store['snapshot_day']})"
     )
-    print(
-        "    a running `fraud serve` picks up both without a restart (it polls current.json "
-        "every $FRAUD_MODEL_POLL_S and reads the active namespace on every order)"
-    )

@@ -1,6 +1,6 @@
-"""The serving end of `fraud demo`: load the online store, start the scoring service on it and on
-the deployed model, score three orders (a known customer, a new one, an obvious fraud), print the
-answers and the API key, stop the service.
+"""The serving end of `fraud demo`: start the scoring service on the online store and the deployed
+model, score three orders (a known customer, a new one, an obvious fraud), print the answers and
+the API key, stop the service.
 """
 
 from __future__ import annotations
@@ -19,23 +19,6 @@ if TYPE_CHECKING:
     from fraud_cli.demo.context import DemoContext
 
 _HEADER = "X-API-Key"
-
-
-def load_online_store(ctx: DemoContext) -> None:
-    """A run of `online_store_job` into the Redis the service will use (the demo found or
-    started it before the code server, so the run and the service share $REDIS_URL)."""
-    from fraud_cli.demo.context import StepFailed
-
-    report = ctx.dagster.run("online_store_job", {"fraud/source": "demo"})
-    ctx.runs["online_store_job"] = report
-    if not report.success:
-        raise StepFailed(f"run {report.run_id} of online_store_job failed (see `make dev`, Runs)")
-    meta = report.metadata("online_store")
-    entities = ", ".join(f"{n:,} {kind}s" for kind, n in meta["entities"].items())
-    print(
-        f"    namespace {meta['namespace']}: {entities} at "
-        f"{meta['load_rate_entities_per_s']:,} entities/s into {os.environ['REDIS_URL']}"
-    )
 
 
 def _free_port() -> int:

@@ -1,6 +1,6 @@
-"""The demo's steps, in order (`STEPS`). A later stage (features, model, serving) adds itself by
-appending a `Step`. Partitioned stages run all demo days as ONE run (a single-run backfill over
-the partition range), which is how a backfill of many days runs in production too.
+"""The demo's steps, in order (`STEPS`). A later stage adds itself by appending a `Step`. The demo
+runs the jobs the sensors launch in production: `daily_features_job` over all demo days as ONE
+run (a single-run backfill over the partition range), then `retrain_job`.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from fraud_cli.demo.context import DemoContext, Step, StepFailed
-from fraud_cli.demo.model import run_train_model_job
+from fraud_cli.demo.model import train_deploy_and_load
 from fraud_cli.demo.retrain import HELD_BACK_DIR, feed_one_more_day
-from fraud_cli.demo.serving import load_online_store, score_with_the_service
+from fraud_cli.demo.serving import score_with_the_service
 
 
 def run_job_over_days(ctx: DemoContext, job_name: str) -> None:
@@ -33,9 +33,8 @@ def generate_sample_orders(ctx: DemoContext) -> None:
     if ctx.args.no_generate:
         print(f"    using the landing files already in {ctx.layout.landing}")
         return
-    defaults = GeneratorConfig()
     config = GeneratorConfig(
-        orders_per_day=ctx.args.orders_per_day or defaults.orders_per_day,
+        orders_per_day=ctx.args.orders_per_day,
         days=ctx.args.days + 1,
         start=ctx.first_day,
         seed=ctx.args.seed,
@@ -60,23 +59,20 @@ def generate_sample_orders(ctx: DemoContext) -> None:
     )
 
 
-def ingest_orders(ctx: DemoContext) -> None:
-    run_job_over_days(ctx, "ingest_orders_job")
-
-
 def compute_features(ctx: DemoContext) -> None:
-    run_job_over_days(ctx, "entity_features_job")
+    run_job_over_days(ctx, "daily_features_job")
 
 
 STEPS: list[Step] = [
     Step("generate sample orders into the landing folder", generate_sample_orders),
-    Step("validate and bucket the orders (raw_orders, orders_by_entity)", ingest_orders),
-    Step("compute point-in-time features per order (entity_features)", compute_features),
     Step(
-        "train, evaluate and deploy a model (training_set, fraud_model, gate, deployed_model)",
-        run_train_model_job,
+        "validate, bucket and compute point-in-time features of every day (daily_features_job)",
+        compute_features,
     ),
-    Step("load the entity states into Redis (online_store)", load_online_store),
+    Step(
+        "train, gate and deploy a model, load the online store into Redis (retrain_job)",
+        train_deploy_and_load,
+    ),
     Step(
         "one more day through the landing folder: the sensors ingest it, retrain, reload",
         feed_one_more_day,

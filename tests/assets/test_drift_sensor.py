@@ -12,11 +12,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
-from dagster import Definitions, SensorResult, build_sensor_context, instance_for_test
+from dagster import (
+    DagsterRun,
+    DagsterRunStatus,
+    Definitions,
+    SensorResult,
+    build_sensor_context,
+    instance_for_test,
+)
+from dagster._core.utils import make_new_run_id
 
 from fraud_assets.assets.entity_features import entity_features
 from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
-from fraud_assets.jobs import entity_features_job, feature_drift_job
+from fraud_assets.jobs import (
+    DAILY_FEATURES_LANE,
+    RETRAIN_LANE,
+    entity_features_job,
+    feature_drift_job,
+)
 from fraud_assets.resources import DataLayoutResource
 from fraud_assets.sensors.drift import model_deployed_sensor
 from fraud_core.drift import TRAINING_WINDOW, read_report
@@ -123,9 +136,23 @@ def test_a_newly_served_model_gets_every_days_drift_against_its_training_window(
         again = _tick(instance, deployed.cursor)
         assert not again.run_requests and first in again.skip_reason.skip_message
 
-        # a new model (or a rollback): its training window is the reference from now on
+        # a new model (or a rollback): its training window is the reference from now on, once
+        # no run that may rewrite features or deploy yet another model is in flight
         second = _model(layout, DAYS[4], DAYS[7], rounds=5)
         set_current(layout.models, second)
+        for lane in (DAILY_FEATURES_LANE, RETRAIN_LANE):
+            busy = instance.add_run(
+                DagsterRun(
+                    job_name="some_job",
+                    run_id=make_new_run_id(),
+                    status=DagsterRunStatus.STARTED,
+                    tags=lane,
+                )
+            )
+            waiting = _tick(instance, deployed.cursor)
+            assert not waiting.run_requests and waiting.cursor is None
+            assert busy.run_id in waiting.skip_reason.skip_message
+            instance.report_run_failed(busy)  # finished: no longer in flight
         redeployed = _tick(instance, deployed.cursor)
         assert _ranges(redeployed) == _ranges(deployed)
         # every day's check is evaluated again: its history has one result per served model
