@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from upath import UPath
 
 
 def _day(day: date | str) -> str:
@@ -44,7 +45,7 @@ def _bucket_file(bucket: int) -> str:
     return f"bucket={bucket:04d}.parquet"
 
 
-def _by_day(folder: Path, pattern: str) -> dict[date, Path]:
+def _by_day(folder: UPath, pattern: str) -> dict[date, UPath]:
     """What `pattern` matches under `folder`, keyed by the day of its partition folder (the
     pattern's first level, `date=*`), oldest first. A folder not named `date=YYYY-MM-DD` is not
     a partition and is left out."""
@@ -62,52 +63,67 @@ SNAPSHOT_MARKER = "_SNAPSHOT.json"
 @dataclass(frozen=True)
 class DataLayout:
     """The folder tree under `FRAUD_DATA_DIR` (default `./data`): every path under it is built
-    here, and every listing of its partitions (which days exist) is made here."""
+    here, and every listing of its partitions (which days exist) is made here.
 
-    root: Path
+    `root` is a `UPath`, so the same tree can later live at an object-store URL (`s3://…`). For
+    a local folder it is a `PosixUPath`, a `pathlib.Path`, and everything works as on a Path.
+    Local-only today: `atomic_path` (a temporary file renamed with `os.replace`), and so every
+    writer, `publish` (`os.replace` per file) and `remove_orphan_temp_files`.
+    """
+
+    root: UPath
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        # frozen: set once here; a str or a Path from a caller becomes a UPath
+        object.__setattr__(self, "root", UPath(root))
+
+    @classmethod
+    def at(cls, location: str | os.PathLike[str]) -> DataLayout:
+        """The layout at a folder (made absolute) or an fsspec URL."""
+        return cls(UPath(location).resolve())
 
     @classmethod
     def from_env(cls) -> DataLayout:
-        return cls(Path(os.environ.get("FRAUD_DATA_DIR", "data")).resolve())
+        return cls.at(os.environ.get("FRAUD_DATA_DIR", "data"))
 
     @property
-    def landing(self) -> Path:
+    def landing(self) -> UPath:
         return self.root / "landing"
 
     @property
-    def held_back(self) -> Path:
+    def held_back(self) -> UPath:
         """Where `fraud demo` keeps the day it delivers through the landing folder last."""
         return self.root / "incoming"
 
     @property
-    def calendar(self) -> Path:
+    def calendar(self) -> UPath:
         """The data's first day, when it was recorded (`fraud_core.calendar`)."""
         return self.root / "calendar.json"
 
     @property
-    def replace_markers(self) -> Path:
+    def replace_markers(self) -> UPath:
         return self.landing / "_replace"
 
-    def replace_marker(self, day: date | str) -> Path:
+    def replace_marker(self, day: date | str) -> UPath:
         """A file whose presence lets the day's current landing files replace its accepted
         orders even when that drops files or shrinks the day (see `fraud_core.acceptance`)."""
         return self.replace_markers / _day(day)
 
-    def raw_orders(self, day: date | str) -> Path:
+    def raw_orders(self, day: date | str) -> UPath:
         return self.root / "raw_orders" / _partition(day) / "orders.parquet"
 
     def raw_orders_days(self) -> list[date]:
         """Days with a `raw_orders` file, oldest first."""
         return list(_by_day(self.root / "raw_orders", "date=*/orders.parquet"))
 
-    def day_record(self, day: date | str) -> Path:
+    def day_record(self, day: date | str) -> UPath:
         """What the day's accepted orders were built from (`fraud_core.acceptance.DayRecord`)."""
         return self.root / "raw_orders" / _partition(day) / "_ACCEPTED.json"
 
-    def quarantine(self, day: date | str) -> Path:
+    def quarantine(self, day: date | str) -> UPath:
         return self.root / "quarantine" / _partition(day) / "quarantine.parquet"
 
-    def orders_by_entity_kind(self, kind: str) -> Path:
+    def orders_by_entity_kind(self, kind: str) -> UPath:
         return self.root / "orders_by_entity" / f"kind={kind}"
 
     def orders_by_entity_days(self, kind: str) -> list[date]:
@@ -115,13 +131,13 @@ class DataLayout:
         folders = _by_day(self.orders_by_entity_kind(kind), "date=*")
         return [day for day, folder in folders.items() if folder.is_dir()]
 
-    def orders_by_entity_dir(self, kind: str, day: date | str) -> Path:
+    def orders_by_entity_dir(self, kind: str, day: date | str) -> UPath:
         return self.orders_by_entity_kind(kind) / _partition(day)
 
-    def orders_by_entity(self, kind: str, day: date | str, bucket: int) -> Path:
+    def orders_by_entity(self, kind: str, day: date | str, bucket: int) -> UPath:
         return self.orders_by_entity_dir(kind, day) / _bucket_file(bucket)
 
-    def orders_by_entity_buckets(self, kind: str, day: date | str) -> dict[int, Path]:
+    def orders_by_entity_buckets(self, kind: str, day: date | str) -> dict[int, UPath]:
         """The bucket files of one kind and day, by bucket number (ascending)."""
         found = {}
         for path in self.orders_by_entity_dir(kind, day).glob("bucket=*.parquet"):
@@ -129,7 +145,7 @@ class DataLayout:
                 found[int(_value(path.stem))] = path
         return dict(sorted(found.items()))
 
-    def entity_features(self, day: date | str) -> Path:
+    def entity_features(self, day: date | str) -> UPath:
         return self.root / "entity_features" / _partition(day) / "features.parquet"
 
     def entity_features_days(self) -> list[date]:
@@ -137,71 +153,71 @@ class DataLayout:
         return list(_by_day(self.root / "entity_features", "date=*/features.parquet"))
 
     @property
-    def entity_states(self) -> Path:
+    def entity_states(self) -> UPath:
         return self.root / "entity_state"
 
-    def entity_state_kind(self, kind: str) -> Path:
+    def entity_state_kind(self, kind: str) -> UPath:
         return self.entity_states / f"kind={kind}"
 
-    def entity_state_dir(self, kind: str, day: date | str) -> Path:
+    def entity_state_dir(self, kind: str, day: date | str) -> UPath:
         """One end-of-day snapshot of `kind`'s entity states: a file per bucket and a marker."""
         return self.entity_state_kind(kind) / _partition(day)
 
-    def entity_state(self, kind: str, day: date | str, bucket: int) -> Path:
+    def entity_state(self, kind: str, day: date | str, bucket: int) -> UPath:
         return self.entity_state_dir(kind, day) / _bucket_file(bucket)
 
-    def entity_state_marker(self, kind: str, day: date | str) -> Path:
+    def entity_state_marker(self, kind: str, day: date | str) -> UPath:
         """The file that declares `kind`'s snapshot of `day` complete (`SNAPSHOT_MARKER`)."""
         return self.entity_state_dir(kind, day) / SNAPSHOT_MARKER
 
-    def entity_state_markers(self, kind: str) -> dict[date, Path]:
+    def entity_state_markers(self, kind: str) -> dict[date, UPath]:
         """The snapshot markers of `kind`, by day, oldest first."""
         return _by_day(self.entity_state_kind(kind), f"date=*/{SNAPSHOT_MARKER}")
 
     @property
-    def training_sets(self) -> Path:
+    def training_sets(self) -> UPath:
         return self.root / "training_set"
 
-    def training_set(self, cutoff: date, run_key: str) -> Path:
+    def training_set(self, cutoff: date, run_key: str) -> UPath:
         """A run's own training-set folder (its files are named by `fraud_core.model.dataset`):
         a rerun never touches the set `latest_training_set` points at until its own set is
         complete."""
         return self.training_sets / f"cutoff={cutoff.isoformat()}" / f"run={run_key}"
 
-    def training_set_folders(self) -> list[Path]:
+    def training_set_folders(self) -> list[UPath]:
         """Every run's training-set folder, complete or not, in no particular order."""
         return [p for p in self.training_sets.glob("cutoff=*/run=*") if p.is_dir()]
 
-    def training_set_cutoffs(self) -> list[Path]:
+    def training_set_cutoffs(self) -> list[UPath]:
         """The folders that group the training sets of one cutoff."""
         return [p for p in self.training_sets.glob("cutoff=*") if p.is_dir()]
 
     @property
-    def latest_training_set(self) -> Path:
+    def latest_training_set(self) -> UPath:
         """The pointer to the manifest of the training set `fraud_model` trains on."""
         return self.training_sets / "latest.json"
 
     @property
-    def models(self) -> Path:
+    def models(self) -> UPath:
         """The model registry (its versions' files are named by `fraud_core.model.artifact`)."""
         return self.root / "models"
 
-    def feature_drift_report(self, day: date | str) -> Path:
+    def feature_drift_report(self, day: date | str) -> UPath:
         return self.root / "feature_drift" / _partition(day) / "psi.json"
 
-    def backtest_report(self, suffix: str = "json") -> Path:
+    def backtest_report(self, suffix: str = "json") -> UPath:
         """The latest backtest's report: `json` for machines, `md` for people."""
         return self.root / "backtest" / f"report.{suffix}"
 
     @property
-    def staging_root(self) -> Path:
+    def staging_root(self) -> UPath:
         return self.root / "_staging"
 
     def staging(self, run_id: str) -> DataLayout:
         """The same tree for one run's output before its checks pass: `publish` moves it here."""
         return DataLayout(self.staging_root / f"run={run_id}")
 
-    def staged_runs(self) -> dict[str, Path]:
+    def staged_runs(self) -> dict[str, UPath]:
         """The staging folder of every run that has one, by run id."""
         return {_value(p.name): p for p in self.staging_root.glob("run=*")}
 
@@ -306,10 +322,10 @@ def remove_orphan_temp_files(root: Path, skip: tuple[str, ...] = ("landing",)) -
     return removed
 
 
-def publish(staged: DataLayout, target: DataLayout) -> list[Path]:
+def publish(staged: DataLayout, target: DataLayout) -> list[UPath]:
     """Move every file of a run's staging tree onto the same place under `target` (each move
-    atomic), then remove the staging tree. Returns the published paths."""
-    moved: list[Path] = []
+    atomic: local folders only), then remove the staging tree. Returns the published paths."""
+    moved: list[UPath] = []
     if not staged.root.is_dir():
         return moved
     for path in sorted(p for p in staged.root.rglob("*") if p.is_file()):

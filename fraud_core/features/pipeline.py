@@ -102,7 +102,7 @@ def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[
 
     Returns `order_id` (an Arrow array) and `features`, a (kind's features x orders) block, both
     in the order of the bucket files (day by day): cheap to ship back and to cut by day."""
-    layout = DataLayout(Path(task.root))
+    layout = DataLayout(task.root)
     state: pd.DataFrame | None = None
     if task.snapshot is not None:
         state = pq.read_table(state_file(layout, task.kind, task.snapshot, task.bucket)).to_pandas()
@@ -121,7 +121,7 @@ def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[
         end = day_end_s(task.days[-1])
         features, state = advance_kind(state, orders.to_pandas(), task.kind, end, spec)
         order_ids = orders.column("order_id")
-    out = DataLayout(Path(task.out_root))
+    out = DataLayout(task.out_root)
     write_parquet(state, state_file(out, task.kind, task.days[-1], task.bucket))
     return {"order_id": order_ids, "features": features}
 
