@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import redis
 from dagster import ConfigurableResource, InitResourceContext
@@ -34,8 +33,7 @@ class DataLayoutResource(ConfigurableResource):
     )
 
     def layout(self) -> DataLayout:
-        root = self.data_dir or os.environ.get("FRAUD_DATA_DIR") or "data"
-        return DataLayout(Path(root).resolve())
+        return DataLayout.at(self.data_dir or os.environ.get("FRAUD_DATA_DIR") or "data")
 
 
 class DaskResource(ConfigurableResource):

@@ -14,6 +14,7 @@ from pathlib import Path
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, max_future_s
 from fraud_core.online_keys import DEFAULT_PREFIX
 from fraud_core.redis_server import DEFAULT_REDIS_URL
+from fraud_core.storage import DataLayout
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:
@@ -64,7 +65,7 @@ class Settings:
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return DataLayout(self.data_dir).models
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

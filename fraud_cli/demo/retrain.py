@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from fraud_cli.demo.context import DemoContext
     from fraud_cli.demo.dagster_runs import RunReport
 
-# Where the generate step keeps the day after the demo days until this step delivers it.
-HELD_BACK_DIR = "incoming"
 LANDING_SENSOR = "landing_folder_sensor"
 RETRAIN_SENSOR = "features_updated_sensor"
 SENSOR_TIMEOUT_S = 300  # the daemon's start-up, a tick interval, the run
@@ -48,9 +46,9 @@ def feed_one_more_day(ctx: DemoContext) -> None:
     from fraud_cli.demo.context import StepFailed
     from fraud_core.model.artifact import current_version
 
-    held = sorted((ctx.layout.root / HELD_BACK_DIR).glob("orders_*"))
+    held = sorted(ctx.layout.held_back.glob("orders_*"))
     if not held:
-        print(f"    skipped: no held-back day in {ctx.layout.root / HELD_BACK_DIR} (--no-generate)")
+        print(f"    skipped: no held-back day in {ctx.layout.held_back} (--no-generate)")
         return
     registry = ctx.layout.models
     before = current_version(registry)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fraud_cli.demo.context import DemoContext, Step, StepFailed
 from fraud_cli.demo.model import train_deploy_and_load
-from fraud_cli.demo.retrain import HELD_BACK_DIR, feed_one_more_day
+from fraud_cli.demo.retrain import feed_one_more_day
 from fraud_cli.demo.serving import score_with_the_service
 
 
@@ -40,7 +40,7 @@ def generate_sample_orders(ctx: DemoContext) -> None:
         seed=ctx.args.seed,
     )
     orders = fraud = 0
-    held = ctx.layout.root / HELD_BACK_DIR
+    held = ctx.layout.held_back
     next_day = f"orders_{ctx.last_day + timedelta(days=1)}"
 
     def count(path: Path, table) -> None:
