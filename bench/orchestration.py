@@ -24,6 +24,7 @@ from fraud_core.drift import psi_by_column, stride_sample
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.generator import GeneratorConfig, write_landing_files
 from fraud_core.landing import landing_paths, scan_landing
+from fraud_core.storage import DataLayout
 
 
 def timed(fn):
@@ -37,7 +38,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=300, help="days from 2026-01-01")
     parser.add_argument("--keep", type=Path, default=None, help="landing folder to reuse")
     args = parser.parse_args()
-    landing = args.keep or Path(tempfile.mkdtemp()) / "landing"
+    landing = args.keep or DataLayout(tempfile.mkdtemp()).landing
     if not landing.exists() or not any(landing.iterdir()):
         write_landing_files(GeneratorConfig(days=args.days, start=date(2026, 1, 1)), landing)
     paths = landing_paths(landing)

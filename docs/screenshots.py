@@ -29,6 +29,7 @@ sys.path.insert(0, str(PROJECT))  # run as a script: the tests' helpers are impo
 import httpx  # noqa: E402
 from playwright.sync_api import Page, expect  # noqa: E402
 
+from fraud_core.storage import DataLayout  # noqa: E402
 from tests.browser.support import (  # noqa: E402
     Chromium,
     OfflineGuard,
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or PROJECT / ".dagster").resolve()
     data_dir = Path(os.environ.get("FRAUD_DATA_DIR") or PROJECT / "data").resolve()
-    if not (dagster_home / "storage").is_dir() or not (data_dir / "models").is_dir():
+    if not (dagster_home / "storage").is_dir() or not DataLayout(data_dir).models.is_dir():
         print(f"no demo in {dagster_home} and {data_dir}: run `make demo` first", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
