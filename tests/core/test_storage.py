@@ -1,5 +1,6 @@
 """Temporary files of killed writes are removed on the next run; those of a live writer and the
-landing folder's are not; a staged tree is published file by file."""
+landing folder's are not; a staged tree is published file by file. The layout's root is a UPath:
+a local folder behaves as a Path, and the partition listings also work on an fsspec store."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pytest
+from upath import UPath
 
 from fraud_core.storage import (
     TEMP_GRACE_S,
@@ -55,3 +62,51 @@ def test_publish_moves_a_staged_tree_into_place(tmp_path):
     assert sorted(published) == [layout.entity_features(d) for d in ("2026-01-01", "2026-01-02")]
     assert layout.entity_features("2026-01-01").read_text() == "2026-01-01"
     assert not staged.root.exists()
+
+
+def test_a_local_layout_is_made_of_paths(tmp_path):
+    layout = DataLayout(tmp_path)
+
+    assert isinstance(layout.root, UPath) and isinstance(layout.root, Path)
+    assert layout == DataLayout(str(tmp_path)) and layout.root == tmp_path
+    assert layout.raw_orders(date(2026, 1, 1)) == (
+        tmp_path / "raw_orders" / "date=2026-01-01" / "orders.parquet"
+    )
+    assert DataLayout.at("data").root == Path("data").resolve()
+
+
+@pytest.fixture(params=["local", "memory"])
+def any_layout(request, tmp_path):
+    """The same tree in a local folder and in fsspec's in-memory store (no object store here)."""
+    if request.param == "local":
+        yield DataLayout(tmp_path)
+        return
+    root = UPath(f"memory:///fraud-{uuid.uuid4().hex}")
+    yield DataLayout(root)
+    root.fs.rm(root.path, recursive=True)
+
+
+def _touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("x")
+
+
+def test_partition_listings_give_days_oldest_first_and_skip_other_folders(any_layout):
+    layout = any_layout
+    days = [date(2026, 1, 10), date(2026, 1, 2), date(2026, 2, 1)]
+    for day in days:
+        _touch(layout.raw_orders(day))
+        _touch(layout.entity_features(day))
+        _touch(layout.entity_state_marker("customer_id", day))
+        _touch(layout.orders_by_entity("email", day, 3))
+    _touch(layout.raw_orders(date(2026, 3, 1)).with_name("other.parquet"))  # no orders file
+    _touch(layout.root / "entity_features" / "date=not-a-day" / "features.parquet")
+    _touch(layout.orders_by_entity("email", days[0], 1))
+
+    assert layout.raw_orders_days() == sorted(days)
+    assert layout.entity_features_days() == sorted(days)
+    assert layout.orders_by_entity_days("email") == sorted(days)
+    assert list(layout.entity_state_markers("customer_id")) == sorted(days)
+    assert layout.entity_state_markers("ip") == {}
+    buckets = layout.orders_by_entity_buckets("email", days[0])
+    assert buckets == {b: layout.orders_by_entity("email", days[0], b) for b in (1, 3)}
