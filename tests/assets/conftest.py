@@ -10,11 +10,11 @@ import pytest
 from dagster import AssetsDefinition, DagsterInstance, ExecuteInProcessResult, materialize
 
 from fraud_assets.partitions import partition_range_tags
-from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.generator import GeneratorConfig, write_landing_files
 from fraud_core.storage import DataLayout
 
-START = date(2026, 1, 1)
+from ..configs import START, feature_resources
+
 SMALL = GeneratorConfig(
     n_customers=300, n_emails=300, n_ips=300, orders_per_day=200, days=4, start=START, seed=7
 )
@@ -53,10 +53,7 @@ def materialize_range() -> RangeRun:
     ) -> ExecuteInProcessResult:
         return materialize(
             assets,
-            resources={
-                "layout": DataLayoutResource(),  # $FRAUD_DATA_DIR, set by `data_dir`
-                "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
-            },
+            resources=feature_resources(),  # the data folder is $FRAUD_DATA_DIR, set by `data_dir`
             run_config=run_config,
             instance=instance,
             tags=partition_range_tags(first, last),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -21,20 +21,18 @@ from fraud_assets.assets.entity_features import entity_features
 from fraud_assets.assets.orders_by_entity import orders_by_entity
 from fraud_assets.assets.raw_orders import raw_orders
 from fraud_assets.partitions import partition_range_tags
-from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.storage import DataLayout
 
-DAYS = [date(2026, 1, 1) + timedelta(days=i) for i in range(3)]
+from ..configs import START, feature_resources
+
+DAYS = [START + timedelta(days=i) for i in range(3)]
 ASSETS = [raw_orders, orders_by_entity, entity_features]
 
 
 def _run(root: Path) -> bool:
     return materialize(
         ASSETS,
-        resources={
-            "layout": DataLayoutResource(data_dir=str(root)),
-            "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
-        },
+        resources=feature_resources(root),
         tags=partition_range_tags(DAYS[0], DAYS[-1]),
         raise_on_error=False,
     ).success

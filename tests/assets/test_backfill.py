@@ -41,7 +41,8 @@ DAYS = 30
 KEYS = [(START + timedelta(days=i)).isoformat() for i in range(DAYS)]
 SELECTION = [AssetKey(k) for k in ("raw_orders", "orders_by_entity", "entity_features")]
 
-# The code location the backfill daemon loads (this module), with in-process steps.
+# The code location the backfill daemon loads (this module), with in-process steps. It loads the
+# file by path, outside the tests package: hence no relative import (of tests/configs.py) here.
 backfill_defs = Definitions(
     assets=DAILY_FEATURE_ASSETS,
     asset_checks=DAILY_FEATURE_CHECKS,

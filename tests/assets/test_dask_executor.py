@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
-from datetime import date
+from datetime import timedelta
 
 import pandas as pd
 import psutil
@@ -32,7 +32,9 @@ from fraud_assets.partitions import partition_range_tags
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.storage import DataLayout
 
-FIRST, LAST = date(2026, 1, 1), date(2026, 1, 3)
+from ..configs import START, feature_resources
+
+FIRST, LAST = START, START + timedelta(days=2)  # the `landed` fixture's first three days
 DAYS = [FIRST.replace(day=d) for d in (1, 2, 3)]
 
 _defs = Definitions(
@@ -129,10 +131,7 @@ def test_a_partition_range_runs_step_by_step_on_the_cluster(cluster, landed: Dat
         (local.landing / path.name).write_bytes(path.read_bytes())
     assert materialize(
         [raw_orders, orders_by_entity, entity_features],
-        resources={
-            "layout": DataLayoutResource(data_dir=str(local.root)),
-            "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
-        },
+        resources=feature_resources(local.root),
         tags=partition_range_tags(FIRST, LAST),
     ).success
     for day in DAYS:

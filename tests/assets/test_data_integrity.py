@@ -27,7 +27,8 @@ from fraud_core.model.dataset import feature_days_on_disk
 from fraud_core.online_store import newest_snapshot
 from fraud_core.storage import DataLayout
 
-START = date(2026, 1, 1)
+from ..configs import START
+
 DAYS = [START + timedelta(days=i) for i in range(4)]  # the `landed` fixture's days
 INGEST = [raw_orders, raw_orders_checks]
 FEATURES = [

@@ -14,21 +14,17 @@ from dagster import materialize
 from fraud_assets.assets.entity_features import entity_features, entity_features_checks
 from fraud_assets.assets.orders_by_entity import orders_by_entity
 from fraud_assets.assets.raw_orders import raw_orders
-from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.features.offline import advance
 from fraud_core.features.pipeline import day_end_s
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.generator import GeneratorConfig, write_landing_files
 from fraud_core.storage import DataLayout
 
-START = date(2026, 1, 1)
+from ..configs import START, feature_resources
 
 
 def _run(tmp_path, first: date, last: date):
-    resources = {
-        "layout": DataLayoutResource(data_dir=str(tmp_path)),
-        "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
-    }
+    resources = feature_resources(tmp_path)
     tags = {
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),

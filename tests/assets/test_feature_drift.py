@@ -4,7 +4,7 @@ model is in the registry."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -28,11 +28,11 @@ from fraud_core.model.artifact import ModelCard, save_version, set_current
 from fraud_core.model.replay import feature_days
 from fraud_core.storage import DataLayout, write_parquet
 
-START = date(2026, 1, 1)
-DAYS = [START + timedelta(days=i) for i in range(10)]
+from ..configs import NO_WARMUP, START
+
 # Ten days lie inside the features' warm-up (37 days), which has no PSI: the tests of PSI
-# itself on these ten days switch the warm-up off.
-NO_WARMUP = {"feature_drift": {"config": {"warmup_days": 0}}}
+# itself on these ten days switch the warm-up off (NO_WARMUP).
+DAYS = [START + timedelta(days=i) for i in range(10)]
 
 
 @pytest.fixture

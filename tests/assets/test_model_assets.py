@@ -6,7 +6,7 @@ labels is refused by the blocking gate and the champion keeps serving; rollback 
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -26,9 +26,8 @@ from fraud_assets.assets.training_set import (
     read_latest_manifest,
     training_set,
 )
-from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_cli.main import main as fraud_cli
-from fraud_core.generator import GeneratorConfig, iter_daily_orders
+from fraud_core.generator import iter_daily_orders
 from fraud_core.model.artifact import current_version, list_versions, load_version
 from fraud_core.model.dataset import TRAIN, VALIDATION, time_rule_violations
 from fraud_core.model.decisions import ThresholdTargets
@@ -38,40 +37,10 @@ from fraud_core.model.settings import describe
 from fraud_core.model.train import TrainParams
 from fraud_core.storage import DataLayout, write_parquet
 
-START = date(2026, 1, 1)
-DATA = GeneratorConfig(
-    n_customers=800,
-    n_emails=800,
-    n_ips=600,
-    orders_per_day=300,
-    days=42,
-    start=START,
-    seed=5,
-    fraud_rate=0.03,
-    label_delay_days=(1, 8),
-)
-RUN_CONFIG = {
-    "ops": {
-        "training_set": {
-            "config": {
-                "window_days": 30,
-                "maturity_days": 8,
-                "validation_days": 7,
-                "gap_days": 1,
-                "negative_rate": 0.5,
-            }
-        },
-        "fraud_model": {
-            "config": {
-                "max_depth": 4,
-                "learning_rate": 0.2,
-                "num_boost_round": 60,
-                "early_stopping_rounds": 15,
-                "max_bin": 64,
-            }
-        },
-    }
-}
+from ..configs import MODEL_DATA as DATA
+from ..configs import START, TRAINING_OPS, feature_resources
+
+RUN_CONFIG = {"ops": TRAINING_OPS}
 
 
 @pytest.fixture
@@ -95,11 +64,8 @@ FIGURES = [
 
 
 def _resources(floor: float = 0.2) -> dict:
-    return {
-        "layout": DataLayoutResource(),  # $FRAUD_DATA_DIR, set by `data_dir`
-        "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
-        "gate": PromotionGate(min_average_precision=floor, tolerance=0.01),
-    }
+    # the data folder is $FRAUD_DATA_DIR, set by `data_dir`
+    return feature_resources(gate=PromotionGate(min_average_precision=floor, tolerance=0.01))
 
 
 def _metadata(result, asset: str) -> dict:

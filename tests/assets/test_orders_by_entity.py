@@ -24,7 +24,8 @@ from fraud_core.buckets import DEFAULT_N_BUCKETS, bucket_files, entity_bucket
 from fraud_core.schema import ENTITY_KINDS, ORDER_SCHEMA
 from fraud_core.storage import write_parquet
 
-START = date(2026, 1, 1)
+from ..configs import START
+
 DAYS = [START + timedelta(days=i) for i in range(3)]
 ASSETS = [raw_orders, orders_by_entity, orders_by_entity_checks]
 

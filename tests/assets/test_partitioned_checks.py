@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
 from fraud_assets.lib.partitioned_checks import day_description
 
-START = date(2026, 1, 1)  # the first day of the `landed` fixture
+from ..configs import START  # the first day of the `landed` fixture
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,8 @@ from fraud_core import validation as v
 from fraud_core.schema import ORDER_SCHEMA
 from fraud_core.storage import write_parquet
 
-START = date(2026, 1, 1)
+from ..configs import START
+
 DAYS = [START + timedelta(days=i) for i in range(4)]
 CHECK_NAMES = {spec.name for spec in RAW_ORDERS_CHECK_SPECS}
 

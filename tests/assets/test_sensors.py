@@ -23,13 +23,15 @@ from dagster import (
 )
 
 from fraud_assets.jobs import DAILY_FEATURE_ASSETS, DAILY_FEATURE_CHECKS, daily_features_job
-from fraud_assets.resources import DaskResource, DataLayoutResource
+from fraud_assets.resources import DataLayoutResource
 from fraud_assets.sensors.landing import contiguous_ranges, landing_folder_sensor
 from fraud_assets.sensors.landing_cursor import CLOCK_SLACK_NS, LandingCursor, file_state
 from fraud_core.acceptance import read_day_record
 from fraud_core.storage import DataLayout, write_parquet
 
-D = [date(2026, 1, 1) + timedelta(days=i) for i in range(8)]
+from ..configs import START, feature_resources
+
+D = [START + timedelta(days=i) for i in range(8)]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
@@ -39,10 +41,7 @@ def _defs() -> Definitions:
         asset_checks=DAILY_FEATURE_CHECKS,
         jobs=[daily_features_job],
         sensors=[landing_folder_sensor],
-        resources={
-            "layout": DataLayoutResource(),  # $FRAUD_DATA_DIR, set by the `data_dir` fixture
-            "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
-        },
+        resources=feature_resources(),  # the data folder is $FRAUD_DATA_DIR, set by `data_dir`
     )
 
 

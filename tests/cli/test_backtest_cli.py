@@ -4,24 +4,15 @@ itself) to a report whose last line is the RESULT, without writing to the data f
 from __future__ import annotations
 
 import re
-from datetime import date
 
 import pytest
 
 from fraud_cli.main import main
-from fraud_core.generator import GeneratorConfig, write_landing_files
+from fraud_core.generator import write_landing_files
 
-DATA = GeneratorConfig(
-    n_customers=800,
-    n_emails=800,
-    n_ips=600,
-    orders_per_day=300,
-    days=40,
-    start=date(2026, 1, 1),
-    seed=3,
-    fraud_rate=0.03,
-    label_delay_days=(1, 8),
-)
+from ..configs import labelled_orders
+
+DATA = labelled_orders(days=40, seed=3)
 
 
 def test_backtest_from_landing_files(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

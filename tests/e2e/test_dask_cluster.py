@@ -4,7 +4,7 @@ tasks to those workers, and the features equal an in-process run's."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
 from dagster import materialize
@@ -18,7 +18,8 @@ from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.generator import GeneratorConfig, write_landing_files
 from fraud_core.storage import DataLayout
 
-START = date(2026, 1, 1)
+from ..configs import START, feature_resources
+
 DAYS = [START + timedelta(days=i) for i in range(3)]
 ASSETS = [raw_orders, orders_by_entity, entity_features]
 
@@ -57,10 +58,7 @@ def test_features_on_the_cluster_equal_the_in_process_run(dask_cluster, tmp_path
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
     assert materialize(
         ASSETS,
-        resources={
-            "layout": DataLayoutResource(data_dir=str(local.root)),
-            "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
-        },
+        resources=feature_resources(local.root),
         tags=partition_range_tags(DAYS[0], DAYS[-1]),
     ).success
     for day in DAYS:

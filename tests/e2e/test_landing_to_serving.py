@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -40,10 +40,10 @@ from dagster import (
 from fraud_assets.assets.deployed_model import PromotionGate
 from fraud_assets.definitions import ASSET_CHECKS, ASSETS
 from fraud_assets.jobs import daily_features_job, online_store_job, retrain_job
-from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
+from fraud_assets.resources import DataLayoutResource, RedisResource
 from fraud_assets.sensors import features_updated_sensor, landing_folder_sensor
 from fraud_assets.sensors.retrain import MIN_INTERVAL_ENV
-from fraud_core.generator import GeneratorConfig, write_landing_files
+from fraud_core.generator import write_landing_files
 from fraud_core.model.artifact import current_version
 from fraud_core.online_keys import OnlineKeys
 from fraud_core.redis_server import ensure_redis
@@ -51,43 +51,13 @@ from fraud_core.storage import DataLayout
 from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
 
+from ..configs import MODEL_DATA as DATA
+from ..configs import START, TRAINING_OPS, feature_resources
 from .conftest import free_port, poll
 
-START = date(2026, 1, 1)
-DATA = GeneratorConfig(  # the smallest data on which the gate passes twice (see test_model_assets)
-    n_customers=800,
-    n_emails=800,
-    n_ips=600,
-    orders_per_day=300,
-    days=42,
-    start=START,
-    seed=5,
-    fraud_rate=0.03,
-    label_delay_days=(1, 8),
-)
 NEW_DAY = START + timedelta(days=DATA.days - 1)
-TRAINING = {
-    "training_set": {
-        "config": {
-            "window_days": 30,
-            "maturity_days": 8,
-            "validation_days": 7,
-            "gap_days": 1,
-            "negative_rate": 0.5,
-        }
-    },
-    "fraud_model": {
-        "config": {
-            "max_depth": 4,
-            "learning_rate": 0.2,
-            "num_boost_round": 60,
-            "early_stopping_rounds": 15,
-            "max_bin": 64,
-        }
-    },
-}
 # The deployment's run config per job (what the daemon would launch the sensors' requests with).
-RUN_CONFIG = {retrain_job.name: {"ops": TRAINING}}
+RUN_CONFIG = {retrain_job.name: {"ops": TRAINING_OPS}}
 API_KEY = "e2e-key"
 
 
@@ -97,14 +67,12 @@ def _defs(redis_url: str, gate: PromotionGate | None = None) -> Definitions:
         asset_checks=ASSET_CHECKS,
         jobs=[daily_features_job, retrain_job, online_store_job],
         sensors=[landing_folder_sensor, features_updated_sensor],
-        resources={
-            "layout": DataLayoutResource(),  # $FRAUD_DATA_DIR
-            "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
-            "redis": RedisResource(url=redis_url),
+        resources=feature_resources(  # the data folder is $FRAUD_DATA_DIR
+            redis=RedisResource(url=redis_url),
             # The production gate: a retrain on one more day moves the point AP by about +-0.01
             # here, which the gate's paired bootstrap tells apart from a worse model.
-            "gate": gate or PromotionGate(),
-        },
+            gate=gate or PromotionGate(),
+        ),
     )
 
 

@@ -10,7 +10,7 @@ import getpass
 import os
 import sys
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg2
@@ -19,13 +19,14 @@ import yaml
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context
 
 from fraud_assets.jobs import DAILY_FEATURE_ASSETS, DAILY_FEATURE_CHECKS, daily_features_job
-from fraud_assets.resources import DaskResource, DataLayoutResource
+from fraud_assets.resources import DataLayoutResource
 from fraud_assets.sensors import landing_folder_sensor
 from fraud_core.generator import GeneratorConfig, write_landing_files
 from fraud_core.storage import DataLayout
 
+from ..configs import START, feature_resources
+
 PROJECT_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
-START = date(2026, 1, 1)
 
 
 def documented_postgres_block() -> dict:
@@ -119,10 +120,7 @@ def test_assets_and_the_sensor_on_postgres(pg_instance, tmp_path, monkeypatch):
         assets=DAILY_FEATURE_ASSETS,
         asset_checks=DAILY_FEATURE_CHECKS,
         jobs=[daily_features_job],
-        resources={
-            "layout": DataLayoutResource(),
-            "dask": DaskResource(n_workers=1, threads_per_worker=2, processes=False),
-        },
+        resources=feature_resources(),
     )
 
     def tick(cursor):
