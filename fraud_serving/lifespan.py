@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ from fraud_serving.services.models import ModelHolder
 from fraud_serving.services.scoring import ScoringService
 from fraud_serving.services.store import OnlineStore, make_client
 from fraud_serving.settings import Settings
+
+log = logging.getLogger(__name__)
+SHUTDOWN_WAIT_S = 5.0
 
 
 @dataclass
@@ -81,8 +85,11 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Bounded: a task that does not stop is reported, and shutdown goes on without it.
+        _, running = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_S)
+        for task in running:
+            log.warning(
+                "background task %s did not stop within %s s", task.get_name(), SHUTDOWN_WAIT_S
+            )
         await scoring.batcher.stop()
         await store.close()

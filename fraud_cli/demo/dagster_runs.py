@@ -183,6 +183,7 @@ class DagsterProcesses:
         self.port = _free_port()
         self.processes: dict[str, subprocess.Popen] = {}
         self._workspace = None
+        self._deadline = 0.0
 
     # -- processes ------------------------------------------------------------------------
 
@@ -202,6 +203,8 @@ class DagsterProcesses:
         return process
 
     def start_code_server(self) -> None:
+        """Start it and return at once: it imports the project while the demo generates data;
+        the first launch waits until it listens."""
         self._start(
             "code server",
             [
@@ -210,16 +213,19 @@ class DagsterProcesses:
                 *("-h", "127.0.0.1", "-p", str(self.port)),
             ],
         )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        self._deadline = time.monotonic() + STARTUP_TIMEOUT_S
+
+    def _code_server_ready(self) -> None:
         while not _listening(self.port):
             self._alive("code server")
-            if time.monotonic() > deadline:
+            if time.monotonic() > self._deadline:
                 raise StepFailed(f"the code server did not start (see {self.log_path})")
             time.sleep(0.2)
 
     def start_daemon(self) -> None:
         """`dagster-daemon run` on the demo's code server: it ticks the sensors (ticks and
         cursors are recorded in the instance) and launches the runs they queue."""
+        self._code_server_ready()
         workspace = Path(os.environ["DAGSTER_HOME"]) / "demo_workspace.yaml"
         workspace.write_text(
             "# Written by `fraud demo`: its daemon loads the demo's code server.\n"
@@ -261,6 +267,7 @@ class DagsterProcesses:
         from dagster._core.workspace.load_target import GrpcServerTarget
 
         if self._workspace is None:
+            self._code_server_ready()
             target = GrpcServerTarget(
                 host="127.0.0.1", port=self.port, socket=None, location_name=LOCATION
             )

@@ -17,6 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from fraud_serving.services.tasks import raise_if_cancelled
+
 log = logging.getLogger(__name__)
 
 Job = TypeVar("Job")
@@ -100,3 +102,4 @@ class MicroBatcher(Generic[Job, Result]):
                     fut.set_exception(result)
                 else:
                     fut.set_result(result)
+            raise_if_cancelled()  # a cancellation a Redis call swallowed still stops the loop

@@ -29,6 +29,7 @@ from fraud_core.model.artifact import (
 )
 from fraud_core.scoring.scorer import Scorer, load_scorer
 from fraud_serving.metrics import ServiceMetrics
+from fraud_serving.services.tasks import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ class ModelHolder:
                 await self.poll_once()
             except Exception:  # the reload loop must survive anything; the old model serves on
                 log.exception("model reload failed")
+            raise_if_cancelled()
 
 
 def _stat(path: Path) -> FileStat:

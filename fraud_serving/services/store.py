@@ -41,6 +41,7 @@ from fraud_core.online_keys import (
     new_namespace_id,
 )
 from fraud_serving.metrics import ServiceMetrics
+from fraud_serving.services.tasks import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ class OnlineStore:
         """Background task: probe often while down, now and then while up."""
         while True:
             await self.probe()
+            raise_if_cancelled()
             await asyncio.sleep(_UP_PROBE_S if self.up else _DOWN_PROBE_S)
 
     # -- namespace ------------------------------------------------------------------------------
