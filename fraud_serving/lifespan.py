@@ -91,5 +91,5 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             log.warning(
                 "background task %s did not stop within %s s", task.get_name(), SHUTDOWN_WAIT_S
             )
-        await scoring.batcher.stop()
+        await scoring.batcher.stop(SHUTDOWN_WAIT_S)
         await store.close()

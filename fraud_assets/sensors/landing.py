@@ -120,7 +120,9 @@ def plan_landing_runs(
     first_partition = daily_partitions.start.date()
     last_key = daily_partitions.get_last_partition_key()  # a day is a partition once it is over
     last_partition = date.fromisoformat(last_key) if last_key else first_partition - timedelta(1)
-    wanted: dict[date, set[tuple[str, Fingerprint]]] = {}
+    # day -> (file name, (size, mtime), ctime): the ctime tells a re-delivery that kept its size
+    # and mtime (cp -p, rsync -t) from the file the earlier request saw
+    wanted: dict[date, set[tuple[str, Fingerprint, int]]] = {}
     cache: TargetCache = {}
     for f in inspected:
         if f.problem is not None:
@@ -135,15 +137,18 @@ def plan_landing_runs(
         if days:
             ingested = _ingested_after(instance, days, cache)
             try:
-                changed_at = f.path.stat().st_ctime
+                stat = f.path.stat()
+                changed_at, changed_ns = stat.st_ctime, stat.st_ctime_ns
             except OSError:  # gone meanwhile: nothing to skip
-                changed_at = float("inf")
+                changed_at, changed_ns = float("inf"), 0
             fresh = [d for d in days if not (d in ingested and ingested[d] > changed_at)]
             if not fresh:
                 plan.already_ingested.append(f.name)
             days = fresh
+        else:
+            changed_ns = 0
         for day in days:
-            wanted.setdefault(day, set()).add((f.name, f.fingerprint))
+            wanted.setdefault(day, set()).add((f.name, f.fingerprint, changed_ns))
     if not wanted:
         return plan
     # Features of later days carry the state of these days: computed ones are stale now.
@@ -157,11 +162,16 @@ def plan_landing_runs(
     for day in landing_days:
         if first_partition <= day <= last_partition and day.isoformat() not in computed:
             wanted.setdefault(day, set())
+    # Run keys are unique per file state: the same state never starts two runs, a new state
+    # always starts one (Dagster drops a request whose run key it has seen). A range without a
+    # file of its own (later days to recompute, failed days) takes the states of every file
+    # that triggered the plan.
+    trigger = sorted({entry for entries in wanted.values() for entry in entries}, key=str)
     for first, last in contiguous_ranges(wanted):
         files = sorted(
             {entry for d in wanted if first <= d <= last for entry in wanted[d]}, key=str
         )
-        digest = hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(json.dumps([files, trigger]).encode()).hexdigest()[:16]
         plan.run_requests.append(
             RunRequest(
                 run_key=f"landing:{first}..{last}:{digest}",

@@ -18,9 +18,9 @@ cursor, `{"seen": id, "trained": id, "retrain_requested_at": epoch s}`:
 - otherwise (a retrain is debounced): `online_store_job`, so serving gets the newest entity
   states now; the retrain stays due and is requested on the first tick after the interval.
 
-A sensor without a cursor (new, or reset in the UI) does not retrain a model that is already
-newer than the features: a `fraud_model` (or `online_store`) materialized after the newest
-`entity_features` counts as having seen them.
+A model that is already newer than the features is not retrained, with or without a cursor (new,
+reset in the UI, or older than runs launched by hand): a `fraud_model` (or `online_store`)
+materialized after the newest `entity_features` counts as having seen them.
 
 Why not declarative automation: `AutomationCondition.eager()` on these unpartitioned assets never
 fires, because they "miss" a dependency while any daily partition since FRAUD_START_DATE lacks
@@ -55,9 +55,8 @@ from fraud_assets.jobs import (
     retrain_job,
 )
 from fraud_assets.sensors.keys import ENTITY_FEATURES, FRAUD_MODEL, ONLINE_STORE
-from fraud_assets.sensors.ticks import tick_interval_s
+from fraud_assets.sensors.ticks import MIN_INTERVAL_ENV, tick_interval_s
 
-MIN_INTERVAL_ENV = "FRAUD_RETRAIN_MIN_INTERVAL_S"
 DEFAULT_MIN_INTERVAL_S = 3600.0
 TICK_INTERVAL_S = 60
 # A run created but never launched (its launcher died) must not block retraining forever.
@@ -169,8 +168,18 @@ def plan_retrain(
     features = latest_storage_id(instance, ENTITY_FEATURES)
     if features == 0:
         return RetrainPlan(cursor, skip="no entity_features materialized yet")
+    # What the asset records say was done counts on every tick, not only without a cursor: a
+    # model or store materialized after the newest features (a run launched by hand, the demo's
+    # own runs) has seen them, so an old cursor does not retrain what is already trained.
+    done = initial_cursor(instance, features)
     if cursor is None:
-        cursor = initial_cursor(instance, features)
+        cursor = done
+    else:
+        cursor = RetrainCursor(
+            seen=max(cursor.seen, done.seen),
+            trained=max(cursor.trained, done.trained),
+            retrain_requested_at=cursor.retrain_requested_at,
+        )
     retrain_due = features > cursor.trained
     store_due = features > cursor.seen
     if not (retrain_due or store_due):

@@ -1,4 +1,6 @@
-"""How often the daemon evaluates the sensors: each sensor's own interval, or
+"""The sensors' timing settings, in a module light enough for the CLI to import.
+
+How often the daemon evaluates the sensors: each sensor's own interval, or
 `FRAUD_SENSOR_TICK_S` for all of them (read when the code location loads). `fraud demo` sets it
 to a few seconds so its last step does not wait a minute for a tick; a deployment may lower it
 to react sooner (every tick reads the landing folder and a few event-log records)."""
@@ -8,6 +10,8 @@ from __future__ import annotations
 from fraud_core.env import env_number
 
 TICK_ENV = "FRAUD_SENSOR_TICK_S"
+# How often features_updated_sensor may retrain at most (read on every tick; `sensors.retrain`).
+MIN_INTERVAL_ENV = "FRAUD_RETRAIN_MIN_INTERVAL_S"
 
 
 def tick_interval_s(default: int) -> int:

@@ -77,12 +77,12 @@ def _instance() -> DagsterInstance:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fraud_assets.sensors.ticks import TICK_ENV
+    from fraud_assets.sensors.ticks import MIN_INTERVAL_ENV, TICK_ENV
     from fraud_cli.demo.context import DemoContext, StepFailed
     from fraud_cli.demo.dagster_runs import DagsterProcesses
     from fraud_cli.demo.retrain import TICK_S
     from fraud_cli.demo.steps import STEPS
-    from fraud_core.calendar import first_day, record_first_day
+    from fraud_core.calendar import START_ENV, first_day, record_first_day
     from fraud_core.redis_server import ensure_redis
     from fraud_core.storage import DataLayout
 
@@ -90,16 +90,18 @@ def run(args: argparse.Namespace) -> int:
     layout = DataLayout.from_env()
     os.environ["FRAUD_DATA_DIR"] = str(layout.root)  # the code server and its runs use it too
     start = args.start or default_first_day(args.days)
-    record_first_day(layout, start)
-    if first_day(layout) > start:
+    if os.environ.get(START_ENV) and first_day(layout) > start:
         print(
-            f"fraud demo: FRAUD_START_DATE={first_day(layout)} is after the demo's first day "
+            f"fraud demo: {START_ENV}={first_day(layout)} is after the demo's first day "
             f"{start}; unset it or pass --start",
             file=sys.stderr,
         )
         return 2
+    record_first_day(layout, start)
     redis = ensure_redis()  # before the code server starts: its runs load the store there
     os.environ[TICK_ENV] = str(TICK_S)  # the code server reads it when it loads
+    # The demo retrains on its last day at once, whenever it last retrained (a demo run twice).
+    os.environ[MIN_INTERVAL_ENV] = "0"
     os.environ["REDIS_URL"] = redis.url
     instance = _instance()
     log_path = Path(os.environ["DAGSTER_HOME"]) / LOG_NAME
@@ -118,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         f"data in {layout.root}, Dagster instance in {os.environ['DAGSTER_HOME']}, "
         f"Redis {'started for the demo' if redis.started else 'at'} {redis.url}"
     )
+    launched_from = time.time()
+    finished = False
     try:
         dagster.start_code_server()
         for number, step in enumerate(STEPS, start=1):
@@ -125,12 +129,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"[{number}/{len(STEPS)}] {step.title}")
             step.run(ctx)
             print(f"    done in {time.perf_counter() - step_started:.1f} s")
+        finished = True
     except StepFailed as err:
         print(f"fraud demo: {err}", file=sys.stderr)
         print(f"fraud demo: Dagster's log: {log_path}", file=sys.stderr)
         return 1
     finally:
-        dagster.stop()
+        # Stopped early (an error, Ctrl-C): runs still in flight are marked failed.
+        dagster.stop(since=None if finished else launched_from)
         instance.dispose()
     print(
         f"fraud demo finished in {time.perf_counter() - started:.1f} s. Dagster's log: "

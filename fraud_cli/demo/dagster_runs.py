@@ -13,6 +13,7 @@ file, named at the end of the demo; the terminal keeps the demo's step lines.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -246,19 +247,31 @@ class DagsterProcesses:
                 f"the {name} exited with code {process.returncode} (see {self.log_path})"
             )
 
-    def stop(self) -> None:
+    def _stop_process(self, process: subprocess.Popen) -> None:
+        """SIGTERM to its process group (the run workers a code server started are in it, even
+        when the server itself is gone), SIGKILL after STOP_TIMEOUT_S."""
+        for sig, timeout_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, 5)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=timeout_s)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def stop(self, since: float | None = None) -> None:
+        """Stop every process the demo started (the daemon first). With `since`, the runs
+        created since then that have not finished (the demo stopped early: an error, Ctrl-C) are
+        marked failed, so that no run stays STARTED and holds its lane in `make dev`."""
         if self._workspace is not None:
             self._workspace.__exit__(None, None, None)
             self._workspace = None
-        for process in reversed(list(self.processes.values())):  # the daemon first
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-        self.processes.clear()
+        for name in reversed(list(self.processes)):
+            self._stop_process(self.processes.pop(name))
+        if since is not None:
+            for run in self._runs_since(since):
+                if not run.is_finished:
+                    self.instance.report_run_failed(run, "fraud demo stopped before it finished")
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -324,47 +337,55 @@ class DagsterProcesses:
         print_run_summary(report)
         return report
 
-    def finish_runs(self, since: float, reported: set[str], quiet_s: float) -> list[RunReport]:
-        """Wait until every run created since `since` (epoch seconds) has finished and none
-        was created for `quiet_s` (a sensor may still be about to request one); the reports of
-        those not in `reported`, each printed, oldest first."""
-        from datetime import UTC, datetime
-
-        from dagster import RunsFilter
-
-        created_after = datetime.fromtimestamp(since, tz=UTC)
+    def finish_runs(self, since: float, reported: set[str]) -> list[RunReport]:
+        """Wait until every run created since `since` (epoch seconds) has finished and every
+        running sensor has completed a tick that began after the last of them finished (so no
+        sensor is about to request another); the reports of the runs not in `reported`, each
+        printed, oldest first."""
         reports: list[RunReport] = []
-        quiet_since = time.monotonic()
+        settled_at = time.time()
         while True:
-            runs = self.instance.get_runs(RunsFilter(created_after=created_after))
-            new = [r for r in reversed(runs) if r.run_id not in reported]
+            new = [r for r in self._runs_since(since) if r.run_id not in reported]
             for run in new:
                 report = self.wait(run.run_id)
                 print_run_summary(report)
                 reports.append(report)
                 reported.add(run.run_id)
-                quiet_since = time.monotonic()
-            if not new and time.monotonic() - quiet_since >= quiet_s:
+                settled_at = time.time()
+            if not new and self._sensors_ticked_since(settled_at):
                 return reports
             self.check_alive()
             time.sleep(0.5)
 
-    def stop_daemon(self) -> None:
-        daemon = self.processes.pop("daemon", None)
-        if daemon is not None and daemon.poll() is None:
-            os.killpg(daemon.pid, signal.SIGTERM)
-            daemon.wait(timeout=STOP_TIMEOUT_S)
+    def _sensors_ticked_since(self, moment: float) -> bool:
+        from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
-    def runs_launched_by(self, sensor: str, after: float) -> list[DagsterRun]:
-        """Runs the sensor requested since `after` (epoch seconds), oldest first."""
+        for state in self.instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+            if not state.is_running:
+                continue
+            ticks = self.instance.get_ticks(
+                state.instigator_origin_id, state.selector_id, after=moment, limit=1
+            )
+            if not ticks or ticks[0].status == TickStatus.STARTED:
+                return False
+        return True
+
+    def stop_daemon(self) -> None:
+        if "daemon" in self.processes:
+            self._stop_process(self.processes["daemon"])
+            del self.processes["daemon"]
+
+    def _runs_since(self, since: float) -> list[DagsterRun]:
+        """Runs created since `since` (epoch seconds), oldest first. The instance stores
+        creation times in whole seconds: a second of margin, runs created just before are few
+        and the callers ignore the ones they know."""
         from datetime import UTC, datetime
 
         from dagster import RunsFilter
 
-        runs = self.instance.get_runs(
-            RunsFilter(
-                tags={"dagster/sensor_name": sensor},
-                created_after=datetime.fromtimestamp(after, tz=UTC),
-            )
-        )
-        return list(reversed(runs))
+        after = datetime.fromtimestamp(int(since) - 1, tz=UTC)
+        return list(reversed(self.instance.get_runs(RunsFilter(created_after=after))))
+
+    def runs_launched_by(self, sensor: str, after: float) -> list[DagsterRun]:
+        """Runs the sensor requested since `after` (epoch seconds), oldest first."""
+        return [r for r in self._runs_since(after) if r.tags.get("dagster/sensor_name") == sensor]

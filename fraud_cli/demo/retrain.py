@@ -69,7 +69,7 @@ def feed_one_more_day(ctx: DemoContext) -> None:
     # Whatever else the sensors request meanwhile (drift against a newly deployed model)
     # finishes before the daemon and the code server stop.
     reported = {r.run_id for r in [*landing, *retrain]}
-    others = ctx.dagster.finish_runs(since, reported, quiet_s=3 * TICK_S)
+    others = ctx.dagster.finish_runs(since, reported)
     ctx.dagster.stop_daemon()
     if not all(r.success for r in [*retrain, *others]):
         raise StepFailed("a run the sensors requested failed (see `make dev`, Runs)")

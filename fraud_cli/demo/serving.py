@@ -5,6 +5,7 @@ the API key, stop the service.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -157,8 +158,10 @@ def score_with_the_service(ctx: DemoContext) -> None:
             f"-d '{example}' http://127.0.0.1:8000/v1/score"
         )
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # exited on its own: said above
+            os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)

@@ -120,7 +120,7 @@ def pick_thresholds(
     ok = cuts & (precision >= wanted)
     if ok.any() and recall[np.flatnonzero(ok)[-1]] >= targets.min_decline_recall:
         rule = TARGET
-    else:
+    elif targets.min_decline_recall > 0:  # 0: the strict rule alone, never a fallback
         enough = cuts & (recall >= targets.min_decline_recall) & (caught > 0)
         best = float(precision[enough].max()) if enough.any() else 0.0
         if best >= targets.fallback_min_precision:

@@ -12,7 +12,6 @@ store's compare-and-set.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -48,11 +47,11 @@ class MicroBatcher(Generic[Job, Result]):
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Cancel the loop and wait for it (at most `timeout_s`), then fail what is queued."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task], timeout=timeout_s)
         while not self._queue.empty():
             _, future = self._queue.get_nowait()
             if not future.done():

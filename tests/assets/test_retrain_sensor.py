@@ -109,6 +109,17 @@ def test_no_cursor_respects_what_was_already_done(instance) -> None:
     assert request.job_name == "retrain_job"
 
 
+def test_an_old_cursor_does_not_redo_what_a_run_launched_by_hand_did(instance) -> None:
+    _features(instance, 1)
+    first = _tick(instance, None)
+    assert [r.job_name for r in first.run_requests] == ["retrain_job"]
+    _features(instance, 2)  # new days, then a retrain and a store load launched by hand
+    _materialize(instance, "fraud_model")
+    _materialize(instance, "online_store")
+    after = _tick(instance, first.cursor)
+    assert not after.run_requests and "up to date" in after.skip_reason.skip_message
+
+
 @pytest.mark.parametrize("lane", [DAILY_FEATURES_LANE, RETRAIN_LANE])
 def test_nothing_starts_while_a_lane_run_is_in_flight(instance, lane) -> None:
     _features(instance, 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from datetime import UTC, date, datetime, timedelta
 
@@ -178,6 +179,16 @@ def test_landing_files_become_range_runs_and_nothing_twice(landing, landed: Data
     landing.run(changed)
     features = pd.read_parquet(landed.entity_features(D[3]))
     assert len(features) == len(rewritten)
+
+    # The same file delivered again with its size and mtime (cp -p, rsync -t) runs again, under
+    # a new run key: Dagster drops a request whose run key it has already seen.
+    delivered = landed.landing / f"orders_{D[3].isoformat()}.parquet"
+    shutil.copy2(delivered, landed.landing / ".resend.tmp")
+    os.replace(landed.landing / ".resend.tmp", delivered)
+    resent_same = landing.tick()
+    assert _ranges(resent_same) == [keys(D[3], D[5])]
+    assert resent_same.run_requests[0].run_key != changed.run_requests[0].run_key
+    landing.run(resent_same)
 
     # A replace marker runs its day (and the later ones) again, and is consumed.
     marker = landed.replace_marker(D[1])

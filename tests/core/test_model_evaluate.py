@@ -123,6 +123,10 @@ def test_an_unreachable_target_falls_back_to_the_best_precision_at_the_recall_fl
     strict = pick_thresholds(labels, scores, ThresholdTargets(min_decline_recall=0.0))
     assert at_threshold(labels, scores, strict.decline)["recall"] < 0.2  # a handful of declines
 
+    # min_decline_recall 0 is the strict rule alone: an unreachable target stays unmet
+    unreachable = ThresholdTargets(decline_precision=0.95, min_decline_recall=0.0)
+    assert pick_thresholds(labels, scores, unreachable).rule == UNMET
+
     choice = pick_thresholds(labels, scores, targets)
     assert choice.rule == FALLBACK
     declined = at_threshold(labels, scores, choice.decline)
