@@ -10,17 +10,20 @@ export FRAUD_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: install demo test lint format dev serve bench screenshots clean
 
+# Recipes of the install and the demo are not echoed: the demo's output is its own (at most 60
+# lines, README "Budgets").
 $(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check uv
-	$(BIN)/uv pip install -q --python $(PY) -e '.[dev]'
-	touch $@
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --disable-pip-version-check uv
+	@echo "installing the project into $(VENV) (uv)"
+	@$(BIN)/uv pip install -q --python $(PY) -e '.[dev]'
+	@touch $@
 
 install: $(VENV)/.installed
 
 demo: install
-	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
-	$(BIN)/fraud demo
+	@mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	@$(BIN)/fraud demo
 
 test: install
 	$(BIN)/lint-imports
