@@ -19,7 +19,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from fraud_assets.resources import LOOPBACK_DASHBOARD
 from fraud_cli.args import day, non_negative_int, positive_int
 from fraud_core.model.backtest import BacktestConfig
 
@@ -70,6 +69,8 @@ def dask_client(threads: int | None = None) -> Iterator[Any]:
     """A client on $DASK_SCHEDULER_ADDRESS, else on an in-process LocalCluster (one worker:
     xgboost trains fastest with all threads in one worker on one machine)."""
     from distributed import Client, LocalCluster
+
+    from fraud_assets.resources import LOOPBACK_DASHBOARD
 
     address = os.environ.get("DASK_SCHEDULER_ADDRESS")
     if address:

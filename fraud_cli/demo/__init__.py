@@ -22,6 +22,8 @@ from fraud_cli.args import day, positive_int
 if TYPE_CHECKING:
     from dagster import DagsterInstance
 
+    from fraud_core.storage import DataLayout
+
 # 100 days: the training set skips the features' 37-day warm-up and needs 30 days of label
 # maturity, 14 validation days, a 3-day gap and 14 days to train on
 # (`model.days_for_a_full_window`); fewer days cut the warm-up short.
@@ -37,6 +39,22 @@ def default_first_day(days: int, today: date | None = None) -> date:
     is then yesterday, the newest daily partition, and every partition has its day of data."""
     today = today or datetime.now(UTC).date()
     return today - timedelta(days=days + 1)
+
+
+def demo_days(args: argparse.Namespace, layout: DataLayout) -> tuple[date, int]:
+    """(first day, number of days) of the demo. Generated data: `--start` (default: ending the
+    day before yesterday) and `--days`. With `--no-generate` and no `--start`: the span of the
+    order days in the landing files (your own data), so the partitions and the runs match them."""
+    if args.start is None and args.no_generate:
+        from fraud_core.landing import scan_landing
+
+        days = sorted(
+            {d for f in scan_landing(layout.landing) if f.problem is None for d in f.days}
+        )
+        if not days:
+            raise ValueError(f"no readable landing file with orders in {layout.landing}")
+        return days[0], (days[-1] - days[0]).days + 1
+    return args.start or default_first_day(args.days), args.days
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-generate",
         action="store_true",
-        help="use the landing files already there (bring your own data)",
+        help="use the landing files already there (bring your own data); without --start the "
+        "days are the span of their orders",
     )
 
 
@@ -89,7 +108,11 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     layout = DataLayout.from_env()
     os.environ["FRAUD_DATA_DIR"] = str(layout.root)  # the code server and its runs use it too
-    start = args.start or default_first_day(args.days)
+    try:
+        start, days = demo_days(args, layout)
+    except ValueError as err:
+        print(f"fraud demo: {err}", file=sys.stderr)
+        return 2
     if os.environ.get(START_ENV) and first_day(layout) > start:
         print(
             f"fraud demo: {START_ENV}={first_day(layout)} is after the demo's first day "
@@ -113,10 +136,11 @@ def run(args: argparse.Namespace) -> int:
         instance=instance,
         dagster=dagster,
         first_day=start,
-        last_day=start + timedelta(days=args.days - 1),
+        last_day=start + timedelta(days=days - 1),
     )
     print(
-        f"fraud demo: {args.days} days {ctx.first_day}..{ctx.last_day} and one more later; "
+        f"fraud demo: {days} days {ctx.first_day}..{ctx.last_day}"
+        f"{'' if args.no_generate else ' and one more later'}; "
         f"data in {layout.root}, Dagster instance in {os.environ['DAGSTER_HOME']}, "
         f"Redis {'started for the demo' if redis.started else 'at'} {redis.url}"
     )
