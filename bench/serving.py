@@ -13,6 +13,10 @@ over 100,000 customers and e-mails (150,000 generated, 45 days of orders), drive
 
 Prints `RESULT p50_ms=`, `RESULT p99_ms=` (at the fixed rate), `RESULT max_rps=` (saturation) and
 `RESULT score_max_abs_diff=`. Goals on 2 cores: p99 <= 10 ms at 500/s, >= 2,000 scores/s.
+
+`--wrk 16,64` then drives the same service with `wrk` (Debian's package: `apt-get install wrk`)
+and bench/score.lua, `--seconds` per connection count: `RESULT wrk_<n>_rps=`, p50/p99 and the
+non-2xx count (issue 14's measure: `--workers 2 --wrk 16,64`).
 Orders are new orders of known customers (70%) and new ones (30%), dated after the snapshot.
 """
 
@@ -24,6 +28,7 @@ import gc
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -214,6 +219,38 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
 
 
+def run_wrk(
+    wrk: str, port: int, maker: OrderMaker, root: Path, connections: int, seconds: float
+) -> dict:
+    """`wrk` with bench/score.lua against the service: new order ids, 70 % known customers."""
+    known = root / "known_customers.csv"
+    known.write_text("".join(f"{c},{e},{i}\n" for c, e, i in maker.known))
+    env = dict(
+        os.environ,
+        FRAUD_BENCH_KNOWN=str(known),
+        FRAUD_BENCH_START_S=str(maker.t_s + 3600),
+        FRAUD_BENCH_RUN=f"{uuid.uuid4().hex[:6]}c{connections}",
+        FRAUD_BENCH_KEY=API_KEY,
+    )
+    threads = min(2, connections)
+    command = [
+        wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds:.0f}s",
+        "-s", str(Path(__file__).with_name("score.lua")), f"http://127.0.0.1:{port}",
+    ]  # fmt: skip
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    rps = result["requests"] / result["seconds"]
+    print(
+        f"wrk, {connections} connections, {threads} threads, {result['seconds']:.0f} s: "
+        f"{result['requests']:,} requests, {result['non2xx']} non-2xx, "
+        f"{result['socket_errors']} socket errors"
+    )
+    print(f"RESULT wrk_{connections}_rps={rps:.0f} scores/s")
+    print(f"RESULT wrk_{connections}_p50_ms={result['p50_ms']:.2f} ms")
+    print(f"RESULT wrk_{connections}_p99_ms={result['p99_ms']:.2f} ms")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -226,7 +263,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--wrk", default="", help="connection counts for a wrk run each, e.g. 16,64 (needs wrk)"
+    )
     args = parser.parse_args()
+    wrk = shutil.which("wrk")
+    if args.wrk and wrk is None:
+        sys.exit("--wrk needs wrk: apt-get install wrk (Debian's package)")
 
     try:
         import uvloop
@@ -296,6 +339,8 @@ def main() -> None:
             print(
                 f"RESULT score_max_abs_diff={diff:.2e} ({len(checks)} answers recomputed with XGBoost)"
             )
+            for connections in [int(c) for c in args.wrk.split(",") if c.strip()]:
+                run_wrk(wrk, port, maker, root, connections, args.seconds)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
