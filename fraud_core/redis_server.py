@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from fraud_core.net import free_port
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 ENV_VAR = "REDIS_URL"
 
@@ -137,12 +139,6 @@ def redis_server_binary() -> str:
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_local_redis(
     startup_timeout_s: float = 10.0, attempts: int = 3, port: int | None = None
 ) -> RedisHandle:
@@ -152,7 +148,7 @@ def start_local_redis(
     last_error = ""
     chosen = port
     for _ in range(attempts if chosen is None else 1):
-        port = _free_port() if chosen is None else chosen
+        port = free_port() if chosen is None else chosen
         workdir = Path(tempfile.mkdtemp(prefix="fraud-redis-"))
         log = workdir / "redis.log"
         args = [

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fraud_cli.demo.context import StepFailed
+from fraud_core.net import free_port
 
 if TYPE_CHECKING:
     from dagster import AssetCheckEvaluation, DagsterInstance, DagsterRun
@@ -37,12 +38,6 @@ LOCATION = "fraud_assets.definitions"
 STARTUP_TIMEOUT_S = 180  # a code server imports the project: slow on a busy 2-core machine
 STOP_TIMEOUT_S = 20
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _listening(port: int) -> bool:
@@ -181,7 +176,7 @@ class DagsterProcesses:
     def __init__(self, instance: DagsterInstance, log_path: Path) -> None:
         self.instance = instance
         self.log_path = log_path
-        self.port = _free_port()
+        self.port = free_port()
         self.processes: dict[str, subprocess.Popen] = {}
         self._workspace = None
         self._deadline = 0.0
@@ -332,10 +327,14 @@ class DagsterProcesses:
             print("\r" + " " * 60 + "\r", end="", flush=True)
         return RunReport.read(self.instance, run)
 
-    def run(self, job_name: str, tags: dict[str, str]) -> RunReport:
-        report = self.wait(self.launch(job_name, tags))
+    def report(self, run_id: str) -> RunReport:
+        """Wait for the run, print its summary, return its report."""
+        report = self.wait(run_id)
         print_run_summary(report)
         return report
+
+    def run(self, job_name: str, tags: dict[str, str]) -> RunReport:
+        return self.report(self.launch(job_name, tags))
 
     def finish_runs(self, since: float, reported: set[str]) -> list[RunReport]:
         """Wait until every run created since `since` (epoch seconds) has finished and every
@@ -347,9 +346,7 @@ class DagsterProcesses:
         while True:
             new = [r for r in self._runs_since(since) if r.run_id not in reported]
             for run in new:
-                report = self.wait(run.run_id)
-                print_run_summary(report)
-                reports.append(report)
+                reports.append(self.report(run.run_id))
                 reported.add(run.run_id)
                 settled_at = time.time()
             if not new and self._sensors_ticked_since(settled_at):

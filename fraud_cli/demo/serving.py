@@ -10,22 +10,17 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING
 
+from fraud_core.net import free_port
+
 if TYPE_CHECKING:
     from fraud_cli.demo.context import DemoContext
 
 _HEADER = "X-API-Key"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _orders(ctx: DemoContext) -> list[tuple[str, dict]]:
@@ -107,7 +102,7 @@ def score_with_the_service(ctx: DemoContext) -> None:
             f"no model deployed in {ctx.layout.models}: the training steps must run first"
         )
     api_key = secrets.token_urlsafe(18)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, FRAUD_API_KEYS=api_key, FRAUD_DATA_DIR=str(ctx.layout.root))
     command = [
         sys.executable,

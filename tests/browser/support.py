@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..serving.support import free_port, wait_for
+from fraud_core.net import free_port
+
+from ..serving.support import wait_for
 
 if TYPE_CHECKING:  # Playwright is imported where a browser is started
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, Route

@@ -15,11 +15,12 @@ import pytest
 import uvicorn
 from playwright.sync_api import expect
 
+from fraud_core.net import free_port
 from fraud_core.redis_server import ensure_redis
 from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
 
-from ..serving.support import delete_prefix, free_port, wait_for
+from ..serving.support import delete_prefix, wait_for
 from .support import OfflinePage
 
 RENDER_TIMEOUT_MS = 15_000

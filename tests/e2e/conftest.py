@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from fraud_core.net import free_port
 
 DASK_CLI = Path(sys.executable).with_name("dask")
 N_WORKERS = 2
@@ -33,12 +34,6 @@ def poll(predicate: Callable[[], object], timeout_s: float, step_s: float = 0.1)
             return value
         time.sleep(step_s)
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:

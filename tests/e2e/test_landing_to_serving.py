@@ -45,6 +45,7 @@ from fraud_assets.sensors import features_updated_sensor, landing_folder_sensor
 from fraud_assets.sensors.retrain import MIN_INTERVAL_ENV
 from fraud_core.generator import write_landing_files
 from fraud_core.model.artifact import current_version
+from fraud_core.net import free_port
 from fraud_core.online_keys import OnlineKeys
 from fraud_core.redis_server import ensure_redis
 from fraud_core.storage import DataLayout
@@ -53,7 +54,7 @@ from fraud_serving.settings import Settings
 
 from ..configs import MODEL_DATA as DATA
 from ..configs import START, TRAINING_OPS, feature_resources
-from .conftest import free_port, poll
+from .conftest import poll
 
 NEW_DAY = START + timedelta(days=DATA.days - 1)
 # The deployment's run config per job (what the daemon would launch the sensors' requests with).

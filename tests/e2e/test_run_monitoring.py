@@ -51,9 +51,10 @@ from fraud_assets.sensors.retrain import (
     runs_in_flight,
 )
 from fraud_core.generator import GeneratorConfig, write_landing_files
+from fraud_core.net import free_port
 from fraud_core.storage import DataLayout
 
-from .conftest import free_port, poll
+from .conftest import poll
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -4,7 +4,6 @@ orders as API payloads, and Redis keys cleaned up by prefix."""
 from __future__ import annotations
 
 import functools
-import socket
 import time
 from datetime import date
 from pathlib import Path
@@ -90,12 +89,6 @@ def delete_prefix(url: str, prefix: str) -> None:
             client.unlink(*keys[start : start + 5_000])
     finally:
         client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def close(a: float, b: float, tol: float = 1e-9) -> bool:

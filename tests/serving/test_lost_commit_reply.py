@@ -18,13 +18,13 @@ import redis
 from litestar.testing import TestClient
 
 from fraud_core.features.state import decode_state
+from fraud_core.net import free_port
 from fraud_core.online_keys import OnlineKeys
 from fraud_core.redis_server import start_local_redis
 from fraud_serving.app import create_app
 from fraud_serving.services.answers import decode_record
 
 from .conftest import API_KEY
-from .support import free_port
 
 _PREFIX = "test:lost-reply:"
 _BATCH = 40

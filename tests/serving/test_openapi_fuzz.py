@@ -22,10 +22,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from fraud_core.net import free_port
 from fraud_serving.app import create_app
 
 from .conftest import API_KEY
-from .support import free_port
 
 EXAMPLES = int(os.environ.get("FRAUD_FUZZ_EXAMPLES", "400"))
 MIN_REQUESTS = 2_000 if EXAMPLES >= 400 else 0

@@ -10,11 +10,12 @@ import pytest
 from litestar.testing import TestClient
 
 from fraud_core.model.artifact import MODEL_FILE, set_current
+from fraud_core.net import free_port
 from fraud_core.redis_server import start_local_redis
 from fraud_serving.app import create_app
 
 from .conftest import API_KEY
-from .support import deploy, free_port, payload, small_orders, trained_booster, wait_for
+from .support import deploy, payload, small_orders, trained_booster, wait_for
 
 
 def test_a_new_model_is_hot_reloaded_and_a_tampered_one_refused(client, data_dir, model) -> None:
