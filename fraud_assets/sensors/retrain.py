@@ -171,15 +171,12 @@ def plan_retrain(
     # What the asset records say was done counts on every tick, not only without a cursor: a
     # model or store materialized after the newest features (a run launched by hand, the demo's
     # own runs) has seen them, so an old cursor does not retrain what is already trained.
-    done = initial_cursor(instance, features)
-    if cursor is None:
-        cursor = done
-    else:
-        cursor = RetrainCursor(
-            seen=max(cursor.seen, done.seen),
-            trained=max(cursor.trained, done.trained),
-            retrain_requested_at=cursor.retrain_requested_at,
-        )
+    done, cursor = initial_cursor(instance, features), cursor or RetrainCursor()
+    cursor = RetrainCursor(
+        seen=max(cursor.seen, done.seen),
+        trained=max(cursor.trained, done.trained),
+        retrain_requested_at=cursor.retrain_requested_at,
+    )
     retrain_due = features > cursor.trained
     store_due = features > cursor.seen
     if not (retrain_due or store_due):

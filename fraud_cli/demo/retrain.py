@@ -25,7 +25,6 @@ def _sensor_runs(ctx: DemoContext, sensor: str, since: float) -> list[RunReport]
     """Wait until the sensor has launched a run since `since` and every run it launched has
     finished; their reports, each printed."""
     from fraud_cli.demo.context import StepFailed
-    from fraud_cli.demo.dagster_runs import print_run_summary
 
     deadline = time.monotonic() + SENSOR_TIMEOUT_S
     while not (runs := ctx.dagster.runs_launched_by(sensor, since)):
@@ -33,12 +32,7 @@ def _sensor_runs(ctx: DemoContext, sensor: str, since: float) -> list[RunReport]
             raise StepFailed(f"{sensor} launched no run in {SENSOR_TIMEOUT_S} s (UI: Automation)")
         ctx.dagster.check_alive()
         time.sleep(0.5)
-    reports = []
-    for run in runs:
-        report = ctx.dagster.wait(run.run_id)
-        reports.append(report)
-        print_run_summary(report)
-    return reports
+    return [ctx.dagster.report(run.run_id) for run in runs]
 
 
 def feed_one_more_day(ctx: DemoContext) -> None:
