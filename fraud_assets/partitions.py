@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from dagster import AssetCheckExecutionContext, AssetExecutionContext, DailyPartitionsDefinition
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetExecutionContext,
+    DailyPartitionsDefinition,
+    Failure,
+)
 
 from fraud_core.calendar import first_day
 
@@ -20,9 +25,27 @@ daily_partitions = DailyPartitionsDefinition(start_date=START_DATE, timezone="UT
 def partition_days(context: AssetExecutionContext | AssetCheckExecutionContext) -> list[date]:
     """The days a run owns: one for a single-partition run, all of them for a range run
     (`BackfillPolicy.single_run()`). Never use `context.partition_key`, which fails on ranges."""
+    if isinstance(context, AssetCheckExecutionContext) and not context.has_partition_key:
+        return _tagged_days(context)
     window = context.partition_time_window
     first, end = window.start.date(), window.end.date()
     return [first + timedelta(days=i) for i in range((end - first).days)]
+
+
+def _tagged_days(context: AssetCheckExecutionContext) -> list[date]:
+    """The days of a run of checks alone (the checks are not partitioned: `range_checks`): its
+    partition or range tags, as the UI's "Execute checks" with a partition sets them."""
+    tags = context.run.tags
+    single = tags.get("dagster/partition")
+    first = tags.get("dagster/asset_partition_range_start", single)
+    last = tags.get("dagster/asset_partition_range_end", single)
+    if first is None or last is None:
+        raise Failure(
+            "these checks judge days: run them with a partition or a partition range, or with "
+            "their asset"
+        )
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def partition_range_tags(first: date | str, last: date | str) -> dict[str, str]:

@@ -29,7 +29,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from fraud_assets.lib.partitioned_checks import DayResult, partition_check_events
+from fraud_assets.lib.range_checks import DayResult, range_check_result
 from fraud_assets.partitions import START_DATE, daily_partitions, partition_days
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.buckets import bucket_files
@@ -217,21 +217,18 @@ ENTITY_FEATURES_CHECK_SPECS = [
     AssetCheckSpec(
         ONE_ROW_PER_VALID_ORDER,
         asset=entity_features,
-        partitions_def=daily_partitions,
         blocking=True,
         description="Exactly one feature row per validated order of the day.",
     ),
     AssetCheckSpec(
         NO_FORBIDDEN_NANS,
         asset=entity_features,
-        partitions_def=daily_partitions,
         blocking=True,
         description="No empty value in a feature the spec declares never empty.",
     ),
     AssetCheckSpec(
         VALUES_IN_RANGE,
         asset=entity_features,
-        partitions_def=daily_partitions,
         blocking=True,
         description="Counts >= 0, shares and flags in [0, 1], hours in [0, 23].",
     ),
@@ -246,4 +243,4 @@ def entity_features_checks(context: AssetCheckExecutionContext, layout: DataLayo
         for name, result in check_features_day(data, day).items():
             by_check[name][day.isoformat()] = result
     for name, results in by_check.items():
-        yield from partition_check_events(context, name, results, severity=AssetCheckSeverity.ERROR)
+        yield range_check_result(name, results, severity=AssetCheckSeverity.ERROR)

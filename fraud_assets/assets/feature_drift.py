@@ -33,7 +33,7 @@ from pydantic import Field
 
 from fraud_assets.assets.entity_features import entity_features
 from fraud_assets.lib.images import png_markdown
-from fraud_assets.lib.partitioned_checks import DayResult, partition_check_events
+from fraud_assets.lib.range_checks import DayResult, range_check_result
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource
 from fraud_core.drift import (
@@ -257,7 +257,6 @@ def check_drift_day(data: DataLayout, day: date, threshold: float) -> DayResult:
         AssetCheckSpec(
             PSI_BELOW_THRESHOLD,
             asset=feature_drift,
-            partitions_def=daily_partitions,
             blocking=False,
             description="No feature (nor the model's score) has a PSI above the threshold "
             f"(${THRESHOLD_ENV}, default {DEFAULT_THRESHOLD}). Warns; does not stop anything.",
@@ -273,6 +272,4 @@ def feature_drift_checks(
     data = layout.layout()
     threshold = resolve_threshold(config.threshold)
     results = {d.isoformat(): check_drift_day(data, d, threshold) for d in partition_days(context)}
-    yield from partition_check_events(
-        context, PSI_BELOW_THRESHOLD, results, severity=AssetCheckSeverity.WARN
-    )
+    yield range_check_result(PSI_BELOW_THRESHOLD, results, severity=AssetCheckSeverity.WARN)

@@ -25,7 +25,7 @@ from dagster import (
 from pydantic import Field
 
 from fraud_assets.assets.raw_orders import raw_orders
-from fraud_assets.lib.partitioned_checks import DayResult, partition_check_events
+from fraud_assets.lib.range_checks import DayResult, range_check_result
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.buckets import DEFAULT_N_BUCKETS, bucket_files, entity_bucket, write_day_buckets
@@ -129,7 +129,6 @@ def check_orders_by_entity_day(data: DataLayout, day: str) -> DayResult:
             EVERY_ORDER_ONCE_PER_ENTITY_KIND,
             asset=orders_by_entity,
             additional_deps=[raw_orders],
-            partitions_def=daily_partitions,
             description="For every entity kind the buckets hold each of the day's orders exactly "
             "once, in the bucket its entity hashes to.",
         )
@@ -142,6 +141,6 @@ def orders_by_entity_checks(context: AssetCheckExecutionContext, layout: DataLay
         day.isoformat(): check_orders_by_entity_day(data, day.isoformat())
         for day in partition_days(context)
     }
-    yield from partition_check_events(
-        context, EVERY_ORDER_ONCE_PER_ENTITY_KIND, results, severity=AssetCheckSeverity.ERROR
+    yield range_check_result(
+        EVERY_ORDER_ONCE_PER_ENTITY_KIND, results, severity=AssetCheckSeverity.ERROR
     )

@@ -27,7 +27,7 @@ from dagster import (
 from pydantic import Field
 
 from fraud_assets.lib.metadata import order_column_schema, preview_table
-from fraud_assets.lib.partitioned_checks import DayResult, TargetCache, partition_check_events
+from fraud_assets.lib.range_checks import DayResult, range_check_result
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource
 from fraud_core.acceptance import (
@@ -212,7 +212,6 @@ def _spec(name: str, description: str, blocking: bool) -> AssetCheckSpec:
     return AssetCheckSpec(
         name,
         asset=raw_orders,
-        partitions_def=daily_partitions,
         blocking=blocking,
         description=description,
     )
@@ -361,7 +360,9 @@ def check_raw_orders_day(
         if f.name not in schema.names or not schema.field(f.name).equals(f)
     ] + [f"{name}: not in the contract" for name in schema.names if name not in ORDER_SCHEMA.names]
     results[SCHEMA_MATCHES_CONTRACT] = DayResult(
-        not differences, {"differences": MetadataValue.json(differences)}
+        not differences,
+        {"differences": MetadataValue.json(differences)},
+        "; ".join(differences) or None,
     )
     if differences:  # the other checks need the contract's columns
         broken = DayResult(False, {}, "schema does not match the contract")
@@ -374,7 +375,9 @@ def check_raw_orders_day(
     else:
         duplicated = int(orders["order_id"].duplicated().sum())
         results[ORDER_IDS_ARE_UNIQUE] = DayResult(
-            duplicated == 0, {"duplicate_order_ids": duplicated, "rows": len(orders)}
+            duplicated == 0,
+            {"duplicate_order_ids": duplicated, "rows": len(orders)},
+            f"{duplicated} duplicate order ids" if duplicated else None,
         )
         amount = orders["order_amount"].to_numpy(dtype=np.float64)
         finite = np.isfinite(amount)
@@ -388,11 +391,18 @@ def check_raw_orders_day(
                     float(amount[finite].min()) if finite.any() else 0.0
                 ),
             },
+            f"{not_finite} amounts not finite, {negative} negative"
+            if not_finite or negative
+            else None,
         )
         start = pd.Timestamp(day.isoformat(), tz="UTC")
         dates = orders["order_date"]
         outside = int((dates.isna() | (dates < start) | (dates >= start + timedelta(days=1))).sum())
-        results[ORDER_DATES_INSIDE_PARTITION] = DayResult(outside == 0, {"outside": outside})
+        results[ORDER_DATES_INSIDE_PARTITION] = DayResult(
+            outside == 0,
+            {"outside": outside},
+            f"{outside} order dates outside the day" if outside else None,
+        )
 
     quarantine_path = data.quarantine(day)
     if quarantine_path.exists():
@@ -423,8 +433,8 @@ def check_raw_orders_day(
 def raw_orders_checks(
     context: AssetCheckExecutionContext, config: RawOrdersChecksConfig, layout: DataLayoutResource
 ):
-    """Reads the files written for the run's days (one or a range) and reports every check
-    per day."""
+    """Reads the files written for the run's days (one or a range) and judges every check per
+    day: one result per check for the run, the failed days named (`range_checks`)."""
     data = layout.layout()
     max_share, ratio = config.resolved_max_share(), config.resolved_volume_ratio()
     by_check: dict[str, dict[str, DayResult]] = {spec.name: {} for spec in RAW_ORDERS_CHECK_SPECS}
@@ -432,9 +442,6 @@ def raw_orders_checks(
     for day in partition_days(context):
         for name, result in check_raw_orders_day(data, day, max_share, ratio, volumes).items():
             by_check[name][day.isoformat()] = result
-    targets: TargetCache = {}  # the checks share one materialization lookup per day
     for name, results in by_check.items():
         severity = AssetCheckSeverity.WARN if name in WARNING_CHECKS else AssetCheckSeverity.ERROR
-        yield from partition_check_events(
-            context, name, results, severity=severity, targets=targets
-        )
+        yield range_check_result(name, results, severity=severity)

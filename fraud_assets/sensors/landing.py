@@ -41,7 +41,7 @@ from dagster import (
 )
 
 from fraud_assets.jobs import DAILY_FEATURES_LANE, daily_features_job
-from fraud_assets.lib.partitioned_checks import TargetCache, _latest_materializations
+from fraud_assets.lib.materializations import MaterializationCache, latest_materializations
 from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.resources import DataLayoutResource
 from fraud_assets.sensors.keys import ENTITY_FEATURES, RAW_ORDERS
@@ -83,11 +83,11 @@ class LandingPlan:
 
 
 def _ingested_after(
-    instance: DagsterInstance, days: list[date], cache: TargetCache
+    instance: DagsterInstance, days: list[date], cache: MaterializationCache
 ) -> dict[date, float]:
     """For each day, when the run that last materialized its raw_orders started (epoch s)."""
     keys: list[str | None] = [d.isoformat() for d in days]
-    _latest_materializations(instance, RAW_ORDERS, keys, cache)
+    latest_materializations(instance, RAW_ORDERS, keys, cache)
     started: dict[date, float] = {}
     run_starts: dict[str, float | None] = {}
     for day in days:
@@ -123,7 +123,7 @@ def plan_landing_runs(
     # day -> (file name, (size, mtime), ctime): the ctime tells a re-delivery that kept its size
     # and mtime (cp -p, rsync -t) from the file the earlier request saw
     wanted: dict[date, set[tuple[str, Fingerprint, int]]] = {}
-    cache: TargetCache = {}
+    cache: MaterializationCache = {}
     for f in inspected:
         if f.problem is not None:
             plan.rejected.append(f)  # not retried until the file changes

@@ -119,6 +119,8 @@ def print_run_summary(report: RunReport, max_warnings: int = 2) -> None:
     """Three to six lines: the run, what it wrote, its checks, its first warnings or errors."""
     from dagster import AssetCheckSeverity
 
+    from fraud_assets.lib.range_checks import day_verdicts
+
     launched = report.tags.get("dagster/sensor_name")
     by = f", launched by {launched}" if launched else ""
     verdict = "succeeded" if report.success else "FAILED"
@@ -149,15 +151,17 @@ def print_run_summary(report: RunReport, max_warnings: int = 2) -> None:
     passed, warned, failed = Counter(), Counter(), Counter()
     for check in report.checks:
         name = f"{check.asset_key.to_user_string()}.{check.check_name}"
-        if check.passed:
-            passed[name] += 1
-        elif check.severity == AssetCheckSeverity.WARN:
-            warned[name] += 1  # reported, does not stop anything
-        else:
-            failed[name] += 1
+        for verdict in day_verdicts(check).values():  # a check of a range: one per day
+            if verdict.passed:
+                passed[name] += 1
+            elif check.severity == AssetCheckSeverity.WARN:
+                warned[name] += 1  # reported, does not stop anything
+            else:
+                failed[name] += 1
     if report.checks:
         names = len(passed.keys() | warned.keys() | failed.keys())
-        line = f"    checks: {sum(passed.values()):,} of {len(report.checks):,} passed ({names} checks)"
+        total = sum((passed + warned + failed).values())
+        line = f"    checks: {sum(passed.values()):,} of {total:,} passed ({names} checks)"
         for label, counts in (("warned", warned), ("FAILED", failed)):
             if counts:
                 line += f"; {label}: " + ", ".join(f"{n} x{c}" for n, c in counts.most_common(3))

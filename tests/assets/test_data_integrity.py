@@ -27,6 +27,7 @@ from fraud_core.model.dataset import feature_days_on_disk
 from fraud_core.online_store import newest_snapshot
 from fraud_core.storage import DataLayout
 
+from ..checks import verdicts
 from ..configs import START
 
 DAYS = [START + timedelta(days=i) for i in range(4)]  # the `landed` fixture's days
@@ -49,13 +50,7 @@ def rows(path) -> int:
 
 
 def evaluation(result, check: str, day: date):
-    found = [
-        e
-        for e in result.get_asset_check_evaluations()
-        if e.check_name == check and e.partition == day.isoformat()
-    ]
-    assert len(found) == 1, (check, day)
-    return found[0]
+    return verdicts(result)[(check, day.isoformat())]
 
 
 def test_an_archived_landing_file_keeps_its_accepted_day(landed, materialize_range):

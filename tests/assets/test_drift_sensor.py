@@ -30,6 +30,7 @@ from fraud_assets.jobs import (
     entity_features_job,
     feature_drift_job,
 )
+from fraud_assets.lib.range_checks import checked_days
 from fraud_assets.resources import DataLayoutResource
 from fraud_assets.sensors.drift import model_deployed_sensor
 from fraud_core.drift import TRAINING_WINDOW, read_report
@@ -106,7 +107,7 @@ def _run_all(instance, result: SensorResult) -> set[str]:
         job = defs.resolve_job_def(request.job_name)
         run = job.execute_in_process(instance=instance, tags=request.tags, run_config=NO_WARMUP)
         assert run.success
-        checked |= {e.partition for e in run.get_asset_check_evaluations()}
+        checked |= {d for e in run.get_asset_check_evaluations() for d in checked_days(e)}
     return checked
 
 

@@ -27,14 +27,15 @@ from fraud_core import validation as v
 from fraud_core.schema import ORDER_SCHEMA
 from fraud_core.storage import write_parquet
 
+from ..checks import verdicts
 from ..configs import START
 
 DAYS = [START + timedelta(days=i) for i in range(4)]
 CHECK_NAMES = {spec.name for spec in RAW_ORDERS_CHECK_SPECS}
 
 
-def checks_by_day(result) -> dict[tuple[str, str], object]:
-    return {(e.check_name, e.partition): e for e in result.get_asset_check_evaluations()}
+def checks_by_day(result):
+    return verdicts(result)
 
 
 def landing_rows(layout, day: date) -> pd.DataFrame:
@@ -104,7 +105,7 @@ def test_bad_rows_are_quarantined_with_reasons_and_the_share_check_fails(
     failed = evaluations[(QUARANTINED_SHARE_BELOW_LIMIT, day.isoformat())]
     assert not failed.passed
     assert failed.severity == AssetCheckSeverity.ERROR
-    assert failed.metadata["quarantined_share"].value == share
+    assert failed.figures["quarantined_share"] == share
     assert evaluations[(QUARANTINED_SHARE_BELOW_LIMIT, DAYS[1].isoformat())].passed
     others = [e for (name, _), e in evaluations.items() if name != QUARANTINED_SHARE_BELOW_LIMIT]
     assert others and all(e.passed for e in others)
@@ -156,7 +157,7 @@ def test_a_day_without_landing_file_is_an_empty_day_visible_as_a_warning(landed,
     empty_day = evaluations[(DAY_HAS_ORDERS, missing.isoformat())]
     assert empty_day.severity == AssetCheckSeverity.WARN
     assert "no landing file" in empty_day.description
-    assert empty_day.metadata["decision"].value == "empty"
+    assert empty_day.figures["decision"] == "empty"
     assert evaluations[(DAY_HAS_ORDERS, DAYS[-1].isoformat())].passed
     warnings = [
         e.user_message
