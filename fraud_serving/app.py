@@ -3,7 +3,7 @@
     uvicorn --factory fraud_serving.app:create_app      (or: fraud serve)
 
 It only assembles: settings (read once from the environment unless given), routes, the API key
-guard on `/v1`, strict request bodies, error handlers, metrics middleware, OpenAPI at `/schema`,
+check on `/v1`, strict request bodies, error handlers, metrics middleware, OpenAPI at `/schema`,
 and the lifespan that owns the Redis client, the model and the background tasks.
 """
 
@@ -20,10 +20,11 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
+from fraud_serving.auth import api_key_middleware
 from fraud_serving.bodies import StrictJSONRequest
 from fraud_serving.deps import DEPENDENCIES
 from fraud_serving.errors import EXCEPTION_HANDLERS
-from fraud_serving.guards import API_KEY_HEADER, SECURITY_SCHEME, api_key_guard
+from fraud_serving.guards import API_KEY_HEADER, SECURITY_SCHEME
 from fraud_serving.lifespan import lifespan
 from fraud_serving.metrics import ServiceMetrics, metrics_middleware
 from fraud_serving.routes.entities import EntityController
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     v1 = Router(
         path="/v1",
         route_handlers=[ScoreController, LabelController, EntityController, ModelController],
-        guards=[api_key_guard],
+        middleware=[api_key_middleware],  # the API key check (not a guard: see auth.py)
         security=[{SECURITY_SCHEME: []}],
     )
     openapi = OpenAPIConfig(

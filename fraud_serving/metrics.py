@@ -4,6 +4,7 @@ tests can build many apps in one process), and the ASGI middleware that times ev
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Sequence
 
@@ -73,8 +74,8 @@ class ServiceMetrics:
     def scored(self, scores: Sequence[float], decisions: Sequence[str]) -> None:
         for s in scores:
             self.scores.observe(s)
-        for d in decisions:
-            self.decisions.labels(decision=d).inc()
+        for d, n in collections.Counter(decisions).items():
+            self.decisions.labels(decision=d).inc(n)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -83,6 +84,21 @@ class ServiceMetrics:
 def metrics_middleware(metrics: ServiceMetrics):
     """A middleware factory for Litestar: counts and times requests by route template (never
     by raw path, so label values stay few)."""
+    # The labelled children, looked up once per label set: `labels()` takes a lock and checks
+    # its arguments every time, which cost more than the rest of the middleware.
+    counted: dict[tuple[str, str, int], Counter] = {}
+    timed: dict[str, Histogram] = {}
+
+    def record(method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        counter = counted.get(key)
+        if counter is None:
+            counter = counted[key] = metrics.requests.labels(method, route, str(status))
+        histogram = timed.get(route)
+        if histogram is None:
+            histogram = timed[route] = metrics.latency.labels(route)
+        counter.inc()
+        histogram.observe(seconds)
 
     def factory(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -102,8 +118,7 @@ def metrics_middleware(metrics: ServiceMetrics):
                 await app(scope, receive, send_wrapper)
             finally:
                 route = scope.get("path_template") or "unmatched"
-                metrics.requests.labels(scope["method"], route, str(status)).inc()
-                metrics.latency.labels(route).observe(time.perf_counter() - started)
+                record(scope["method"], route, status, time.perf_counter() - started)
 
         return middleware
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, Response, post
-from litestar.di import NamedDependency
+from litestar import Controller, Request, Response, post
 from litestar.params import FromQuery, JSONBody
 
 from fraud_serving.routes.responses import (
@@ -25,6 +24,12 @@ _RESPONSES = {
     **UNAVAILABLE,
     **UNKNOWN_OUTCOME,
 }
+
+
+def _scoring(request: Request) -> ScoringService:
+    # The app's service, taken from the state directly: a declared dependency costs a copy of
+    # the app state and a type check of the value on every request (a tenth of the route's time)
+    return request.app.state.services.scoring
 
 
 def _result(scored: ScoredOrder, with_features: bool) -> ScoreResult:
@@ -53,10 +58,10 @@ class ScoreController(Controller):
     async def score(
         self,
         data: JSONBody[Order],
-        scoring: NamedDependency[ScoringService],
+        request: Request,
         features: FromQuery[bool] = False,
     ) -> Response[ScoreResult]:
-        (scored,) = await scoring.score([data])
+        (scored,) = await _scoring(request).score([data])
         headers = {REPLAY_HEADER: "true"} if scored.replayed else {}
         return Response(_result(scored, features), headers=headers)
 
@@ -73,10 +78,10 @@ class ScoreController(Controller):
     async def score_batch(
         self,
         data: JSONBody[OrderBatch],
-        scoring: NamedDependency[ScoringService],
+        request: Request,
         features: FromQuery[bool] = False,
     ) -> BatchResult:
-        scored = await scoring.score(data.orders)
+        scored = await _scoring(request).score(data.orders)
         return BatchResult(
             results=[_result(s, features) for s in scored],
             replayed=sum(s.replayed for s in scored),
