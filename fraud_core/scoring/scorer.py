@@ -87,8 +87,16 @@ class Scorer:
         score) is the same for every probe row."""
         probe = self._probe(64, spec)
         margin = self.booster.inplace_predict(probe, predict_type="margin")
-        base = np.asarray(margin, dtype=np.float64) - self.trees.leaf_sum(probe)
-        if not np.all(np.isfinite(base)) or np.ptp(base) > _MARGIN_TOLERANCE:
+        leaf_sum = self.trees.leaf_sum(probe)
+        base = np.asarray(margin, dtype=np.float64) - leaf_sum
+        # the contributions add up to the leaves (this also compiles their kernel now, not on
+        # the first order)
+        explained = self.trees.contributions(probe).sum(axis=1) + self.trees.root_value
+        if (
+            not np.all(np.isfinite(base))
+            or np.ptp(base) > _MARGIN_TOLERANCE
+            or not np.allclose(explained, leaf_sum, rtol=0, atol=_MARGIN_TOLERANCE)
+        ):
             raise ModelIntegrityError(
                 f"model {self.card.version}: its trees cannot be read for explanations"
             )

@@ -5,7 +5,9 @@ per-node statistics each time) and ~1.2 ms per row for exact SHAP, far too much 
 service. Here the trees are read once from the model's JSON and every leaf's root-to-leaf path is
 precomputed as (feature, change of the node's expected value) pairs: the Saabas decomposition.
 For a batch, finding each row's leaf in every tree takes a few vectorised steps per tree level,
-and one `bincount` sums the path pairs into a (rows x features) contribution matrix. Per row, the
+and one compiled pass (numba, as the feature kernel) adds the path pairs into a (rows x features)
+contribution matrix, in the order `np.bincount` did, ~5x faster. (A compiled tree walk measured
+no faster than the vectorised levels: it waits on its memory reads either way.) Per row, the
 contributions plus the trees' root values add up exactly to the leaf values XGBoost sums (the
 model's margin minus its base score), so the reasons explain the very score that is returned.
 """
@@ -18,10 +20,41 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fraud_core.features.kernel import _jit
+
 if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
     import xgboost as xgb
 
 _F32_MAX = np.finfo(np.float32).max
+
+
+@_jit
+def _contributions(leaves, path_feature, path_delta, width):  # pragma: no cover
+    """(rows, width) sums of each row's path pairs over its leaves, added in the order
+    (tree, step) as `np.bincount` over the flattened pairs adds them."""
+    n, n_trees = leaves.shape
+    depth = path_feature.shape[1]
+    sums = np.zeros((n, width))
+    for i in range(n):
+        for t in range(n_trees):
+            leaf = leaves[i, t]
+            for d in range(depth):
+                sums[i, path_feature[leaf, d]] += path_delta[leaf, d]
+    return sums
+
+
+@_jit
+def _margins(leaves, leaf_value, base_margin):  # pragma: no cover
+    """float32 margins: the base first, then each tree's leaf value in tree order (cast to
+    float32 before adding), as XGBoost's CPU predictor accumulates them."""
+    n, n_trees = leaves.shape
+    out = np.empty(n, dtype=np.float32)
+    for i in range(n):
+        m = base_margin
+        for t in range(n_trees):
+            m = np.float32(m + np.float32(leaf_value[leaves[i, t]]))
+        out[i] = m
+    return out
 
 
 @dataclass(frozen=True)
@@ -175,19 +208,13 @@ class TreeEnsemble:
         `Scorer` checks it against XGBoost before relying on it."""
         if self.base_margin is None:
             raise ValueError("no base margin: not a logistic model")
-        values = np.empty((len(leaves), leaves.shape[1] + 1), dtype=np.float32)
-        values[:, 0] = self.base_margin
-        values[:, 1:] = self.leaf_value[leaves]
-        margin = np.cumsum(values, axis=1, dtype=np.float32)[:, -1]  # sequential, like XGBoost
+        margin = _margins(leaves, self.leaf_value, np.float32(self.base_margin))
         return np.float32(1) / (np.float32(1) + np.exp(-margin))
 
     def contributions(self, x: np.ndarray, leaves: np.ndarray | None = None) -> np.ndarray:
         """(rows, features) Saabas contributions to the margin; each row sums to
         `leaf_sum(row) - root_value`."""
         leaves = self.leaves(x) if leaves is None else leaves
-        n = len(leaves)
         width = self.n_features + 1  # last column collects the padding
-        cols = self.path_feature[leaves]  # (n, trees, depth)
-        flat = (np.arange(n)[:, None, None] * width + cols).ravel()
-        sums = np.bincount(flat, weights=self.path_delta[leaves].ravel(), minlength=n * width)
-        return sums.reshape(n, width)[:, : self.n_features]
+        sums = _contributions(leaves, self.path_feature, self.path_delta, width)
+        return sums[:, : self.n_features]

@@ -13,6 +13,7 @@ recomputed on fresh state.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 from dataclasses import dataclass
@@ -287,6 +288,7 @@ class ScoringService:
                 fp=fresh[i][1], ids=dict(events[i].ids), answer=result, order_date=order.order_date
             )
             records.append((order.order_id, order.customer_id, encode_record(stored)))
-            for kind in new_entities[i]:
-                self.metrics.cold_starts.labels(kind=kind).inc()
+        cold = collections.Counter(kind for kinds in new_entities for kind in kinds)
+        for kind, count in cold.items():  # one labelled increment per kind and batch
+            self.metrics.cold_starts.labels(kind=kind).inc(count)
         return answers, records, writes
