@@ -34,7 +34,10 @@ from fraud_assets.partitions import START_DATE, daily_partitions, partition_days
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.buckets import bucket_files
 from fraud_core.features.pipeline import (
+    CHUNK_ORDERS_ENV,
     assemble_days,
+    chunk_orders,
+    day_chunks,
     plan_tasks,
     publish_features,
     run_bucket_task,
@@ -83,16 +86,33 @@ def entity_features(
     staged = data.staging(context.run.run_id)
     shutil.rmtree(staged.root, ignore_errors=True)  # a retried step starts clean
     n_buckets = _bucket_count(data, days)
-    tasks = plan_tasks(data, days, n_buckets, out=staged)
-    _warn_about_gaps(context, tasks, days)
+    chunks = day_chunks(days, [_valid_rows(data, d) for d in days], chunk_orders())
+    if len(chunks) > 1:
+        context.log.info(
+            f"{len(days)} days in {len(chunks)} chunks of at most {chunk_orders():,} orders "
+            f"(${CHUNK_ORDERS_ENV})"
+        )
+    counts: dict[date, int] = {}
+    broken: dict = {}
+    previous: date | None = None
     with dask.get_client() as client:
-        futures = client.map(run_bucket_task, tasks, pure=False)
-        results = client.gather(futures)
-    # Every validated order got exactly one row (assemble_days raises otherwise); the feature
-    # rules are verified on the blocks in memory, before anything is visible.
-    counts, summary, broken = assemble_days(
-        data, days, [(t.kind, r) for t, r in zip(tasks, results, strict=True)], out=staged
-    )
+        for chunk in chunks:
+            # a later chunk starts from the state the chunk before left in the staging tree
+            tasks = plan_tasks(data, chunk, n_buckets, out=staged, after=previous)
+            if previous is None:
+                _warn_about_gaps(context, tasks, days)
+            results = client.gather(client.map(run_bucket_task, tasks, pure=False))
+            # Every validated order got exactly one row (assemble_days raises otherwise); the
+            # feature rules are verified on the blocks in memory, before anything is visible.
+            chunk_counts, summary, chunk_broken = assemble_days(
+                data, chunk, [(t.kind, r) for t, r in zip(tasks, results, strict=True)], out=staged
+            )
+            del results
+            counts |= chunk_counts
+            broken |= chunk_broken
+            previous = chunk[-1]
+            if broken:
+                break
     if broken:
         failed = {
             f"{day} {_CHECK_OF_RULE[rule]}": features
@@ -105,7 +125,7 @@ def entity_features(
             "nothing of this run is published; the last good features and entity state stay",
             metadata={"failed": MetadataValue.json(failed)},
         )
-    publish_features(data, staged, days, n_buckets)
+    publish_features(data, staged, [c[-1] for c in chunks], n_buckets)
     for day, rows in counts.items():
         metadata = {
             "dagster/row_count": rows,
@@ -150,6 +170,11 @@ def _warn_about_gaps(context: AssetExecutionContext, tasks: list, days: list[dat
             f"no orders_by_entity for {len(missing)} earlier day(s) ({missing[0]}..{missing[-1]}): "
             "features miss their orders; materialize those days and then these again"
         )
+
+
+def _valid_rows(data: DataLayout, day: date) -> int:
+    path = data.raw_orders(day)
+    return pq.read_metadata(path).num_rows if path.exists() else 0
 
 
 def _bucket_count(data: DataLayout, days: list[date]) -> int:

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fraud_core.env import env_number
 from fraud_core.features.kernel import order_kernel
 from fraud_core.features.offline import advance_kind, empty_state, order_times
 from fraud_core.features.rules import forbidden_nans, out_of_range
@@ -76,8 +77,10 @@ def orders_days(layout: DataLayout, kind: str) -> list[date]:
 
 @dataclass(frozen=True)
 class BucketTask:
-    """One unit of Dask work: an entity kind's bucket over a range of days. It reads under
-    `root` and writes its end-of-range state under `out_root` (the run's staging tree)."""
+    """One unit of Dask work: an entity kind's bucket over a range of days. It reads orders
+    under `root`, its starting snapshot under `state_root` (`root`, or the run's staging tree
+    for a range's later chunks) and writes its end-of-range state under `out_root` (the run's
+    staging tree)."""
 
     root: str
     out_root: str
@@ -87,6 +90,7 @@ class BucketTask:
     days: tuple[date, ...]
     snapshot: date | None  # read state from here
     replay: tuple[date, ...]  # days between the snapshot and the range
+    state_root: str | None = None  # where the snapshot is; None: `root`
 
 
 def _read_buckets(
@@ -105,7 +109,8 @@ def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[
     layout = DataLayout(task.root)
     state: pd.DataFrame | None = None
     if task.snapshot is not None:
-        state = pq.read_table(state_file(layout, task.kind, task.snapshot, task.bucket)).to_pandas()
+        states = DataLayout(task.state_root or task.root)
+        state = pq.read_table(state_file(states, task.kind, task.snapshot, task.bucket)).to_pandas()
     if task.replay:
         replayed = _read_buckets(layout, task.kind, task.replay, task.bucket)
         if replayed is not None and replayed.num_rows:
@@ -132,12 +137,23 @@ def plan_tasks(
     n_buckets: int,
     spec: FeatureSpec = DEFAULT_SPEC,
     out: DataLayout | None = None,
+    after: date | None = None,
 ) -> list[BucketTask]:
     """The tasks of a range run: per kind, the newest published snapshot before the range and
-    the days to replay from it. States are written under `out` (default: `layout` itself)."""
+    the days to replay from it. States are written under `out` (default: `layout` itself).
+    `after`: the range continues a chunk that ended that day, whose snapshot is under `out`
+    (nothing to replay)."""
     out_root = str((out or layout).root)
     first = days[0]
     tasks = []
+    if after is not None:
+        return [
+            BucketTask(
+                str(layout.root), out_root, e.kind, b, n_buckets, tuple(days), after, (), out_root
+            )
+            for e in spec.entities
+            for b in range(n_buckets)
+        ]
     for e in spec.entities:
         before = [d for d in snapshot_days(layout, e.kind, n_buckets) if d < first]
         snapshot = before[-1] if before else None
@@ -155,6 +171,34 @@ def plan_tasks(
     return tasks
 
 
+CHUNK_ORDERS_ENV = "FRAUD_CHUNK_ORDERS"
+DEFAULT_CHUNK_ORDERS = 1_000_000
+
+
+def chunk_orders() -> int:
+    """Orders a range run computes at once (`$FRAUD_CHUNK_ORDERS`): its peak memory follows
+    this, not the range (bench/RESULTS.md, "Bounded memory")."""
+    return env_number(CHUNK_ORDERS_ENV, DEFAULT_CHUNK_ORDERS, int, low=1)
+
+
+def day_chunks(days: list[date], rows: list[int], max_rows: int) -> list[list[date]]:
+    """Consecutive runs of `days` holding at most `max_rows` orders each (`rows` per day), at
+    least one day each: a range run computes one chunk at a time, so its memory follows the
+    chunk, not the range."""
+    chunks: list[list[date]] = []
+    current: list[date] = []
+    held = 0
+    for day, n in zip(days, rows, strict=True):
+        if current and held + n > max_rows:
+            chunks.append(current)
+            current, held = [], 0
+        current.append(day)
+        held += n
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def mark_snapshots(
     layout: DataLayout, day: date, n_buckets: int, spec: FeatureSpec = DEFAULT_SPEC
 ) -> None:
@@ -168,15 +212,17 @@ def mark_snapshots(
 def publish_features(
     layout: DataLayout,
     staged: DataLayout,
-    days: list[date],
+    snapshot_days: list[date],
     n_buckets: int,
     spec: FeatureSpec = DEFAULT_SPEC,
 ) -> None:
     """Make a run's checked output visible: move its feature files and state files into place
-    (each move atomic), then mark the end-of-range snapshot complete, last. A reader never sees
-    a snapshot or a feature file of a run whose checks did not pass."""
+    (each move atomic), then mark the snapshots it wrote (each chunk's end, the range's end
+    last) complete. A reader never sees a snapshot or a feature file of a run whose checks did
+    not pass."""
     publish(staged, layout)
-    mark_snapshots(layout, days[-1], n_buckets, spec)
+    for day in snapshot_days:
+        mark_snapshots(layout, day, n_buckets, spec)
 
 
 def assemble_days(
