@@ -9,7 +9,8 @@ Every key starts with a configurable prefix (default `fraud:`; tests use `test:<
 | `{p}namespaces` | sorted set | every namespace ever started, scored by its start time |
 | `{p}ns:{ns}:meta` | hash | snapshot day, entity counts, state (loading / active), times |
 | `{p}ns:{ns}:e:{kind}:{entity}` | string | the entity's state (`fraud_core.features.state` codec) |
-| `{p}ns:{ns}:orders` | hash | order id -> customer id: the snapshot's orders and those scored since |
+| `{p}ns:{ns}:orders` | hash | order id -> customer id of the snapshot's recent orders (the loader's) |
+| `{p}ns:{ns}:orders:{t}` | hash | the same for orders the service scored in the bucket starting at `t` (epoch s); expires |
 | `{p}ns:{ns}:touched` | set | entity keys the service has rewritten in this namespace |
 | `{p}scored:{order_id}` | string | the service's stored answer for an order (idempotency), with a TTL |
 | `{p}fence:{token}` | string | `done`: the commit `token` was stored (60 s); `fenced`: its reply was lost and it may never apply (1 h) |
@@ -18,6 +19,15 @@ A load writes a new namespace and then moves `active` in one step; the service's
 `COMMIT_SCRIPT`, which refuses to write into a namespace that is no longer active, so no update is
 ever lost in a namespace nobody reads. Scored-order records live outside the namespaces: a replay
 is recognised across reloads.
+
+Nothing grows with traffic without a bound. Answers expire (the service's `FRAUD_SCORED_TTL_S`);
+the order index, which lets a label name an order whose answer is gone, keeps an order for
+`OrderIndexWindow.retention_s` (`FRAUD_ORDER_INDEX_DAYS`, by default the features' horizon: a
+label for an older order can change no feature): the loader indexes only the snapshot's orders of
+that many days, and the service's own orders go into time-bucketed hashes that Redis expires
+whole. Entity states hold a bounded history (`FeatureSpec.history_n` orders plus the horizon), and
+the touched set names each rewritten entity once; both go with their namespace at the next load
+but one.
 
 The service's commits are fenced (`FENCED_COMMIT_SCRIPT`): a commit that stores marks its fence
 key `done` in the same atomic step; when a commit's reply is lost (a timeout after it was sent),
@@ -38,6 +48,10 @@ FENCE_TTL_S = 3_600  # far longer than a sent command can wait in Redis before i
 # (~1.3 s), short enough that one key per commit stays a few MB at thousands of commits a second.
 COMMIT_MARK_TTL_S = 60
 _GLOB_SPECIAL = "*?[]\\"
+DAY_S = 86_400
+# How long an order stays in the order index: `FeatureSpec.horizon_s` in whole days (a test keeps
+# them equal), beyond which a fraud label changes no feature of any later order.
+DEFAULT_ORDER_INDEX_DAYS = 37
 
 
 def new_namespace_id(snapshot_day: date | None, now: datetime | None = None) -> str:
@@ -91,7 +105,12 @@ class OnlineKeys:
         return kind, value
 
     def order_index(self, ns: str) -> str:
+        """The loader's order index: the snapshot's orders of the retention window."""
         return f"{self.prefix}ns:{ns}:orders"
+
+    def order_index_bucket(self, ns: str, start_s: int) -> str:
+        """The service's order index for orders scored from `start_s` on (one bucket)."""
+        return f"{self.prefix}ns:{ns}:orders:{start_s}"
 
     def touched(self, ns: str) -> str:
         return f"{self.prefix}ns:{ns}:touched"
@@ -103,11 +122,45 @@ class OnlineKeys:
         return f"{self.prefix}fence:{token}"
 
 
+@dataclass(frozen=True)
+class OrderIndexWindow:
+    """How long the service's order index keeps an order: orders scored in one bucket of time go
+    into one hash, which expires `retention_s` after the bucket ends, so an order is found for
+    between `retention_s` and `retention_s + bucket_s` after it was scored and the index never
+    holds more than that much traffic. Buckets are a day long (an eighth of the retention when
+    that is shorter, for tests)."""
+
+    retention_s: int = DEFAULT_ORDER_INDEX_DAYS * DAY_S
+
+    def __post_init__(self) -> None:
+        if self.retention_s < 1:
+            raise ValueError(f"order index retention must be at least 1 s, not {self.retention_s}")
+
+    @property
+    def bucket_s(self) -> int:
+        return max(1, min(DAY_S, self.retention_s // 8))
+
+    def bucket(self, now_s: float) -> int:
+        """Start of the bucket that holds orders scored at `now_s`."""
+        return int(now_s) // self.bucket_s * self.bucket_s
+
+    def expire_at(self, start_s: int) -> int:
+        """When the bucket starting at `start_s` expires (epoch seconds)."""
+        return start_s + self.bucket_s + self.retention_s
+
+    def live_buckets(self, now_s: float) -> list[int]:
+        """Starts of every bucket that may still exist at `now_s`, newest first."""
+        newest = self.bucket(now_s)
+        oldest = self.bucket(now_s - self.retention_s - self.bucket_s)
+        return list(range(newest, oldest - 1, -self.bucket_s))
+
+
 # Compare-and-set of a group of entity states and new scored-order records, all or nothing.
-#   KEYS[1] active pointer, KEYS[2] touched set and KEYS[3] order index of the namespace,
+#   KEYS[1] active pointer, KEYS[2] touched set and KEYS[3] order index (bucket) of the namespace,
 #   KEYS[4 .. 3+r] scored-order records (must not exist yet),
 #   KEYS[4+r ..]   entity states (must still be what the writer read)
-#   ARGV[1] namespace, ARGV[2] r, ARGV[3] record TTL in seconds,
+#   ARGV[1] namespace, ARGV[2] r, ARGV[3] record TTL in seconds, ARGV[4] when the order index
+#   expires (epoch seconds, set by its first writer; 0: never),
 #   then per record: the record, its order id, its customer id (for the order index),
 #   then per entity: SHA-1 of the state the writer read ('' when absent), the new state.
 # Returns {0} on success; {1} when the namespace is not active; {2, i} when record i exists;
@@ -122,7 +175,7 @@ for i = 1, r do
 end
 local first = off + 1 + r
 local n = #KEYS - first + 1
-local base = 3 + 3 * r
+local base = 4 + 3 * r
 for j = 1, n do
   local current = redis.call('GET', KEYS[first + j - 1])
   local expected = ARGV[base + 2 * j - 1]
@@ -135,8 +188,12 @@ end
 local ttl = tonumber(ARGV[3])
 if mark_ttl then redis.call('SET', KEYS[4], 'done', 'EX', mark_ttl) end
 for i = 1, r do
-  redis.call('SET', KEYS[off + i], ARGV[1 + 3 * i], 'EX', ttl)
-  redis.call('HSET', KEYS[3], ARGV[2 + 3 * i], ARGV[3 + 3 * i])
+  redis.call('SET', KEYS[off + i], ARGV[2 + 3 * i], 'EX', ttl)
+  redis.call('HSET', KEYS[3], ARGV[3 + 3 * i], ARGV[4 + 3 * i])
+end
+local index_expires = tonumber(ARGV[4])
+if r > 0 and index_expires > 0 and redis.call('TTL', KEYS[3]) == -1 then
+  redis.call('EXPIREAT', KEYS[3], index_expires)  -- not EXPIREAT NX: Redis 6.2 runs this too
 end
 for j = 1, n do
   redis.call('SET', KEYS[first + j - 1], ARGV[base + 2 * j])

@@ -171,7 +171,7 @@ def encode_states(table: pa.Table, kind: str, spec: FeatureSpec = DEFAULT_SPEC) 
 @dataclass(frozen=True)
 class EncodedBucket:
     """One state file as Redis values, plus the (order id, customer id) pairs of the order index
-    when the kind is the customer."""
+    when the kind is the customer (its orders from `index_since_s` on)."""
 
     kind: str
     states: EncodedStates
@@ -186,22 +186,32 @@ class EncodedBucket:
         return states_from_frame(frame, DEFAULT_SPEC.entity(self.kind).counterparts)
 
 
-def encode_bucket(path: Path, kind: str, spec: FeatureSpec = DEFAULT_SPEC) -> EncodedBucket:
+def encode_bucket(
+    path: Path, kind: str, spec: FeatureSpec = DEFAULT_SPEC, index_since_s: int | None = None
+) -> EncodedBucket:
+    """The state file at `path` encoded; the order index gets the orders at or after
+    `index_since_s` (every order when None)."""
     table = pq.read_table(path)
     states = encode_states(table, kind, spec)
     if kind == ORDER_INDEX_KIND:
-        orders, customers = table.column("order_id"), table.column("entity")
+        indexed = table.select(["order_id", "entity", "t_s"])
+        if index_since_s is not None:
+            indexed = indexed.filter(pc.greater_equal(indexed.column("t_s"), index_since_s))
+        orders, customers = indexed.column("order_id"), indexed.column("entity")
     else:
         orders = customers = pa.chunked_array([], pa.string())
     return EncodedBucket(kind, states, table, orders, customers)
 
 
 def snapshot_buckets(
-    layout: DataLayout, snapshot: Snapshot, spec: FeatureSpec = DEFAULT_SPEC
+    layout: DataLayout,
+    snapshot: Snapshot,
+    spec: FeatureSpec = DEFAULT_SPEC,
+    index_since_s: int | None = None,
 ) -> Iterator[EncodedBucket]:
     for e in spec.entities:
         for path in snapshot.files(layout, e.kind):
-            yield encode_bucket(path, e.kind, spec)
+            yield encode_bucket(path, e.kind, spec, index_since_s)
 
 
 def carry_over(

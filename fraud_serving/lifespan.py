@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from litestar import Litestar
 
 from fraud_core.features.kernel import warm_up
-from fraud_core.online_keys import OnlineKeys
+from fraud_core.online_keys import OnlineKeys, OrderIndexWindow
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.services.entities import EntityService
 from fraud_serving.services.labels import LabelService
@@ -46,7 +46,14 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     client = make_client(
         settings.redis_url, settings.redis_timeout_ms, settings.redis_max_connections
     )
-    store = OnlineStore(client, OnlineKeys(settings.key_prefix), settings.scored_ttl_s, metrics)
+    store = OnlineStore(
+        client,
+        OnlineKeys(settings.key_prefix),
+        settings.scored_ttl_s,
+        metrics,
+        order_index=OrderIndexWindow(settings.order_index_s),
+        deadline_s=settings.redis_deadline_ms / 1000,
+    )
     metrics.redis_up.set_function(lambda: 1.0 if store.up else 0.0)
     models = ModelHolder(settings.models_dir, metrics)
     await store.probe()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, max_future_s
-from fraud_core.online_keys import DEFAULT_PREFIX
+from fraud_core.online_keys import DAY_S, DEFAULT_ORDER_INDEX_DAYS, DEFAULT_PREFIX
 from fraud_core.redis_server import DEFAULT_REDIS_URL
 from fraud_core.storage import DataLayout
 
@@ -48,6 +48,9 @@ class Settings:
     host: str = "127.0.0.1"  # FRAUD_HOST
     port: int = 8000  # FRAUD_PORT
     redis_timeout_ms: int = 80  # FRAUD_REDIS_TIMEOUT_MS: connect and read, so a 503 comes fast
+    # FRAUD_REDIS_DEADLINE_MS: how long a read or commit keeps trying after Redis timeouts (a busy
+    # host); a refused connection is a 503 at once. 0: one try.
+    redis_deadline_ms: int = 500
     redis_max_connections: int = 32
     model_poll_s: float = 2.0  # FRAUD_MODEL_POLL_S: how often current.json is looked at
     batch_max_orders: int = 64  # FRAUD_BATCH_MAX_ORDERS: micro-batch size for concurrent requests
@@ -56,12 +59,19 @@ class Settings:
     )
     max_body_bytes: int = 1_048_576  # FRAUD_MAX_BODY_BYTES
     scored_ttl_s: int = 7 * 86_400  # FRAUD_SCORED_TTL_S: how long a scored order is remembered
+    # FRAUD_ORDER_INDEX_DAYS: how long a label can name an order whose answer expired (fractions
+    # allowed); by default the features' horizon, beyond which a label changes no feature
+    order_index_days: float = DEFAULT_ORDER_INDEX_DAYS
     # FRAUD_MAX_FUTURE_S (read by fraud_core.clock): orders dated further ahead are refused
     max_future_s: int = DEFAULT_MAX_FUTURE_S
     generated_api_key: bool = False  # True when no key was configured and one was made up
     log_level: str = (
         "INFO"  # FRAUD_LOG_LEVEL: the service's own log lines (`fraud serve --log-level`)
     )
+
+    @property
+    def order_index_s(self) -> int:
+        return max(1, round(self.order_index_days * DAY_S))
 
     @property
     def models_dir(self) -> Path:
@@ -82,11 +92,13 @@ class Settings:
             host=env.get("FRAUD_HOST") or "127.0.0.1",
             port=_int(env, "FRAUD_PORT", 8000),
             redis_timeout_ms=_int(env, "FRAUD_REDIS_TIMEOUT_MS", 80),
+            redis_deadline_ms=_int(env, "FRAUD_REDIS_DEADLINE_MS", 500),
             model_poll_s=_float(env, "FRAUD_MODEL_POLL_S", 2.0),
             batch_max_orders=_int(env, "FRAUD_BATCH_MAX_ORDERS", 64),
             batch_wait_ms=_float(env, "FRAUD_BATCH_WAIT_MS", 0.0),
             max_body_bytes=_int(env, "FRAUD_MAX_BODY_BYTES", 1_048_576),
             scored_ttl_s=_int(env, "FRAUD_SCORED_TTL_S", 7 * 86_400),
+            order_index_days=_float(env, "FRAUD_ORDER_INDEX_DAYS", DEFAULT_ORDER_INDEX_DAYS),
             max_future_s=max_future_s(env),
             generated_api_key=generated,
             log_level=_log_level(env),

@@ -16,7 +16,13 @@ import pyarrow.compute as pc
 import redis
 
 from fraud_core.features.state import EntityState, decode_state, encode_state
-from fraud_core.online_keys import COMMIT_SCRIPT, SWITCH_SCRIPT, OnlineKeys, new_namespace_id
+from fraud_core.online_keys import (
+    COMMIT_SCRIPT,
+    SWITCH_SCRIPT,
+    OnlineKeys,
+    OrderIndexWindow,
+    new_namespace_id,
+)
 from fraud_core.online_store import (
     ORDER_INDEX_KIND,
     Snapshot,
@@ -116,16 +122,23 @@ class _Sender:
 
 
 def write_snapshot(
-    client: redis.Redis, layout: DataLayout, snapshot: Snapshot, keys: OnlineKeys, ns: str
+    client: redis.Redis,
+    layout: DataLayout,
+    snapshot: Snapshot,
+    keys: OnlineKeys,
+    ns: str,
+    order_index: OrderIndexWindow | None = None,
 ) -> LoadReport:
-    """Bulk-write every state of `snapshot` into namespace `ns` and read a sample back."""
+    """Bulk-write every state of `snapshot` into namespace `ns` and read a sample back. The
+    order index gets the snapshot's orders of the last `order_index.retention_s`."""
     report = LoadReport(namespace=ns, previous=None, snapshot=snapshot)
+    index_since_s = snapshot.end_s - (order_index or OrderIndexWindow()).retention_s
     started = time.perf_counter()
     sample: dict[str, EntityState] = {}
     sender = _Sender(client)
     failed = True
     try:
-        for bucket in snapshot_buckets(layout, snapshot):
+        for bucket in snapshot_buckets(layout, snapshot, index_since_s=index_since_s):
             entities = bucket.states.entities
             prefix = keys.entity(ns, bucket.kind, "").encode()
             names = pc.binary_join_element_wise(prefix, entities.cast(pa.binary()), b"")
@@ -201,8 +214,12 @@ def carry_over_namespace(
                 )
                 if merged is not None:
                     writes.append((key, new, encode_state(merged)))
-                    if kind == ORDER_INDEX_KIND:
-                        index.update(dict.fromkeys(merged.order_ids, value))
+                    if kind == ORDER_INDEX_KIND:  # the older ones: the snapshot's to index
+                        index.update(
+                            (oid, value)
+                            for oid, t_s in zip(merged.order_ids, merged.t_s, strict=True)
+                            if t_s >= since_s
+                        )
             if not writes:
                 break
             if index:
@@ -211,7 +228,7 @@ def carry_over_namespace(
                 client.mset({key: blob for key, _, blob in writes})
                 changed += len(writes)
                 break
-            args: list = [target, 0, 0]
+            args: list = [target, 0, 0, 0]
             for _, before, blob in writes:
                 args += (_sha1(before), blob)
             names = [keys.active, keys.touched(target), keys.order_index(target)]
@@ -241,11 +258,17 @@ def delete_namespace(client: redis.Redis, keys: OnlineKeys, ns: str) -> int:
 
 
 def load_online_store(
-    client: redis.Redis, layout: DataLayout, keys: OnlineKeys, *, keep_previous: bool = True
+    client: redis.Redis,
+    layout: DataLayout,
+    keys: OnlineKeys,
+    *,
+    keep_previous: bool = True,
+    order_index: OrderIndexWindow | None = None,
 ) -> LoadReport:
     """Load the newest complete snapshot into a new namespace, check a sample, carry over the
     service's writes from the active namespace, switch `active` atomically, and delete every
-    namespace but the new one and (with `keep_previous`) the one it replaced."""
+    namespace but the new one and (with `keep_previous`) the one it replaced. The order index
+    holds the snapshot's orders of `order_index`'s retention before the snapshot's end."""
     snapshot = newest_snapshot(layout)
     if snapshot is None:
         raise SnapshotMissingError(
@@ -263,7 +286,7 @@ def load_online_store(
             "created_at": now.timestamp(),
         },
     )
-    report = write_snapshot(client, layout, snapshot, keys, ns)
+    report = write_snapshot(client, layout, snapshot, keys, ns, order_index)
     client.hset(
         keys.meta(ns),
         mapping={f"entities_{kind}": n for kind, n in report.entities.items()}

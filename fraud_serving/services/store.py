@@ -3,15 +3,19 @@ atomic compare-and-set to write it back, and a health flag that turns a Redis ou
 503 and heals by itself.
 
 Layout and scripts: `fraud_core.online_keys`. Every Redis error or timeout becomes
-`StoreUnavailableError`; the client has short timeouts and no retries, so a request never waits
-long on a store that is gone.
+`StoreUnavailableError`; the client has short timeouts, so a request never waits long on a store
+that is gone. A refused or broken connection is a 503 at once (the store is down). A timeout (a
+busy host: Redis or the service starved of CPU for a moment) is tried again, with jittered
+exponential pauses, as long as another attempt can finish within the call's deadline
+(`FRAUD_REDIS_DEADLINE_MS`); only then is it a 503.
 
 A 503 means nothing was stored. A commit whose reply is lost after it was sent (a timeout: Redis
 may have run it, or may still) is settled before the caller hears of it: one script reads the
 commit's fence key, which the commit marks `done` in the step that stores, and bars the commit
 (`fenced`) if it has not stored; retried a few times. Stored: it succeeded. Not stored: it never
-will be (`StoreUnavailableError`), or, when another request stored these orders meanwhile, the
-caller answers from the store. Redis silent throughout: `CommitUnknownError`, never a 503.
+will be, so the commit is tried again under a new fence while the deadline allows, else
+`StoreUnavailableError`; when another request stored these orders meanwhile, the caller answers
+from the store. Redis silent throughout: `CommitUnknownError`, never a 503 and never retried.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
+from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -38,6 +44,7 @@ from fraud_core.online_keys import (
     FENCE_TTL_S,
     FENCED_COMMIT_SCRIPT,
     OnlineKeys,
+    OrderIndexWindow,
     new_namespace_id,
 )
 from fraud_serving.metrics import ServiceMetrics
@@ -48,6 +55,9 @@ log = logging.getLogger(__name__)
 _DOWN_PROBE_S = 0.2  # how often a store marked down is probed
 _UP_PROBE_S = 1.0
 _SETTLE_PAUSES_S = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4)  # tries to settle a lost commit reply
+# Pauses between tries after a timeout: 10-20 ms, 20-40 ms, 40-80 ms, then 50-100 ms.
+_RETRY_BACKOFF = EqualJitterBackoff(cap=0.1, base=0.02)
+T = TypeVar("T")
 
 
 class StoreUnavailableError(RuntimeError):
@@ -59,6 +69,15 @@ class CommitUnknownError(RuntimeError):
     """A commit was sent, and Redis stayed silent while the service tried to learn whether it
     ran: it may be stored. The request gets a 504; a retry with the same order ids is answered
     from the store if it was."""
+
+
+class _NotStoredError(Exception):
+    """A commit surely not stored (not sent, or settled as fenced): it may be tried again."""
+
+    def __init__(self, cause: BaseException, error: StoreUnavailableError | None = None) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.error = error  # what the caller hears if it is not tried again (None: `_down`)
 
 
 class ReplyLostError(Exception):
@@ -129,6 +148,12 @@ def _is_pool_wait(exc: BaseException) -> bool:
     return isinstance(exc, RedisConnectionError) and "No connection available" in str(exc)
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    """Redis (or this process) was slow, not gone: worth another try. A refused or reset
+    connection is not, and neither is a wait for a pooled connection (it waited a second)."""
+    return isinstance(exc, RedisTimeoutError | asyncio.TimeoutError | TimeoutError)
+
+
 class OnlineStore:
     def __init__(
         self,
@@ -136,11 +161,20 @@ class OnlineStore:
         keys: OnlineKeys,
         scored_ttl_s: int,
         metrics: ServiceMetrics | None = None,
+        *,
+        order_index: OrderIndexWindow | None = None,
+        deadline_s: float = 0.0,
     ) -> None:
+        """`deadline_s`: how long a read or a commit may keep trying after Redis timeouts (0:
+        one try). `order_index`: how long an order scored here can be found by its id."""
         self.client = client
         self.keys = keys
         self.scored_ttl_s = scored_ttl_s
         self.metrics = metrics or ServiceMetrics()
+        self.order_index = order_index or OrderIndexWindow()
+        self.deadline_s = deadline_s
+        timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+        self._attempt_s = float(timeout) if timeout else 0.0  # longest a failed try takes
         self.namespace: str | None = None
         self.up = False
         self.last_error = "not checked yet"
@@ -169,16 +203,22 @@ class OnlineStore:
             raise StoreUnavailableError(f"online store (Redis) unavailable: {self.last_error}")
 
     async def probe(self) -> bool:
-        """PING (and learn the active namespace); marks the store up or down."""
-        try:
+        """PING (and learn the active namespace); marks the store up or down. A timeout is
+        tried again within the deadline, as a request's read is: down means refusing, or silent
+        for a whole deadline."""
+
+        async def attempt() -> None:
             await self.client.ping()
             await self._active_namespace()
-        except (TimeoutError, RedisError, OSError) as exc:
-            self._down(exc)
+
+        try:
+            await self._retrying(attempt)
+        except StoreUnavailableError as exc:
+            cause = exc.__cause__ or exc
             if self.up:
-                log.warning("online store unavailable: %s: %s", type(exc).__name__, exc)
+                log.warning("online store unavailable: %s: %s", type(cause).__name__, cause)
             self.up = False  # even for a timeout: the probe is the judge of "down"
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error = f"{type(cause).__name__}: {cause}"
             return False
         if not self.up:
             log.info("online store reachable again (namespace %s)", self.namespace)
@@ -228,30 +268,57 @@ class OnlineStore:
         finally:
             await pool.release(conn)
 
+    async def _pause(self, failures: int, deadline: float) -> bool:
+        """Wait before try `failures + 1` if that try, given a full Redis timeout, can still end
+        by `deadline` (monotonic seconds); False (no wait) if it cannot."""
+        pause = _RETRY_BACKOFF.compute(failures)
+        if time.monotonic() + pause + self._attempt_s > deadline:
+            return False
+        await asyncio.sleep(pause)
+        return True
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """`attempt` (a read: trying it again changes nothing), again after each Redis timeout
+        while the deadline allows; any other failure, or a timeout at the deadline, is a
+        `StoreUnavailableError`."""
+        deadline = time.monotonic() + self.deadline_s
+        failures = 0
+        while True:
+            try:
+                return await attempt()
+            except ReplyLostError as exc:
+                cause = exc.cause
+            except (TimeoutError, RedisError, OSError) as exc:
+                cause = exc
+            if not (_is_timeout(cause) and await self._pause(failures, deadline)):
+                raise self._down(cause) from cause
+            failures += 1
+
     async def read(self, order_ids: Sequence[str], entities: Sequence[tuple[str, str]]) -> Snapshot:
         """Stored answers of `order_ids` and states of `entities`, in one MGET together with the
         active pointer (read again if the namespace moved since it was cached)."""
         self._check_up()
         keys = self.keys
-        try:
-            for _ in range(3):
-                ns = self.namespace or await self._active_namespace()
-                names = [keys.active]
-                names += [keys.scored(o) for o in order_ids]
-                names += [keys.entity(ns, kind, value) for kind, value in entities]
-                values = await self._call(_pack("MGET", *names))
-                active = values[0].decode() if values[0] is not None else None
-                if active != ns:
-                    self.namespace = None
-                    continue
-                n = len(order_ids)
-                records = {o: v for o, v in zip(order_ids, values[1 : 1 + n], strict=True) if v}
-                states = dict(zip(entities, values[1 + n :], strict=True))
-                return Snapshot(ns, records, states)
-        except ReplyLostError as exc:  # a read changes nothing
-            raise self._down(exc.cause) from exc
-        except (TimeoutError, RedisError, OSError) as exc:
-            raise self._down(exc) from exc
+
+        async def attempt() -> Snapshot | None:
+            ns = self.namespace or await self._active_namespace()
+            names = [keys.active]
+            names += [keys.scored(o) for o in order_ids]
+            names += [keys.entity(ns, kind, value) for kind, value in entities]
+            values = await self._call(_pack("MGET", *names))
+            active = values[0].decode() if values[0] is not None else None
+            if active != ns:
+                self.namespace = None
+                return None
+            n = len(order_ids)
+            records = {o: v for o, v in zip(order_ids, values[1 : 1 + n], strict=True) if v}
+            states = dict(zip(entities, values[1 + n :], strict=True))
+            return Snapshot(ns, records, states)
+
+        for _ in range(3):
+            snapshot = await self._retrying(attempt)
+            if snapshot is not None:
+                return snapshot
         raise StoreUnavailableError("the active namespace keeps moving; try again")
 
     async def commit(
@@ -262,15 +329,36 @@ class OnlineStore:
     ) -> int:
         """Store new answers (order id, customer id, record) and entity states atomically if
         nothing changed since the read; returns a `CommitOutcome` code. Raises
-        `StoreUnavailableError` only when nothing was stored (see the module doc)."""
+        `StoreUnavailableError` only when nothing was stored (see the module doc). A commit
+        surely not stored after a timeout is tried again, under a new fence, while the deadline
+        allows."""
         self._check_up()
+        deadline = time.monotonic() + self.deadline_s
+        failures = 0
+        while True:
+            try:
+                return await self._commit_once(namespace, records, writes)
+            except _NotStoredError as exc:
+                if not (_is_timeout(exc.cause) and await self._pause(failures, deadline)):
+                    raise (exc.error or self._down(exc.cause)) from exc.cause
+            failures += 1
+
+    async def _commit_once(
+        self,
+        namespace: str,
+        records: Sequence[tuple[str, str, bytes]],
+        writes: Sequence[EntityWrite],
+    ) -> int:
         keys = self.keys
         token = uuid.uuid4().hex
-        names = [keys.active, keys.touched(namespace), keys.order_index(namespace)]
+        now = time.time()
+        bucket = self.order_index.bucket(now)
+        names = [keys.active, keys.touched(namespace), keys.order_index_bucket(namespace, bucket)]
         names += [keys.fence(token)]
         names += [keys.scored(order_id) for order_id, _, _ in records]
         names += [keys.entity(namespace, w.kind, w.value) for w in writes]
         args: list = [namespace, len(records), self.scored_ttl_s]
+        args.append(self.order_index.expire_at(bucket))
         for order_id, customer_id, blob in records:
             args += (blob, order_id, customer_id)
         for w in writes:
@@ -285,7 +373,7 @@ class OnlineStore:
         except ReplyLostError as exc:
             return await self._settle(token, records, exc.cause)
         except (TimeoutError, RedisError, OSError) as exc:  # not sent
-            raise self._down(exc) from exc
+            raise _NotStoredError(exc) from exc
         code = int(result[0])
         if code == CommitOutcome.NAMESPACE_MOVED:
             self.namespace = None
@@ -296,8 +384,8 @@ class OnlineStore:
     ) -> int:
         """Whether the commit `token`, whose reply was lost, was stored: `CommitOutcome.OK` if
         it was, `ALREADY_SCORED` if another writer stored some of its orders (the caller reads
-        again and answers from the store), `StoreUnavailableError` if it was not and never will
-        be, `CommitUnknownError` if Redis does not answer."""
+        again and answers from the store), `_NotStoredError` if it was not and never will be,
+        `CommitUnknownError` if Redis does not answer."""
         keys = self.keys
         names = [keys.fence(token)] + [keys.scored(order_id) for order_id, _, _ in records]
         packed = _pack("EVAL", FENCE_SCRIPT, len(names), *names, FENCE_TTL_S)
@@ -315,9 +403,12 @@ class OnlineStore:
                 lost.labels(result="taken").inc()
                 return CommitOutcome.ALREADY_SCORED
             lost.labels(result="not_stored").inc()
-            raise StoreUnavailableError(
-                f"online store (Redis) did not answer in time ({type(cause).__name__}); "
-                "nothing was stored"
+            raise _NotStoredError(
+                cause,
+                StoreUnavailableError(
+                    f"online store (Redis) did not answer in time ({type(cause).__name__}); "
+                    "nothing was stored"
+                ),
             )
         lost.labels(result="unknown").inc()
         log.error("a commit's reply was lost and Redis stayed silent: outcome unknown")
@@ -337,13 +428,23 @@ class OnlineStore:
         return snapshot.records.get(order_id)
 
     async def indexed_customer(self, namespace: str, order_id: str) -> str | None:
-        """The customer of an order the loaded snapshot holds (the snapshot's order index)."""
+        """The customer of an order in the order index: the loaded snapshot's recent orders and
+        those scored here within the index's retention (see `OrderIndexWindow`)."""
         self._check_up()
-        try:
-            value = await self.client.hget(self.keys.order_index(namespace), order_id)
-        except (TimeoutError, RedisError, OSError) as exc:
-            raise self._down(exc) from exc
-        return value.decode() if value is not None else None
+        names = [self.keys.order_index(namespace)]
+        names += [
+            self.keys.order_index_bucket(namespace, start)
+            for start in self.order_index.live_buckets(time.time())
+        ]
+
+        async def attempt() -> list:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hget(name, order_id)
+                return await pipe.execute()
+
+        found = [value for value in await self._retrying(attempt) if value is not None]
+        return found[0].decode() if found else None
 
     async def close(self) -> None:
         with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):

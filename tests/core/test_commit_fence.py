@@ -40,7 +40,7 @@ def client() -> Iterator[tuple[redis.Redis, OnlineKeys]]:
 def _commit(conn: redis.Redis, keys: OnlineKeys, token: str, order_id: str) -> list:
     names = [keys.active, keys.touched("ns1"), keys.order_index("ns1"), keys.fence(token)]
     names += [keys.scored(order_id), keys.entity("ns1", "customer_id", "C1")]
-    args = ["ns1", 1, 60, b"answer", order_id, "C1", "", b"state"]
+    args = ["ns1", 1, 60, 0, b"answer", order_id, "C1", "", b"state"]
     return conn.eval(FENCED_COMMIT_SCRIPT, len(names), *names, *args)
 
 
@@ -77,9 +77,9 @@ def test_the_loaders_commit_keeps_its_layout(client) -> None:
     conn, keys = client
     entity = keys.entity("ns1", "email", "e@x")
     names = [keys.active, keys.touched("ns1"), keys.order_index("ns1"), entity]
-    assert conn.eval(COMMIT_SCRIPT, len(names), *names, "ns1", 0, 0, "", b"s") == [0]
+    assert conn.eval(COMMIT_SCRIPT, len(names), *names, "ns1", 0, 0, 0, "", b"s") == [0]
     assert conn.get(entity) == b"s"
-    assert conn.eval(COMMIT_SCRIPT, len(names), *names, "ns1", 0, 0, "", b"t") == [3, 1]
+    assert conn.eval(COMMIT_SCRIPT, len(names), *names, "ns1", 0, 0, 0, "", b"t") == [3, 1]
 
 
 def test_a_label_commit_without_records_is_settled_by_its_mark(client) -> None:
@@ -89,6 +89,6 @@ def test_a_label_commit_without_records_is_settled_by_its_mark(client) -> None:
     conn, keys = client
     entity = keys.entity("ns1", "customer_id", "C9")
     names = [keys.active, keys.touched("ns1"), keys.order_index("ns1"), keys.fence("t4"), entity]
-    assert conn.eval(FENCED_COMMIT_SCRIPT, len(names), *names, "ns1", 0, 60, "", b"label") == [0]
+    assert conn.eval(FENCED_COMMIT_SCRIPT, len(names), *names, "ns1", 0, 60, 0, "", b"label") == [0]
     conn.set(entity, b"the next order's state")
     assert conn.eval(FENCE_SCRIPT, 1, keys.fence("t4"), 60) == [b"done", 0]
