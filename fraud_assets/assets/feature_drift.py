@@ -41,9 +41,9 @@ from fraud_core.drift import (
     DEFAULT_THRESHOLD,
     DEFAULT_WARMUP_DAYS,
     DriftReport,
+    ReferenceBins,
     plan_reference,
     psi,
-    psi_by_column,
     psi_plot_png,
     read_report,
     stride_sample,
@@ -103,6 +103,13 @@ class _Reference:
         self.data, self.columns, self.rows_per_day = data, columns, rows_per_day
         self._days: dict[date, pd.DataFrame] = {}
         self._last: tuple[tuple[date, ...], pd.DataFrame] | None = None
+        self._bins: tuple[tuple[date, ...], ReferenceBins] | None = None
+
+    def bins(self, days: list[date], bins: int) -> ReferenceBins:
+        """The reference's bins, computed once per reference (a training window: once a run)."""
+        if self._bins is None or self._bins[0] != tuple(days):
+            self._bins = (tuple(days), ReferenceBins.of(self.rows(days), self.columns, bins))
+        return self._bins[1]
 
     def rows(self, days: list[date]) -> pd.DataFrame:
         if self._last is not None and self._last[0] == tuple(days):
@@ -190,7 +197,7 @@ def feature_drift(
         if ref_days:
             ref = reference.rows(ref_days)
             report.reference["rows"] = len(ref)
-            report.psi = psi_by_column(ref, current, names, config.bins)
+            report.psi = reference.bins(ref_days, config.bins).psi(current)
             if model is not None:
                 booster, names_in_model = model[0], model[1].feature_names
                 if scores is None or scores[0] != tuple(ref_days):

@@ -16,6 +16,7 @@ from fraud_core.drift import (
     TRAILING,
     TRAINING_WINDOW,
     DriftReport,
+    ReferenceBins,
     bin_shares,
     plan_reference,
     psi,
@@ -147,3 +148,17 @@ def test_the_reference_skips_the_features_warm_up():
     # the warm-up is a setting: 0 gives the reference of before
     assert plan_reference(days[35], days, [], warmup_days=0).days == days[7:35]
     assert plan_reference(days[70], days, training, warmup_days=0).days == training
+
+
+def test_reference_bins_give_psi_column_by_column_exactly():
+    """The bins of a reference, computed once and reused for every day, change no figure."""
+    reference = pd.DataFrame(
+        {"a": NORMAL[:5_000], "b": np.where(NORMAL[5_000:10_000] > 1, np.nan, NORMAL[:5_000])}
+    )
+    reference["flag"] = (NORMAL[10_000:15_000] > 0.5).astype(float)
+    bins = ReferenceBins.of(reference, ["a", "b", "flag", "missing"])
+    for shift in (0.0, 0.3):
+        day = reference.sample(1_000, random_state=1) + shift
+        by_column = {c: psi(reference[c].to_numpy(), day[c].to_numpy()) for c in reference}
+        assert bins.psi(day) == by_column
+        assert psi_by_column(reference, day, ["a", "b", "flag"]) == by_column
