@@ -95,6 +95,10 @@ class OnlineKeys:
     def entity(self, ns: str, kind: str, value: str) -> str:
         return f"{self.prefix}ns:{ns}:e:{kind}:{value}"
 
+    def entity_pattern(self, ns: str, kind: str) -> str:
+        """SCAN pattern matching every state of entity kind `kind` in namespace `ns`."""
+        return _glob_escape(self.entity(ns, kind, "")) + "*"
+
     def parse_entity(self, ns: str, key: str | bytes) -> tuple[str, str]:
         """(kind, value) of an entity key of namespace `ns`."""
         text = key.decode() if isinstance(key, bytes) else key
@@ -117,6 +121,11 @@ class OnlineKeys:
 
     def scored(self, order_id: str) -> str:
         return f"{self.prefix}scored:{order_id}"
+
+    @property
+    def scored_pattern(self) -> str:
+        """SCAN pattern matching every stored answer."""
+        return _glob_escape(self.scored("")) + "*"
 
     def fence(self, token: str) -> str:
         return f"{self.prefix}fence:{token}"

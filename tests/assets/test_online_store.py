@@ -11,7 +11,11 @@ import pytest
 import redis
 from dagster import materialize
 
-from fraud_assets.assets.online_store import SAMPLE_MATCHES_OFFLINE_STATE, online_store
+from fraud_assets.assets.online_store import (
+    REDIS_MEMORY_HAS_HEADROOM,
+    SAMPLE_MATCHES_OFFLINE_STATE,
+    online_store,
+)
 from fraud_assets.resources import DataLayoutResource, RedisResource
 from fraud_core.features.offline import advance, canonical_order
 from fraud_core.features.online import OrderEvent, append_order
@@ -60,20 +64,23 @@ def _snapshot(layout: DataLayout, n_buckets: int = 3) -> dict:
     return {"day": last, "states": states}
 
 
-def _run(tmp_path, url: str, keys: OnlineKeys):
+def _run(tmp_path, url: str, keys: OnlineKeys, **config):
     result = materialize(
         [online_store],
         resources={
             "layout": DataLayoutResource(data_dir=str(tmp_path)),
             "redis": RedisResource(url=url),
         },
-        run_config={"ops": {"online_store": {"config": {"key_prefix": keys.prefix}}}},
+        run_config={"ops": {"online_store": {"config": {"key_prefix": keys.prefix, **config}}}},
     )
     assert result.success
-    (evaluation,) = result.get_asset_check_evaluations()
-    assert evaluation.check_name == SAMPLE_MATCHES_OFFLINE_STATE and evaluation.passed
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {SAMPLE_MATCHES_OFFLINE_STATE, REDIS_MEMORY_HAS_HEADROOM}
+    assert evaluations[SAMPLE_MATCHES_OFFLINE_STATE].passed
     (event,) = result.get_asset_materialization_events()
-    return {k: v.value for k, v in event.materialization.metadata.items()}
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    memory = evaluations[REDIS_MEMORY_HAS_HEADROOM].metadata
+    return metadata | {"memory": {k: v.value for k, v in memory.items()}}
 
 
 def test_loads_switches_and_carries_the_service_writes_over(tmp_path, store) -> None:
@@ -102,6 +109,13 @@ def test_loads_switches_and_carries_the_service_writes_over(tmp_path, store) -> 
     assert (
         client.hget(keys.order_index(ns1), some_order["order_id"]).decode() == some_order["entity"]
     )
+    # the memory check weighed a sample of each kind's states (MEMORY USAGE, real bytes)
+    memory = first["memory"]
+    assert set(memory["bytes_per_state"]) == set(snap["states"])
+    assert all(100 < size < 20_000 for size in memory["bytes_per_state"].values())
+    assert all(0 < n <= 200 for n in memory["states_sampled"].values())
+    assert memory["order_index_entries"] == first["order_index_size"] > 0
+    assert memory["bytes_per_order_index_entry"] > 0 and memory["state_bytes_per_customer"] > 0
 
     # the service scores an order of a known customer after the snapshot
     customer = snap["states"]["customer_id"].iloc[0]["entity"]
@@ -133,6 +147,21 @@ def test_loads_switches_and_carries_the_service_writes_over(tmp_path, store) -> 
     assert [m.decode() for m in client.zrange(keys.namespaces, 0, -1)] == [ns2, ns3]
     assert not list(client.scan_iter(match=keys.namespace_pattern(ns1)))
     assert client.exists(keys.entity(ns2, "customer_id", customer))  # kept for a rollback
+
+
+def test_the_order_index_keeps_the_snapshots_recent_orders_only(tmp_path, store) -> None:
+    """A label can name an order of the last `order_index_days` of the snapshot by its id; older
+    orders are not indexed (a label for them could change no feature with the default window)."""
+    url, keys, client = store
+    snap = _snapshot(DataLayout(tmp_path))
+    meta = _run(tmp_path, url, keys, order_index_days=1.0)
+    ns = client.get(keys.active).decode()
+    customers = snap["states"]["customer_id"]
+    recent = customers[customers["t_s"] >= day_end_s(snap["day"]) - 86_400]
+    assert 0 < len(recent) < len(customers)
+    assert meta["order_index_size"] == len(recent) == client.hlen(keys.order_index(ns))
+    old = customers[customers["t_s"] < day_end_s(snap["day"]) - 86_400].iloc[0]
+    assert client.hget(keys.order_index(ns), old["order_id"]) is None
 
 
 def test_without_a_snapshot_the_asset_fails_clearly(tmp_path, store) -> None:

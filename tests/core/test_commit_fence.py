@@ -1,6 +1,6 @@
 """The fenced commit on a real Redis: once a commit's fence is set, the commit writes nothing,
 whenever it arrives; the fence script reads what the commit writes; the unfenced script (the
-loader's) keeps its key layout."""
+loader's) keeps its key layout; the order index bucket a commit writes expires."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.online_keys import (
     COMMIT_MARK_TTL_S,
     COMMIT_SCRIPT,
+    DEFAULT_ORDER_INDEX_DAYS,
     FENCE_SCRIPT,
     FENCE_TTL_S,
     FENCED_COMMIT_SCRIPT,
     OnlineKeys,
+    OrderIndexWindow,
 )
 from fraud_core.redis_server import ensure_redis
 
@@ -92,3 +95,37 @@ def test_a_label_commit_without_records_is_settled_by_its_mark(client) -> None:
     assert conn.eval(FENCED_COMMIT_SCRIPT, len(names), *names, "ns1", 0, 60, 0, "", b"label") == [0]
     conn.set(entity, b"the next order's state")
     assert conn.eval(FENCE_SCRIPT, 1, keys.fence("t4"), 60) == [b"done", 0]
+
+
+def test_the_order_index_bucket_expires_as_its_first_writer_says(client) -> None:
+    conn, keys = client
+    window = OrderIndexWindow(retention_s=3_600)
+    bucket = window.bucket(1_000_000)
+    expire_at = window.expire_at(bucket)
+    names = [keys.active, keys.touched("ns1"), keys.order_index_bucket("ns1", bucket)]
+    for order_id, expires in (("O5", expire_at), ("O6", expire_at + 999)):
+        record = [keys.fence(order_id), keys.scored(order_id)]
+        args = ["ns1", 1, 60, expires, b"answer", order_id, "C1"]
+        assert conn.eval(FENCED_COMMIT_SCRIPT, 5, *names, *record, *args) == [0]
+    # the first commit set the expiry (the bucket's time has passed here: the key is gone)
+    assert conn.exists(names[2]) == 0 and expire_at < 2_000_000
+    future = OrderIndexWindow().bucket(4_000_000_000)
+    names[2] = keys.order_index_bucket("ns1", future)
+    args = ["ns1", 1, 60, OrderIndexWindow().expire_at(future), b"answer", "O7", "C1"]
+    assert conn.eval(FENCED_COMMIT_SCRIPT, 5, *names, keys.fence("O7"), keys.scored("O7"), *args)
+    assert conn.hget(names[2], "O7") == b"C1"
+    expected_ttl = OrderIndexWindow().expire_at(future) - conn.time()[0]
+    assert abs(conn.ttl(names[2]) - expected_ttl) <= 2  # TTL, not EXPIRETIME: Redis 6.2 too
+
+
+def test_the_order_index_window_covers_the_features_horizon() -> None:
+    assert DEFAULT_SPEC.horizon_s <= DEFAULT_ORDER_INDEX_DAYS * 86_400
+    assert DEFAULT_SPEC.warmup_days == DEFAULT_ORDER_INDEX_DAYS
+    window = OrderIndexWindow()
+    assert window.bucket_s == 86_400
+    now = 1_800_000_123
+    live = window.live_buckets(now)
+    assert live[0] == window.bucket(now) and len(live) == DEFAULT_ORDER_INDEX_DAYS + 2
+    # an order scored at `now` is found while its bucket lives, for at least the retention
+    assert window.expire_at(window.bucket(now)) >= now + window.retention_s
+    assert OrderIndexWindow(retention_s=2).bucket_s == 1
