@@ -17,6 +17,7 @@ from pydantic import Field, PrivateAttr
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from fraud_assets.partitions import tagged_days
 from fraud_core.redis_server import RedisHandle, ensure_redis
 from fraud_core.storage import DataLayout
 
@@ -36,6 +37,10 @@ class DataLayoutResource(ConfigurableResource):
         return DataLayout.at(self.data_dir or os.environ.get("FRAUD_DATA_DIR") or "data")
 
 
+PROCESS_DAYS = 31
+"""Runs over more days than this get Dask worker processes by default (`DaskResource`)."""
+
+
 class DaskResource(ConfigurableResource):
     """Dask for the work inside a step. With a scheduler address it joins that cluster; without
     one it starts a LocalCluster on first use and keeps it for the rest of the run (every step of
@@ -49,20 +54,37 @@ class DaskResource(ConfigurableResource):
     )
     n_workers: int | None = Field(default=None, description="LocalCluster workers (None: auto).")
     threads_per_worker: int | None = Field(default=None, description="LocalCluster threads.")
-    processes: bool = Field(default=True, description="LocalCluster workers as processes.")
+    processes: bool | None = Field(
+        default=None,
+        description="LocalCluster workers as processes (true) or threads of the run (false); "
+        f"empty: processes for runs of more than {PROCESS_DAYS} days and unpartitioned runs, "
+        "threads for shorter ones (worker processes take 10-40 s to start on 2 cores: a daily "
+        "run's whole work is a few seconds; the feature kernels release the GIL).",
+    )
     memory_limit: str = Field(default="auto", description="LocalCluster memory per worker.")
 
     _cluster: LocalCluster | None = PrivateAttr(default=None)
+    _run_days: int | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        days = tagged_days(context.dagster_run.tags) if context.dagster_run else None
+        self._run_days = len(days) if days is not None else None
+
+    def use_processes(self) -> bool:
+        if self.processes is not None:
+            return self.processes
+        return self._run_days is None or self._run_days > PROCESS_DAYS
 
     def _local_cluster(self) -> LocalCluster:
         if self._cluster is None or self._cluster.status.name in ("closing", "closed", "failed"):
+            processes = self.use_processes()
             # Worker processes talk TCP on loopback only; threads use the in-process transport,
-            # which rejects a host.
-            network = {"host": "127.0.0.1"} if self.processes else {}
+            # which rejects a host. Threads: one worker with a thread per core.
+            network = {"host": "127.0.0.1"} if processes else {}
             self._cluster = LocalCluster(
-                n_workers=self.n_workers,
+                n_workers=self.n_workers if processes or self.n_workers else 1,
                 threads_per_worker=self.threads_per_worker,
-                processes=self.processes,
+                processes=processes,
                 memory_limit=self.memory_limit,
                 dashboard_address=LOOPBACK_DASHBOARD,
                 **network,

@@ -42,7 +42,12 @@ from dagster import (
 
 from fraud_assets.jobs import DAILY_FEATURES_LANE, daily_features_job
 from fraud_assets.lib.materializations import MaterializationCache, latest_materializations
-from fraud_assets.partitions import daily_partitions, partition_range_tags
+from fraud_assets.partitions import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    daily_partitions,
+    partition_range_tags,
+)
 from fraud_assets.resources import DataLayoutResource
 from fraud_assets.sensors.keys import ENTITY_FEATURES, RAW_ORDERS
 from fraud_assets.sensors.landing_cursor import FileState, LandingCursor, file_state
@@ -252,8 +257,8 @@ def landing_folder_sensor(
     for request in plan.run_requests:
         tags = request.tags
         context.log.info(
-            f"requesting {tags['dagster/asset_partition_range_start']}.."
-            f"{tags['dagster/asset_partition_range_end']} ({request.run_key})"
+            f"requesting {tags[ASSET_PARTITION_RANGE_START_TAG]}.."
+            f"{tags[ASSET_PARTITION_RANGE_END_TAG]} ({request.run_key})"
         )
     cursor = LandingCursor.after_tick(states, set(plan.waiting), started_ns).write()
     skip = None
