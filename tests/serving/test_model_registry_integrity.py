@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 
 from fraud_core.model.artifact import CARD_FILE, CURRENT_FILE, ModelCard, save_version
@@ -13,6 +14,14 @@ from fraud_core.model.artifact import CARD_FILE, CURRENT_FILE, ModelCard, save_v
 from .support import THRESHOLDS, deploy, payload, small_orders, trained_booster, wait_for
 
 REFUSED = 'fraud_model_reloads_total{result="refused"}'
+
+
+def _replace(path, text: str) -> None:
+    """Write as a deploy does, in one rename: a plain write_text truncates first, and a poll
+    between the truncation and the write sees an empty file, a change of its own."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _refusals(client) -> float:
@@ -59,7 +68,7 @@ def test_an_edited_card_is_refused_and_the_old_model_keeps_scoring(
     card = json.loads(card_path.read_text())
     card["thresholds"] = {"review": 0.0, "decline": 0.0}  # would decline every order
     with caplog.at_level(logging.ERROR, logger="fraud_serving"):
-        card_path.write_text(json.dumps(card, indent=2, sort_keys=True))
+        _replace(card_path, json.dumps(card, indent=2, sort_keys=True))
         wait_for(lambda: _refusals(client) == 1.0)
         time.sleep(0.5)  # several polls: refused once, not again and again
     assert _refusals(client) == 1.0
@@ -80,7 +89,7 @@ def test_a_current_pointer_outside_the_registry_is_refused(client, data_dir, mod
         ),
     )
     pointer = {"version": f"../outside/{stray.version}", "reason": "path traversal"}
-    (registry / CURRENT_FILE).write_text(json.dumps(pointer))
+    _replace(registry / CURRENT_FILE, json.dumps(pointer))
     wait_for(lambda: _refusals(client) == 1.0)
     time.sleep(0.5)
     assert _refusals(client) == 1.0
@@ -95,7 +104,7 @@ def test_an_unreadable_current_pointer_is_refused_once(client, data_dir, model) 
     registry = data_dir / "models"
     before = _scores(client, "before")
     for i, text in enumerate(['{"version": ', json.dumps({"version": 7}), "[]"], start=1):
-        (registry / CURRENT_FILE).write_text(text)
+        _replace(registry / CURRENT_FILE, text)
         wait_for(lambda i=i: _refusals(client) == i)
         time.sleep(0.5)  # several polls of the same file: counted once
         assert _refusals(client) == i
