@@ -15,8 +15,9 @@ Prints `RESULT p50_ms=`, `RESULT p99_ms=` (at the fixed rate), `RESULT max_rps=`
 `RESULT score_max_abs_diff=`. Goals on 2 cores: p99 <= 10 ms at 500/s, >= 2,000 scores/s.
 
 `--wrk 16,64` then drives the same service with `wrk` (Debian's package: `apt-get install wrk`)
-and bench/score.lua, `--seconds` per connection count: `RESULT wrk_<n>_rps=`, p50/p99 and the
-non-2xx count (issue 14's measure: `--workers 2 --wrk 16,64`).
+and bench/score.lua, `--seconds` per connection count: `RESULT wrk_<n>_rps=`, p50/p99, the
+non-2xx count and the workers' CPU time per scored order (issue 14's measure: `--workers 2 --wrk
+16,64`).
 Orders are new orders of known customers (70%) and new ones (30%), dated after the snapshot.
 """
 
@@ -219,10 +220,31 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the process `pid`'s children: the service's
+    worker processes under `fraud serve --workers N` (the process itself when it has none)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    total = 0
+    for p in pids or [pid]:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def run_wrk(
-    wrk: str, port: int, maker: OrderMaker, root: Path, connections: int, seconds: float
+    wrk: str,
+    port: int,
+    maker: OrderMaker,
+    root: Path,
+    connections: int,
+    seconds: float,
+    server_pid: int,
 ) -> dict:
-    """`wrk` with bench/score.lua against the service: new order ids, 70 % known customers."""
+    """`wrk` with bench/score.lua against the service: new order ids, 70 % known customers.
+    Also reports the service's CPU time per scored order, which on cores shared with other work
+    says more than the throughput does."""
     known = root / "known_customers.csv"
     known.write_text("".join(f"{c},{e},{i}\n" for c, e, i in maker.known))
     env = dict(
@@ -237,7 +259,10 @@ def run_wrk(
         wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds:.0f}s",
         "-s", str(Path(__file__).with_name("score.lua")), f"http://127.0.0.1:{port}",
     ]  # fmt: skip
+    load = os.getloadavg()[0]
+    cpu_before = _cpu_s(server_pid)
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    cpu_s = _cpu_s(server_pid) - cpu_before
     result = json.loads(out.strip().splitlines()[-1])
     rps = result["requests"] / result["seconds"]
     print(
@@ -248,6 +273,10 @@ def run_wrk(
     print(f"RESULT wrk_{connections}_rps={rps:.0f} scores/s")
     print(f"RESULT wrk_{connections}_p50_ms={result['p50_ms']:.2f} ms")
     print(f"RESULT wrk_{connections}_p99_ms={result['p99_ms']:.2f} ms")
+    print(
+        f"RESULT wrk_{connections}_cpu_ms_per_score={1000 * cpu_s / result['requests']:.3f} ms "
+        f"(the service's workers; load average {load:.2f} at the start)"
+    )
     return result
 
 
@@ -340,7 +369,7 @@ def main() -> None:
                 f"RESULT score_max_abs_diff={diff:.2e} ({len(checks)} answers recomputed with XGBoost)"
             )
             for connections in [int(c) for c in args.wrk.split(",") if c.strip()]:
-                run_wrk(wrk, port, maker, root, connections, args.seconds)
+                run_wrk(wrk, port, maker, root, connections, args.seconds, server.pid)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
