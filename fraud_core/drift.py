@@ -16,10 +16,11 @@ A day inside the warm-up has no PSI; a trailing reference needs `min_days` days 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -124,6 +125,125 @@ class ReferenceBins:
             out[column] = float(np.sum((actual - expected) * np.log(actual / expected)))
         return out
 
+    def to_dict(self) -> dict[str, dict[str, list[float]]]:
+        """Exact in JSON: Python writes floats in their shortest round trip (+-inf as
+        Infinity)."""
+        return {
+            "edges": {c: e.tolist() for c, e in self.edges.items()},
+            "expected": {c: x.tolist() for c, x in self.expected.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, list[float]]]) -> ReferenceBins:
+        return cls(
+            {c: np.asarray(e, dtype=np.float64) for c, e in data["edges"].items()},
+            {c: np.asarray(x, dtype=np.float64) for c, x in data["expected"].items()},
+        )
+
+
+class SlidingBins:
+    """`ReferenceBins` of a window of days that moves on a day at a time, as a trailing
+    reference does over a backfill: per column the window's values are kept sorted, and moving
+    the window takes the departed days' values out and merges the new days' in, instead of
+    finding every day's quantiles over the whole window again. Same figures as
+    `ReferenceBins.of` over the window's rows (quantiles depend on the values, not their order;
+    shares are counted from the sorted values)."""
+
+    def __init__(self, columns: list[str], bins: int = DEFAULT_BINS, epsilon: float = EPSILON):
+        self.columns, self.bins, self.epsilon = columns, bins, epsilon
+        self._days: list[date] = []
+        self._sorted: dict[str, np.ndarray] = {}
+        self._empty: dict[str, int] = {}
+        self._rows = 0
+        self._current: ReferenceBins | None = None
+
+    def move(
+        self, days: list[date], day_values: Callable[[date], Mapping[str, np.ndarray]]
+    ) -> ReferenceBins:
+        """The bins of `days`; `day_values(day)` gives a day's values per column (each day's
+        the same whenever asked: it is taken out again with them)."""
+        if days == self._days and self._current is not None:
+            return self._current
+        kept = set(days)
+        gone = [d for d in self._days if d not in kept]
+        new = [d for d in days if d not in set(self._days)]
+        if len(gone) + len(new) >= len(days) or not self._days:  # anew: one sort per column
+            every = [day_values(d) for d in days]
+            self._sorted, self._empty = {}, {}
+            for column in self.columns:
+                values = np.concatenate([np.asarray(v[column], np.float64) for v in every] or [[]])
+                empty = np.isnan(values)
+                self._sorted[column] = np.sort(values[~empty])
+                self._empty[column] = int(empty.sum())
+            self._rows = sum(len(next(iter(v.values()), ())) for v in every)
+            gone, new = [], []
+        for day, sign in [(d, -1) for d in gone] + [(d, 1) for d in new]:
+            values = day_values(day)
+            change = _remove_sorted if sign < 0 else _merge_sorted
+            for column in self.columns:
+                column_values = np.asarray(values[column], dtype=np.float64)
+                empty = np.isnan(column_values)
+                self._sorted[column] = change(self._sorted[column], np.sort(column_values[~empty]))
+                self._empty[column] += sign * int(empty.sum())
+            self._rows += sign * len(next(iter(values.values()), ()))
+        self._days = list(days)
+        self._current = self._bins()
+        return self._current
+
+    @property
+    def rows(self) -> int:
+        """Rows in the window the last `move` went to."""
+        return self._rows
+
+    def _bins(self) -> ReferenceBins:
+        if self._rows <= 0:
+            return ReferenceBins({}, {})
+        quantiles = np.arange(1, self.bins) / self.bins
+        edges, expected = {}, {}
+        for column in self.columns:
+            values = self._sorted[column]
+            found = np.unique(_sorted_quantiles(values, quantiles)) if len(values) else np.empty(0)
+            below = np.searchsorted(values, found, side="right")  # values <= each edge
+            counts = np.diff(np.concatenate([[0], below, [len(values)]]))
+            counts = np.append(counts, self._empty[column])
+            edges[column] = found
+            expected[column] = np.maximum(counts / self._rows, self.epsilon)
+        return ReferenceBins(edges, expected)
+
+
+def _sorted_quantiles(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """`np.quantile(values, quantiles)` (its default, linear method) of sorted `values` without
+    NaN, read off by index instead of partitioning the values again: numpy's own arithmetic
+    (virtual index (n - 1) q, and its lerp that computes from the upper value when the weight is
+    0.5 or more), so the same floats (the tests compare them)."""
+    n = len(values)
+    virtual = (n - 1) * quantiles
+    previous = np.floor(virtual)
+    gamma = virtual - previous
+    below = previous.astype(np.intp)
+    above = np.minimum(below + 1, n - 1)
+    past = virtual >= n - 1  # numpy takes the last value twice there
+    below[past], above[past] = n - 1, n - 1
+    lower, upper = values[below], values[above]
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, as in numpy
+        diff = upper - lower
+        out = lower + diff * gamma
+        np.subtract(upper, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out
+
+
+def _merge_sorted(window: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.insert(window, np.searchsorted(window, values), values)
+
+
+def _remove_sorted(window: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`window` without one occurrence of each of `values` (sorted, all of them in `window`)."""
+    if not len(values):
+        return window
+    first = np.searchsorted(window, values, side="left")
+    rank = np.arange(len(values)) - np.searchsorted(values, values, side="left")  # among equals
+    return np.delete(window, first + rank)
+
 
 def psi_by_column(
     reference: pd.DataFrame,
@@ -193,6 +313,43 @@ def write_report(layout: DataLayout, report: DriftReport) -> Path:
 
 def read_report(layout: DataLayout, day: date | str) -> DriftReport:
     return DriftReport.from_json(layout.feature_drift_report(day).read_text())
+
+
+KEPT_REFERENCES = 8
+"""Reference bin files kept in `DataLayout.feature_drift_references` (the newest)."""
+
+
+def reference_key(layout: DataLayout, days: list[date], settings: Mapping[str, object]) -> str:
+    """Names one reference's bins: its days' feature files as they are now (a day materialized
+    again is another reference) and whatever else shaped the bins (`settings`: the model, the
+    columns, bins and rows per day)."""
+    files = []
+    for day in days:
+        st = layout.entity_features(day).stat()
+        files.append([day.isoformat(), st.st_mtime_ns, st.st_size])
+    blob = json.dumps({"settings": settings, "files": files}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def read_reference(layout: DataLayout, key: str) -> tuple[ReferenceBins, int] | None:
+    """(bins, reference rows) kept under `key`, or None (none kept, or unreadable)."""
+    path = layout.feature_drift_references / f"{key}.json"
+    try:
+        data = json.loads(path.read_text())
+        return ReferenceBins.from_dict(data["bins"]), int(data["rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_reference(layout: DataLayout, key: str, bins: ReferenceBins, rows: int) -> None:
+    """Keep `bins` under `key`; only the newest `KEPT_REFERENCES` files stay."""
+    folder = layout.feature_drift_references
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / f"{key}.json") as tmp:
+        tmp.write_text(json.dumps({"rows": rows, "bins": bins.to_dict()}))
+    kept = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in kept[KEPT_REFERENCES:]:
+        old.unlink(missing_ok=True)
 
 
 def stride_sample(frame: pd.DataFrame, max_rows: int) -> pd.DataFrame:

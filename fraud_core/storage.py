@@ -205,6 +205,12 @@ class DataLayout:
     def feature_drift_report(self, day: date | str) -> UPath:
         return self.root / "feature_drift" / _partition(day) / "psi.json"
 
+    @property
+    def feature_drift_references(self) -> UPath:
+        """Reference bins kept between runs (`fraud_core.drift.ReferenceBins`), one file per
+        reference: a deployed model's training window is binned once, not by every run."""
+        return self.root / "feature_drift" / "_reference"
+
     def backtest_report(self, suffix: str = "json") -> UPath:
         """The latest backtest's report: `json` for machines, `md` for people."""
         return self.root / "backtest" / f"report.{suffix}"

@@ -40,15 +40,21 @@ from fraud_core.drift import (
     DEFAULT_BINS,
     DEFAULT_THRESHOLD,
     DEFAULT_WARMUP_DAYS,
+    SCORE,
+    TRAILING,
+    TRAINING_WINDOW,
     DriftReport,
     ReferenceBins,
+    SlidingBins,
     plan_reference,
-    psi,
     psi_plot_png,
+    read_reference,
     read_report,
+    reference_key,
     stride_sample,
     summary_markdown,
     window_days,
+    write_reference,
     write_report,
 )
 from fraud_core.features.spec import DEFAULT_SPEC
@@ -97,32 +103,56 @@ class FeatureDriftConfig(Config):
 
 
 class _Reference:
-    """Sampled feature rows of reference days, read once per run and day."""
+    """The reference bins of each day's comparison, for one run. Each reference day is read
+    once and sampled to `rows_per_day` rows, with the deployed model's score of those rows; a
+    `SlidingBins` bins the window, so a trailing window that moves on a day costs that day's
+    values, and a model's training window is binned once. A training window's bins are also
+    kept on disk (`fraud_core.drift.write_reference`): the next runs (a daily run, each with
+    the same model) read one small file instead of the window's days."""
 
-    def __init__(self, data: DataLayout, columns: list[str], rows_per_day: int) -> None:
-        self.data, self.columns, self.rows_per_day = data, columns, rows_per_day
-        self._days: dict[date, pd.DataFrame] = {}
-        self._last: tuple[tuple[date, ...], pd.DataFrame] | None = None
-        self._bins: tuple[tuple[date, ...], ReferenceBins] | None = None
+    def __init__(
+        self, data: DataLayout, columns: list[str], rows_per_day: int, bins: int, model
+    ) -> None:
+        self.data, self.features, self.rows_per_day, self.model = data, columns, rows_per_day, model
+        self.columns = columns + ([SCORE] if model is not None else [])
+        self.bins_per_column = bins
+        self.sliding = SlidingBins(self.columns, bins)
+        self._days: dict[date, dict[str, np.ndarray]] = {}
 
-    def bins(self, days: list[date], bins: int) -> ReferenceBins:
-        """The reference's bins, computed once per reference (a training window: once a run)."""
-        if self._bins is None or self._bins[0] != tuple(days):
-            self._bins = (tuple(days), ReferenceBins.of(self.rows(days), self.columns, bins))
-        return self._bins[1]
+    def day_values(self, day: date, frame: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+        """A reference day's sampled values per column (`frame`: the day's features when the
+        caller has read them already)."""
+        if day not in self._days:
+            if frame is None:
+                frame = read_feature_day(self.data, day, self.features)
+            sample = stride_sample(frame, self.rows_per_day)
+            values = {c: sample[c].to_numpy(np.float64) for c in self.features}
+            if self.model is not None:
+                booster, card = self.model
+                values[SCORE] = predict(booster, sample, card.feature_names)
+            self._days[day] = values
+        return self._days[day]
 
-    def rows(self, days: list[date]) -> pd.DataFrame:
-        if self._last is not None and self._last[0] == tuple(days):
-            return self._last[1]  # a model's training window: the same rows for every day
-        for old in [d for d in self._days if d not in days]:
-            del self._days[old]  # a trailing window moves on: keep memory to the window
-        for day in days:
-            if day not in self._days:
-                frame = read_feature_day(self.data, day, self.columns)
-                self._days[day] = stride_sample(frame, self.rows_per_day)
-        frame = pd.concat([self._days[d] for d in days], ignore_index=True)
-        self._last = (tuple(days), frame)
-        return frame
+    def bins(self, days: list[date], kind: str) -> tuple[ReferenceBins, int]:
+        """(bins, rows) of the reference `days`."""
+        key = None
+        if kind == TRAINING_WINDOW and self.model is not None:
+            settings = {
+                "model": self.model[1].version,
+                "columns": self.columns,
+                "bins": self.bins_per_column,
+                "rows_per_day": self.rows_per_day,
+            }
+            key = reference_key(self.data, days, settings)
+            kept = read_reference(self.data, key)
+            if kept is not None:
+                return kept
+        found = self.sliding.move(days, self.day_values)
+        for old in [d for d in self._days if d < days[0]]:
+            del self._days[old]  # a trailing window moved on: memory stays the window's
+        if key is not None:
+            write_reference(self.data, key, found, self.sliding.rows)
+        return found, self.sliding.rows
 
 
 def _deployed(context: AssetExecutionContext, data: DataLayout):
@@ -165,8 +195,8 @@ def feature_drift(
     card: ModelCard | None = model[1] if model else None
     training = window_days(card.training_window, available) if card else []
     window = len(training) if training else config.reference_days
-    reference = _Reference(data, names, max(1, config.reference_rows // max(window, 1)))
-    scores: tuple[tuple[date, ...], np.ndarray] | None = None  # the reference's, kept per run
+    rows_per_day = max(1, config.reference_rows // max(window, 1))
+    reference = _Reference(data, names, rows_per_day, config.bins, model)
     report = None
     for day in days:
         current = read_feature_day(data, day, names)
@@ -181,6 +211,8 @@ def feature_drift(
             min_days=config.min_reference_days,
         )
         ref_days, kind = plan.days, plan.kind
+        if kind == TRAILING:
+            reference.day_values(day, current)  # a later day's trailing reference: read once
         report = DriftReport(
             day=day.isoformat(),
             threshold=threshold,
@@ -195,16 +227,11 @@ def feature_drift(
             note=plan.note,
         )
         if ref_days:
-            ref = reference.rows(ref_days)
-            report.reference["rows"] = len(ref)
-            report.psi = reference.bins(ref_days, config.bins).psi(current)
+            bins, report.reference["rows"] = reference.bins(ref_days, kind)
+            report.psi = bins.psi(current)
             if model is not None:
-                booster, names_in_model = model[0], model[1].feature_names
-                if scores is None or scores[0] != tuple(ref_days):
-                    scores = (tuple(ref_days), predict(booster, ref, names_in_model))
-                report.score_psi = psi(
-                    scores[1], predict(booster, current, names_in_model), config.bins
-                )
+                scores = pd.DataFrame({SCORE: predict(model[0], current, model[1].feature_names)})
+                report.score_psi = bins.psi(scores).get(SCORE, float("nan"))
         if model is None:
             report.note = (report.note + "; " if report.note else "") + f"score PSI: {NO_MODEL}"
         path = write_report(data, report)

@@ -21,10 +21,11 @@ from fraud_assets.assets.feature_drift import (
 )
 from fraud_assets.assets.orders_by_entity import orders_by_entity
 from fraud_assets.assets.raw_orders import raw_orders
-from fraud_core.drift import SCORE, read_report
+from fraud_core.drift import SCORE, psi_by_column, read_report, stride_sample
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.generator import GeneratorConfig, iter_daily_orders, write_landing_files
 from fraud_core.model.artifact import ModelCard, save_version, set_current
+from fraud_core.model.dataset import read_feature_day
 from fraud_core.model.replay import feature_days
 from fraud_core.storage import DataLayout, write_parquet
 
@@ -90,6 +91,34 @@ def test_trailing_window_before_any_model_and_a_warning_on_drift(ten_days, mater
     assert _checks(again)[DAYS[-1].isoformat()].passed
 
 
+def _same(found: dict[str, float], expected: dict[str, float]) -> bool:
+    return set(found) == set(expected) and all(
+        found[k] == expected[k] or (np.isnan(found[k]) and np.isnan(expected[k])) for k in found
+    )
+
+
+def test_a_range_run_moves_its_trailing_reference_with_the_same_figures(
+    ten_days, materialize_range
+):
+    """Each day of a range run is compared with the day's own trailing sample, as if the window
+    had been read and binned afresh (the run moves one set of sorted values along)."""
+    config = {"warmup_days": 0, "reference_days": 4, "min_reference_days": 2, "reference_rows": 200}
+    run_config = {"ops": {"feature_drift": {"config": config}}}
+    assert materialize_range([feature_drift], DAYS[2], DAYS[-1], run_config=run_config).success
+    names = list(DEFAULT_SPEC.feature_names)
+    for day in DAYS[2:]:
+        report = read_report(ten_days, day)
+        ref_days = [d for d in DAYS if d.isoformat() in report.reference["days"]]
+        assert ref_days == DAYS[max(0, DAYS.index(day) - 4) : DAYS.index(day)]
+        reference = pd.concat(
+            [stride_sample(read_feature_day(ten_days, d, names), 50) for d in ref_days],
+            ignore_index=True,
+        )
+        assert report.reference["rows"] == len(reference) < 150 * len(ref_days)
+        expected = psi_by_column(reference, read_feature_day(ten_days, day, names), names)
+        assert _same(report.psi, expected), day
+
+
 def test_too_little_history_gives_no_psi_and_no_warning(ten_days, materialize_range):
     result = materialize_range([feature_drift, feature_drift_checks], DAYS[0], DAYS[2])
     assert result.success
@@ -137,6 +166,23 @@ def test_with_a_deployed_model_the_reference_is_its_training_window(ten_days, ma
         m.partition: m.materialization.metadata for m in result.get_asset_materialization_events()
     }
     assert metadata[DAYS[-1].isoformat()]["model_version"].value == card.version
+
+    # the training window's bins are kept: the next run reads them, with the same figures
+    kept = list(ten_days.feature_drift_references.glob("*.json"))
+    assert len(kept) == 1
+    again = materialize_range([feature_drift], DAYS[-1], DAYS[-1], run_config={"ops": NO_WARMUP})
+    assert again.success and list(ten_days.feature_drift_references.glob("*.json")) == kept
+    second = read_report(ten_days, DAYS[-1])
+    assert _same(second.psi, report.psi) and second.score_psi == report.score_psi
+    assert second.reference == report.reference
+    # ... until a day of the window is written again: another reference, binned afresh
+    day = ten_days.entity_features(DAYS[3])
+    write_parquet(pd.read_parquet(day).iloc[::2], day)
+    assert materialize_range(
+        [feature_drift], DAYS[-1], DAYS[-1], run_config={"ops": NO_WARMUP}
+    ).success
+    assert len(list(ten_days.feature_drift_references.glob("*.json"))) == 2
+    assert read_report(ten_days, DAYS[-1]).reference["rows"] < report.reference["rows"]
 
 
 # Long enough for the features' warm-up (37 days) and a week of reference after it; customers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date, timedelta
 
@@ -17,6 +18,8 @@ from fraud_core.drift import (
     TRAINING_WINDOW,
     DriftReport,
     ReferenceBins,
+    SlidingBins,
+    _sorted_quantiles,
     bin_shares,
     plan_reference,
     psi,
@@ -162,3 +165,52 @@ def test_reference_bins_give_psi_column_by_column_exactly():
         by_column = {c: psi(reference[c].to_numpy(), day[c].to_numpy()) for c in reference}
         assert bins.psi(day) == by_column
         assert psi_by_column(reference, day, ["a", "b", "flag"]) == by_column
+
+
+def test_sliding_bins_equal_the_bins_of_each_window():
+    """A window moved a day at a time (and jumping, shrinking, empty) bins exactly as its rows
+    concatenated do, with empty values, repeated values and infinities; the bins survive JSON
+    exactly."""
+    rng = np.random.default_rng(3)
+    columns = ["a", "b", "flag", "inf"]
+    days = [date(2025, 1, 1) + timedelta(days=i) for i in range(45)]
+    frames = {}
+    for i, day in enumerate(days):
+        n = 0 if i == 5 else int(rng.integers(1, 300))
+        frames[day] = pd.DataFrame(
+            {
+                "a": rng.normal(i / 30, 1, n).round(2),
+                "b": np.where(rng.random(n) < 0.2, np.nan, rng.exponential(1, n)),
+                "flag": (rng.random(n) < 0.1).astype(float),
+                "inf": np.where(rng.random(n) < 0.05, np.inf, rng.integers(0, 3, n)),
+            }
+        )
+    sliding = SlidingBins(columns)
+    windows = [days[i : i + 14] for i in range(0, 20)]
+    windows += [days[30:35], days[31:45], days[2:3], [], days[:28]]
+    for window in windows:
+        found = sliding.move(window, lambda d: {c: frames[d][c].to_numpy() for c in columns})
+        rows = [frames[d] for d in window]
+        reference = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+        expected = ReferenceBins.of(reference, columns)
+        assert sliding.rows == len(reference)
+        assert list(found.edges) == list(expected.edges)
+        for column in expected.edges:
+            assert np.array_equal(found.edges[column], expected.edges[column])
+            assert np.array_equal(found.expected[column], expected.expected[column])
+        back = ReferenceBins.from_dict(json.loads(json.dumps(found.to_dict())))
+        assert all(np.array_equal(back.edges[c], found.edges[c]) for c in found.edges)
+        assert all(np.array_equal(back.expected[c], found.expected[c]) for c in found.edges)
+
+
+def test_quantiles_read_off_sorted_values_are_numpys():
+    quantiles = np.arange(1, 10) / 10
+    rng = np.random.default_rng(1)
+    for n in [*range(1, 40), 1_000, 50_001]:
+        values = np.sort(rng.normal(0, 1, n).round(rng.integers(0, 3)))
+        values[rng.random(n) < 0.1] = np.inf
+        values[rng.random(n) < 0.1] = -np.inf
+        values = np.sort(values)
+        with np.errstate(invalid="ignore"):
+            expected = np.quantile(values, quantiles)
+        assert np.array_equal(_sorted_quantiles(values, quantiles), expected, equal_nan=True)
