@@ -67,7 +67,7 @@ class DaskResource(ConfigurableResource):
     _run_days: int | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        days = tagged_days(context.dagster_run.tags) if context.dagster_run else None
+        days = tagged_days(context.run.tags) if context.run else None
         self._run_days = len(days) if days is not None else None
 
     def use_processes(self) -> bool:
