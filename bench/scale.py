@@ -1,15 +1,16 @@
 """A year of orders from landing files to the online store, as a user runs it, at one or more
 volumes side by side (issue 14): on a persistent Dagster instance (SQLite) with a code server,
 each job launched as the demo and the Launchpad launch it (its own run worker, a local Dask
-cluster of worker processes), then one more day delivered to the landing folder and ingested by
-the landing sensor under the daemon.
+cluster of worker processes), then more days delivered to the landing folder one by one, each
+ingested by the landing sensor under the daemon (the retrain sensor waits a day between
+retrains, as a team would set it: the days measure the daily run alone).
 
 For each volume and run: wall time from run start to end, each step's time (from the event
 log) and the checks' share, and peak RSS summed over the run worker and its Dask workers
 (every process under the code server, sampled every 0.25 s).
 
     .venv/bin/python bench/scale.py --orders-per-day 3300 --orders-per-day 33000 [--days 365]
-        [--work DIR] [--keep]
+        [--extra-days 2] [--work DIR] [--keep]
 
 Stays out of `make test`: the 12M-order volume takes tens of minutes on 2 cores.
 """
@@ -97,9 +98,11 @@ def step_times(instance, run_id: str) -> dict[str, float]:
     return took
 
 
-def run_volume(work: Path, orders_per_day: int, days: int) -> dict:
-    """Everything for one volume in `work`: generate, the year's range run, retrain, one more
-    day by the landing sensor. Returns the figures."""
+def run_volume(work: Path, orders_per_day: int, days: int, extra_days: int = 2) -> dict:
+    """Everything for one volume in `work`: generate, the year's range run, retrain, then
+    `extra_days` more days by the landing sensor, one after the other (the first day after a
+    new model bins its training window for the drift; later days read those bins). Returns
+    the figures."""
     from fraud_core.calendar import START_ENV
     from fraud_core.generator import GeneratorConfig, write_landing_files
     from fraud_core.redis_server import start_local_redis
@@ -113,19 +116,20 @@ def run_volume(work: Path, orders_per_day: int, days: int) -> dict:
         FRAUD_DATA_DIR=str(data.root),
         **{START_ENV: START.isoformat()},
         FRAUD_SENSOR_TICK_S="3",
-        FRAUD_RETRAIN_MIN_INTERVAL_S="0",
+        FRAUD_RETRAIN_MIN_INTERVAL_S="86400",
     )
     figures: dict = {"orders_per_day": orders_per_day, "days": days}
     last = START + timedelta(days=days - 1)
-    extra = last + timedelta(days=1)
+    extras = [last + timedelta(days=i + 1) for i in range(extra_days)]
     held = work / "held"
     if not data.landing.exists():
         t = time.perf_counter()
-        config = GeneratorConfig(orders_per_day=orders_per_day, days=days + 1, start=START)
+        config = GeneratorConfig(orders_per_day=orders_per_day, days=days + extra_days, start=START)
         write_landing_files(config, data.landing)
-        held.mkdir(exist_ok=True)
-        for path in data.landing.glob(f"orders_{extra.isoformat()}*"):
-            path.replace(held / path.name)
+        for extra in extras:
+            (held / extra.isoformat()).mkdir(parents=True, exist_ok=True)
+            for path in data.landing.glob(f"orders_{extra.isoformat()}*"):
+                path.replace(held / extra.isoformat() / path.name)
         figures["generate_s"] = time.perf_counter() - t
     figures["orders"] = sum(pq.read_metadata(p).num_rows for p in data.landing.glob("*.parquet"))
 
@@ -161,8 +165,11 @@ def run_volume(work: Path, orders_per_day: int, days: int) -> dict:
                 print("    " + "\n    ".join(report.errors[:3]))
                 break
         if all(r["success"] for r in runs.values()) and held.exists():
-            runs["landing_sensor_day"] = one_more_day(dagster, instance, data, held, server)
-            print(f"  one day by the sensor: {json.dumps(runs['landing_sensor_day'])}")
+            dagster.start_daemon()
+            for i, extra in enumerate(extras, start=1):
+                name = f"landing_sensor_day_{i}"
+                runs[name] = one_more_day(dagster, instance, data, held / extra.isoformat(), server)
+                print(f"  day {extra} by the sensor: {json.dumps(runs[name])}", flush=True)
         figures["runs"] = runs
     finally:
         dagster.stop()
@@ -173,7 +180,16 @@ def run_volume(work: Path, orders_per_day: int, days: int) -> dict:
 def one_more_day(dagster, instance, data, held: Path, server: int) -> dict:
     """The held-back day delivered to the landing folder with the daemon running: the
     landing sensor's daily_features_job, from run start to success, and its split."""
-    dagster.start_daemon()
+    from dagster import DagsterRunStatus, RunsFilter
+
+    busy = RunsFilter(
+        statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+    )
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 15:  # the sensors answer the last run within a tick
+        if instance.get_runs(busy):
+            quiet_since = time.monotonic()
+        time.sleep(1)
     since = time.time()
     for path in held.iterdir():
         shutil.copy(path, data.landing / path.name)
@@ -189,6 +205,15 @@ def one_more_day(dagster, instance, data, held: Path, server: int) -> dict:
     steps = step_times(instance, run.run_id)
     stats = instance.get_run_stats(run.run_id)
     work = sum(steps.values())
+    overlapping = []  # runs the sensors launched meanwhile (a drift backfill for a new model)
+    for other in instance.get_runs():
+        other_stats = instance.get_run_stats(other.run_id)
+        if (
+            other.run_id != run.run_id
+            and (other_stats.start_time or 0) < (stats.end_time or 0)
+            and (other_stats.end_time or time.time()) > (stats.start_time or 0)
+        ):
+            overlapping.append(other.job_name)
     return {
         "success": report.success,
         "seconds": round(report.seconds, 1),
@@ -198,6 +223,7 @@ def one_more_day(dagster, instance, data, held: Path, server: int) -> dict:
         "checks_s": checks_share(steps),
         "peak_rss_gb": round(rss.peak / 2**30, 2),
         "steps": {k: round(v, 1) for k, v in steps.items()},
+        "overlapping_runs": overlapping,
     }
 
 
@@ -207,13 +233,16 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--work", type=Path, default=None, help="folder (default: a temp one)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--extra-days", type=int, default=2, help="days delivered one by one after the year"
+    )
     args = parser.parse_args()
     root = args.work or Path(tempfile.mkdtemp(prefix="fraud-scale-"))
     results = []
     try:
         for per_day in args.orders_per_day:
             print(f"{per_day:,} orders a day x {args.days} days", flush=True)
-            results.append(run_volume(root / f"v{per_day}", per_day, args.days))
+            results.append(run_volume(root / f"v{per_day}", per_day, args.days, args.extra_days))
     finally:
         if not args.keep and args.work is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -280,6 +280,32 @@ def run_wrk(
     return result
 
 
+def store_memory(url: str, prefix: str, namespace: str) -> None:
+    """The figures of the README's sizing rule, after the traffic: bytes per entity state of
+    each kind, per stored answer and per order index entry (MEMORY USAGE over a sample, as the
+    `online_store` check measures them)."""
+    import redis
+
+    from fraud_assets.lib.online_memory import measure_memory
+    from fraud_core.features.spec import DEFAULT_SPEC
+    from fraud_core.online_keys import OnlineKeys
+
+    client = redis.Redis.from_url(url)
+    try:
+        kinds = [e.kind for e in DEFAULT_SPEC.entities]
+        memory = measure_memory(client, OnlineKeys(prefix), namespace, kinds, sample=500)
+    finally:
+        client.close()
+    for kind, size in memory.bytes_per_state.items():
+        print(f"RESULT bytes_per_state_{kind}={size or 0:.0f} B")
+    print(f"RESULT bytes_per_answer={memory.bytes_per_answer or 0:.0f} B")
+    if memory.bytes_per_index_entry is not None:
+        print(
+            f"RESULT bytes_per_order_index_entry={memory.bytes_per_index_entry:.0f} B "
+            f"({memory.order_index_entries:,} entries)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -370,6 +396,7 @@ def main() -> None:
             )
             for connections in [int(c) for c in args.wrk.split(",") if c.strip()]:
                 run_wrk(wrk, port, maker, root, connections, args.seconds, server.pid)
+            store_memory(handle.url, prefix, report.namespace)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
