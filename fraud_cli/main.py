@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("fraud_cli.demo", "sample data through the whole platform, recorded in Dagster"),
     "backtest": ("fraud_cli.backtest", "backtest the model fold by fold against a rules baseline"),
     "model": ("fraud_cli.model", "list the model registry or roll back to an earlier version"),
+    "contract": ("fraud_cli.contract", "validate a data contract and show what it declares"),
 }
 
 

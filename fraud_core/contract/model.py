@@ -1,0 +1,142 @@
+"""What a data contract says, as typed values: the source columns and their roles, the entities
+(each a source column, maybe through a fixed transform), the attributes and the feature knobs.
+
+A `Contract` is only ever built by `fraud_core.contract.loader`, which refuses anything it
+cannot vouch for; the rest of the platform reads these values and never the YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from fraud_core.features.spec import EntitySpec, FeatureSpec
+
+# How an order time without an offset is read: as UTC, or refused ("offset": every value must
+# carry its own). Any other value is an IANA zone name: naive values are local time there.
+ZONE_UTC = "UTC"
+ZONE_OFFSET = "offset"
+AMOUNT_UNITS = ("major", "minor")
+ATTRIBUTE_TYPES = ("categorical", "numeric")
+
+
+@dataclass(frozen=True)
+class OrderTime:
+    column: str
+    zone: str = ZONE_UTC
+
+
+@dataclass(frozen=True)
+class Amount:
+    column: str
+    unit: str = "major"  # "minor": whole cents (or the currency's smallest unit)
+    minor_digits: int = 2  # minor units per major unit = 10 ** minor_digits
+
+
+@dataclass(frozen=True)
+class Labels:
+    is_fraud: str
+    label_time: str
+
+
+@dataclass(frozen=True)
+class Source:
+    order_id: str
+    order_time: OrderTime
+    amount: Amount
+    labels: Labels | None = None
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One of a fixed set, applied to the column's text before keying: `lower_strip`,
+    `email_domain`, `ip_prefix` (`size` = IPv4 prefix bits, `size_v6` = IPv6's, default 64) or
+    `prefix` (`size` = characters)."""
+
+    name: str
+    size: int | None = None
+    size_v6: int | None = None
+
+    def __str__(self) -> str:
+        sizes = [str(s) for s in (self.size, self.size_v6) if s is not None]
+        return "/".join([self.name, *sizes])
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str  # the entity kind: feature names and online-store keys use it
+    column: str
+    counterparts: tuple[str, ...] = ()
+    transform: Transform | None = None
+    primary: bool = False
+    personal: bool = False  # stored only as an HMAC-SHA256 digest keyed from the environment
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    column: str
+    type: str  # "categorical" | "numeric"
+    required: bool = True
+    range: tuple[float, float] | None = None  # numeric: inclusive bounds
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str  # as written in the contract, used in feature names ("24h")
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Features:
+    history_n: int
+    windows: tuple[Window, ...]
+    distinct_windows: tuple[str, ...]
+    risk_windows: tuple[Window, ...]
+    risk_delay_s: int
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    source: Source
+    entities: tuple[Entity, ...]
+    attributes: tuple[Attribute, ...]
+    features: Features
+    privacy_key_env: str | None = None
+    version: int = 1
+
+    @property
+    def primary(self) -> Entity:
+        return next(e for e in self.entities if e.primary)
+
+    def entity(self, name: str) -> Entity:
+        for e in self.entities:
+            if e.name == name:
+                return e
+        raise KeyError(f"the contract {self.name!r} has no entity {name!r}")
+
+    @property
+    def entity_kinds(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.entities)
+
+    def feature_spec(self) -> FeatureSpec:
+        """The feature spec this contract declares (the kernel and the online path read it)."""
+        f = self.features
+        return FeatureSpec(
+            entities=tuple(EntitySpec(e.name, e.counterparts) for e in self.entities),
+            history_n=f.history_n,
+            windows={w.name: w.seconds for w in f.windows},
+            distinct_windows=f.distinct_windows,
+            risk_windows={w.name: w.seconds for w in f.risk_windows},
+            risk_delay_s=f.risk_delay_s,
+        )
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of what the contract means (not of its text: comments and key order do not
+        count), for model cards and namespaces: a model trained under one contract is known to
+        another by this."""
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,49 @@
+"""`fraud contract check`: the contract in use, or a file, summarised; a bad one is exit 2 with
+the error on stderr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from fraud_core.contract import CONTRACT_ENV, DEFAULT_CONTRACT_PATH
+
+
+def _fraud(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != CONTRACT_ENV} | (env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "fraud_cli.main", "contract", "check", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
+def test_check_summarises_the_contract_in_use(tmp_path):
+    out = _fraud()
+    assert out.returncode == 0, out.stderr
+    assert "contract 'ecommerce' is valid" in out.stdout
+    assert "entity customer_id: from 'customer_id'; primary" in out.stdout
+    assert "110 features" in out.stdout
+
+    mine = tmp_path / "mine.yaml"
+    text = DEFAULT_CONTRACT_PATH.read_text().replace("name: ecommerce", "name: mine")
+    mine.write_text(text.replace("history_n: 10", "history_n: 5"))
+    out = _fraud(env_extra={CONTRACT_ENV: str(mine)})
+    assert out.returncode == 0 and "contract 'mine' is valid" in out.stdout
+    assert "history 5 orders" in out.stdout
+
+
+def test_check_refuses_a_misspelt_key_naming_it(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEFAULT_CONTRACT_PATH.read_text().replace("  order_time:", "  order_tme:"))
+    out = _fraud(str(bad))
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert (
+        f"{bad}:9: source.order_tme: unknown key (known here: order_id, order_time, amount, labels); did you mean 'order_time'?"
+        in out.stderr
+    )
+    assert "Traceback" not in out.stderr
