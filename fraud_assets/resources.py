@@ -18,6 +18,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from fraud_assets.partitions import tagged_days
+from fraud_core.contract import applied_contract
 from fraud_core.redis_server import RedisHandle, ensure_redis
 from fraud_core.storage import DataLayout
 
@@ -34,6 +35,7 @@ class DataLayoutResource(ConfigurableResource):
     )
 
     def layout(self) -> DataLayout:
+        applied_contract()  # a $FRAUD_CONTRACT this version cannot apply stops every step here
         return DataLayout.at(self.data_dir or os.environ.get("FRAUD_DATA_DIR") or "data")
 
 

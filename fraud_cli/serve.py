@@ -25,6 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from fraud_core.contract import ContractError, applied_contract
+
+    try:
+        applied_contract()
+    except ContractError as err:
+        print(f"fraud serve: {err}", file=sys.stderr)
+        return 2
     host = args.host or os.environ.get("FRAUD_HOST") or "127.0.0.1"
     port = args.port or int(os.environ.get("FRAUD_PORT") or 8000)
     if not os.environ.get("FRAUD_API_KEYS", "").strip():

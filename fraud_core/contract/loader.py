@@ -6,6 +6,7 @@ is misspelt: an unknown key is an error, and so is a duplicate one.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -465,3 +466,41 @@ def contract_path(env: Mapping[str, str] | None = None) -> Path:
 def active_contract(env: Mapping[str, str] | None = None) -> Contract:
     """The contract every command, asset and the service use: `$FRAUD_CONTRACT` or the default."""
     return load_contract(contract_path(env), env)
+
+
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Key paths where two contracts' values differ (dataclasses compared field by field)."""
+    if hasattr(a, "__dataclass_fields__") and type(a) is type(b):
+        out: list[str] = []
+        for name in a.__dataclass_fields__:
+            out += _differences(getattr(a, name), getattr(b, name), f"{path}.{name}".lstrip("."))
+        return out
+    return [] if a == b else [path or "contract"]
+
+
+def applied_contract(env: Mapping[str, str] | None = None) -> Contract:
+    """The active contract, when this version of the platform can apply it. Only the parsing
+    and checking of contracts has landed yet (issue 15); validation, features, the store and the
+    service still read the built-in shape. So a contract that means anything else is refused
+    here, naming what differs, rather than silently ignored."""
+    path = contract_path(env)
+    try:
+        stat = path.stat()
+    except OSError as err:
+        raise ContractError(f"{path}: cannot read the contract: {err}") from None
+    # Steps ask on every use of the data folder: parse a file once per version of it.
+    return _applied(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _applied(path: str, mtime_ns: int, size: int) -> Contract:
+    contract = load_contract(path, env={})  # the built-in shape has no personal entity
+    builtin = load_contract(DEFAULT_CONTRACT_PATH, env={})
+    differs = [d for d in _differences(contract, builtin) if d != "name"]
+    if differs:
+        raise ContractError(
+            f"{path}: contract {contract.name!r} differs from the built-in one in "
+            f"{', '.join(differs[:5])}: this version applies only the built-in e-commerce "
+            f"contract (unset ${CONTRACT_ENV}, or check a file with `fraud contract check`)"
+        )
+    return contract

@@ -47,3 +47,21 @@ def test_check_refuses_a_misspelt_key_naming_it(tmp_path):
         in out.stderr
     )
     assert "Traceback" not in out.stderr
+
+
+def test_serve_refuses_a_contract_it_cannot_apply(tmp_path):
+    import os
+
+    other = tmp_path / "other.yaml"
+    other.write_text(DEFAULT_CONTRACT_PATH.read_text().replace("history_n: 10", "history_n: 5"))
+    env = dict(os.environ) | {CONTRACT_ENV: str(other), "FRAUD_API_KEYS": "k"}
+    out = subprocess.run(
+        [sys.executable, "-m", "fraud_cli.main", "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "differs from the built-in one in features.history_n" in out.stderr
+    assert "Traceback" not in out.stderr

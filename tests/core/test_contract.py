@@ -315,3 +315,30 @@ def test_a_personal_entity_is_keyed_by_a_digest_of_the_transformed_value():
 
 def test_the_shipped_contract_loads_from_its_path():
     assert load_contract(DEFAULT_CONTRACT_PATH).name == "ecommerce"
+
+
+def test_a_contract_this_version_cannot_apply_is_refused_where_it_would_be_used(tmp_path):
+    from fraud_assets.resources import DataLayoutResource
+    from fraud_core.contract import applied_contract
+    from fraud_serving.settings import Settings
+
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(BUILTIN.replace("name: ecommerce", "name: our_shop"))
+    assert applied_contract(env={CONTRACT_ENV: str(renamed)}).name == "our_shop"
+
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        BUILTIN.replace("history_n: 10", "history_n: 5").replace("unit: major", "unit: minor")
+    )
+    env = {CONTRACT_ENV: str(other), "FRAUD_API_KEYS": "k"}
+    expected = r"differs from the built-in one in source\.amount\.unit, features\.history_n"
+    with pytest.raises(ContractError, match=expected):
+        applied_contract(env=env)
+    with pytest.raises(ContractError, match=expected):
+        Settings.from_env(env)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CONTRACT_ENV, str(other))
+        with pytest.raises(ContractError, match=expected):
+            DataLayoutResource(data_dir=str(tmp_path)).layout()
+        other.write_text(BUILTIN)  # the file changed: read again
+        assert DataLayoutResource(data_dir=str(tmp_path)).layout().root.name == tmp_path.name
