@@ -22,12 +22,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from fraud_core.contract.source import SourceFormat, applied_format
 from fraud_core.schema import COLUMN_NAMES
 from fraud_core.storage import DataLayout
 from fraud_core.validation import (
     LANDING_SUFFIXES,
     SOURCE_FILE,
-    _timestamps,  # the validation's own parsing, so a row lands in the day it is validated in
     day_of_landing_file,
     read_landing_file,
 )
@@ -73,27 +73,29 @@ class LandingFile:
         return tuple(sorted({self.name_day, *self.order_days}))
 
 
-def _utc_days(order_date: pd.Series) -> set[date]:
-    stamps, _ = _timestamps(order_date)
+def _utc_days(order_date: pd.Series, source: SourceFormat) -> set[date]:
+    # the validation's own parsing, so a row lands in the day it is validated in
+    stamps, _, _ = source.timestamps(order_date)
     return {ts.date() for ts in stamps.dropna().dt.floor("D").unique()}
 
 
-def read_order_dates(path: Path) -> pd.Series:
-    """Only the order_date column of a landing file (empty when the file has none): parquet
-    with its own type, CSV as text, as `read_landing_file` reads them."""
+def read_order_dates(path: Path, source: SourceFormat | None = None) -> pd.Series:
+    """Only the order time column of a landing file (the contract's; empty when the file has
+    none): parquet with its own type, CSV as text, as `read_landing_file` reads them."""
+    column = (source or applied_format()).source_column("order_date")
     path = Path(path)
     name = path.name.lower()
     if name.endswith(".parquet"):
-        if "order_date" not in pq.read_schema(path).names:
+        if column not in pq.read_schema(path).names:
             return pd.Series([], dtype="object")
-        return pq.read_table(path, columns=["order_date"]).column(0).to_pandas()
+        return pq.read_table(path, columns=[column]).column(0).to_pandas()
     try:
         table = pa_csv.read_csv(
             path,
             convert_options=pa_csv.ConvertOptions(
-                include_columns=["order_date"],
+                include_columns=[column],
                 include_missing_columns=True,
-                column_types={"order_date": pa.string()},
+                column_types={column: pa.string()},
                 strings_can_be_null=False,
             ),
         )
@@ -105,12 +107,13 @@ def read_order_dates(path: Path) -> pd.Series:
         frame = pd.read_csv(
             path, dtype=str, keep_default_na=False, na_values=[], encoding_errors="replace"
         )
-        return frame["order_date"] if "order_date" in frame else pd.Series([], dtype="object")
+        return frame[column] if column in frame else pd.Series([], dtype="object")
     return table.column(0).to_pandas()
 
 
-def inspect_landing_file(path: Path) -> LandingFile:
+def inspect_landing_file(path: Path, source: SourceFormat | None = None) -> LandingFile:
     """Fingerprint, name day and order days of one file; never raises for a bad file."""
+    source = source or applied_format()
     path = Path(path)
     try:
         fp = fingerprint(path)
@@ -122,7 +125,7 @@ def inspect_landing_file(path: Path) -> LandingFile:
     if name_day is None:
         return LandingFile(path, fp, problem="misnamed: no YYYY-MM-DD day in the file name")
     try:
-        days = _utc_days(read_order_dates(path))
+        days = _utc_days(read_order_dates(path, source), source)
     except Exception as err:  # any reader error means the same to the sender: resend the file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
         return LandingFile(
@@ -160,9 +163,10 @@ def replace_markers(layout: DataLayout) -> list[LandingFile]:
     return markers
 
 
-def scan_landing(landing_dir: Path) -> list[LandingFile]:
+def scan_landing(landing_dir: Path, source: SourceFormat | None = None) -> list[LandingFile]:
     """Every file of the landing folder, inspected."""
-    return [inspect_landing_file(p) for p in landing_paths(landing_dir)]
+    source = source or applied_format()
+    return [inspect_landing_file(p, source) for p in landing_paths(landing_dir)]
 
 
 @dataclass(frozen=True)
@@ -175,9 +179,13 @@ class DayRows:
     unreadable: list[LandingFile]
 
 
-def read_day_rows(files: list[LandingFile], day: date) -> DayRows:
+def read_day_rows(
+    files: list[LandingFile], day: date, source: SourceFormat | None = None
+) -> DayRows:
     """All rows of the files named after `day`, then the rows dated `day` of any other file,
-    each file in name order."""
+    each file in name order, under the source's column names."""
+    source = source or applied_format()
+    time_column = source.source_column("order_date")
     frames: list[pd.DataFrame] = []
     used: list[Path] = []
     unreadable: list[LandingFile] = []
@@ -193,16 +201,17 @@ def read_day_rows(files: list[LandingFile], day: date) -> DayRows:
             unreadable.append(LandingFile(f.path, f.fingerprint, f.name_day, problem=str(err)))
             continue
         if f.name_day != day:
-            if "order_date" not in frame.columns:
+            if time_column not in frame.columns:
                 continue
-            stamps, _ = _timestamps(frame["order_date"])
+            stamps, _, _ = source.timestamps(frame[time_column])
             keep = (stamps.dt.floor("D") == pd.Timestamp(day.isoformat(), tz="UTC")).fillna(False)
             frame = frame[keep.to_numpy(dtype=bool)].reset_index(drop=True)
         frame[SOURCE_FILE] = f.name
         frames.append(frame)
         used.append(f.path)
     if not frames:
-        rows = pd.DataFrame(columns=[*COLUMN_NAMES, SOURCE_FILE], dtype="object")
+        columns = [source.source_column(c) for c in COLUMN_NAMES]
+        rows = pd.DataFrame(columns=[*columns, SOURCE_FILE], dtype="object")
     elif len(frames) == 1:
         rows = frames[0]
     else:  # mixed parquet/CSV: object columns, each value keeps its type until validation

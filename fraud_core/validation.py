@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 
 from fraud_core.clock import MAX_FUTURE_ENV, latest_accepted, max_future_s
+from fraud_core.contract.model import ZONE_OFFSET
+from fraud_core.contract.source import SourceFormat, applied_format
 from fraud_core.schema import COLUMN_NAMES, ORDER_SCHEMA
 
 SOURCE_FILE = "source_file"
@@ -30,14 +32,23 @@ ORDER_ID_DUPLICATE = "order_id: duplicate of an earlier row (first kept)"
 ORDER_ID_ACCEPTED_ON_OTHER_DAY = "order_id: already accepted on another day (first seen kept)"
 ORDER_DATE_MISSING = "order_date: missing"
 ORDER_DATE_UNPARSABLE = "order_date: not a timestamp"
+ORDER_DATE_NO_OFFSET = "order_date: no UTC offset (the contract reads order times with one)"
+ORDER_DATE_NOT_LOCAL = (
+    "order_date: not a time of the contract's zone (a DST change skips or repeats it)"
+)
 ORDER_DATE_IN_FUTURE = f"order_date: in the future (more than ${MAX_FUTURE_ENV} after ingestion)"
 ORDER_DATE_OUTSIDE_DAY = "order_date: outside the partition day (UTC)"
 AMOUNT_MISSING = "order_amount: missing"
 AMOUNT_UNPARSABLE = "order_amount: not a number"
 AMOUNT_NOT_FINITE = "order_amount: not finite"
 AMOUNT_NEGATIVE = "order_amount: negative"
+AMOUNT_NOT_WHOLE_MINOR = "order_amount: not a whole number of minor units (the contract's unit)"
 IS_FRAUD_INVALID = "is_fraud: not 0 or 1"
 LABEL_DATE_UNPARSABLE = "label_date: not a timestamp"
+LABEL_DATE_NO_OFFSET = "label_date: no UTC offset (the contract reads times with one)"
+LABEL_DATE_NOT_LOCAL = (
+    "label_date: not a time of the contract's zone (a DST change skips or repeats it)"
+)
 LABEL_DATE_BEFORE_ORDER = "label_date: before order_date"
 ENTITY_MISSING = {k: f"{k}: missing or empty" for k in ("customer_id", "email", "ip_addr")}
 COORDINATE_RANGES = {"location_lat": (-90.0, 90.0), "location_long": (-180.0, 180.0)}
@@ -92,17 +103,6 @@ def _text(col: pd.Series) -> pd.Series:
     return s.mask(s == "")
 
 
-def _timestamps(col: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(UTC timestamps in µs, mask of values present in the input). A timestamp without a zone is
-    taken as UTC."""
-    if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(col):
-        ts = col.dt.tz_localize("UTC") if col.dt.tz is None else col.dt.tz_convert("UTC")
-        return ts.astype("datetime64[us, UTC]"), ts.notna()
-    text = _text(col)
-    ts = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    return ts.astype("datetime64[us, UTC]"), text.notna()
-
-
 def _numbers(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(float64 values, present mask, mask of literal NaN text) of a column of any type."""
     if pd.api.types.is_bool_dtype(col):
@@ -125,8 +125,10 @@ def validate_orders(
     source_file: str | None = None,
     latest: datetime | None = None,
     accepted_elsewhere: Callable[[pd.Series], pd.Series] | None = None,
+    source: SourceFormat | None = None,
 ) -> ValidationResult:
-    """Validate one day's landing rows against the order contract.
+    """Validate one day's landing rows (as read, under the source's column names) against the
+    data contract (`source`: the format of `$FRAUD_CONTRACT`, else of the built-in one).
 
     Types are coerced (a CSV gives text). Each rejected row gets exactly one reason: the first
     failing rule in column order. Duplicates are judged among rows that pass every other rule:
@@ -135,11 +137,13 @@ def validate_orders(
     Orders dated after `latest` (default: now plus `FRAUD_MAX_FUTURE_S`) are refused, so one
     far-future order cannot move its entities' clocks. `source_file` names the file in the
     quarantine; a `source_file` column in `df` (several files of a day, see `read_landing_day`)
-    wins over it. Invariant: len(valid) + len(quarantine) == len(df).
+    wins over it. The quarantine keeps the source's column names and its reasons name the
+    source's columns. Invariant: len(valid) + len(quarantine) == len(df).
     """
     if latest is None:
         latest = latest_accepted(max_future_s())
-    df = df.reset_index(drop=True)
+    source = source or applied_format()
+    df = source.platform_frame(df.reset_index(drop=True))
     n = len(df)
     if SOURCE_FILE in df.columns:
         sources = df[SOURCE_FILE].astype("string").fillna(source_file or "")
@@ -160,8 +164,10 @@ def validate_orders(
     flag(order_id.isna(), ORDER_ID_MISSING)
     flag(order_id.str.contains(_REPLACEMENT_CHAR, regex=False).fillna(False), NOT_UTF8["order_id"])
 
-    order_date, has_date = _timestamps(column("order_date"))
+    offset_rule = source.zone == ZONE_OFFSET
+    order_date, has_date, refused = source.timestamps(column("order_date"))
     flag(~has_date, ORDER_DATE_MISSING)
+    flag(refused, ORDER_DATE_NO_OFFSET if offset_rule else ORDER_DATE_NOT_LOCAL)
     flag(order_date.isna(), ORDER_DATE_UNPARSABLE)
     flag((order_date > pd.Timestamp(latest)).fillna(False), ORDER_DATE_IN_FUTURE)
     start = pd.Timestamp(day.isoformat(), tz="UTC")
@@ -185,6 +191,8 @@ def validate_orders(
     flag(np.isinf(amount), AMOUNT_NOT_FINITE)
     with np.errstate(invalid="ignore"):
         flag(amount < 0, AMOUNT_NEGATIVE)
+    amount, fractional = source.amounts(amount)
+    flag(fractional, AMOUNT_NOT_WHOLE_MINOR)
 
     coordinates = {}
     for name, (lo, hi) in COORDINATE_RANGES.items():
@@ -198,7 +206,8 @@ def validate_orders(
     fraud, has_fraud, _ = _numbers(column("is_fraud"))
     flag(has_fraud & ~np.isin(fraud, (0.0, 1.0)), IS_FRAUD_INVALID)
 
-    label_date, has_label = _timestamps(column("label_date"))
+    label_date, has_label, refused = source.timestamps(column("label_date"))
+    flag(refused, LABEL_DATE_NO_OFFSET if offset_rule else LABEL_DATE_NOT_LOCAL)
     flag(has_label & label_date.isna(), LABEL_DATE_UNPARSABLE)
     flag((label_date < order_date).fillna(False), LABEL_DATE_BEFORE_ORDER)
 
@@ -239,9 +248,12 @@ def validate_orders(
     quarantine = pd.DataFrame(
         {name: column(name)[bad].astype("string") for name in original}, columns=original
     )
-    quarantine[REASON] = pd.array(reason[bad].astype(str) if bad.any() else [], dtype="string")
+    texts = reason[bad].astype(str)
+    named = {text: source.reason(text) for text in set(texts)}  # the source's column names
+    reasons = [named[text] for text in texts]
+    quarantine[REASON] = pd.array(reasons, dtype="string")
     quarantine[SOURCE_FILE] = sources[bad].to_numpy()
-    quarantine = quarantine.reset_index(drop=True).astype("string")
+    quarantine = source.source_frame(quarantine.reset_index(drop=True).astype("string"))
     return ValidationResult(valid=valid, quarantine=quarantine)
 
 
@@ -288,9 +300,12 @@ def read_landing_file(path: Path) -> pd.DataFrame:
     raise ValueError(f"unsupported landing file {path}: expected one of {LANDING_SUFFIXES}")
 
 
-def read_landing_day(landing_dir: Path, day: date) -> tuple[pd.DataFrame, list[Path]]:
+def read_landing_day(
+    landing_dir: Path, day: date, source: SourceFormat | None = None
+) -> tuple[pd.DataFrame, list[Path]]:
     """All landing rows of `day`, in file-name order, with a `source_file` column (the file
     name), and the files read. No file gives an empty frame with the contract's columns."""
+    source = source or applied_format()
     files = landing_files_for_day(landing_dir, day)
     frames = []
     for path in files:
@@ -298,7 +313,8 @@ def read_landing_day(landing_dir: Path, day: date) -> tuple[pd.DataFrame, list[P
         frame[SOURCE_FILE] = path.name
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=[*COLUMN_NAMES, SOURCE_FILE], dtype="object"), files
+        columns = [source.source_column(c) for c in COLUMN_NAMES]
+        return pd.DataFrame(columns=[*columns, SOURCE_FILE], dtype="object"), files
     if len(frames) == 1:
         return frames[0], files
     # Mixed parquet/CSV days: object columns, each value keeps its own type until validation.
@@ -308,8 +324,9 @@ def read_landing_day(landing_dir: Path, day: date) -> tuple[pd.DataFrame, list[P
 def validate_landing_day(landing_dir: Path, day: date) -> tuple[ValidationResult, list[Path]]:
     """Read and validate every landing file of `day` together (so duplicates across files of
     the same day are caught)."""
-    df, files = read_landing_day(landing_dir, day)
-    return validate_orders(df, day), files
+    source = applied_format()
+    df, files = read_landing_day(landing_dir, day, source)
+    return validate_orders(df, day, source=source), files
 
 
 def summarize(result: ValidationResult) -> Mapping[str, float | int]:

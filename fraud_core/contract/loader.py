@@ -469,20 +469,33 @@ def active_contract(env: Mapping[str, str] | None = None) -> Contract:
 
 
 def _differences(a: Any, b: Any, path: str = "") -> list[str]:
-    """Key paths where two contracts' values differ (dataclasses compared field by field)."""
+    """Key paths where two contracts' values differ (dataclasses field by field, tuples of the
+    same length item by item)."""
     if hasattr(a, "__dataclass_fields__") and type(a) is type(b):
         out: list[str] = []
         for name in a.__dataclass_fields__:
             out += _differences(getattr(a, name), getattr(b, name), f"{path}.{name}".lstrip("."))
         return out
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _differences(x, y, f"{path}[{i}]")
+        ]
     return [] if a == b else [path or "contract"]
 
 
+# What this version applies of a contract that is not the built-in one: its name and how its
+# landing files are shaped (column names, the order time's zone, the amount's unit).
+_APPLIED = re.compile(r"^(name|source\..*|entities\[\d+\]\.column|attributes\[\d+\]\.column)$")
+
+
 def applied_contract(env: Mapping[str, str] | None = None) -> Contract:
-    """The active contract, when this version of the platform can apply it. Only the parsing
-    and checking of contracts has landed yet (issue 15); validation, features, the store and the
-    service still read the built-in shape. So a contract that means anything else is refused
-    here, naming what differs, rather than silently ignored."""
+    """The active contract, when this version of the platform can apply it. Landing files may
+    take any shape the contract describes (column names, the order time's zone, the amount's
+    unit); features, the store and the service still read the built-in entities, attributes
+    and features (issue 15 lands in steps). A contract that differs in those is refused here,
+    naming what differs, rather than silently ignored."""
     path = contract_path(env)
     try:
         stat = path.stat()
@@ -496,11 +509,12 @@ def applied_contract(env: Mapping[str, str] | None = None) -> Contract:
 def _applied(path: str, mtime_ns: int, size: int) -> Contract:
     contract = load_contract(path, env={})  # the built-in shape has no personal entity
     builtin = load_contract(DEFAULT_CONTRACT_PATH, env={})
-    differs = [d for d in _differences(contract, builtin) if d != "name"]
+    differs = [d for d in _differences(contract, builtin) if not _APPLIED.match(d)]
     if differs:
         raise ContractError(
             f"{path}: contract {contract.name!r} differs from the built-in one in "
-            f"{', '.join(differs[:5])}: this version applies only the built-in e-commerce "
-            f"contract (unset ${CONTRACT_ENV}, or check a file with `fraud contract check`)"
+            f"{', '.join(differs[:5])}: this version applies the built-in contract's entities, "
+            "attributes and features, under any column names, time zone and amount unit "
+            f"(unset ${CONTRACT_ENV}, or check a file with `fraud contract check`)"
         )
     return contract

@@ -1,0 +1,181 @@
+"""How a contract's landing files map onto the platform's order columns: which source column
+plays which role, how its order times are read (UTC, an offset on every value, or local time
+in a named zone) and in which unit its amounts come.
+
+Landing files are read under their own column names and renamed to the platform's
+(`fraud_core.schema`) on the way in; validation parses times and amounts the contract's way;
+quarantined rows go back under the source's names, with reasons that name the source's columns.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fraud_core.contract.loader import applied_contract
+from fraud_core.contract.model import ZONE_OFFSET, ZONE_UTC, Contract
+
+# A text time that carries its own offset: ...Z, ...+02:00, ...-0530, ...+02
+_HAS_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    """The source's shape: `columns` maps each platform column to the source column that
+    fills it (the built-in contract maps every column to itself)."""
+
+    columns: tuple[tuple[str, str], ...]
+    zone: str = ZONE_UTC
+    amount_unit: str = "major"
+    minor_digits: int = 2
+
+    @classmethod
+    def of(cls, contract: Contract) -> SourceFormat:
+        s = contract.source
+        pairs = [
+            ("order_id", s.order_id),
+            ("order_date", s.order_time.column),
+            ("order_amount", s.amount.column),
+        ]
+        if s.labels is not None:
+            pairs += [("is_fraud", s.labels.is_fraud), ("label_date", s.labels.label_time)]
+        pairs += [(e.name, e.column) for e in contract.entities]
+        pairs += [(a.name, a.column) for a in contract.attributes]
+        return cls(tuple(pairs), s.order_time.zone, s.amount.unit, s.amount.minor_digits)
+
+    @functools.cached_property
+    def to_platform(self) -> dict[str, str]:
+        """source column -> platform column, for the columns whose names differ."""
+        return {source: own for own, source in self.columns if source != own}
+
+    @functools.cached_property
+    def to_source(self) -> dict[str, str]:
+        return {own: source for own, source in self.columns if source != own}
+
+    def source_column(self, own: str) -> str:
+        return self.to_source.get(own, own)
+
+    @property
+    def identity(self) -> bool:
+        return not self.to_platform and self.zone == ZONE_UTC and self.amount_unit == "major"
+
+    def platform_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` (a landing file as read) under the platform's column names. A source column
+        that is not in the contract but carries a platform column's name is kept as
+        `source:<name>`, so it cannot take that column's place."""
+        if not self.to_platform:
+            return frame
+        taken = set(self.to_platform.values())
+        clash = {
+            c: f"source:{c}" for c in frame.columns if c in taken and c not in self.to_platform
+        }
+        return frame.rename(columns={**clash, **self.to_platform})
+
+    def source_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Back to the source's names (quarantined rows keep the names they arrived with)."""
+        if not self.to_source:
+            return frame
+        back = {**self.to_source, **{f"source:{c}": c for c in self.to_platform.values()}}
+        return frame.rename(columns={k: v for k, v in back.items() if k in frame.columns})
+
+    def reason(self, text: str) -> str:
+        """A validation reason (`<platform column>: why`) naming the source's column."""
+        own, sep, why = text.partition(": ")
+        return f"{self.to_source[own]}{sep}{why}" if sep and own in self.to_source else text
+
+    def amounts(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(amounts in major units, mask of values that are not whole minor units)."""
+        if self.amount_unit == "major":
+            return values, np.zeros(len(values), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            fractional = np.isfinite(values) & (values != np.round(values))
+        return values / 10**self.minor_digits, fractional
+
+    def timestamps(self, col: pd.Series) -> tuple[pd.Series, pd.Series, np.ndarray]:
+        """(UTC timestamps in µs, mask of values present, mask of values refused for want of
+        an offset or of a valid local time): the zone rule of the contract applied."""
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            ts = col.dt.tz_convert("UTC")
+            return ts.astype("datetime64[us, UTC]"), ts.notna(), np.zeros(len(col), dtype=bool)
+        if pd.api.types.is_datetime64_dtype(col):
+            return self._naive(col, col.notna().to_numpy())
+        text = col.astype("string").str.strip()
+        text = text.mask(text == "")
+        present = text.notna()
+        if self.zone == ZONE_UTC:  # naive values are UTC
+            ts = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+            return ts.astype("datetime64[us, UTC]"), present, np.zeros(len(col), dtype=bool)
+        has_offset = text.str.contains(_HAS_OFFSET).fillna(False).to_numpy(dtype=bool)
+        ts = pd.Series(pd.NaT, index=col.index, dtype="datetime64[us, UTC]")
+        if has_offset.any():
+            parsed = pd.to_datetime(text[has_offset], utc=True, errors="coerce", format="ISO8601")
+            ts[has_offset] = parsed.astype("datetime64[us, UTC]")
+        naive = present.to_numpy(dtype=bool) & ~has_offset
+        refused = np.zeros(len(col), dtype=bool)
+        if naive.any():
+            local = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
+            local_ts, _, local_refused = self._naive(local, local.notna().to_numpy())
+            ts[naive] = local_ts
+            refused[naive] = local_refused
+        return ts, present, refused
+
+    def _naive(self, col: pd.Series, parsed: np.ndarray) -> tuple[pd.Series, pd.Series, np.ndarray]:
+        """Timestamps without a zone: UTC, refused (`offset`), or local time in the zone (a
+        time that a DST change skips or repeats is refused: it names no single instant)."""
+        col = col.astype("datetime64[us]")
+        if self.zone == ZONE_UTC:
+            ts = col.dt.tz_localize("UTC")
+            return ts, pd.Series(parsed, index=col.index), np.zeros(len(col), dtype=bool)
+        if self.zone == ZONE_OFFSET:
+            ts = pd.Series(pd.NaT, index=col.index, dtype="datetime64[us, UTC]")
+            return ts, pd.Series(parsed, index=col.index), parsed.copy()
+        local = col.dt.tz_localize(self.zone, ambiguous="NaT", nonexistent="NaT")
+        ts = local.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+        refused = parsed & ts.isna().to_numpy()
+        return ts, pd.Series(parsed, index=col.index), refused
+
+
+def _local_text(ts: pd.Series, zone: str) -> pd.Series:
+    """UTC timestamps as ISO 8601 text in `zone` with the offset they had there."""
+    local = ts.dt.tz_convert(zone)
+    whole = bool((local.dropna().dt.microsecond == 0).all())
+    text = local.dt.strftime("%Y-%m-%dT%H:%M:%S%z" if whole else "%Y-%m-%dT%H:%M:%S.%f%z")
+    return text.str.replace(r"([+-]\d{2})(\d{2})$", r"\1:\2", regex=True).astype("string")
+
+
+# Where generated files of an `offset` contract keep their local times (any zone would do).
+OFFSET_DISPLAY_ZONE = "Europe/Berlin"
+
+
+def source_orders(source: SourceFormat, orders: pd.DataFrame) -> pd.DataFrame:
+    """Validated orders (the platform's columns) in the source's shape, as a shop's export
+    would hold them: its column names, amounts in its unit, order and label times as ISO text
+    with their local offset (`offset`: in OFFSET_DISPLAY_ZONE; a named zone: in that zone; UTC:
+    timestamps as they are). Validating the result under `source` gives `orders` back."""
+    out = orders.copy()
+    if source.amount_unit == "minor":
+        scaled = np.round(out["order_amount"].to_numpy(dtype=np.float64) * 10**source.minor_digits)
+        out["order_amount"] = scaled.astype(np.int64)
+    if source.zone != ZONE_UTC:
+        zone = OFFSET_DISPLAY_ZONE if source.zone == ZONE_OFFSET else source.zone
+        for column in ("order_date", "label_date"):
+            if column in out.columns:
+                out[column] = _local_text(out[column], zone)
+    return source.source_frame(out)
+
+
+BUILTIN_FORMAT = SourceFormat.of(applied_contract(env={}))
+
+
+def applied_format() -> SourceFormat:
+    """The source format of the contract in use ($FRAUD_CONTRACT, else the built-in one)."""
+    return _format_of(applied_contract())
+
+
+@functools.lru_cache(maxsize=8)
+def _format_of(contract: Contract) -> SourceFormat:
+    return SourceFormat.of(contract)
