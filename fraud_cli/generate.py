@@ -8,6 +8,7 @@ same files.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fraud_cli.args import day, non_negative_int, positive_int
+from fraud_core.contract import CONTRACT_ENV
 from fraud_core.generator import GeneratorConfig, write_landing_files
 from fraud_core.storage import DataLayout
 
@@ -76,6 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.fraud_rate,
         help=f"expected share of fraudulent orders (default {d.fraud_rate})",
     )
+    parser.add_argument(
+        "--contract",
+        type=Path,
+        default=None,
+        help="write the files in this contract's shape (default $FRAUD_CONTRACT, else the "
+        "built-in one)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -95,6 +104,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"fraud generate: {err}", file=sys.stderr)
         return 2
+    from fraud_core.contract import ContractError, applied_contract
+    from fraud_core.contract.source import SourceFormat
+
+    env = dict(os.environ)
+    if args.contract is not None:
+        env[CONTRACT_ENV] = str(args.contract)
+    try:
+        source = SourceFormat.of(applied_contract(env))
+    except ContractError as err:
+        print(f"fraud generate: {err}", file=sys.stderr)
+        return 2
 
     totals = {"orders": 0, "fraud": 0}
 
@@ -104,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
 
     # The bar goes to stderr; keep it out of logs and pipes, where it would be noise.
     progress = not args.quiet and sys.stderr.isatty() and config.days >= _PROGRESS_MIN_DAYS
-    paths = write_landing_files(config, out_dir, args.format, progress, on_file=count)
+    paths = write_landing_files(
+        config, out_dir, args.format, progress, on_file=count, source=source
+    )
     rate = totals["fraud"] / totals["orders"] if totals["orders"] else 0.0
     print(
         f"wrote {len(paths)} {args.format} files ({config.start} to {config.day(config.days - 1)}) "

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from fraud_core.contract.source import SourceFormat, source_orders
 from fraud_core.schema import COLUMN_NAMES, ORDER_SCHEMA, TIMESTAMP
 from fraud_core.storage import atomic_path, write_parquet
 
@@ -657,12 +658,16 @@ def write_landing_files(
     progress: bool = False,
     *,
     on_file: Callable[[Path, pa.Table], None] | None = None,
+    source: SourceFormat | None = None,
 ) -> list[Path]:
     """Write one landing file per day, `orders_YYYY-MM-DD.parquet` (or `.csv`), atomically.
 
     CSV timestamps are ISO-8601 in UTC with a `Z` suffix; an empty `label_date` means not fraud.
+    With `source` (a contract's shape), the files take that shape instead: its column names,
+    amount unit and times (`fraud_core.contract.source.source_orders`).
     `on_file` is called with each written path and its rows (the CLI sums them up).
     """
+    shaped = source is not None and not source.identity
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
     out_dir = Path(out_dir)
@@ -674,7 +679,9 @@ def write_landing_files(
     paths: list[Path] = []
     for day, table in days:
         path = out_dir / f"orders_{day.isoformat()}.{fmt}"
-        if fmt == "parquet":
+        if shaped:
+            _write_shaped(source_orders(source, table.to_pandas()), path, fmt)
+        elif fmt == "parquet":
             write_parquet(table, path)
         else:
             _write_csv(table, path)
@@ -682,6 +689,14 @@ def write_landing_files(
         if on_file is not None:
             on_file(path, table)
     return paths
+
+
+def _write_shaped(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        write_parquet(pa.Table.from_pandas(frame, preserve_index=False), path)
+        return
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def _write_csv(table: pa.Table, path: Path) -> Path:

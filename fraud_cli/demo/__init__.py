@@ -75,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     parser.add_argument(
+        "--contract",
+        type=Path,
+        default=None,
+        help="the data contract for every step (default $FRAUD_CONTRACT, else the built-in one); "
+        "generated files take its shape",
+    )
+    parser.add_argument(
         "--no-generate",
         action="store_true",
         help="use the landing files already there (bring your own data); without --start the "
@@ -102,15 +109,19 @@ def run(args: argparse.Namespace) -> int:
     from fraud_cli.demo.retrain import TICK_S
     from fraud_cli.demo.steps import STEPS
     from fraud_core.calendar import START_ENV, first_day, record_first_day
+    from fraud_core.contract import CONTRACT_ENV, applied_contract
     from fraud_core.redis_server import ensure_redis
     from fraud_core.storage import DataLayout
 
     started = time.perf_counter()
     layout = DataLayout.from_env()
     os.environ["FRAUD_DATA_DIR"] = str(layout.root)  # the code server and its runs use it too
+    if args.contract is not None:  # the code server, its runs and the service read it too
+        os.environ[CONTRACT_ENV] = str(args.contract.resolve())
     try:
+        applied_contract()
         start, days = demo_days(args, layout)
-    except ValueError as err:
+    except ValueError as err:  # a ContractError too
         print(f"fraud demo: {err}", file=sys.stderr)
         return 2
     if os.environ.get(START_ENV) and first_day(layout) > start:

@@ -28,6 +28,7 @@ def run_job_over_days(ctx: DemoContext, job_name: str) -> None:
 def generate_sample_orders(ctx: DemoContext) -> None:
     """The demo days into the landing folder; the day after them is held back for the last
     step, which delivers it through the landing folder."""
+    from fraud_core.contract.source import applied_format
     from fraud_core.generator import GeneratorConfig, write_landing_files
 
     if ctx.args.no_generate:
@@ -52,7 +53,7 @@ def generate_sample_orders(ctx: DemoContext) -> None:
         orders += table.num_rows
         fraud += int(table["is_fraud"].to_numpy().sum())
 
-    paths = write_landing_files(config, ctx.layout.landing, on_file=count)
+    paths = write_landing_files(config, ctx.layout.landing, on_file=count, source=applied_format())
     print(
         f"    {len(paths) - 1} files in {ctx.layout.landing}: {orders:,} orders, "
         f"{fraud:,} fraud ({fraud / max(orders, 1):.2%}); {next_day} held back"

@@ -65,3 +65,59 @@ def test_serve_refuses_a_contract_it_cannot_apply(tmp_path):
     assert out.returncode == 2
     assert "differs from the built-in one in features.history_n" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_generate_writes_files_in_a_contracts_shape(tmp_path):
+    import pandas as pd
+
+    from fraud_core.contract import SHIPPED, load_contract
+    from fraud_core.contract.source import SourceFormat
+    from fraud_core.validation import landing_files_for_day, read_landing_file, validate_orders
+
+    export = SHIPPED / "ecommerce_export.yaml"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fraud_cli.main",
+            "generate",
+            "--days",
+            "2",
+            "--orders-per-day",
+            "40",
+            "--format",
+            "csv",
+            "--contract",
+            str(export),
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    shape = SourceFormat.of(load_contract(export))
+    (path,) = landing_files_for_day(tmp_path, pd.Timestamp("2026-01-01").date())
+    rows = read_landing_file(path)
+    assert list(rows.columns[:3]) == ["id", "created_at", "user_id"]
+    result = validate_orders(rows, pd.Timestamp("2026-01-01").date(), source=shape)
+    assert result.quarantine.empty and len(result.valid) == len(rows) > 0
+
+    other = tmp_path / "other.yaml"
+    other.write_text(export.read_text().replace("history_n: 10", "history_n: 4"))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fraud_cli.main",
+            "generate",
+            "--contract",
+            str(other),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "features.history_n" in out.stderr
