@@ -133,6 +133,37 @@ class Contract:
             risk_delay_s=f.risk_delay_s,
         )
 
+    def model_terms(self) -> dict:
+        """What a model trained under this contract depends on, as plain JSON values: the
+        entities (kinds, counterparts, transforms, primary, personal), the attributes (names
+        and types) and the feature knobs; not how landing files name or format them (a
+        contract that only renames columns serves the same models)."""
+        f = self.features
+        return {
+            "entities": [
+                {
+                    "name": e.name,
+                    "counterparts": list(e.counterparts),
+                    "transform": None if e.transform is None else str(e.transform),
+                    "primary": e.primary,
+                    "personal": e.personal,
+                }
+                for e in self.entities
+            ],
+            "attributes": [{"name": a.name, "type": a.type} for a in self.attributes],
+            "features": {
+                "history_n": f.history_n,
+                "windows": {w.name: w.seconds for w in f.windows},
+                "distinct_windows": list(f.distinct_windows),
+                "risk_windows": {w.name: w.seconds for w in f.risk_windows},
+                "risk_delay_s": f.risk_delay_s,
+            },
+        }
+
+    def record(self) -> dict:
+        """What a model card keeps of the contract it was trained under."""
+        return {"name": self.name, "digest": self.digest, "terms": self.model_terms()}
+
     @property
     def digest(self) -> str:
         """SHA-256 of what the contract means (not of its text: comments and key order do not
@@ -140,3 +171,21 @@ class Contract:
         another by this."""
         canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def differing_terms(a: object, b: object, path: str = "") -> list[str]:
+    """Paths where two `Contract.model_terms()` values differ (mappings by key, lists by
+    position): `features.history_n`, `entities[1].transform`, ..."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            sub = f"{path}.{key}" if path else str(key)
+            out += differing_terms(a.get(key), b.get(key), sub) if key in a and key in b else [sub]
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differing_terms(x, y, f"{path}[{i}]")
+        ]
+    return [] if a == b else [path or "contract"]

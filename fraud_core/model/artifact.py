@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fraud_core.contract import Contract, applied_contract
+from fraud_core.contract.model import differing_terms
 from fraud_core.storage import atomic_path
 
 if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
@@ -60,6 +62,8 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     data_versions: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    # The data contract it was trained under (`Contract.record()`); empty on older cards
+    contract: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=_json_default)
@@ -187,11 +191,30 @@ def read_card(registry: Path, version: str) -> ModelCard:
         raise ModelIntegrityError(f"{path}: {exc}") from exc
 
 
-def load_version(registry: Path, version: str) -> tuple[xgb.Booster, ModelCard]:
-    """Load and verify a version: its card (see `read_card`), then the model file, which must
-    hash to the card's `model_sha256` and have the card's features. Raises ModelIntegrityError
-    (or FileNotFoundError) otherwise."""
+def check_contract(card: ModelCard, contract: Contract) -> None:
+    """ModelIntegrityError when `card`'s model was trained under a contract whose entities,
+    attributes or features differ from `contract`'s, naming what differs. A card from before
+    contracts were recorded says nothing here (its features are still checked by name)."""
+    terms = card.contract.get("terms") if isinstance(card.contract, dict) else None
+    if terms is None:
+        return
+    differs = differing_terms(terms, contract.model_terms())
+    if differs:
+        raise ModelIntegrityError(
+            f"model {card.version} was trained under contract {card.contract.get('name')!r}, "
+            f"this platform runs {contract.name!r}: they differ in {', '.join(differs[:5])}"
+        )
+
+
+def load_version(
+    registry: Path, version: str, contract: Contract | None = None
+) -> tuple[xgb.Booster, ModelCard]:
+    """Load and verify a version: its card (see `read_card`), trained under the contract in use
+    (`contract`, default the applied one: see `check_contract`), then the model file, which
+    must hash to the card's `model_sha256` and have the card's features. Raises
+    ModelIntegrityError (or FileNotFoundError) otherwise."""
     card = read_card(registry, version)
+    check_contract(card, contract or applied_contract())
     path = Path(registry) / version / MODEL_FILE
     raw = path.read_bytes()
     if hashlib.sha256(raw).hexdigest() != card.model_sha256:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import dask.dataframe as dd
 import numpy as np
 
+from fraud_core.contract import applied_contract
 from fraud_core.model.artifact import ModelCard, save_version
 from fraud_core.model.dataset import LABEL, TRAIN, VALIDATION, WEIGHT, Manifest
 from fraud_core.model.decisions import ThresholdChoice, ThresholdTargets, pick_thresholds
@@ -167,6 +168,7 @@ def _card(
         version="",
         feature_names=names,
         thresholds=candidate.choice.thresholds,
+        contract=applied_contract().record(),
         training_window=window,
         params={
             **params.to_dict(),

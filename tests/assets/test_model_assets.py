@@ -128,6 +128,8 @@ def test_train_gate_deploy_and_rollback(features_on_disk, capsys) -> None:
     assert card.training_window["train_first"] == "2026-01-13"  # the drift reference's start
     assert card.data_versions["training_set"]["fingerprint"] == ts["fingerprint"]
     assert set(card.thresholds) == {"review", "decline"}
+    assert card.contract["name"] == "ecommerce"  # the contract it was trained under
+    assert card.contract["terms"]["features"]["history_n"] == 10
     assert time_rule_violations(read_latest_manifest(layout)) == {
         "label_after_cutoff": 0,
         "label_without_date": 0,

@@ -216,3 +216,32 @@ def test_a_pointer_or_card_that_is_not_utf8_is_refused_not_a_traceback(tmp_path,
     (tmp_path / card.version / CARD_FILE).write_bytes(b"\xff not a card")
     with pytest.raises(ModelIntegrityError, match=CARD_FILE):
         read_card(tmp_path, card.version)
+
+
+def test_a_model_records_its_contract_and_another_contract_refuses_it(tmp_path, booster) -> None:
+    from fraud_core.contract import SHIPPED, contract_from_text, load_contract
+
+    builtin = load_contract(SHIPPED / "ecommerce.yaml")
+    card = _card()
+    card.contract = builtin.record()
+    saved = save_version(tmp_path, booster, card)
+    assert read_card(tmp_path, saved.version).contract["digest"] == builtin.digest
+
+    # a contract that only renames the landing columns serves the same models
+    export = load_contract(SHIPPED / "ecommerce_export.yaml")
+    assert load_version(tmp_path, saved.version, export)[1].version == saved.version
+
+    text = (SHIPPED / "ecommerce.yaml").read_text()
+    other = contract_from_text(
+        text.replace("name: ecommerce", "name: shorter").replace("history_n: 10", "history_n: 5")
+    )
+    with pytest.raises(
+        ModelIntegrityError,
+        match=rf"model {saved.version} was trained under contract 'ecommerce', this platform "
+        r"runs 'shorter': they differ in features\.history_n$",
+    ):
+        load_version(tmp_path, saved.version, other)
+
+    # cards from before contracts were recorded still load
+    legacy = save_version(tmp_path / "legacy", booster, _card())
+    assert load_version(tmp_path / "legacy", legacy.version, other)[1].contract == {}
