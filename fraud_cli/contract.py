@@ -18,6 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument(
         "file", type=Path, nargs="?", default=None, help="default $FRAUD_CONTRACT or the built-in"
     )
+    check.add_argument(
+        "--sample",
+        type=Path,
+        default=None,
+        help="a file of your orders (parquet or CSV): which columns are missing, which rows "
+        "would be quarantined and why",
+    )
 
 
 def summary(contract, path: Path) -> list[str]:
@@ -54,6 +61,7 @@ def summary(contract, path: Path) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from fraud_core.contract import ContractError, contract_path, load_contract
+    from fraud_core.contract.loader import unapplied_terms
 
     path = args.file or contract_path()
     try:
@@ -62,4 +70,41 @@ def run(args: argparse.Namespace) -> int:
         print(f"fraud contract: {err}", file=sys.stderr)
         return 2
     print("\n".join(summary(contract, path)))
+    unapplied = unapplied_terms(contract)
+    if unapplied:
+        print(
+            f"  this version cannot apply it yet: it differs from the built-in contract in "
+            f"{', '.join(unapplied[:5])} (landing files of any shape apply; other entities, "
+            "attributes and features are coming)"
+        )
+    if args.sample is None:
+        return 0
+    return _sample(contract, args.sample)
+
+
+def _sample(contract, path: Path) -> int:
+    from fraud_core.contract.sample import check_sample
+    from fraud_core.validation import read_landing_file
+
+    try:
+        frame = read_landing_file(path)
+    except Exception as err:  # any reader error: the user's file, say so and stop
+        print(f"fraud contract: cannot read {path}: {err}", file=sys.stderr)
+        return 2
+    report = check_sample(contract, frame)
+    for line in report.missing:
+        print(f"  {line}", file=sys.stderr)
+    if report.missing:
+        return 2
+    if not report.validated:
+        print(f"  sample {path.name}: {report.rows:,} rows; not validated (see above)")
+        return 0
+    quarantined = report.rows - report.valid
+    print(
+        f"  sample {path.name}: {report.rows:,} rows over {report.days} "
+        f"day{'s' if report.days != 1 else ''}: "
+        f"{report.valid:,} valid, {quarantined:,} would be quarantined"
+    )
+    for reason, count in report.reasons.most_common(10):
+        print(f"    {count:>8,}  {reason}")
     return 0

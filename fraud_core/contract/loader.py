@@ -505,11 +505,16 @@ def applied_contract(env: Mapping[str, str] | None = None) -> Contract:
     return _applied(str(path), stat.st_mtime_ns, stat.st_size)
 
 
+def unapplied_terms(contract: Contract) -> list[str]:
+    """The keys of `contract` this version cannot apply yet (empty: it applies all of it)."""
+    builtin = load_contract(DEFAULT_CONTRACT_PATH, env={})
+    return [d for d in _differences(contract, builtin) if not _APPLIED.match(d)]
+
+
 @functools.lru_cache(maxsize=8)
 def _applied(path: str, mtime_ns: int, size: int) -> Contract:
     contract = load_contract(path, env={})  # the built-in shape has no personal entity
-    builtin = load_contract(DEFAULT_CONTRACT_PATH, env={})
-    differs = [d for d in _differences(contract, builtin) if not _APPLIED.match(d)]
+    differs = unapplied_terms(contract)
     if differs:
         raise ContractError(
             f"{path}: contract {contract.name!r} differs from the built-in one in "

@@ -121,3 +121,69 @@ def test_generate_writes_files_in_a_contracts_shape(tmp_path):
         text=True,
     )
     assert out.returncode == 2 and "features.history_n" in out.stderr
+
+
+def test_check_maps_a_sample_of_your_orders(tmp_path):
+    import pandas as pd
+
+    from fraud_core.contract import SHIPPED
+
+    export = SHIPPED / "ecommerce_export.yaml"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fraud_cli.main",
+            "generate",
+            "--days",
+            "2",
+            "--orders-per-day",
+            "30",
+            "--format",
+            "csv",
+            "--contract",
+            str(export),
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    sample = pd.concat(
+        [pd.read_csv(p, dtype=str, keep_default_na=False) for p in sorted(tmp_path.glob("*.csv"))]
+    )
+    sample.iloc[0, sample.columns.get_loc("created_at")] = "2026-01-01T10:00:00"
+    sample.iloc[1, sample.columns.get_loc("amount_cents")] = "12.5"
+    path = tmp_path / "sample.csv"
+    sample.to_csv(path, index=False)
+
+    out = _fraud(str(export), "--sample", str(path))
+    assert out.returncode == 0, out.stderr
+    total = len(sample)
+    assert (
+        f"sample sample.csv: {total:,} rows over 2 days: {total - 2:,} valid, 2 would be quarantined"
+        in out.stdout
+    )
+    assert "1  created_at: no UTC offset" in out.stdout
+    assert "1  amount_cents: not a whole number of minor units" in out.stdout
+
+    # the built-in contract names columns the export does not have
+    out = _fraud("--sample", str(path))
+    assert out.returncode == 2
+    assert "entities[0].column: 'customer_id' is not a column of the sample" in out.stderr
+    assert "the sample's columns: id, created_at, user_id, email, ip, amount_cents," in out.stderr
+
+    # a contract with its own entities is checked, and said not to apply yet
+    card = tmp_path / "card.yaml"
+    card.write_text(
+        export.read_text()
+        .replace("  - name: ip_addr\n", "  - name: device\n")
+        .replace("[customer_id, ip_addr]", "[customer_id, device]")
+        .replace("counterparts: [email, ip_addr]", "counterparts: [email, device]")
+    )
+    out = _fraud(str(card), "--sample", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "this version cannot apply it yet" in out.stdout and "entities[2].name" in out.stdout
+    assert "not validated" in out.stdout
