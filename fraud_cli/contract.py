@@ -1,4 +1,6 @@
-"""`fraud contract check [FILE]`: validate a data contract and show what it declares.
+"""`fraud contract check [FILE] [--sample DATA]`: validate a data contract and show what it
+declares (and how a sample of your orders maps under it); `fraud contract infer DATA`: propose
+one from a sample.
 
 Without FILE, the contract every command uses: `$FRAUD_CONTRACT`, else the built-in e-commerce
 contract. A bad contract prints one error naming the file, the line, the key and the reason, and
@@ -18,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument(
         "file", type=Path, nargs="?", default=None, help="default $FRAUD_CONTRACT or the built-in"
     )
+    infer = sub.add_parser("infer", help="propose a contract from a sample of your orders")
+    infer.add_argument("data", type=Path, help="a file of your orders (parquet or CSV)")
+    infer.add_argument("--name", default="my_orders", help="the contract's name")
+    infer.add_argument("--out", type=Path, default=None, help="write it here (default: print it)")
     check.add_argument(
         "--sample",
         type=Path,
@@ -59,7 +65,30 @@ def summary(contract, path: Path) -> list[str]:
     return lines
 
 
+def infer(args: argparse.Namespace) -> int:
+    from fraud_core.contract.infer import infer_contract
+    from fraud_core.validation import read_landing_file
+
+    try:
+        frame = read_landing_file(args.data)
+        text = infer_contract(frame, args.name)
+    except Exception as err:  # the user's file or a guess that failed: say which, no traceback
+        print(f"fraud contract infer: {args.data}: {err}", file=sys.stderr)
+        return 2
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.write_text(text)
+        print(
+            f"wrote {args.out}: read it, edit it, then `fraud contract check {args.out} "
+            f"--sample {args.data}`"
+        )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "infer":
+        return infer(args)
     from fraud_core.contract import ContractError, contract_path, load_contract
     from fraud_core.contract.loader import unapplied_terms
 

@@ -187,3 +187,56 @@ def test_check_maps_a_sample_of_your_orders(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "this version cannot apply it yet" in out.stdout and "entities[2].name" in out.stdout
     assert "not validated" in out.stdout
+
+
+def test_infer_proposes_a_contract_that_checks_against_its_sample(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fraud_cli.main",
+            "generate",
+            "--days",
+            "2",
+            "--orders-per-day",
+            "60",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    sample = sorted(tmp_path.glob("*.parquet"))[0]
+    proposal = tmp_path / "proposal.yaml"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fraud_cli.main",
+            "contract",
+            "infer",
+            str(sample),
+            "--out",
+            str(proposal),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "read it, edit it" in out.stdout
+    out = _fraud(str(proposal), "--sample", str(sample))
+    assert out.returncode == 0, out.stderr
+    assert "contract 'my_orders' is valid" in out.stdout
+    assert "0 would be quarantined" in out.stdout and "cannot apply" not in out.stdout
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "fraud_cli.main", "contract", "infer", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "cannot tell the" in out.stderr
+    assert "Traceback" not in out.stderr
