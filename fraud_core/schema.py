@@ -1,6 +1,9 @@
-"""The order schema: the landing-file contract and the validated form every later step reads.
+"""The order schema: the platform's order columns and the validated form every later step reads.
 
-A landing file is parquet or CSV with these columns. `is_fraud` and `label_date` are optional: a
+The order's own columns (id, time, amount, labels) are the platform's; the entities and
+attributes come from the built-in data contract (`contracts/ecommerce.yaml`). A landing file
+under that contract is parquet or CSV with these columns (another contract maps its own names
+onto them: `fraud_core.contract.source`). `is_fraud` and `label_date` are optional: a
 label is known from `label_date` on (a chargeback arrives days or weeks after the order), and
 everything downstream respects that time.
 """
@@ -10,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+
+from fraud_core.contract.loader import DEFAULT_CONTRACT_PATH, load_contract
+from fraud_core.contract.model import Contract
 
 
 @dataclass(frozen=True)
@@ -21,28 +27,43 @@ class Column:
 
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+ATTRIBUTE_TYPES = {"numeric": pa.float64(), "categorical": pa.string()}
 
-COLUMNS: tuple[Column, ...] = (
-    Column("order_id", pa.string(), True, "unique id of the order"),
-    Column("order_date", TIMESTAMP, True, "when the order was placed (UTC)"),
-    Column("customer_id", pa.string(), True, "account id of the buyer"),
-    Column("email", pa.string(), True, "e-mail address given with the order"),
-    Column("ip_addr", pa.string(), True, "IP address the order came from"),
-    Column("order_amount", pa.float64(), True, "order value in the shop's currency, >= 0"),
-    Column("location_lat", pa.float64(), True, "latitude of the shipping address"),
-    Column("location_long", pa.float64(), True, "longitude of the shipping address"),
-    Column("is_fraud", pa.int8(), False, "1 if the order was found fraudulent, 0 or empty if not"),
-    Column(
-        "label_date",
-        TIMESTAMP,
-        False,
-        "when the fraud label became known (e.g. the chargeback), UTC; empty when not fraud",
-    ),
-)
 
+def columns_of(contract: Contract) -> tuple[Column, ...]:
+    """The platform's order columns under `contract`: the order's own, then one per entity, the
+    amount, one per attribute, then the optional labels. The roles' meanings are the platform's;
+    entities and attributes come from the contract."""
+    return (
+        Column("order_id", pa.string(), True, "unique id of the order"),
+        Column("order_date", TIMESTAMP, True, "when the order was placed (UTC)"),
+        *(
+            Column(e.name, pa.string(), True, e.description or f"the order's {e.name}")
+            for e in contract.entities
+        ),
+        Column("order_amount", pa.float64(), True, "order value in the shop's currency, >= 0"),
+        *(
+            Column(a.name, ATTRIBUTE_TYPES[a.type], a.required, a.description or a.name)
+            for a in contract.attributes
+        ),
+        Column(
+            "is_fraud", pa.int8(), False, "1 if the order was found fraudulent, 0 or empty if not"
+        ),
+        Column(
+            "label_date",
+            TIMESTAMP,
+            False,
+            "when the fraud label became known (e.g. the chargeback), UTC; empty when not fraud",
+        ),
+    )
+
+
+# The built-in contract (contracts/ecommerce.yaml) owns the entities and attributes.
+BUILTIN_CONTRACT = load_contract(DEFAULT_CONTRACT_PATH, env={})
+COLUMNS: tuple[Column, ...] = columns_of(BUILTIN_CONTRACT)
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.required)
-ENTITY_KINDS: tuple[str, ...] = ("customer_id", "email", "ip_addr")
+ENTITY_KINDS: tuple[str, ...] = BUILTIN_CONTRACT.entity_kinds
 
 ORDER_SCHEMA = pa.schema([pa.field(c.name, c.type, nullable=not c.required) for c in COLUMNS])
 """Arrow schema of validated orders (`raw_orders`)."""

@@ -21,7 +21,7 @@ import pyarrow as pa
 from fraud_core.clock import MAX_FUTURE_ENV, latest_accepted, max_future_s
 from fraud_core.contract.model import ZONE_OFFSET
 from fraud_core.contract.source import SourceFormat, applied_format
-from fraud_core.schema import COLUMN_NAMES, ORDER_SCHEMA
+from fraud_core.schema import BUILTIN_CONTRACT, COLUMN_NAMES, ENTITY_KINDS, ORDER_SCHEMA
 
 SOURCE_FILE = "source_file"
 REASON = "reason"
@@ -50,8 +50,8 @@ LABEL_DATE_NOT_LOCAL = (
     "label_date: not a time of the contract's zone (a DST change skips or repeats it)"
 )
 LABEL_DATE_BEFORE_ORDER = "label_date: before order_date"
-ENTITY_MISSING = {k: f"{k}: missing or empty" for k in ("customer_id", "email", "ip_addr")}
-COORDINATE_RANGES = {"location_lat": (-90.0, 90.0), "location_long": (-180.0, 180.0)}
+ENTITY_MISSING = {k: f"{k}: missing or empty" for k in ENTITY_KINDS}
+COORDINATE_RANGES = {a.name: a.range for a in BUILTIN_CONTRACT.attributes if a.range is not None}
 COORDINATE_MISSING = {k: f"{k}: missing or not a number" for k in COORDINATE_RANGES}
 COORDINATE_OUT_OF_RANGE = {
     k: f"{k}: outside [{lo:g}, {hi:g}]" for k, (lo, hi) in COORDINATE_RANGES.items()
@@ -59,7 +59,7 @@ COORDINATE_OUT_OF_RANGE = {
 
 # A CSV that is not valid UTF-8 is read with the bad bytes replaced by U+FFFD, and every row with
 # such a value in a text column is quarantined (the rest of the file is still accepted).
-NOT_UTF8 = {k: f"{k}: not valid UTF-8" for k in ("order_id", "customer_id", "email", "ip_addr")}
+NOT_UTF8 = {k: f"{k}: not valid UTF-8" for k in ("order_id", *ENTITY_KINDS)}
 _REPLACEMENT_CHAR = "\ufffd"
 
 LANDING_SUFFIXES = (".parquet", ".csv", ".csv.gz")
@@ -231,12 +231,9 @@ def validate_orders(
         {
             "order_id": keep(order_id).astype("str"),
             "order_date": keep(order_date),
-            "customer_id": keep(entities["customer_id"]).astype("str"),
-            "email": keep(entities["email"]).astype("str"),
-            "ip_addr": keep(entities["ip_addr"]).astype("str"),
+            **{kind: keep(values).astype("str") for kind, values in entities.items()},
             "order_amount": np.round(keep(amount), 2),
-            "location_lat": keep(coordinates["location_lat"]),
-            "location_long": keep(coordinates["location_long"]),
+            **{name: keep(values) for name, values in coordinates.items()},
             "is_fraud": np.nan_to_num(keep(fraud), nan=0.0).astype(np.int8),
             "label_date": keep(label_date),
         },

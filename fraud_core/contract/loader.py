@@ -51,8 +51,8 @@ TRANSFORMS: dict[str, tuple[str, int, int] | None] = {
     "prefix": ("characters", 1, 256),
 }
 _RESERVED_NAMES = frozenset({"order", "source_file", "reason"})
-ENTITY_KEYS = ("name", "column", "counterparts", "transform", "primary", "personal")
-ATTRIBUTE_KEYS = ("name", "type", "range", "column", "required")
+ENTITY_KEYS = ("name", "column", "counterparts", "transform", "primary", "personal", "description")
+ATTRIBUTE_KEYS = ("name", "type", "range", "column", "required", "description")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -282,6 +282,7 @@ def _entities(doc: _Doc, value: Any) -> tuple[Entity, ...]:
             else _transform(doc, f"{path}.transform", transform),
             primary=r.take("primary", False, types=(bool,)),
             personal=r.take("personal", False, types=(bool,)),
+            description=r.take("description", "", types=(str,)),
         )
         out.append(entity)
     names = [e.name for e in out]
@@ -340,6 +341,7 @@ def _attributes(doc: _Doc, value: Any) -> tuple[Attribute, ...]:
                 type=kind,
                 required=r.take("required", True, types=(bool,)),
                 range=bounds,
+                description=r.take("description", "", types=(str,)),
             )
         )
     return tuple(out)
@@ -487,7 +489,7 @@ def _differences(a: Any, b: Any, path: str = "") -> list[str]:
 
 # What this version applies of a contract that is not the built-in one: its name and how its
 # landing files are shaped (column names, the order time's zone, the amount's unit).
-_APPLIED = re.compile(r"^(name|source\..*|entities\[\d+\]\.column|attributes\[\d+\]\.column)$")
+_APPLIED = re.compile(r"^(name|source\..*|(entities|attributes)\[\d+\]\.(column|description))$")
 
 
 def applied_contract(env: Mapping[str, str] | None = None) -> Contract:

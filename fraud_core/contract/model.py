@@ -71,6 +71,7 @@ class Entity:
     transform: Transform | None = None
     primary: bool = False
     personal: bool = False  # stored only as an HMAC-SHA256 digest keyed from the environment
+    description: str = ""  # for people: the README's column table, the UI
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Attribute:
     type: str  # "categorical" | "numeric"
     required: bool = True
     range: tuple[float, float] | None = None  # numeric: inclusive bounds
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,12 @@ class Contract:
 
     @property
     def digest(self) -> str:
-        """SHA-256 of what the contract means (not of its text: comments and key order do not
-        count), for model cards and namespaces: a model trained under one contract is known to
+        """SHA-256 of what the contract means (not of its text: comments, key order and
+        descriptions do not count), for model cards and namespaces: a model trained under one contract is known to
         another by this."""
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(
+            _without_descriptions(asdict(self)), sort_keys=True, separators=(",", ":")
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -189,3 +193,12 @@ def differing_terms(a: object, b: object, path: str = "") -> list[str]:
             for d in differing_terms(x, y, f"{path}[{i}]")
         ]
     return [] if a == b else [path or "contract"]
+
+
+def _without_descriptions(value: object) -> object:
+    """`value` with every `description` key left out: words for people change no behaviour."""
+    if isinstance(value, dict):
+        return {k: _without_descriptions(v) for k, v in value.items() if k != "description"}
+    if isinstance(value, list | tuple):
+        return [_without_descriptions(v) for v in value]
+    return value

@@ -342,3 +342,33 @@ def test_a_contract_this_version_cannot_apply_is_refused_where_it_would_be_used(
             DataLayoutResource(data_dir=str(tmp_path)).layout()
         other.write_text(BUILTIN)  # the file changed: read again
         assert DataLayoutResource(data_dir=str(tmp_path)).layout().root.name == tmp_path.name
+
+
+def test_the_order_columns_come_from_the_contract():
+    from fraud_core.schema import COLUMN_NAMES, ENTITY_KINDS, columns_of
+
+    builtin = contract_from_text(BUILTIN)
+    assert (
+        "order_id",
+        "order_date",
+        *ENTITY_KINDS,
+        "order_amount",
+        "location_lat",
+        "location_long",
+        "is_fraud",
+        "label_date",
+    ) == COLUMN_NAMES
+    text = BUILTIN.replace("  - name: ip_addr\n", "  - name: device\n").replace(
+        "ip_addr]", "device]"
+    )
+    text = text.replace(
+        "    type: numeric\n    range: [-180, 180]", "    type: categorical\n    required: false"
+    )
+    other = contract_from_text(text)
+    columns = {c.name: c for c in columns_of(other)}
+    assert "device" in columns and "ip_addr" not in columns
+    assert str(columns["location_long"].type) == "string" and not columns["location_long"].required
+    assert columns["email"].description == "e-mail address given with the order"
+    # descriptions are for people: they change neither the digest nor what a version applies
+    reworded = BUILTIN.replace("account id of the buyer", "the buyer's account")
+    assert contract_from_text(reworded).digest == builtin.digest
