@@ -21,6 +21,7 @@ import pyarrow as pa
 from fraud_core.clock import MAX_FUTURE_ENV, latest_accepted, max_future_s
 from fraud_core.contract.model import ZONE_OFFSET
 from fraud_core.contract.source import SourceFormat, applied_format
+from fraud_core.contract.transforms import entity_keys, keyed_digest
 from fraud_core.schema import BUILTIN_CONTRACT, COLUMN_NAMES, ENTITY_KINDS, ORDER_SCHEMA
 
 SOURCE_FILE = "source_file"
@@ -50,16 +51,28 @@ LABEL_DATE_NOT_LOCAL = (
     "label_date: not a time of the contract's zone (a DST change skips or repeats it)"
 )
 LABEL_DATE_BEFORE_ORDER = "label_date: before order_date"
-ENTITY_MISSING = {k: f"{k}: missing or empty" for k in ENTITY_KINDS}
+
+
+def entity_missing(kind: str) -> str:
+    return f"{kind}: missing or empty"
+
+
+def not_utf8(column: str) -> str:
+    return f"{column}: not valid UTF-8"
+
+
+def out_of_range(name: str, lo: float, hi: float) -> str:
+    return f"{name}: outside [{lo:g}, {hi:g}]"
+
+
+ENTITY_MISSING = {k: entity_missing(k) for k in ENTITY_KINDS}
 COORDINATE_RANGES = {a.name: a.range for a in BUILTIN_CONTRACT.attributes if a.range is not None}
 COORDINATE_MISSING = {k: f"{k}: missing or not a number" for k in COORDINATE_RANGES}
-COORDINATE_OUT_OF_RANGE = {
-    k: f"{k}: outside [{lo:g}, {hi:g}]" for k, (lo, hi) in COORDINATE_RANGES.items()
-}
+COORDINATE_OUT_OF_RANGE = {k: out_of_range(k, lo, hi) for k, (lo, hi) in COORDINATE_RANGES.items()}
 
 # A CSV that is not valid UTF-8 is read with the bad bytes replaced by U+FFFD, and every row with
 # such a value in a text column is quarantined (the rest of the file is still accepted).
-NOT_UTF8 = {k: f"{k}: not valid UTF-8" for k in ("order_id", *ENTITY_KINDS)}
+NOT_UTF8 = {k: not_utf8(k) for k in ("order_id", *ENTITY_KINDS)}
 _REPLACEMENT_CHAR = "\ufffd"
 
 LANDING_SUFFIXES = (".parquet", ".csv", ".csv.gz")
@@ -176,13 +189,15 @@ def validate_orders(
     flag(outside, ORDER_DATE_OUTSIDE_DAY)
 
     entities = {}
-    for name, text in ENTITY_MISSING.items():
-        entities[name] = _text(column(name))
-        flag(entities[name].isna(), text)
-        flag(
-            entities[name].str.contains(_REPLACEMENT_CHAR, regex=False).fillna(False),
-            NOT_UTF8[name],
-        )
+    key = source.personal_key()
+    for entity in source.entities:
+        name = entity.name
+        raw = _text(column(name))
+        flag(raw.isna(), entity_missing(name))
+        flag(raw.str.contains(_REPLACEMENT_CHAR, regex=False).fillna(False), not_utf8(name))
+        keyed = entity_keys(entity, raw, key) if entity.transform or entity.personal else raw
+        flag(raw.notna() & keyed.isna(), f"{name}: {entity.transform} finds nothing in it")
+        entities[name] = keyed
 
     amount, has_amount, amount_nan_text = _numbers(column("order_amount"))
     flag(~has_amount, AMOUNT_MISSING)
@@ -194,13 +209,28 @@ def validate_orders(
     amount, fractional = source.amounts(amount)
     flag(fractional, AMOUNT_NOT_WHOLE_MINOR)
 
-    coordinates = {}
-    for name, (lo, hi) in COORDINATE_RANGES.items():
-        values, _, _ = _numbers(column(name))
-        flag(np.isnan(values), COORDINATE_MISSING[name])
-        with np.errstate(invalid="ignore"):
-            flag((values < lo) | (values > hi) | np.isinf(values), COORDINATE_OUT_OF_RANGE[name])
-        coordinates[name] = values
+    attributes: dict[str, pd.Series | np.ndarray] = {}
+    for attribute in source.attributes:
+        name = attribute.name
+        if attribute.type == "categorical":
+            text = _text(column(name))
+            if attribute.required:
+                flag(text.isna(), f"{name}: missing or empty")
+            flag(text.str.contains(_REPLACEMENT_CHAR, regex=False).fillna(False), not_utf8(name))
+            attributes[name] = text
+            continue
+        values, present, _ = _numbers(column(name))
+        if attribute.required:
+            flag(np.isnan(values), f"{name}: missing or not a number")
+        else:
+            flag(present & np.isnan(values), f"{name}: not a number")
+        if attribute.range is not None:
+            lo, hi = attribute.range
+            with np.errstate(invalid="ignore"):
+                flag((values < lo) | (values > hi) | np.isinf(values), out_of_range(name, lo, hi))
+        else:
+            flag(np.isinf(values), f"{name}: not finite")
+        attributes[name] = values
 
     # is_fraud is optional: empty means "not known to be fraud", i.e. 0.
     fraud, has_fraud, _ = _numbers(column("is_fraud"))
@@ -233,18 +263,25 @@ def validate_orders(
             "order_date": keep(order_date),
             **{kind: keep(values).astype("str") for kind, values in entities.items()},
             "order_amount": np.round(keep(amount), 2),
-            **{name: keep(values) for name, values in coordinates.items()},
+            **{name: keep(values) for name, values in attributes.items()},
             "is_fraud": np.nan_to_num(keep(fraud), nan=0.0).astype(np.int8),
             "label_date": keep(label_date),
         },
-        columns=list(COLUMN_NAMES),
+        columns=list(source.column_names),
     )
 
     bad = ~ok
-    original = list(COLUMN_NAMES) + [c for c in df.columns if c not in COLUMN_NAMES]
+    names = source.column_names
+    original = list(names) + [c for c in df.columns if c not in names]
     quarantine = pd.DataFrame(
         {name: column(name)[bad].astype("string") for name in original}, columns=original
     )
+    # Personal data is never stored in the clear, not even as it arrived: every column read
+    # from a personal entity's source column holds the keyed digest of its text.
+    personal = {source.source_column(e.name) for e in source.entities if e.personal}
+    for name in original:
+        if key is not None and source.source_column(name) in personal:
+            quarantine[name] = keyed_digest(_text(quarantine[name]), key)
     texts = reason[bad].astype(str)
     named = {text: source.reason(text) for text in set(texts)}  # the source's column names
     reasons = [named[text] for text in texts]

@@ -10,14 +10,16 @@ quarantined rows go back under the source's names, with reasons that name the so
 from __future__ import annotations
 
 import functools
+import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from fraud_core.contract.loader import applied_contract
-from fraud_core.contract.model import ZONE_OFFSET, ZONE_UTC, Contract
+from fraud_core.contract.model import ZONE_OFFSET, ZONE_UTC, Attribute, Contract, Entity
 
 # A text time that carries its own offset: ...Z, ...+02:00, ...-0530, ...+02
 _HAS_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
@@ -32,9 +34,15 @@ class SourceFormat:
     zone: str = ZONE_UTC
     amount_unit: str = "major"
     minor_digits: int = 2
+    entities: tuple[Entity, ...] = ()
+    attributes: tuple[Attribute, ...] = ()
+    key_env: str | None = None  # the variable holding the HMAC key of personal entities
+    column_names: tuple[str, ...] = ()  # the platform's columns, in order (`schema.columns_of`)
 
     @classmethod
     def of(cls, contract: Contract) -> SourceFormat:
+        from fraud_core.schema import columns_of  # the schema is built from a contract too
+
         s = contract.source
         pairs = [
             ("order_id", s.order_id),
@@ -45,15 +53,20 @@ class SourceFormat:
             pairs += [("is_fraud", s.labels.is_fraud), ("label_date", s.labels.label_time)]
         pairs += [(e.name, e.column) for e in contract.entities]
         pairs += [(a.name, a.column) for a in contract.attributes]
-        return cls(tuple(pairs), s.order_time.zone, s.amount.unit, s.amount.minor_digits)
-
-    @functools.cached_property
-    def to_platform(self) -> dict[str, str]:
-        """source column -> platform column, for the columns whose names differ."""
-        return {source: own for own, source in self.columns if source != own}
+        return cls(
+            tuple(pairs),
+            s.order_time.zone,
+            s.amount.unit,
+            s.amount.minor_digits,
+            tuple(replace(e, description="") for e in contract.entities),  # words for people
+            tuple(replace(a, description="") for a in contract.attributes),
+            contract.privacy_key_env,
+            tuple(c.name for c in columns_of(contract)),
+        )
 
     @functools.cached_property
     def to_source(self) -> dict[str, str]:
+        """platform column -> source column, for the columns whose names differ."""
         return {own: source for own, source in self.columns if source != own}
 
     def source_column(self, own: str) -> str:
@@ -61,26 +74,45 @@ class SourceFormat:
 
     @property
     def identity(self) -> bool:
-        return not self.to_platform and self.zone == ZONE_UTC and self.amount_unit == "major"
+        return not self.to_source and self.zone == ZONE_UTC and self.amount_unit == "major"
 
     def platform_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """`frame` (a landing file as read) under the platform's column names. A source column
-        that is not in the contract but carries a platform column's name is kept as
-        `source:<name>`, so it cannot take that column's place."""
-        if not self.to_platform:
-            return frame
-        taken = set(self.to_platform.values())
-        clash = {
-            c: f"source:{c}" for c in frame.columns if c in taken and c not in self.to_platform
-        }
-        return frame.rename(columns={**clash, **self.to_platform})
-
-    def source_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Back to the source's names (quarantined rows keep the names they arrived with)."""
+        """`frame` (a landing file as read) under the platform's column names; one source
+        column may fill several (an e-mail and its domain). A source column that is not in
+        the contract but carries a platform column's name is kept as `source:<name>`, so it
+        cannot take that column's place."""
         if not self.to_source:
             return frame
-        back = {**self.to_source, **{f"source:{c}": c for c in self.to_platform.values()}}
-        return frame.rename(columns={k: v for k, v in back.items() if k in frame.columns})
+        read = [source for _, source in self.columns]
+        own = {name for name, _ in self.columns}
+        clash = {c: f"source:{c}" for c in frame.columns if c in own and c not in read}
+        if len(set(read)) == len(read):  # one platform column per source column: a rename
+            return frame.rename(columns={**clash, **{v: k for k, v in self.to_source.items()}})
+        out = {name: frame[source] for name, source in self.columns if source in frame.columns}
+        for c in frame.columns:
+            if c not in read:
+                out[clash.get(c, c)] = frame[c]
+        return pd.DataFrame(out, index=frame.index)
+
+    def source_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Back to the source's names (quarantined rows keep the names and values they arrived
+        with; of several platform columns read from one source column, the first says it)."""
+        if not self.to_source:
+            return frame
+        out: dict[str, pd.Series] = {}
+        for c in frame.columns:
+            name = self.source_column(c) if not c.startswith("source:") else c[len("source:") :]
+            out.setdefault(name, frame[c])
+        return pd.DataFrame(out, index=frame.index)
+
+    def personal_key(self, env: Mapping[str, str] | None = None) -> bytes | None:
+        """The HMAC key of personal entities, from the environment (None: none is personal)."""
+        if not any(e.personal for e in self.entities):
+            return None
+        value = (os.environ if env is None else env).get(self.key_env or "", "")
+        if len(value) < 16:  # the loader refused such a contract; the variable changed since
+            raise ValueError(f"${self.key_env} is unset or shorter than 16 characters")
+        return value.encode()
 
     def reason(self, text: str) -> str:
         """A validation reason (`<platform column>: why`) naming the source's column."""

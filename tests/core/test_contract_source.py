@@ -14,6 +14,7 @@ import pytest
 from fraud_core import validation as v
 from fraud_core.contract import SHIPPED, contract_from_text, load_contract
 from fraud_core.contract.source import BUILTIN_FORMAT, SourceFormat, source_orders
+from fraud_core.contract.transforms import keyed_digest
 from fraud_core.generator import GeneratorConfig, generate_orders
 from fraud_core.landing import read_order_dates, scan_landing
 from fraud_core.validation import validate_orders
@@ -141,3 +142,69 @@ def test_the_shipped_contracts_this_version_applies(name, monkeypatch):
     monkeypatch.setenv(CONTRACT_ENV, str(SHIPPED / name))
     assert applied_contract().name == name.removesuffix(".yaml")
     assert v.validate_orders  # the validation reads the same contract through applied_format
+
+
+CARD_CONTRACT = """
+version: 1
+name: card_shop
+source:
+  order_id: txn
+  order_time: {column: at, zone: UTC}
+  amount: {column: amount, unit: major}
+entities:
+  - {name: card, column: card_number, primary: true, personal: true, counterparts: [terminal]}
+  - {name: card_bin, column: card_number, transform: prefix/6}
+  - {name: terminal, column: terminal_id, transform: lower_strip, counterparts: [card]}
+  - {name: email_domain, column: email, transform: email_domain}
+attributes:
+  - {name: mcc, type: categorical, required: false}
+  - {name: items, type: numeric}
+privacy:
+  key_env: FRAUD_TEST_CARD_KEY
+features:
+  history_n: 5
+  windows: [1h, 1d]
+  risk_windows: [30d]
+  risk_delay: 7d
+"""
+
+
+def test_any_contracts_entities_and_attributes_are_validated(monkeypatch):
+    from fraud_core.schema import columns_of
+
+    monkeypatch.setenv("FRAUD_TEST_CARD_KEY", "k" * 32)
+    contract = contract_from_text(CARD_CONTRACT)
+    shape = SourceFormat.of(contract)
+    rows = pd.DataFrame(
+        {
+            "txn": ["T1", "T2", "T3", "T4", "T5", "T6"],
+            "at": ["2026-03-29T10:00:00Z"] * 6,
+            "amount": ["10", "20", "30", "40", "50", "60"],
+            "card_number": ["4111111111111111", "4111111111111111", "55000000", "", "4000", "41"],
+            "terminal_id": [" POS-1 ", "pos-1", "POS-2", "POS-3", "POS-4", "POS-5"],
+            "email": ["A@Shop.example", "b@shop.example", "no-at", "c@x.org", "d@x.org", "e@x.org"],
+            "mcc": ["5411", "", "5812", "5411", "5411", "5411"],
+            "items": ["1", "2", "3", "1", "1", "x"],
+        }
+    )
+    result = validate_orders(rows, DAY, source=shape)
+    assert list(result.valid.columns) == [c.name for c in columns_of(contract)]
+    assert result.valid["order_id"].tolist() == ["T1", "T2", "T5"]
+    card = result.valid["card"]
+    assert card[0] == card[1] != card[2] and len(card[0]) == 64  # a keyed digest, not the number
+    assert "4111" not in "".join(card)
+    assert result.valid["card_bin"].tolist() == ["411111", "411111", "4000"]
+    assert result.valid["terminal"].tolist() == ["pos-1", "pos-1", "pos-4"]
+    assert result.valid["email_domain"].tolist() == ["shop.example", "shop.example", "x.org"]
+    assert result.valid["mcc"].isna().tolist() == [False, True, False]  # optional
+    assert result.valid["items"].tolist() == [1.0, 2.0, 1.0]
+    assert result.quarantine["reason"].tolist() == [
+        "email: email_domain finds nothing in it",
+        "card_number: missing or empty",
+        "items: missing or not a number",
+    ]
+    # what arrived, except personal data: its keyed digest (empty stays empty)
+    quarantined = result.quarantine["card_number"]
+    assert quarantined[0] == keyed_digest(pd.Series(["55000000"], dtype="string"), b"k" * 32)[0]
+    assert pd.isna(quarantined[1]) and len(quarantined[2]) == 64
+    assert result.quarantine["terminal_id"].tolist() == ["POS-2", "POS-3", "POS-5"]  # as sent
