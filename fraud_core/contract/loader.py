@@ -50,7 +50,11 @@ TRANSFORMS: dict[str, tuple[str, int, int] | None] = {
     "ip_prefix": ("IPv4 prefix bits", 1, 32),  # then optionally IPv6's: ip_prefix/24/48
     "prefix": ("characters", 1, 256),
 }
-_RESERVED_NAMES = frozenset({"order", "source_file", "reason"})
+# The platform's own order columns and the quarantine's: no entity or attribute may take them.
+_RESERVED_NAMES = frozenset(
+    {"order", "order_id", "order_date", "order_amount", "is_fraud", "label_date"}
+    | {"source_file", "reason"}
+)
 ENTITY_KEYS = ("name", "column", "counterparts", "transform", "primary", "personal", "description")
 ATTRIBUTE_KEYS = ("name", "type", "range", "column", "required", "description")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")

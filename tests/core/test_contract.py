@@ -182,6 +182,13 @@ BAD = [
         r"\$FRAUD_TEST_UNSET_KEY is unset",
     ),
     (
+        "an entity named like one of the platform's columns",
+        lambda t: t.replace("  - name: ip_addr", "  - name: order_date"),
+        "- name: order_date",
+        r"entities\[2\]\.name",
+        "'order_date' is reserved",
+    ),
+    (
         "an unknown version",
         lambda t: t.replace("version: 1", "version: 2"),
         "version: 2",
