@@ -44,6 +44,8 @@ from fraud_core.acceptance import (
     read_day_record,
 )
 from fraud_core.clock import latest_accepted, max_future_s
+from fraud_core.contract import applied_contract
+from fraud_core.contract.source import SourceFormat
 from fraud_core.env import env_number
 from fraud_core.landing import read_day_rows, scan_landing
 from fraud_core.schema import ORDER_SCHEMA
@@ -98,12 +100,14 @@ def raw_orders(context: AssetExecutionContext, layout: DataLayoutResource) -> Ma
     for orphan in remove_orphan_temp_files(data.root):
         context.log.info(f"removed {orphan}, left by a killed write")
     total = quarantined = 0
-    landing = scan_landing(data.landing)  # once per run: which days each file's orders fall in
+    contract = applied_contract()  # one contract for the whole run, recorded on every day
+    source = SourceFormat.of(contract)
+    landing = scan_landing(data.landing, source)  # once per run: the days of each file's orders
     by_name = {f.name: f for f in landing}
     accepted_ids = AcceptedOrderIds(data)  # once per run: order ids of every accepted day
     latest, shrink_limit = latest_accepted(max_future_s()), max_shrink()
     for day in partition_days(context):
-        day_rows = read_day_rows(landing, day)
+        day_rows = read_day_rows(landing, day, source)
         seen = [FileSeen(p.name, *by_name[p.name].fingerprint) for p in day_rows.files]
         unreadable = {f.name: str(f.problem) for f in day_rows.unreadable}
         result = None
@@ -113,6 +117,7 @@ def raw_orders(context: AssetExecutionContext, layout: DataLayoutResource) -> Ma
                 day,
                 latest=latest,
                 accepted_elsewhere=lambda ids, day=day: accepted_ids.owners(day, ids),
+                source=source,
             )
         previous = read_day_record(data, day)
         decision = decide_day(
@@ -159,6 +164,7 @@ def raw_orders(context: AssetExecutionContext, layout: DataLayoutResource) -> Ma
             "unreadable_landing_files": MetadataValue.json(unreadable),
             "path": MetadataValue.path(str(data.raw_orders(day))),
             "quarantine_path": MetadataValue.path(str(data.quarantine(day))),
+            "contract": f"{contract.name} ({contract.digest[:12]})",
         }
         if decision.writes:
             assert result is not None

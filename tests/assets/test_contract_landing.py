@@ -39,6 +39,10 @@ def test_an_export_ingests_to_the_same_orders(landed, materialize_range, tmp_pat
     result = materialize_range([raw_orders, raw_orders_checks], DAYS[0], DAYS[-1])
     assert result.success
     assert all(e.passed for e in verdicts(result).values())
+    contract = load_contract(EXPORT_CONTRACT)
+    for event in result.get_asset_materialization_events():  # each day says how it was read
+        recorded = event.materialization.metadata["contract"].value
+        assert recorded == f"ecommerce_export ({contract.digest[:12]})"
     for day in DAYS:
         ours, theirs = pq.read_table(export.raw_orders(day)), pq.read_table(landed.raw_orders(day))
         assert ours.num_rows > 100
