@@ -8,6 +8,7 @@ the loader before it is shown.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from dataclasses import dataclass
 
@@ -80,6 +81,20 @@ def profile(name: str, values: pd.Series) -> Column:
     return Column(name, present, unique, "text")
 
 
+_PLAIN_SCALAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+def _q(text: str) -> str:
+    """A column name as a YAML scalar: as it is when plain, else double-quoted (JSON's quoting
+    is YAML's), so no name from a file can add a key or break the proposal."""
+    return (
+        text if _PLAIN_SCALAR.match(text) and text.lower() not in _YAML_WORDS else json.dumps(text)
+    )
+
+
+_YAML_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"})
+
+
 def _plain_name(text: str) -> str:
     """A column's name as a contract name: lower-case letters, digits and _, a letter first."""
     name = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")[:40]
@@ -144,12 +159,12 @@ def infer_contract(frame: pd.DataFrame, name: str = "my_orders") -> str:
         f"# Proposed by `fraud contract infer` from {len(frame):,} rows: read every key, edit what",
         "# it guessed wrong, then `fraud contract check` this file against the sample.",
         "version: 1",
-        f"name: {name}",
+        f"name: {_q(name)}",
         "",
         "source:",
-        f"  order_id: {order_id.name}",
+        f"  order_id: {_q(order_id.name)}",
         "  order_time:",
-        f"    column: {order_time.name}",
+        f"    column: {_q(order_time.name)}",
     ]
     if order_time.offsets:
         lines.append("    zone: offset        # every value carries its UTC offset")
@@ -161,17 +176,21 @@ def infer_contract(frame: pd.DataFrame, name: str = "my_orders") -> str:
     minor = amount.kind == "integer" and any(
         w in amount.name.lower() for w in ("cent", "minor", "pence")
     )
-    lines += ["  amount:", f"    column: {amount.name}"]
+    lines += ["  amount:", f"    column: {_q(amount.name)}"]
     lines.append(
         "    unit: minor         # whole cents (the column's name says so)"
         if minor
         else "    unit: major         # 129.90; write `minor` if these are cents"
     )
     if flag and label_time:
-        lines += ["  labels:", f"    is_fraud: {flag.name}", f"    label_time: {label_time.name}"]
+        lines += [
+            "  labels:",
+            f"    is_fraud: {_q(flag.name)}",
+            f"    label_time: {_q(label_time.name)}",
+        ]
     elif flag:
         lines.append(
-            f"  # labels: {flag.name} looks like a fraud flag, but no column gives the time it became known"
+            f"  # labels: {_q(flag.name)} looks like a fraud flag, but no column gives the time it became known"
         )
 
     rest = [c for c in columns if c.name not in used]
@@ -206,13 +225,13 @@ def infer_contract(frame: pd.DataFrame, name: str = "my_orders") -> str:
     lines += ["", "entities:"]
     for entity, column, primary_flag in entities:
         others = [n for n in names if n != entity]
-        lines += [f"  - name: {entity}", f"    column: {column.name}"]
+        lines += [f"  - name: {_q(entity)}", f"    column: {_q(column.name)}"]
         if primary_flag:
             lines.append(
                 "    primary: true       # its labels and precision@k are what the model reports"
             )
         if others:
-            lines.append(f"    counterparts: [{', '.join(others)}]")
+            lines.append(f"    counterparts: [{', '.join(_q(o) for o in others)}]")
 
     # The platform's own attribute names where the built-in contract has the same attribute.
     known = {"lat": ("location_lat", "-90", "90"), "lon": ("location_long", "-180", "180")}
@@ -225,8 +244,8 @@ def infer_contract(frame: pd.DataFrame, name: str = "my_orders") -> str:
             values = pd.to_numeric(_text(frame[c.name]), errors="coerce").dropna()
             attribute, low, high = known[word] if word else (_plain_name(c.name), None, None)
             lines_attr += [
-                f"  - name: {attribute}",
-                f"    column: {c.name}",
+                f"  - name: {_q(attribute)}",
+                f"    column: {_q(c.name)}",
                 f"    type: numeric       # seen {values.min():g}..{values.max():g}",
             ]
             if low is not None:
@@ -234,8 +253,8 @@ def infer_contract(frame: pd.DataFrame, name: str = "my_orders") -> str:
         elif (c.kind == "text" or coded) and c.unique < 0.05:
             distinct = frame[c.name].nunique()
             lines_attr += [
-                f"  - name: {_plain_name(c.name)}",
-                f"    column: {c.name}",
+                f"  - name: {_q(_plain_name(c.name))}",
+                f"    column: {_q(c.name)}",
                 f"    type: categorical   # {distinct} distinct values",
             ]
         else:

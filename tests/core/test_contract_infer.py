@@ -82,3 +82,23 @@ def test_a_sample_without_an_amount_is_refused_naming_what_is_missing():
     )
     with pytest.raises(ValueError, match=r"cannot tell the amount apart .*\(id, when, user\)"):
         infer_contract(frame)
+
+
+def test_column_names_from_the_file_cannot_change_the_proposal():
+    n = 200
+    frame = pd.DataFrame(
+        {
+            "order id": [f"O{i}" for i in range(n)],
+            "created at": ["2026-01-01T10:00:00Z"] * n,
+            "total amount": [12.5] * n,
+            "user id": [f"U{i % 20}" for i in range(n)],
+            "yes": [1.5] * n,
+            "lat\nprivacy:\n  key_env: X": [10.0] * n,
+        }
+    )
+    proposed = contract_from_text(infer_contract(frame))
+    assert proposed.source.order_id == "order id"
+    assert proposed.source.order_time.column == "created at"
+    assert proposed.entity("customer_id").column == "user id"
+    assert {a.column for a in proposed.attributes} == {"yes", "lat\nprivacy:\n  key_env: X"}
+    assert proposed.privacy_key_env is None
