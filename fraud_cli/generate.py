@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -104,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"fraud generate: {err}", file=sys.stderr)
         return 2
-    from fraud_core.contract import ContractError, applied_contract
+    from fraud_core.card_generator import CARD_ENTITIES
+    from fraud_core.contract import ContractError, active_contract, applied_contract
     from fraud_core.contract.source import SourceFormat
 
     env = dict(os.environ)
@@ -113,6 +115,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = SourceFormat.of(applied_contract(env))
     except ContractError as err:
+        # Card-present contracts have their own generator (their ingestion lands later).
+        try:
+            contract = active_contract(env)
+        except ContractError:
+            contract = None
+        if contract is not None and set(contract.entity_kinds) == set(CARD_ENTITIES):
+            return _card_present(args, out_dir, contract)
         print(f"fraud generate: {err}", file=sys.stderr)
         return 2
 
@@ -131,5 +140,30 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"wrote {len(paths)} {args.format} files ({config.start} to {config.day(config.days - 1)}) "
         f"to {out_dir}: {totals['orders']:,} orders, {totals['fraud']:,} fraud ({rate:.2%})"
+    )
+    return 0
+
+
+def _card_present(args: argparse.Namespace, out_dir: Path, contract) -> int:
+    """Card-present transactions in `contract`'s shape (`fraud_core.card_generator`)."""
+    from fraud_core.card_generator import CardGeneratorConfig, write_card_files
+
+    try:
+        config = CardGeneratorConfig(
+            n_cards=args.customers,
+            txns_per_day=args.orders_per_day,
+            days=args.days,
+            start=args.start,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        print(f"fraud generate: {err}", file=sys.stderr)
+        return 2
+    paths, orders, fraud = write_card_files(config, out_dir, contract, args.format)
+    rate = fraud / orders if orders else 0.0
+    print(
+        f"wrote {len(paths)} {args.format} files of card-present transactions "
+        f"({config.start} to {config.start + timedelta(days=config.days - 1)}) to {out_dir}: "
+        f"{orders:,} transactions, {fraud:,} fraud ({rate:.2%})"
     )
     return 0

@@ -10,7 +10,6 @@ from datetime import date
 
 import pandas as pd
 
-from fraud_core.contract.loader import unapplied_terms
 from fraud_core.contract.model import Contract
 from fraud_core.contract.source import SourceFormat
 from fraud_core.validation import validate_orders
@@ -20,7 +19,7 @@ from fraud_core.validation import validate_orders
 class SampleReport:
     rows: int
     missing: list[str] = field(default_factory=list)  # "<key>: 'column' is not in the sample"
-    validated: bool = False  # False when the contract is not applied yet, or columns are missing
+    validated: bool = False  # False when columns are missing
     valid: int = 0
     days: int = 0
     reasons: Counter = field(default_factory=Counter)  # quarantine reason -> rows
@@ -55,7 +54,7 @@ def check_sample(contract: Contract, frame: pd.DataFrame) -> SampleReport:
             seen.add(column)
     if report.missing:
         report.missing.append(f"the sample's columns: {', '.join(map(str, frame.columns))}")
-    if report.missing or unapplied_terms(contract) or frame.empty:
+    if report.missing or frame.empty:
         return report
     source = SourceFormat.of(contract)
     stamps, _, _ = source.timestamps(frame[source.source_column("order_date")])

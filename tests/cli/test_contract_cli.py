@@ -186,7 +186,7 @@ def test_check_maps_a_sample_of_your_orders(tmp_path):
     out = _fraud(str(card), "--sample", str(path))
     assert out.returncode == 0, out.stderr
     assert "this version cannot apply it yet" in out.stdout and "entities[2].name" in out.stdout
-    assert "not validated" in out.stdout
+    assert f"{total - 2:,} valid, 2 would be quarantined" in out.stdout  # validated all the same
 
 
 def test_infer_proposes_a_contract_that_checks_against_its_sample(tmp_path):
@@ -240,3 +240,36 @@ def test_infer_proposes_a_contract_that_checks_against_its_sample(tmp_path):
     )
     assert out.returncode == 2 and "cannot tell the" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_generate_writes_card_present_transactions_and_check_validates_them(tmp_path):
+    from fraud_core.contract import SHIPPED
+
+    card = SHIPPED / "card_present.yaml"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fraud_cli.main",
+            "generate",
+            "--contract",
+            str(card),
+            "--days",
+            "3",
+            "--orders-per-day",
+            "300",
+            "--format",
+            "csv",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "card-present transactions" in out.stdout
+    sample = tmp_path / "orders_2026-01-02.csv"
+    assert sample.read_text().splitlines()[0].startswith("txn_id,txn_time,card_token,terminal_id")
+    out = _fraud(str(card), "--sample", str(sample))
+    assert out.returncode == 0, out.stderr
+    assert "0 would be quarantined" in out.stdout and "cannot apply it yet" in out.stdout
