@@ -119,6 +119,29 @@ class Contract:
                 return e
         raise KeyError(f"the contract {self.name!r} has no entity {name!r}")
 
+    def column_roles(self) -> list[tuple[str, str, str, bool]]:
+        """Every column the contract reads: (its key in the contract, the platform column it
+        fills, the source column, required)."""
+        s = self.source
+        roles = [
+            ("source.order_id", "order_id", s.order_id, True),
+            ("source.order_time.column", "order_date", s.order_time.column, True),
+            ("source.amount.column", "order_amount", s.amount.column, True),
+        ]
+        if s.labels is not None:
+            roles += [
+                ("source.labels.is_fraud", "is_fraud", s.labels.is_fraud, False),
+                ("source.labels.label_time", "label_date", s.labels.label_time, False),
+            ]
+        roles += [
+            (f"entities[{i}].column", e.name, e.column, True) for i, e in enumerate(self.entities)
+        ]
+        roles += [
+            (f"attributes[{i}].column", a.name, a.column, a.required)
+            for i, a in enumerate(self.attributes)
+        ]
+        return roles
+
     @property
     def entity_kinds(self) -> tuple[str, ...]:
         return tuple(e.name for e in self.entities)

@@ -25,30 +25,12 @@ class SampleReport:
     reasons: Counter = field(default_factory=Counter)  # quarantine reason -> rows
 
 
-def _columns(contract: Contract) -> list[tuple[str, str, bool]]:
-    """(contract key, source column, required) of every column the contract reads."""
-    s = contract.source
-    out = [
-        ("source.order_id", s.order_id, True),
-        ("source.order_time.column", s.order_time.column, True),
-        ("source.amount.column", s.amount.column, True),
-    ]
-    if s.labels is not None:
-        out += [("source.labels.is_fraud", s.labels.is_fraud, False)]
-        out += [("source.labels.label_time", s.labels.label_time, False)]
-    out += [(f"entities[{i}].column", e.column, True) for i, e in enumerate(contract.entities)]
-    out += [
-        (f"attributes[{i}].column", a.column, a.required) for i, a in enumerate(contract.attributes)
-    ]
-    return out
-
-
 def check_sample(contract: Contract, frame: pd.DataFrame) -> SampleReport:
     """Map `frame` (a landing file as read) under `contract`. Each row is validated in the UTC
     day of its order time, as ingestion would; a row without a readable time in the first."""
     report = SampleReport(rows=len(frame))
     seen: set[str] = set()
-    for key, column, required in _columns(contract):
+    for key, _, column, required in contract.column_roles():
         if required and column not in frame.columns and column not in seen:
             report.missing.append(f"{key}: {column!r} is not a column of the sample")
             seen.add(column)

@@ -44,17 +44,8 @@ class SourceFormat:
         from fraud_core.schema import columns_of  # the schema is built from a contract too
 
         s = contract.source
-        pairs = [
-            ("order_id", s.order_id),
-            ("order_date", s.order_time.column),
-            ("order_amount", s.amount.column),
-        ]
-        if s.labels is not None:
-            pairs += [("is_fraud", s.labels.is_fraud), ("label_date", s.labels.label_time)]
-        pairs += [(e.name, e.column) for e in contract.entities]
-        pairs += [(a.name, a.column) for a in contract.attributes]
         return cls(
-            tuple(pairs),
+            tuple((own, source) for _, own, source, _ in contract.column_roles()),
             s.order_time.zone,
             s.amount.unit,
             s.amount.minor_digits,
