@@ -10,7 +10,7 @@ import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +32,7 @@ from fraud_core.contract.model import (
     Source,
     Transform,
     Window,
+    differing_terms,
 )
 
 CONTRACT_ENV = "FRAUD_CONTRACT"
@@ -474,23 +475,6 @@ def active_contract(env: Mapping[str, str] | None = None) -> Contract:
     return load_contract(contract_path(env), env)
 
 
-def _differences(a: Any, b: Any, path: str = "") -> list[str]:
-    """Key paths where two contracts' values differ (dataclasses field by field, tuples of the
-    same length item by item)."""
-    if hasattr(a, "__dataclass_fields__") and type(a) is type(b):
-        out: list[str] = []
-        for name in a.__dataclass_fields__:
-            out += _differences(getattr(a, name), getattr(b, name), f"{path}.{name}".lstrip("."))
-        return out
-    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
-        return [
-            d
-            for i, (x, y) in enumerate(zip(a, b, strict=True))
-            for d in _differences(x, y, f"{path}[{i}]")
-        ]
-    return [] if a == b else [path or "contract"]
-
-
 # What this version applies of a contract that is not the built-in one: its name and how its
 # landing files are shaped (column names, the order time's zone, the amount's unit).
 _APPLIED = re.compile(r"^(name|source\..*|(entities|attributes)\[\d+\]\.(column|description))$")
@@ -514,7 +498,8 @@ def applied_contract(env: Mapping[str, str] | None = None) -> Contract:
 def unapplied_terms(contract: Contract) -> list[str]:
     """The keys of `contract` this version cannot apply yet (empty: it applies all of it)."""
     builtin = load_contract(DEFAULT_CONTRACT_PATH, env={})
-    return [d for d in _differences(contract, builtin) if not _APPLIED.match(d)]
+    differs = differing_terms(asdict(contract), asdict(builtin))
+    return [d for d in differs if not _APPLIED.match(d)]
 
 
 @functools.lru_cache(maxsize=8)

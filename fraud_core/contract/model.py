@@ -201,15 +201,16 @@ class Contract:
 
 
 def differing_terms(a: object, b: object, path: str = "") -> list[str]:
-    """Paths where two `Contract.model_terms()` values differ (mappings by key, lists by
-    position): `features.history_n`, `entities[1].transform`, ..."""
+    """Paths where two plain values differ (mappings by key in `a`'s order then `b`'s, lists
+    and tuples of one length by position): `features.history_n`, `entities[1].transform`, ...
+    Two contracts compare as `differing_terms(asdict(a), asdict(b))`."""
     if isinstance(a, dict) and isinstance(b, dict):
         out: list[str] = []
-        for key in sorted(set(a) | set(b)):
+        for key in [*a, *(k for k in b if k not in a)]:
             sub = f"{path}.{key}" if path else str(key)
-            out += differing_terms(a.get(key), b.get(key), sub) if key in a and key in b else [sub]
+            out += differing_terms(a[key], b[key], sub) if key in a and key in b else [sub]
         return out
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
         return [
             d
             for i, (x, y) in enumerate(zip(a, b, strict=True))
