@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from fraud_core.contract.loader import DEFAULT_CONTRACT_PATH, load_contract
+from fraud_core.contract.loader import builtin_contract
 from fraud_core.contract.model import Contract
 
 
@@ -59,7 +59,7 @@ def columns_of(contract: Contract) -> tuple[Column, ...]:
 
 
 # The built-in contract (contracts/ecommerce.yaml) owns the entities and attributes.
-BUILTIN_CONTRACT = load_contract(DEFAULT_CONTRACT_PATH, env={})
+BUILTIN_CONTRACT = builtin_contract()
 COLUMNS: tuple[Column, ...] = columns_of(BUILTIN_CONTRACT)
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.required)

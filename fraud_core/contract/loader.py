@@ -464,6 +464,12 @@ def load_contract(path: Path | str, env: Mapping[str, str] | None = None) -> Con
     return contract_from_text(text, str(path), env)
 
 
+@functools.lru_cache(maxsize=1)
+def builtin_contract() -> Contract:
+    """The built-in e-commerce contract, read once per process (a Contract is immutable)."""
+    return load_contract(DEFAULT_CONTRACT_PATH, env={})
+
+
 def contract_path(env: Mapping[str, str] | None = None) -> Path:
     """`$FRAUD_CONTRACT` when set, else the built-in e-commerce contract."""
     value = (os.environ if env is None else env).get(CONTRACT_ENV, "").strip()
@@ -497,8 +503,7 @@ def applied_contract(env: Mapping[str, str] | None = None) -> Contract:
 
 def unapplied_terms(contract: Contract) -> list[str]:
     """The keys of `contract` this version cannot apply yet (empty: it applies all of it)."""
-    builtin = load_contract(DEFAULT_CONTRACT_PATH, env={})
-    differs = differing_terms(asdict(contract), asdict(builtin))
+    differs = differing_terms(asdict(contract), asdict(builtin_contract()))
     return [d for d in differs if not _APPLIED.match(d)]
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from fraud_core.contract.loader import applied_contract
+from fraud_core.contract.loader import applied_contract, builtin_contract
 from fraud_core.contract.model import ZONE_OFFSET, ZONE_UTC, Attribute, Contract, Entity
 
 # A text time that carries its own offset: ...Z, ...+02:00, ...-0530, ...+02
@@ -191,7 +191,7 @@ def source_orders(source: SourceFormat, orders: pd.DataFrame) -> pd.DataFrame:
     return source.source_frame(out)
 
 
-BUILTIN_FORMAT = SourceFormat.of(applied_contract(env={}))
+BUILTIN_FORMAT = SourceFormat.of(builtin_contract())
 
 
 def applied_format() -> SourceFormat:
