@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from fraud_core.clock import MAX_FUTURE_ENV, latest_accepted, max_future_s
 from fraud_core.contract.model import ZONE_OFFSET
-from fraud_core.contract.source import SourceFormat, applied_format
+from fraud_core.contract.source import SourceFormat, applied_format, clean_text
 from fraud_core.contract.transforms import entity_keys, keyed_digest
 from fraud_core.schema import BUILTIN_CONTRACT, COLUMN_NAMES, ENTITY_KINDS, ORDER_SCHEMA
 
@@ -110,12 +110,6 @@ def quarantine_schema(columns: list[str] | tuple[str, ...]) -> pa.Schema:
     return pa.schema([pa.field(c, pa.string()) for c in columns])
 
 
-def _text(col: pd.Series) -> pd.Series:
-    """Values as stripped text, NA where missing or empty."""
-    s = col.astype("string").str.strip()
-    return s.mask(s == "")
-
-
 def _numbers(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(float64 values, present mask, mask of literal NaN text) of a column of any type."""
     if pd.api.types.is_bool_dtype(col):
@@ -124,7 +118,7 @@ def _numbers(col: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         values = col.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
         present = col.notna().to_numpy()
         return values, present, np.zeros(len(col), dtype=bool)
-    text = _text(col)
+    text = clean_text(col)
     values = pd.to_numeric(text, errors="coerce").astype("Float64")
     values = values.to_numpy(dtype=np.float64, na_value=np.nan)
     nan_text = text.str.lower().isin(_NAN_TEXT).fillna(False).to_numpy(dtype=bool)
@@ -173,7 +167,7 @@ def validate_orders(
         mask = np.asarray(mask, dtype=bool) & (reason == None)  # noqa: E711 (elementwise)
         reason[mask] = text
 
-    order_id = _text(column("order_id"))
+    order_id = clean_text(column("order_id"))
     flag(order_id.isna(), ORDER_ID_MISSING)
     flag(order_id.str.contains(_REPLACEMENT_CHAR, regex=False).fillna(False), NOT_UTF8["order_id"])
 
@@ -192,7 +186,7 @@ def validate_orders(
     key = source.personal_key()
     for entity in source.entities:
         name = entity.name
-        raw = _text(column(name))
+        raw = clean_text(column(name))
         flag(raw.isna(), entity_missing(name))
         flag(raw.str.contains(_REPLACEMENT_CHAR, regex=False).fillna(False), not_utf8(name))
         keyed = entity_keys(entity, raw, key) if entity.transform or entity.personal else raw
@@ -213,7 +207,7 @@ def validate_orders(
     for attribute in source.attributes:
         name = attribute.name
         if attribute.type == "categorical":
-            text = _text(column(name))
+            text = clean_text(column(name))
             if attribute.required:
                 flag(text.isna(), f"{name}: missing or empty")
             flag(text.str.contains(_REPLACEMENT_CHAR, regex=False).fillna(False), not_utf8(name))
@@ -281,7 +275,7 @@ def validate_orders(
     personal = {source.source_column(e.name) for e in source.entities if e.personal}
     for name in original:
         if key is not None and source.source_column(name) in personal:
-            quarantine[name] = keyed_digest(_text(quarantine[name]), key)
+            quarantine[name] = keyed_digest(clean_text(quarantine[name]), key)
     texts = reason[bad].astype(str)
     named = {text: source.reason(text) for text in set(texts)}  # the source's column names
     reasons = [named[text] for text in texts]

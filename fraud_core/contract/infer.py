@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_core.contract.loader import DEFAULT_CONTRACT_PATH, contract_from_text
-from fraud_core.contract.source import _HAS_OFFSET
+from fraud_core.contract.source import _HAS_OFFSET, clean_text
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Integer columns with these in their name are codes (merchant category, country), not numbers.
@@ -35,8 +35,7 @@ class Column:
 
 
 def _text(values: pd.Series) -> pd.Series:
-    text = values.astype("string").str.strip()
-    return text.mask(text == "").dropna()
+    return clean_text(values).dropna()
 
 
 def _share(mask: pd.Series | np.ndarray) -> float:

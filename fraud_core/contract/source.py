@@ -25,6 +25,12 @@ from fraud_core.contract.model import ZONE_OFFSET, ZONE_UTC, Attribute, Contract
 _HAS_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
 
 
+def clean_text(col: pd.Series) -> pd.Series:
+    """Values as stripped text, NA where missing or empty (how every text field is read)."""
+    s = col.astype("string").str.strip()
+    return s.mask(s == "")
+
+
 @dataclass(frozen=True)
 class SourceFormat:
     """The source's shape: `columns` maps each platform column to the source column that
@@ -126,8 +132,7 @@ class SourceFormat:
             return ts.astype("datetime64[us, UTC]"), ts.notna(), np.zeros(len(col), dtype=bool)
         if pd.api.types.is_datetime64_dtype(col):
             return self._naive(col, col.notna().to_numpy())
-        text = col.astype("string").str.strip()
-        text = text.mask(text == "")
+        text = clean_text(col)
         present = text.notna()
         if self.zone == ZONE_UTC:  # naive values are UTC
             ts = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
