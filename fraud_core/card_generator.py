@@ -22,11 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from fraud_core.contract import SHIPPED, Contract, load_contract
 from fraud_core.contract.source import SourceFormat, source_orders
-from fraud_core.storage import atomic_path, write_parquet
+from fraud_core.generator import write_frame
 from fraud_core.validation import validate_orders
 
 DAY_S = 86_400
@@ -303,11 +302,7 @@ def write_card_files(
         platform = validate_orders(frame, day, source=shipped, latest=_FAR_FUTURE).valid
         shaped = source_orders(target, platform)
         path = Path(out_dir) / f"orders_{day.isoformat()}.{fmt}"
-        if fmt == "parquet":
-            write_parquet(pa.Table.from_pandas(shaped, preserve_index=False), path)
-        else:
-            with atomic_path(path) as tmp:
-                shaped.to_csv(tmp, index=False)
+        write_frame(shaped, path, fmt)
         paths.append(path)
         orders += len(shaped)
         fraud += int(platform["is_fraud"].sum())

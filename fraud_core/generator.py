@@ -680,7 +680,7 @@ def write_landing_files(
     for day, table in days:
         path = out_dir / f"orders_{day.isoformat()}.{fmt}"
         if shaped:
-            _write_shaped(source_orders(source, table.to_pandas()), path, fmt)
+            write_frame(source_orders(source, table.to_pandas()), path, fmt)
         elif fmt == "parquet":
             write_parquet(table, path)
         else:
@@ -691,7 +691,8 @@ def write_landing_files(
     return paths
 
 
-def _write_shaped(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+def write_frame(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+    """`frame` as one landing file, parquet or CSV (as its values are), atomically."""
     if fmt == "parquet":
         write_parquet(pa.Table.from_pandas(frame, preserve_index=False), path)
         return
