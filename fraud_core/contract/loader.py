@@ -36,6 +36,7 @@ from fraud_core.contract.model import (
 )
 
 CONTRACT_ENV = "FRAUD_CONTRACT"
+PERSONAL_KEY_MIN_CHARS = 16  # of the HMAC key that digests personal entities
 SHIPPED = Path(__file__).with_name("shipped")
 DEFAULT_CONTRACT_PATH = SHIPPED / "ecommerce.yaml"
 
@@ -446,11 +447,12 @@ def contract_from_text(
         )
     if personal:
         value = (os.environ if env is None else env).get(key_env or "", "")
-        if len(value) < 16:
+        if len(value) < PERSONAL_KEY_MIN_CHARS:
             raise doc.error(
                 "privacy.key_env",
-                f"${key_env} is unset or shorter than 16 characters: personal entities are keyed "
-                "with it (set it in the environment, never in the file)",
+                f"${key_env} is unset or shorter than {PERSONAL_KEY_MIN_CHARS} characters: "
+                "personal entities are keyed with it (set it in the environment, never in the "
+                "file)",
             )
     return contract
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from fraud_core.contract.loader import applied_contract, builtin_contract
+from fraud_core.contract.loader import PERSONAL_KEY_MIN_CHARS, applied_contract, builtin_contract
 from fraud_core.contract.model import ZONE_OFFSET, ZONE_UTC, Attribute, Contract, Entity
 
 # A text time that carries its own offset: ...Z, ...+02:00, ...-0530, ...+02
@@ -107,8 +107,10 @@ class SourceFormat:
         if not any(e.personal for e in self.entities):
             return None
         value = (os.environ if env is None else env).get(self.key_env or "", "")
-        if len(value) < 16:  # the loader refused such a contract; the variable changed since
-            raise ValueError(f"${self.key_env} is unset or shorter than 16 characters")
+        if len(value) < PERSONAL_KEY_MIN_CHARS:  # the loader refused it; the variable changed
+            raise ValueError(
+                f"${self.key_env} is unset or shorter than {PERSONAL_KEY_MIN_CHARS} characters"
+            )
         return value.encode()
 
     def reason(self, text: str) -> str:
