@@ -23,7 +23,6 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from fraud_core.contract.source import SourceFormat, applied_format
-from fraud_core.schema import COLUMN_NAMES
 from fraud_core.storage import DataLayout
 from fraud_core.validation import (
     LANDING_SUFFIXES,
@@ -210,8 +209,7 @@ def read_day_rows(
         frames.append(frame)
         used.append(f.path)
     if not frames:
-        columns = [source.source_column(c) for c in COLUMN_NAMES]
-        rows = pd.DataFrame(columns=[*columns, SOURCE_FILE], dtype="object")
+        rows = pd.DataFrame(columns=[*source.source_names, SOURCE_FILE], dtype="object")
     elif len(frames) == 1:
         rows = frames[0]
     else:  # mixed parquet/CSV: object columns, each value keeps its type until validation

@@ -22,7 +22,7 @@ from fraud_core.clock import MAX_FUTURE_ENV, latest_accepted, max_future_s
 from fraud_core.contract.model import ZONE_OFFSET
 from fraud_core.contract.source import SourceFormat, applied_format, clean_text
 from fraud_core.contract.transforms import entity_keys, keyed_digest
-from fraud_core.schema import BUILTIN_CONTRACT, COLUMN_NAMES, ENTITY_KINDS, ORDER_SCHEMA
+from fraud_core.schema import BUILTIN_CONTRACT, ENTITY_KINDS, ORDER_SCHEMA
 
 SOURCE_FILE = "source_file"
 REASON = "reason"
@@ -341,8 +341,7 @@ def read_landing_day(
         frame[SOURCE_FILE] = path.name
         frames.append(frame)
     if not frames:
-        columns = [source.source_column(c) for c in COLUMN_NAMES]
-        return pd.DataFrame(columns=[*columns, SOURCE_FILE], dtype="object"), files
+        return pd.DataFrame(columns=[*source.source_names, SOURCE_FILE], dtype="object"), files
     if len(frames) == 1:
         return frames[0], files
     # Mixed parquet/CSV days: object columns, each value keeps its own type until validation.

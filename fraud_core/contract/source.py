@@ -70,6 +70,12 @@ class SourceFormat:
         return self.to_source.get(own, own)
 
     @property
+    def source_names(self) -> list[str]:
+        """The source's columns for the platform's, in order, each once (an empty landing day
+        is a frame of these)."""
+        return list(dict.fromkeys(self.source_column(c) for c in self.column_names))
+
+    @property
     def identity(self) -> bool:
         return not self.to_source and self.zone == ZONE_UTC and self.amount_unit == "major"
 
