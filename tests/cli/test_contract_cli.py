@@ -1,28 +1,53 @@
-"""`fraud contract check`: the contract in use, or a file, summarised; a bad one is exit 2 with
-the error on stderr."""
+"""`fraud contract check | infer` and `--contract` on the other commands: the contract in use, or
+a file, summarised; a bad one is exit 2 with the error on stderr. Most run the command's `main`
+in this process; the ones that must show what a user's shell sees run it as a process."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
+import pytest
+
+from fraud_cli.main import main
 from fraud_core.contract import CONTRACT_ENV, DEFAULT_CONTRACT_PATH
 
 
-def _fraud(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _process(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`fraud *args` as its own process (what a user's shell runs), without $FRAUD_CONTRACT
+    unless `env_extra` sets it."""
     import os
 
     env = {k: v for k, v in os.environ.items() if k != CONTRACT_ENV} | (env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "fraud_cli.main", "contract", "check", *args],
+        [sys.executable, "-m", "fraud_cli.main", *args],
         capture_output=True,
         text=True,
         env=env,
+        timeout=300,
     )
 
 
-def test_check_summarises_the_contract_in_use(tmp_path):
-    out = _fraud()
+@pytest.fixture
+def fraud(capsys, monkeypatch):
+    """`fraud *args` in this process (the command's own `main`), without $FRAUD_CONTRACT unless
+    `env` sets it: exit code and output, as a process would give them."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> SimpleNamespace:
+        monkeypatch.delenv(CONTRACT_ENV, raising=False)
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return run
+
+
+def test_check_summarises_the_contract_in_use(tmp_path, fraud):
+    out = fraud("contract", "check")
     assert out.returncode == 0, out.stderr
     assert "contract 'ecommerce' is valid" in out.stdout
     assert "entity customer_id: from 'customer_id'; primary" in out.stdout
@@ -31,7 +56,7 @@ def test_check_summarises_the_contract_in_use(tmp_path):
     mine = tmp_path / "mine.yaml"
     text = DEFAULT_CONTRACT_PATH.read_text().replace("name: ecommerce", "name: mine")
     mine.write_text(text.replace("history_n: 10", "history_n: 5"))
-    out = _fraud(env_extra={CONTRACT_ENV: str(mine)})
+    out = fraud("contract", "check", env={CONTRACT_ENV: str(mine)})
     assert out.returncode == 0 and "contract 'mine' is valid" in out.stdout
     assert "history 5 orders" in out.stdout
 
@@ -39,7 +64,7 @@ def test_check_summarises_the_contract_in_use(tmp_path):
 def test_check_refuses_a_misspelt_key_naming_it(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(DEFAULT_CONTRACT_PATH.read_text().replace("  order_time:", "  order_tme:"))
-    out = _fraud(str(bad))
+    out = _process("contract", "check", str(bad))
     assert out.returncode == 2
     assert out.stdout == ""
     assert (
@@ -50,24 +75,17 @@ def test_check_refuses_a_misspelt_key_naming_it(tmp_path):
 
 
 def test_serve_refuses_a_contract_it_cannot_apply(tmp_path):
-    import os
-
     other = tmp_path / "other.yaml"
     other.write_text(DEFAULT_CONTRACT_PATH.read_text().replace("history_n: 10", "history_n: 5"))
-    env = dict(os.environ) | {CONTRACT_ENV: str(other), "FRAUD_API_KEYS": "k"}
-    out = subprocess.run(
-        [sys.executable, "-m", "fraud_cli.main", "serve", "--port", "1"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
+    out = _process(
+        "serve", "--port", "1", env_extra={CONTRACT_ENV: str(other), "FRAUD_API_KEYS": "k"}
     )
     assert out.returncode == 2
     assert "differs from the built-in one in features.history_n" in out.stderr
     assert "Traceback" not in out.stderr
 
 
-def test_generate_writes_files_in_a_contracts_shape(tmp_path):
+def test_generate_writes_files_in_a_contracts_shape(tmp_path, fraud):
     import pandas as pd
 
     from fraud_core.contract import SHIPPED, load_contract
@@ -75,26 +93,19 @@ def test_generate_writes_files_in_a_contracts_shape(tmp_path):
     from fraud_core.validation import landing_files_for_day, read_landing_file, validate_orders
 
     export = SHIPPED / "ecommerce_export.yaml"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fraud_cli.main",
-            "generate",
-            "--days",
-            "2",
-            "--orders-per-day",
-            "40",
-            "--format",
-            "csv",
-            "--contract",
-            str(export),
-            "--out",
-            str(tmp_path),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
+    out = fraud(
+        "generate",
+        "--days",
+        "2",
+        "--orders-per-day",
+        "40",
+        "--format",
+        "csv",
+        "--contract",
+        str(export),
+        "--out",
+        str(tmp_path),
+        "--quiet",
     )
     assert out.returncode == 0, out.stderr
     shape = SourceFormat.of(load_contract(export))
@@ -106,49 +117,29 @@ def test_generate_writes_files_in_a_contracts_shape(tmp_path):
 
     other = tmp_path / "other.yaml"
     other.write_text(export.read_text().replace("history_n: 10", "history_n: 4"))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fraud_cli.main",
-            "generate",
-            "--contract",
-            str(other),
-            "--out",
-            str(tmp_path / "x"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    out = fraud("generate", "--contract", str(other), "--out", str(tmp_path / "x"))
     assert out.returncode == 2 and "features.history_n" in out.stderr
 
 
-def test_check_maps_a_sample_of_your_orders(tmp_path):
+def test_check_maps_a_sample_of_your_orders(tmp_path, fraud):
     import pandas as pd
 
     from fraud_core.contract import SHIPPED
 
     export = SHIPPED / "ecommerce_export.yaml"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fraud_cli.main",
-            "generate",
-            "--days",
-            "2",
-            "--orders-per-day",
-            "30",
-            "--format",
-            "csv",
-            "--contract",
-            str(export),
-            "--out",
-            str(tmp_path),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
+    out = fraud(
+        "generate",
+        "--days",
+        "2",
+        "--orders-per-day",
+        "30",
+        "--format",
+        "csv",
+        "--contract",
+        str(export),
+        "--out",
+        str(tmp_path),
+        "--quiet",
     )
     assert out.returncode == 0, out.stderr
     sample = pd.concat(
@@ -159,7 +150,7 @@ def test_check_maps_a_sample_of_your_orders(tmp_path):
     path = tmp_path / "sample.csv"
     sample.to_csv(path, index=False)
 
-    out = _fraud(str(export), "--sample", str(path))
+    out = fraud("contract", "check", str(export), "--sample", str(path))
     assert out.returncode == 0, out.stderr
     total = len(sample)
     assert (
@@ -170,7 +161,7 @@ def test_check_maps_a_sample_of_your_orders(tmp_path):
     assert "1  amount_cents: not a whole number of minor units" in out.stdout
 
     # the built-in contract names columns the export does not have
-    out = _fraud("--sample", str(path))
+    out = fraud("contract", "check", "--sample", str(path))
     assert out.returncode == 2
     assert "entities[0].column: 'customer_id' is not a column of the sample" in out.stderr
     assert "the sample's columns: id, created_at, user_id, email, ip, amount_cents," in out.stderr
@@ -183,93 +174,55 @@ def test_check_maps_a_sample_of_your_orders(tmp_path):
         .replace("[customer_id, ip_addr]", "[customer_id, device]")
         .replace("counterparts: [email, ip_addr]", "counterparts: [email, device]")
     )
-    out = _fraud(str(card), "--sample", str(path))
+    out = fraud("contract", "check", str(card), "--sample", str(path))
     assert out.returncode == 0, out.stderr
     assert "this version cannot apply it yet" in out.stdout and "entities[2].name" in out.stdout
     assert f"{total - 2:,} valid, 2 would be quarantined" in out.stdout  # validated all the same
 
 
-def test_infer_proposes_a_contract_that_checks_against_its_sample(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fraud_cli.main",
-            "generate",
-            "--days",
-            "2",
-            "--orders-per-day",
-            "60",
-            "--out",
-            str(tmp_path),
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
+def test_infer_proposes_a_contract_that_checks_against_its_sample(tmp_path, fraud):
+    out = fraud(
+        "generate", "--days", "2", "--orders-per-day", "60", "--out", str(tmp_path), "--quiet"
     )
     assert out.returncode == 0, out.stderr
     sample = sorted(tmp_path.glob("*.parquet"))[0]
     proposal = tmp_path / "proposal.yaml"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fraud_cli.main",
-            "contract",
-            "infer",
-            str(sample),
-            "--out",
-            str(proposal),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    out = fraud("contract", "infer", str(sample), "--out", str(proposal))
     assert out.returncode == 0, out.stderr
     assert "read it, edit it" in out.stdout
-    out = _fraud(str(proposal), "--sample", str(sample))
+    out = fraud("contract", "check", str(proposal), "--sample", str(sample))
     assert out.returncode == 0, out.stderr
     assert "contract 'my_orders' is valid" in out.stdout
     assert "0 would be quarantined" in out.stdout and "cannot apply" not in out.stdout
 
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "fraud_cli.main", "contract", "infer", str(bad)],
-        capture_output=True,
-        text=True,
-    )
+    out = fraud("contract", "infer", str(bad))
     assert out.returncode == 2 and "cannot tell the" in out.stderr
     assert "Traceback" not in out.stderr
 
 
-def test_generate_writes_card_present_transactions_and_check_validates_them(tmp_path):
+def test_generate_writes_card_present_transactions_and_check_validates_them(tmp_path, fraud):
     from fraud_core.contract import SHIPPED
 
     card = SHIPPED / "card_present.yaml"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fraud_cli.main",
-            "generate",
-            "--contract",
-            str(card),
-            "--days",
-            "3",
-            "--orders-per-day",
-            "300",
-            "--format",
-            "csv",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
+    out = fraud(
+        "generate",
+        "--contract",
+        str(card),
+        "--days",
+        "3",
+        "--orders-per-day",
+        "300",
+        "--format",
+        "csv",
+        "--out",
+        str(tmp_path),
     )
     assert out.returncode == 0, out.stderr
     assert "card-present transactions" in out.stdout
     sample = tmp_path / "orders_2026-01-02.csv"
     assert sample.read_text().splitlines()[0].startswith("txn_id,txn_time,card_token,terminal_id")
-    out = _fraud(str(card), "--sample", str(sample))
+    out = fraud("contract", "check", str(card), "--sample", str(sample))
     assert out.returncode == 0, out.stderr
     assert "0 would be quarantined" in out.stdout and "cannot apply it yet" in out.stdout
