@@ -133,7 +133,7 @@ def iter_card_days(config: CardGeneratorConfig) -> Iterator[tuple[date, pd.DataF
         parts += _compromised(config, world, day_rng, day_start, parts[0])
         parts += _leaked(config, world, day_rng, day_start)
         parts += _unusual(config, world, day_rng, day_start)
-        parts += [p for p in pending]
+        parts += pending
         frame = pd.concat(parts, ignore_index=True)
         due = frame["t_s"] < day_start + DAY_S
         pending = [frame[~due]] if (~due).any() else []

@@ -272,10 +272,11 @@ def validate_orders(
     )
     # Personal data is never stored in the clear, not even as it arrived: every column read
     # from a personal entity's source column holds the keyed digest of its text.
-    personal = {source.source_column(e.name) for e in source.entities if e.personal}
-    for name in original:
-        if key is not None and source.source_column(name) in personal:
-            quarantine[name] = keyed_digest(clean_text(quarantine[name]), key)
+    if key is not None:
+        personal = {source.source_column(e.name) for e in source.entities if e.personal}
+        for name in original:
+            if source.source_column(name) in personal:
+                quarantine[name] = keyed_digest(clean_text(quarantine[name]), key)
     texts = reason[bad].astype(str)
     named = {text: source.reason(text) for text in set(texts)}  # the source's column names
     reasons = [named[text] for text in texts]
