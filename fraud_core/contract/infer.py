@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_core.contract.loader import DEFAULT_CONTRACT_PATH, contract_from_text
-from fraud_core.contract.source import _HAS_OFFSET, clean_text
+from fraud_core.contract.source import HAS_OFFSET, clean_text
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Integer columns with these in their name are codes (merchant category, country), not numbers.
@@ -63,7 +63,7 @@ def profile(name: str, values: pd.Series) -> Column:
         return Column(name, present, unique, kind)
     times = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     if _share(times.notna()) >= _SHARE:
-        offsets = _share(text.str.contains(_HAS_OFFSET)) >= _SHARE
+        offsets = _share(text.str.contains(HAS_OFFSET)) >= _SHARE
         return Column(name, present, unique, "time", offsets=offsets, naive=not offsets)
     if _share(text.str.match(_EMAIL)) >= _SHARE:
         return Column(name, present, unique, "email")

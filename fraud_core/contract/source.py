@@ -22,7 +22,7 @@ from fraud_core.contract.loader import PERSONAL_KEY_MIN_CHARS, applied_contract,
 from fraud_core.contract.model import ZONE_OFFSET, ZONE_UTC, Attribute, Contract, Entity
 
 # A text time that carries its own offset: ...Z, ...+02:00, ...-0530, ...+02
-_HAS_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+HAS_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
 
 
 def clean_text(col: pd.Series) -> pd.Series:
@@ -145,7 +145,7 @@ class SourceFormat:
         if self.zone == ZONE_UTC:  # naive values are UTC
             ts = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
             return ts.astype("datetime64[us, UTC]"), present, np.zeros(len(col), dtype=bool)
-        has_offset = text.str.contains(_HAS_OFFSET).fillna(False).to_numpy(dtype=bool)
+        has_offset = text.str.contains(HAS_OFFSET).fillna(False).to_numpy(dtype=bool)
         ts = pd.Series(pd.NaT, index=col.index, dtype="datetime64[us, UTC]")
         if has_offset.any():
             parsed = pd.to_datetime(text[has_offset], utc=True, errors="coerce", format="ISO8601")
