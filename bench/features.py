@@ -53,7 +53,7 @@ def _contract_spec(path: str, orders: pd.DataFrame):
     for e in contract.entities:
         if e.name not in orders.columns or e.transform is not None:
             orders[e.name] = entity_keys(e, orders[e.column]).fillna("")
-    return contract.feature_spec(), orders
+    return contract.spec, orders
 
 
 def bench_kernel(orders: pd.DataFrame, repeats: int, spec=None) -> None:

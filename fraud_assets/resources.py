@@ -18,7 +18,8 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from fraud_assets.partitions import tagged_days
-from fraud_core.contract import applied_contract
+from fraud_core.contract import Contract, applied_contract
+from fraud_core.contract.folder import pin_contract
 from fraud_core.redis_server import RedisHandle, ensure_redis
 from fraud_core.storage import DataLayout
 
@@ -35,8 +36,16 @@ class DataLayoutResource(ConfigurableResource):
     )
 
     def layout(self) -> DataLayout:
-        applied_contract()  # a $FRAUD_CONTRACT this version cannot apply stops every step here
-        return DataLayout.at(self.data_dir or os.environ.get("FRAUD_DATA_DIR") or "data")
+        """The folder, once it is known to follow the contract in use: a $FRAUD_CONTRACT that
+        cannot be read, or one that means other data than the folder holds, stops the step."""
+        layout = DataLayout.at(self.data_dir or os.environ.get("FRAUD_DATA_DIR") or "data")
+        pin_contract(layout, applied_contract())
+        return layout
+
+    def contract(self) -> Contract:
+        """The data contract the step applies ($FRAUD_CONTRACT, else the built-in one): its
+        entities, attributes and features (`Contract.spec`)."""
+        return applied_contract()
 
 
 PROCESS_DAYS = 31

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def summary(contract, path: Path) -> list[str]:
     """What the contract declares, in a few lines."""
     s = contract.source
-    spec = contract.feature_spec()
+    spec = contract.spec
     lines = [
         f"{path}: contract {contract.name!r} is valid (digest {contract.digest[:12]})",
         f"  order id {s.order_id!r}, time {s.order_time.column!r} ({s.order_time.zone}), "
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "infer":
         return infer(args)
     from fraud_core.contract import ContractError, contract_path, load_contract
-    from fraud_core.contract.loader import unapplied_terms
+    from fraud_core.contract.loader import unserved_terms
 
     path = args.file or contract_path()
     try:
@@ -99,12 +99,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"fraud contract: {err}", file=sys.stderr)
         return 2
     print("\n".join(summary(contract, path)))
-    unapplied = unapplied_terms(contract)
-    if unapplied:
+    unserved = unserved_terms(contract)
+    if unserved:
         print(
-            f"  this version cannot apply it yet: it differs from the built-in contract in "
-            f"{', '.join(unapplied[:5])} (landing files of any shape apply; other entities, "
-            "attributes and features are coming)"
+            "  the pipeline applies it; the scoring service does not serve it yet: it differs "
+            f"from the built-in contract in {', '.join(unserved[:5])}"
+        )
+    if contract.attributes:
+        print(
+            "  attributes are validated and kept with the orders; features of attributes are "
+            "not built yet"
         )
     if args.sample is None:
         return 0

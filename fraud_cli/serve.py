@@ -25,10 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from fraud_core.contract import ContractError, applied_contract
+    from fraud_core.contract import ContractError, serving_contract
 
     try:
-        applied_contract()
+        serving_contract()
     except ContractError as err:
         print(f"fraud serve: {err}", file=sys.stderr)
         return 2

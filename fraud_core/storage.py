@@ -101,6 +101,12 @@ class DataLayout:
         return self.root / "calendar.json"
 
     @property
+    def contract_record(self) -> UPath:
+        """The data contract the folder's orders and everything derived from them follow
+        (`fraud_core.contract.folder`)."""
+        return self.root / "contract.json"
+
+    @property
     def replace_markers(self) -> UPath:
         return self.landing / "_replace"
 

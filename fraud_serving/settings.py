@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, max_future_s
-from fraud_core.contract import applied_contract
+from fraud_core.contract import serving_contract
 from fraud_core.online_keys import DAY_S, DEFAULT_ORDER_INDEX_DAYS, DEFAULT_PREFIX
 from fraud_core.redis_server import DEFAULT_REDIS_URL
 from fraud_core.storage import DataLayout
@@ -81,7 +81,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        applied_contract(env)  # a $FRAUD_CONTRACT this version cannot apply is refused at start
+        serving_contract(env)  # a $FRAUD_CONTRACT the service cannot serve is refused at start
         keys = frozenset(k.strip() for k in env.get("FRAUD_API_KEYS", "").split(",") if k.strip())
         generated = not keys
         if generated:

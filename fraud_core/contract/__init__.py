@@ -13,6 +13,7 @@ from fraud_core.contract.loader import (
     contract_from_text,
     contract_path,
     load_contract,
+    serving_contract,
 )
 from fraud_core.contract.model import Contract
 
@@ -28,4 +29,5 @@ __all__ = [
     "contract_from_text",
     "contract_path",
     "load_contract",
+    "serving_contract",
 ]

@@ -410,11 +410,15 @@ def _check_columns(doc: _Doc, contract: Contract) -> None:
 
 
 def contract_from_text(
-    text: str, origin: str = "<contract>", env: Mapping[str, str] | None = None
+    text: str,
+    origin: str = "<contract>",
+    env: Mapping[str, str] | None = None,
+    *,
+    check_key: bool = True,
 ) -> Contract:
     """The contract in `text`, checked; ContractError naming `origin`, line and key otherwise.
     `env` (default the process environment) must hold the privacy key variable when an entity
-    is personal."""
+    is personal (`check_key`: checked here; else by `check_privacy_key` where the key is used)."""
     data, doc = _parse(text, origin)
     r = _Reader(
         doc,
@@ -445,25 +449,43 @@ def contract_from_text(
             f"entities[{personal[0]}].personal",
             "a personal entity needs privacy.key_env: the variable that holds the HMAC key",
         )
-    if personal:
-        value = (os.environ if env is None else env).get(key_env or "", "")
-        if len(value) < PERSONAL_KEY_MIN_CHARS:
-            raise doc.error(
-                "privacy.key_env",
-                f"${key_env} is unset or shorter than {PERSONAL_KEY_MIN_CHARS} characters: "
-                "personal entities are keyed with it (set it in the environment, never in the "
-                "file)",
-            )
+    problem = _privacy_key_problem(contract, env) if check_key else None
+    if problem:
+        raise doc.error("privacy.key_env", problem)
     return contract
 
 
-def load_contract(path: Path | str, env: Mapping[str, str] | None = None) -> Contract:
+def check_privacy_key(
+    contract: Contract, env: Mapping[str, str] | None = None, origin: str = "<contract>"
+) -> None:
+    """ContractError unless the privacy key variable holds a key long enough, when the contract
+    has a personal entity: personal values are keyed with it."""
+    problem = _privacy_key_problem(contract, env)
+    if problem:
+        raise ContractError(f"{origin}: privacy.key_env: {problem}")
+
+
+def _privacy_key_problem(contract: Contract, env: Mapping[str, str] | None) -> str | None:
+    if not any(e.personal for e in contract.entities):
+        return None
+    key_env = contract.privacy_key_env or ""
+    if len((os.environ if env is None else env).get(key_env, "")) >= PERSONAL_KEY_MIN_CHARS:
+        return None
+    return (
+        f"${key_env} is unset or shorter than {PERSONAL_KEY_MIN_CHARS} characters: personal "
+        "entities are keyed with it (set it in the environment, never in the file)"
+    )
+
+
+def load_contract(
+    path: Path | str, env: Mapping[str, str] | None = None, *, check_key: bool = True
+) -> Contract:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ContractError(f"{path}: cannot read the contract: {err}") from None
-    return contract_from_text(text, str(path), env)
+    return contract_from_text(text, str(path), env, check_key=check_key)
 
 
 @functools.lru_cache(maxsize=1)
@@ -483,41 +505,48 @@ def active_contract(env: Mapping[str, str] | None = None) -> Contract:
     return load_contract(contract_path(env), env)
 
 
-# What this version applies of a contract that is not the built-in one: its name and how its
-# landing files are shaped (column names, the order time's zone, the amount's unit).
-_APPLIED = re.compile(r"^(name|source\..*|(entities|attributes)\[\d+\]\.(column|description))$")
-
-
 def applied_contract(env: Mapping[str, str] | None = None) -> Contract:
-    """The active contract, when this version of the platform can apply it. Landing files may
-    take any shape the contract describes (column names, the order time's zone, the amount's
-    unit); features, the store and the service still read the built-in entities, attributes
-    and features (issue 15 lands in steps). A contract that differs in those is refused here,
-    naming what differs, rather than silently ignored."""
+    """The active contract, as every asset, sensor and command applies it: entities, their
+    transforms and counterparts, attributes (validated and kept with the orders) and the
+    feature knobs. Steps ask on every use of the data folder: a file is parsed once per version
+    of it, its privacy key checked on every call (the environment may change)."""
     path = contract_path(env)
     try:
         stat = path.stat()
     except OSError as err:
         raise ContractError(f"{path}: cannot read the contract: {err}") from None
-    # Steps ask on every use of the data folder: parse a file once per version of it.
-    return _applied(str(path), stat.st_mtime_ns, stat.st_size)
+    contract = _parsed(str(path), stat.st_mtime_ns, stat.st_size)
+    check_privacy_key(contract, env, origin=str(path))
+    return contract
 
 
-def unapplied_terms(contract: Contract) -> list[str]:
-    """The keys of `contract` this version cannot apply yet (empty: it applies all of it)."""
+# What the scoring service applies of a contract that is not the built-in one: its name and how
+# its landing files are shaped (column names, the order time's zone, the amount's unit). Its
+# request schema, store keys and features are still the built-in contract's (issue 15, step 3).
+_SERVED = re.compile(r"^(name|source\..*|(entities|attributes)\[\d+\]\.(column|description))$")
+
+
+def serving_contract(env: Mapping[str, str] | None = None) -> Contract:
+    """The active contract when the scoring service can serve it, else ContractError naming
+    what differs from the built-in contract."""
+    contract = applied_contract(env)
+    differs = unserved_terms(contract)
+    if differs:
+        raise ContractError(
+            f"{contract_path(env)}: contract {contract.name!r} differs from the built-in one in "
+            f"{', '.join(differs[:5])}: the scoring service takes the built-in contract's "
+            "entities, attributes and features (under any column names, time zone and amount "
+            "unit); the pipeline applies the whole contract"
+        )
+    return contract
+
+
+def unserved_terms(contract: Contract) -> list[str]:
+    """The keys of `contract` the scoring service cannot serve yet (empty: it serves it)."""
     differs = differing_terms(asdict(contract), asdict(builtin_contract()))
-    return [d for d in differs if not _APPLIED.match(d)]
+    return [d for d in differs if not _SERVED.match(d)]
 
 
 @functools.lru_cache(maxsize=8)
-def _applied(path: str, mtime_ns: int, size: int) -> Contract:
-    contract = load_contract(path, env={})  # the built-in shape has no personal entity
-    differs = unapplied_terms(contract)
-    if differs:
-        raise ContractError(
-            f"{path}: contract {contract.name!r} differs from the built-in one in "
-            f"{', '.join(differs[:5])}: this version applies the built-in contract's entities, "
-            "attributes and features, under any column names, time zone and amount unit "
-            f"(unset ${CONTRACT_ENV}, or check a file with `fraud contract check`)"
-        )
-    return contract
+def _parsed(path: str, mtime_ns: int, size: int) -> Contract:
+    return load_contract(path, env={}, check_key=False)

@@ -7,6 +7,7 @@ cannot vouch for; the rest of the platform reads these values and never the YAML
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -146,8 +147,10 @@ class Contract:
     def entity_kinds(self) -> tuple[str, ...]:
         return tuple(e.name for e in self.entities)
 
-    def feature_spec(self) -> FeatureSpec:
-        """The feature spec this contract declares (the kernel and the online path read it)."""
+    @functools.cached_property
+    def spec(self) -> FeatureSpec:
+        """The feature spec this contract declares (the kernel and the online path read it),
+        built once per contract."""
         f = self.features
         return FeatureSpec(
             entities=tuple(EntitySpec(e.name, e.counterparts) for e in self.entities),
@@ -156,6 +159,7 @@ class Contract:
             distinct_windows=f.distinct_windows,
             risk_windows={w.name: w.seconds for w in f.risk_windows},
             risk_delay_s=f.risk_delay_s,
+            primary=self.primary.name,
         )
 
     def model_terms(self) -> dict:

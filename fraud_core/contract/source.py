@@ -13,10 +13,11 @@ import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from fraud_core.contract.loader import PERSONAL_KEY_MIN_CHARS, applied_contract, builtin_contract
 from fraud_core.contract.model import ZONE_OFFSET, ZONE_UTC, Attribute, Contract, Entity
@@ -44,10 +45,11 @@ class SourceFormat:
     attributes: tuple[Attribute, ...] = ()
     key_env: str | None = None  # the variable holding the HMAC key of personal entities
     column_names: tuple[str, ...] = ()  # the platform's columns, in order (`schema.columns_of`)
+    order_schema: pa.Schema | None = field(default=None, compare=False)  # validated orders
 
     @classmethod
     def of(cls, contract: Contract) -> SourceFormat:
-        from fraud_core.schema import columns_of  # the schema is built from a contract too
+        from fraud_core.schema import columns_of, order_schema  # built from a contract too
 
         s = contract.source
         return cls(
@@ -59,6 +61,7 @@ class SourceFormat:
             tuple(replace(a, description="") for a in contract.attributes),
             contract.privacy_key_env,
             tuple(c.name for c in columns_of(contract)),
+            order_schema(contract),
         )
 
     @functools.cached_property

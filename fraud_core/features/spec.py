@@ -56,6 +56,8 @@ class FeatureSpec:
         default_factory=lambda: {"1d": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S}
     )
     risk_delay_s: int = 7 * DAY_S  # risk windows end this long before the order
+    # the entity whose labels and precision@k the model reports (the contract's primary entity)
+    primary: str = "customer_id"
 
     def entity(self, kind: str) -> EntitySpec:
         for e in self.entities:

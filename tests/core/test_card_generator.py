@@ -68,7 +68,7 @@ def test_every_pattern_is_there_with_late_labels(orders):
 
 
 def test_the_contracts_features_learn_it(orders):
-    spec = CONTRACT.feature_spec()
+    spec = CONTRACT.spec
     ordered = canonical_order(orders)
     end_s = int(ordered["order_date"].max().timestamp()) + 1
     features, _ = advance({}, ordered, end_s, spec)

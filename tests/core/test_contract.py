@@ -3,6 +3,7 @@ refused with one error naming the file, the line, the key and the reason."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -27,8 +28,8 @@ KEY = "k" * 32
 
 def test_the_builtin_contract_is_todays_platform():
     contract = active_contract(env={})
-    assert contract.feature_spec() == DEFAULT_SPEC
-    assert contract.feature_spec().feature_names == DEFAULT_SPEC.feature_names
+    assert contract.spec == DEFAULT_SPEC
+    assert contract.spec.feature_names == DEFAULT_SPEC.feature_names
     assert contract.entity_kinds == ENTITY_KINDS
     assert contract.primary.name == "customer_id"
     assert contract.source.amount.unit == "major"
@@ -262,7 +263,7 @@ features:
   risk_delay: 14d
 """
     contract = contract_from_text(text)
-    spec = contract.feature_spec()
+    spec = contract.spec
     assert [e.kind for e in spec.entities] == [
         "user",
         "card",
@@ -324,31 +325,56 @@ def test_the_shipped_contract_loads_from_its_path():
     assert load_contract(DEFAULT_CONTRACT_PATH).name == "ecommerce"
 
 
-def test_a_contract_this_version_cannot_apply_is_refused_where_it_would_be_used(tmp_path):
-    from fraud_assets.resources import DataLayoutResource
-    from fraud_core.contract import applied_contract
+def test_the_pipeline_applies_any_contract_the_service_only_what_it_serves(tmp_path):
+    from fraud_core.contract import applied_contract, serving_contract
     from fraud_serving.settings import Settings
 
     renamed = tmp_path / "renamed.yaml"
     renamed.write_text(BUILTIN.replace("name: ecommerce", "name: our_shop"))
-    assert applied_contract(env={CONTRACT_ENV: str(renamed)}).name == "our_shop"
+    assert serving_contract(env={CONTRACT_ENV: str(renamed)}).name == "our_shop"
 
     other = tmp_path / "other.yaml"
     other.write_text(
         BUILTIN.replace("history_n: 10", "history_n: 5").replace("unit: major", "unit: minor")
     )
     env = {CONTRACT_ENV: str(other), "FRAUD_API_KEYS": "k"}
-    expected = r"differs from the built-in one in features\.history_n: this version applies"
+    assert applied_contract(env=env).spec.history_n == 5
+    expected = r"differs from the built-in one in features\.history_n: the scoring service takes"
     with pytest.raises(ContractError, match=expected):
-        applied_contract(env=env)
+        serving_contract(env=env)
     with pytest.raises(ContractError, match=expected):
         Settings.from_env(env)
+    other.write_text(BUILTIN)  # the file changed: read again
+    assert applied_contract(env=env).spec.history_n == 10
+
+
+def test_a_data_folder_keeps_the_contract_it_was_built_under(tmp_path):
+    from fraud_assets.resources import DataLayoutResource
+
+    data = tmp_path / "data"
+    shorter = tmp_path / "shorter.yaml"
+    shorter.write_text(BUILTIN.replace("history_n: 10", "history_n: 5"))
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(
+        BUILTIN.replace("name: ecommerce", "name: our_shop").replace(
+            "column: order_amount", "column: total"
+        )
+    )
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CONTRACT_ENV, str(other))
+        patch.delenv(CONTRACT_ENV, raising=False)
+        layout = DataLayoutResource(data_dir=str(data)).layout()  # the first use records it
+        assert json.loads(layout.contract_record.read_text())["name"] == "ecommerce"
+        patch.setenv(CONTRACT_ENV, str(shorter))
+        expected = (
+            r"holds data under contract 'ecommerce', which differs from contract 'ecommerce' "
+            r"in features\.history_n: use another FRAUD_DATA_DIR"
+        )
         with pytest.raises(ContractError, match=expected):
-            DataLayoutResource(data_dir=str(tmp_path)).layout()
-        other.write_text(BUILTIN)  # the file changed: read again
-        assert DataLayoutResource(data_dir=str(tmp_path)).layout().root.name == tmp_path.name
+            DataLayoutResource(data_dir=str(data)).layout()
+        patch.setenv(CONTRACT_ENV, str(renamed))  # other column names, the same meaning
+        assert DataLayoutResource(data_dir=str(data)).layout().root == layout.root
+        patch.setenv(CONTRACT_ENV, str(shorter))  # a new folder takes any contract
+        assert DataLayoutResource(data_dir=str(tmp_path / "other")).layout()
 
 
 def test_the_order_columns_come_from_the_contract():

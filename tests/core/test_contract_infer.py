@@ -11,7 +11,7 @@ import pytest
 
 from fraud_core.contract import SHIPPED, contract_from_text, load_contract
 from fraud_core.contract.infer import infer_contract
-from fraud_core.contract.loader import unapplied_terms
+from fraud_core.contract.loader import unserved_terms
 from fraud_core.contract.source import BUILTIN_FORMAT, SourceFormat, source_orders
 from fraud_core.generator import GeneratorConfig, generate_orders
 
@@ -34,7 +34,7 @@ def orders() -> pd.DataFrame:
 def test_the_builtin_shape_infers_the_builtin_contract(orders):
     proposed = contract_from_text(infer_contract(orders, "ours"))
     assert proposed.name == "ours"
-    assert unapplied_terms(proposed) == []
+    assert unserved_terms(proposed) == []
     assert SourceFormat.of(proposed) == BUILTIN_FORMAT
     assert proposed.model_terms() == load_contract(SHIPPED / "ecommerce.yaml").model_terms()
 
@@ -45,10 +45,10 @@ def test_an_export_infers_its_columns_offsets_and_cents(orders):
     text = source_orders(shape, orders).astype("string").fillna("").astype(object)  # as a CSV
     proposed = contract_from_text(infer_contract(text))
     assert SourceFormat.of(proposed) == shape
-    assert unapplied_terms(proposed) == []
+    assert unserved_terms(proposed) == []
 
 
-def test_other_entities_and_attributes_are_proposed_and_said_not_to_apply_yet():
+def test_other_entities_and_attributes_are_proposed_and_said_not_to_be_served_yet():
     rng = np.random.default_rng(0)
     n = 500
     frame = pd.DataFrame(
@@ -73,7 +73,7 @@ def test_other_entities_and_attributes_are_proposed_and_said_not_to_apply_yet():
         ("entry_mode", "categorical"),
     }
     assert proposed.source.amount.unit == "major"
-    assert "entities" in unapplied_terms(proposed)  # other entities: not applied yet
+    assert "entities" in unserved_terms(proposed)  # other entities: not served yet
 
 
 def test_a_sample_without_an_amount_is_refused_naming_what_is_missing():
