@@ -57,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--folds", type=positive_int, default=_D.folds, help=f"folds (default {_D.folds})"
     )
     parser.add_argument(
+        "--contract",
+        type=Path,
+        default=None,
+        help="the data contract of the landing files (default $FRAUD_CONTRACT, else the "
+        "built-in one)",
+    )
+    parser.add_argument(
         "--workers-threads",
         type=positive_int,
         default=None,
@@ -90,10 +97,19 @@ def dask_client(threads: int | None = None) -> Iterator[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fraud_core.contract import CONTRACT_ENV, ContractError, applied_contract
     from fraud_core.model.backtest import run_backtest
+    from fraud_core.model.dataset import TrainingSetConfig
     from fraud_core.model.replay import feature_days, landing_days, validated_days
     from fraud_core.storage import DataLayout
 
+    if args.contract is not None:  # validation reads it from the environment too
+        os.environ[CONTRACT_ENV] = str(args.contract.resolve())
+    try:
+        spec = applied_contract().spec
+    except ContractError as err:
+        print(f"fraud backtest: {err}", file=sys.stderr)
+        return 2
     layout = DataLayout(args.data_dir.resolve()) if args.data_dir else DataLayout.from_env()
     days = landing_days(layout.landing)
     if not days:
@@ -122,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     counts: dict[str, int] = {}
-    features = dict(feature_days(validated_days(layout.landing, days[0], end, counts)))
+    features = dict(feature_days(validated_days(layout.landing, days[0], end, counts), spec))
     print(
         f"ingested {counts.get('orders', 0):,} orders ({counts.get('quarantined', 0):,} "
         f"quarantined) and computed their features, {days[0]}..{end}, in "
@@ -130,7 +146,15 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         with dask_client(args.workers_threads) as client:
-            report = run_backtest(client, features.get, config, first_day=days[0], log=print)
+            report = run_backtest(
+                client,
+                features.get,
+                config,
+                TrainingSetConfig(warmup_days=spec.warmup_days),
+                first_day=days[0],
+                log=print,
+                spec=spec,
+            )
     except ValueError as err:
         print(f"fraud backtest: {err}", file=sys.stderr)
         return 2

@@ -106,24 +106,29 @@ def run(args: argparse.Namespace) -> int:
         print(f"fraud generate: {err}", file=sys.stderr)
         return 2
     from fraud_core.card_generator import CARD_ENTITIES
-    from fraud_core.contract import ContractError, active_contract, applied_contract
+    from fraud_core.contract import ContractError, applied_contract, builtin_contract
     from fraud_core.contract.source import SourceFormat
 
     env = dict(os.environ)
     if args.contract is not None:
         env[CONTRACT_ENV] = str(args.contract)
     try:
-        source = SourceFormat.of(applied_contract(env))
+        contract = applied_contract(env)
     except ContractError as err:
-        # Card-present contracts have their own generator (their ingestion lands later).
-        try:
-            contract = active_contract(env)
-        except ContractError:
-            contract = None
-        if contract is not None and set(contract.entity_kinds) == set(CARD_ENTITIES):
-            return _card_present(args, out_dir, contract)
         print(f"fraud generate: {err}", file=sys.stderr)
         return 2
+    kinds = set(contract.entity_kinds)
+    if kinds == set(CARD_ENTITIES):  # card-present contracts have their own generator
+        return _card_present(args, out_dir, contract)
+    if kinds != set(builtin_contract().entity_kinds):
+        print(
+            f"fraud generate: contract {contract.name!r} has the entities {sorted(kinds)}: "
+            "sample data exists for the built-in entities (customer_id, email, ip_addr) and "
+            f"for card-present ones {list(CARD_ENTITIES)}",
+            file=sys.stderr,
+        )
+        return 2
+    source = SourceFormat.of(contract)
 
     totals = {"orders": 0, "fraud": 0}
 

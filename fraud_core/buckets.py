@@ -1,4 +1,4 @@
-"""Entity-hash buckets: a day's orders split by customer, e-mail or IP so that feature work can run
+"""Entity-hash buckets: a day's orders split by each entity (customer, e-mail, IP, ...) so that feature work can run
 per bucket in parallel and every order of one entity lands in the same bucket on every day.
 
 The hash is SipHash with a fixed key over the UTF-8 text (pandas' `hash_array`), so a bucket is
@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fraud_core.schema import ENTITY_KINDS, ORDER_SCHEMA
+from fraud_core.contract import Contract, builtin_contract
+from fraud_core.schema import order_schema
 from fraud_core.storage import DataLayout, write_parquet
 
 # Per kind and day. At the default volume (~3,300 orders a day) a bucket file holds ~800 orders;
@@ -56,18 +57,21 @@ def write_day_buckets(
     layout: DataLayout,
     day: date | str,
     n_buckets: int = DEFAULT_N_BUCKETS,
-    kinds: tuple[str, ...] = ENTITY_KINDS,
+    contract: Contract | None = None,
 ) -> dict[str, list[int]]:
-    """Split the validated orders of `day` into bucket files for every entity kind, replacing
+    """Split the validated orders of `day` into bucket files for every entity kind of `contract`
+    (default the built-in one), replacing
     what an earlier run wrote for that day (files of buckets beyond `n_buckets` are removed).
     Returns the row count of each bucket per kind. Runs inside a Dask task: plain arguments,
     plain result."""
     source = layout.raw_orders(day)
     if not source.exists():
         raise FileNotFoundError(f"no validated orders for {day}: {source} (materialize raw_orders)")
-    orders = pq.read_table(source).select(ORDER_SCHEMA.names).cast(ORDER_SCHEMA)
+    contract = contract or builtin_contract()
+    schema = order_schema(contract)
+    orders = pq.read_table(source).select(schema.names).cast(schema)
     sizes: dict[str, list[int]] = {}
-    for kind in kinds:
+    for kind in contract.entity_kinds:
         written = set()
         sizes[kind] = []
         for bucket, part in enumerate(split_by_bucket(orders, kind, n_buckets)):

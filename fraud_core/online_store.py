@@ -25,7 +25,9 @@ from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.features.state import CODEC_VERSION, EntityState, states_from_frame
 from fraud_core.storage import DataLayout
 
-ORDER_INDEX_KIND = "customer_id"  # its state's counterparts name every entity of an order
+ORDER_INDEX_KIND = DEFAULT_SPEC.primary
+"""The order index maps an order id to its entity of this kind, the spec's primary entity
+(`FeatureSpec.primary`), whose state's counterparts name the order's other entities."""
 
 
 @dataclass(frozen=True)
@@ -171,19 +173,20 @@ def encode_states(table: pa.Table, kind: str, spec: FeatureSpec = DEFAULT_SPEC) 
 @dataclass(frozen=True)
 class EncodedBucket:
     """One state file as Redis values, plus the (order id, customer id) pairs of the order index
-    when the kind is the customer (its orders from `index_since_s` on)."""
+    when the kind is the primary entity, "the customer" (its orders from `index_since_s` on)."""
 
     kind: str
     states: EncodedStates
     table: pa.Table
-    index_orders: pa.ChunkedArray  # order id -> customer id pairs (customer kind only)
+    index_orders: pa.ChunkedArray  # order id -> customer id pairs (primary kind only)
     index_customers: pa.ChunkedArray
+    counterparts: tuple[str, ...] = ()
 
     def states_of(self, entities: list[str]) -> dict[str, EntityState]:
         """Some entities' states built the ordinary way from the file (for checks)."""
         mask = pc.is_in(self.table.column("entity"), value_set=pa.array(entities, pa.string()))
         frame = self.table.filter(mask).to_pandas()
-        return states_from_frame(frame, DEFAULT_SPEC.entity(self.kind).counterparts)
+        return states_from_frame(frame, self.counterparts)
 
 
 def encode_bucket(
@@ -193,14 +196,14 @@ def encode_bucket(
     `index_since_s` (every order when None)."""
     table = pq.read_table(path)
     states = encode_states(table, kind, spec)
-    if kind == ORDER_INDEX_KIND:
+    if kind == spec.primary:
         indexed = table.select(["order_id", "entity", "t_s"])
         if index_since_s is not None:
             indexed = indexed.filter(pc.greater_equal(indexed.column("t_s"), index_since_s))
         orders, customers = indexed.column("order_id"), indexed.column("entity")
     else:
         orders = customers = pa.chunked_array([], pa.string())
-    return EncodedBucket(kind, states, table, orders, customers)
+    return EncodedBucket(kind, states, table, orders, customers, spec.entity(kind).counterparts)
 
 
 def snapshot_buckets(

@@ -10,6 +10,7 @@ everything downstream respects that time.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -58,15 +59,23 @@ def columns_of(contract: Contract) -> tuple[Column, ...]:
     )
 
 
-# The built-in contract (contracts/ecommerce.yaml) owns the entities and attributes.
+@functools.lru_cache(maxsize=8)
+def order_schema(contract: Contract) -> pa.Schema:
+    """Arrow schema of validated orders (`raw_orders`) under `contract`."""
+    return pa.schema(
+        [pa.field(c.name, c.type, nullable=not c.required) for c in columns_of(contract)]
+    )
+
+
+# The built-in contract (contracts/ecommerce.yaml) owns the documented entities and attributes.
 BUILTIN_CONTRACT = builtin_contract()
 COLUMNS: tuple[Column, ...] = columns_of(BUILTIN_CONTRACT)
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS if c.required)
 ENTITY_KINDS: tuple[str, ...] = BUILTIN_CONTRACT.entity_kinds
 
-ORDER_SCHEMA = pa.schema([pa.field(c.name, c.type, nullable=not c.required) for c in COLUMNS])
-"""Arrow schema of validated orders (`raw_orders`)."""
+ORDER_SCHEMA = order_schema(BUILTIN_CONTRACT)
+"""Arrow schema of validated orders (`raw_orders`) under the built-in contract."""
 
 
 def schema_markdown() -> str:

@@ -1,8 +1,9 @@
 """Validation of landing files: typed, in-contract orders on one side, every rejected row with one
 reason on the other.
 
-The contract is `fraud_core.schema`. Nothing is dropped silently: each input row ends up either
-in `ValidationResult.valid` (typed as `ORDER_SCHEMA`) or in `ValidationResult.quarantine` (the
+The contract is the data contract in use (`fraud_core.contract`). Nothing is dropped silently:
+each input row ends up either in `ValidationResult.valid` (typed as the contract's
+`schema.order_schema`) or in `ValidationResult.quarantine` (the
 original values as text, plus the `reason` naming the field and the `source_file`).
 """
 
@@ -22,7 +23,7 @@ from fraud_core.clock import MAX_FUTURE_ENV, latest_accepted, max_future_s
 from fraud_core.contract.model import ZONE_OFFSET
 from fraud_core.contract.source import SourceFormat, applied_format, clean_text
 from fraud_core.contract.transforms import entity_keys, keyed_digest
-from fraud_core.schema import BUILTIN_CONTRACT, ENTITY_KINDS, ORDER_SCHEMA
+from fraud_core.schema import BUILTIN_CONTRACT, ENTITY_KINDS
 
 SOURCE_FILE = "source_file"
 REASON = "reason"
@@ -82,7 +83,7 @@ _NAN_TEXT = frozenset({"nan", "+nan", "-nan"})
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """`valid`: ORDER_SCHEMA dtypes, amounts rounded to cents, input order kept.
+    """`valid`: the contract's `order_schema` dtypes, amounts rounded to cents, input order kept.
     `quarantine`: the rejected rows' original columns as text + `reason` + `source_file`."""
 
     valid: pd.DataFrame
@@ -100,9 +101,10 @@ def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in quarantine[REASON].value_counts().items()}
 
 
-def empty_orders() -> pd.DataFrame:
-    """A frame with no rows in the validated dtypes (what a day without orders holds)."""
-    return ORDER_SCHEMA.empty_table().to_pandas()
+def empty_orders(source: SourceFormat | None = None) -> pd.DataFrame:
+    """A frame with no rows in the validated dtypes (what a day without orders holds) under
+    `source`'s contract (default: the one in use)."""
+    return (source or applied_format()).order_schema.empty_table().to_pandas()
 
 
 def quarantine_schema(columns: list[str] | tuple[str, ...]) -> pa.Schema:

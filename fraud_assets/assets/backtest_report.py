@@ -21,8 +21,15 @@ from dagster import (
 from pydantic import Field
 
 from fraud_assets.resources import DaskResource, DataLayoutResource
-from fraud_core.model.backtest import MODEL, RULES, RULES_TEXT, BacktestConfig, run_backtest
-from fraud_core.model.dataset import feature_days_on_disk, read_feature_day
+from fraud_core.model.backtest import (
+    MODEL,
+    RULES,
+    RULES_TEXT,
+    BacktestConfig,
+    rules_text,
+    run_backtest,
+)
+from fraud_core.model.dataset import TrainingSetConfig, feature_days_on_disk, read_feature_day
 from fraud_core.model.evaluate import DEFAULT_K
 from fraud_core.storage import atomic_path
 
@@ -61,6 +68,7 @@ def backtest_report(
     dask: DaskResource,
 ) -> MaterializeResult:
     data = layout.layout()
+    spec = layout.contract().spec
     on_disk = feature_days_on_disk(data)
     if not on_disk:
         raise Failure("no entity_features partition on disk: materialize entity_features first")
@@ -83,7 +91,13 @@ def backtest_report(
     try:
         with dask.get_client() as client:
             report = run_backtest(
-                client, source, settings, first_day=on_disk[0], log=context.log.info
+                client,
+                source,
+                settings,
+                TrainingSetConfig(warmup_days=spec.warmup_days),
+                first_day=on_disk[0],
+                log=context.log.info,
+                spec=spec,
             )
     except ValueError as err:
         raise Failure(f"backtest impossible on the features on disk: {err}") from err
@@ -100,6 +114,7 @@ def backtest_report(
         "report": MetadataValue.md(report.to_markdown()),
         "report_path": MetadataValue.path(str(data.backtest_report("json"))),
         "result": report.result_line(),
+        "rules_baseline": rules_text(spec),
     }
     for system in (MODEL, RULES):
         for metric, (mean, std) in summary[system].items():

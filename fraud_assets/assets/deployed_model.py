@@ -26,7 +26,6 @@ from pydantic import Field
 
 from fraud_assets.assets.fraud_model import fraud_model, quality_metadata
 from fraud_assets.resources import DataLayoutResource
-from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.model.artifact import (
     ModelIntegrityError,
     check_version,
@@ -115,6 +114,7 @@ def _decide(data: DataLayout, gate: PromotionGate) -> GateDecision:
         gate.policy(),
         known_fraud_since=manifest.known_fraud_since(),
         k=DEFAULT_K,
+        entity=manifest.primary,
     )
     record_decision(data.models, decision)
     return decision
@@ -255,7 +255,7 @@ def deployed_model_verifies(
         _, card = load_version(registry, version)
     except (FileNotFoundError, ModelIntegrityError) as err:
         return AssetCheckResult(passed=False, description=str(err), metadata={"version": version})
-    same = card.feature_names == DEFAULT_SPEC.feature_names
+    same = card.feature_names == layout.contract().spec.feature_names
     return AssetCheckResult(
         passed=same,
         metadata={"version": version, "features": len(card.feature_names)},

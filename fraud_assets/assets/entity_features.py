@@ -43,7 +43,7 @@ from fraud_core.features.pipeline import (
     run_bucket_task,
 )
 from fraud_core.features.rules import forbidden_nans, out_of_range
-from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.storage import DataLayout, remove_orphan_temp_files
 
 ONE_ROW_PER_VALID_ORDER = "one_feature_row_per_valid_order"
@@ -81,11 +81,12 @@ def entity_features(
     context: AssetExecutionContext, layout: DataLayoutResource, dask: DaskResource
 ) -> MaterializeResult:
     data = layout.layout()
+    spec = layout.contract().spec
     _remove_leftovers(context, data)
     days = partition_days(context)
     staged = data.staging(context.run.run_id)
     shutil.rmtree(staged.root, ignore_errors=True)  # a retried step starts clean
-    n_buckets = _bucket_count(data, days)
+    n_buckets = _bucket_count(data, days, spec)
     chunks = day_chunks(days, [_valid_rows(data, d) for d in days], chunk_orders())
     if len(chunks) > 1:
         context.log.info(
@@ -98,14 +99,18 @@ def entity_features(
     with dask.get_client() as client:
         for chunk in chunks:
             # a later chunk starts from the state the chunk before left in the staging tree
-            tasks = plan_tasks(data, chunk, n_buckets, out=staged, after=previous)
+            tasks = plan_tasks(data, chunk, n_buckets, spec, out=staged, after=previous)
             if previous is None:
                 _warn_about_gaps(context, tasks, days)
-            results = client.gather(client.map(run_bucket_task, tasks, pure=False))
+            results = client.gather(client.map(run_bucket_task, tasks, spec=spec, pure=False))
             # Every validated order got exactly one row (assemble_days raises otherwise); the
             # feature rules are verified on the blocks in memory, before anything is visible.
             chunk_counts, summary, chunk_broken = assemble_days(
-                data, chunk, [(t.kind, r) for t, r in zip(tasks, results, strict=True)], out=staged
+                data,
+                chunk,
+                [(t.kind, r) for t, r in zip(tasks, results, strict=True)],
+                spec,
+                out=staged,
             )
             del results
             counts |= chunk_counts
@@ -125,7 +130,7 @@ def entity_features(
             "nothing of this run is published; the last good features and entity state stay",
             metadata={"failed": MetadataValue.json(failed)},
         )
-    publish_features(data, staged, [c[-1] for c in chunks], n_buckets)
+    publish_features(data, staged, [c[-1] for c in chunks], n_buckets, spec)
     for day, rows in counts.items():
         metadata = {
             "dagster/row_count": rows,
@@ -177,8 +182,8 @@ def _valid_rows(data: DataLayout, day: date) -> int:
     return pq.read_metadata(path).num_rows if path.exists() else 0
 
 
-def _bucket_count(data: DataLayout, days: list[date]) -> int:
-    counts = {len(bucket_files(data, e.kind, d)) for e in DEFAULT_SPEC.entities for d in days}
+def _bucket_count(data: DataLayout, days: list[date], spec: FeatureSpec) -> int:
+    counts = {len(bucket_files(data, e.kind, d)) for e in spec.entities for d in days}
     if len(counts) != 1 or 0 in counts:
         raise ValueError(
             f"orders_by_entity has {sorted(counts)} buckets across {days[0]}..{days[-1]}: "
@@ -197,13 +202,13 @@ def _summary_markdown(summary: list[dict[str, float]]) -> str:
 
 
 def feature_results(
-    ids: list[str], valid_ids: list[str], block: np.ndarray
+    ids: list[str], valid_ids: list[str], block: np.ndarray, spec: FeatureSpec = DEFAULT_SPEC
 ) -> dict[str, DayResult]:
     """Every entity_features check on one day's feature rows: their order ids against the
     day's validated orders, and the (features x rows) block against the feature rules."""
     missing_ids = len(set(valid_ids) - set(ids))
     extra = len(ids) - len(set(ids)) + len(set(ids) - set(valid_ids))
-    nans, outside = forbidden_nans(block), out_of_range(block)
+    nans, outside = forbidden_nans(block, spec), out_of_range(block, spec)
     return {
         ONE_ROW_PER_VALID_ORDER: DayResult(
             missing_ids == 0 and extra == 0,
@@ -219,8 +224,10 @@ def feature_results(
     }
 
 
-def check_features_day(data: DataLayout, day: date) -> dict[str, DayResult]:
-    """Every entity_features check on the published file of `day`."""
+def check_features_day(
+    data: DataLayout, day: date, spec: FeatureSpec = DEFAULT_SPEC
+) -> dict[str, DayResult]:
+    """Every entity_features check on the published file of `day` (features of `spec`)."""
     path = data.entity_features(day)
     if not path.exists():
         missing = DayResult(False, {"path": str(path)}, f"{path} does not exist")
@@ -230,12 +237,12 @@ def check_features_day(data: DataLayout, day: date) -> dict[str, DayResult]:
             VALUES_IN_RANGE: missing,
         }
     table = pq.read_table(path)
-    names = DEFAULT_SPEC.feature_names
+    names = spec.feature_names
     block = np.empty((len(names), table.num_rows))
     for i, name in enumerate(names):
         block[i] = table.column(name).to_numpy()
     valid_ids = pq.read_table(data.raw_orders(day), columns=["order_id"]).column(0).to_pylist()
-    return feature_results(table.column("order_id").to_pylist(), valid_ids, block)
+    return feature_results(table.column("order_id").to_pylist(), valid_ids, block, spec)
 
 
 ENTITY_FEATURES_CHECK_SPECS = [
@@ -263,9 +270,10 @@ ENTITY_FEATURES_CHECK_SPECS = [
 @multi_asset_check(specs=ENTITY_FEATURES_CHECK_SPECS, name="entity_features_checks")
 def entity_features_checks(context: AssetCheckExecutionContext, layout: DataLayoutResource):
     data = layout.layout()
+    spec = layout.contract().spec
     by_check: dict[str, dict[str, DayResult]] = {s.name: {} for s in ENTITY_FEATURES_CHECK_SPECS}
     for day in partition_days(context):
-        for name, result in check_features_day(data, day).items():
+        for name, result in check_features_day(data, day, spec).items():
             by_check[name][day.isoformat()] = result
     for name, results in by_check.items():
         yield range_check_result(name, results, severity=AssetCheckSeverity.ERROR)

@@ -39,7 +39,6 @@ from fraud_assets.resources import DataLayoutResource
 from fraud_core.drift import (
     DEFAULT_BINS,
     DEFAULT_THRESHOLD,
-    DEFAULT_WARMUP_DAYS,
     SCORE,
     TRAILING,
     TRAINING_WINDOW,
@@ -57,7 +56,6 @@ from fraud_core.drift import (
     write_reference,
     write_report,
 )
-from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.model.artifact import ModelCard, ModelIntegrityError, current_version, load_version
 from fraud_core.model.dataset import feature_days_on_disk, read_feature_day
 from fraud_core.model.train import predict
@@ -92,12 +90,12 @@ class FeatureDriftConfig(Config):
     reference_rows: int = Field(
         default=50_000, ge=100, description="Rows sampled from the reference days, at most."
     )
-    warmup_days: int = Field(
-        default=DEFAULT_WARMUP_DAYS,
+    warmup_days: int | None = Field(
+        default=None,
         ge=0,
         description="Days after the first day of data whose features are still filling (their "
         "windows reach back before the data): no PSI for them, and never a reference day. "
-        "Default: the feature spec's horizon.",
+        "Empty: the contract's feature horizon.",
     )
     bins: int = Field(default=DEFAULT_BINS, ge=2, description="Equal-frequency bins per feature.")
 
@@ -190,7 +188,9 @@ def feature_drift(
     days = partition_days(context)
     threshold = resolve_threshold(config.threshold)
     available = feature_days_on_disk(data)
-    names = list(DEFAULT_SPEC.feature_names)
+    spec = layout.contract().spec
+    names = list(spec.feature_names)
+    warmup_days = spec.warmup_days if config.warmup_days is None else config.warmup_days
     model = _deployed(context, data)
     card: ModelCard | None = model[1] if model else None
     training = window_days(card.training_window, available) if card else []
@@ -206,7 +206,7 @@ def feature_drift(
             day,
             available,
             training,
-            warmup_days=config.warmup_days,
+            warmup_days=warmup_days,
             trailing_days=config.reference_days,
             min_days=config.min_reference_days,
         )

@@ -26,7 +26,6 @@ from pydantic import Field
 from fraud_assets.lib.online_loader import load_online_store
 from fraud_assets.lib.online_memory import MemoryReport, measure_memory
 from fraud_assets.resources import DataLayoutResource, RedisResource
-from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.online_keys import (
     DAY_S,
     DEFAULT_ORDER_INDEX_DAYS,
@@ -108,16 +107,18 @@ def online_store(
     )
     window = OrderIndexWindow(max(1, round(days * DAY_S)))
     keys = OnlineKeys(prefix)
+    data, spec = layout.layout(), layout.contract().spec
     client = redis.get_client()
     try:
         report = load_online_store(
             client,
-            layout.layout(),
+            data,
             keys,
             keep_previous=config.keep_previous,
             order_index=window,
+            spec=spec,
         )
-        kinds = [e.kind for e in DEFAULT_SPEC.entities]
+        kinds = [e.kind for e in spec.entities]
         memory = measure_memory(
             client, keys, report.namespace, kinds, window, sample=config.memory_sample
         )
@@ -161,13 +162,14 @@ def online_store(
             "key_prefix": prefix,
             "redis_url": MetadataValue.text(redis.resolved_url.split("@")[-1]),
         },
-        check_results=[check, _memory_check(memory, report.entities)],
+        check_results=[check, _memory_check(memory, report.entities, spec.primary)],
     )
 
 
-def _memory_check(memory: MemoryReport, entities: dict[str, int]) -> AssetCheckResult:
-    """The headroom verdict, with the per-key figures the README's sizing rule uses."""
-    customers = entities.get("customer_id", 0)
+def _memory_check(memory: MemoryReport, entities: dict[str, int], primary: str) -> AssetCheckResult:
+    """The headroom verdict, with the per-key figures the README's sizing rule uses (per
+    customer: per entity of the contract's primary kind)."""
+    customers = entities.get(primary, 0)
     per_kind = {k: v for k, v in memory.bytes_per_state.items() if v is not None}
     loaded = sum(entities.get(kind, 0) * size for kind, size in per_kind.items())
     metadata: dict = {

@@ -1,5 +1,5 @@
 """`orders_by_entity`: each day's validated orders split into entity-hash buckets per entity kind
-(customer, e-mail, IP), so feature work runs per bucket in parallel.
+(the contract's entities: customer, e-mail and IP by default), so feature work runs per bucket in parallel.
 
 An entity always hashes to the same bucket (fixed-key SipHash, `fraud_core.buckets`), on every
 day and in every process; each bucket file is sorted by (entity, order_date, order_id).
@@ -29,7 +29,6 @@ from fraud_assets.lib.range_checks import DayResult, range_check_result
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.buckets import DEFAULT_N_BUCKETS, bucket_files, entity_bucket, write_day_buckets
-from fraud_core.schema import ENTITY_KINDS
 from fraud_core.storage import DataLayout
 
 EVERY_ORDER_ONCE_PER_ENTITY_KIND = "every_order_once_per_entity_kind"
@@ -48,8 +47,8 @@ class OrdersByEntityConfig(Config):
     group_name="ingest",
     kinds={"dask", "parquet"},
     description=(
-        "The day's validated orders split three ways, by customer, by e-mail and by IP: each "
-        "entity's orders sit together in one hash bucket file, sorted by time, so features can "
+        "The day's validated orders split once per entity of the data contract (by default by "
+        "customer, by e-mail and by IP): each entity's orders sit together in one hash bucket file, sorted by time, so features can "
         "be computed bucket by bucket in parallel. Every order appears once per entity kind."
     ),
 )
@@ -60,12 +59,18 @@ def orders_by_entity(
     dask: DaskResource,
 ) -> MaterializeResult:
     data = layout.layout()
+    contract = layout.contract()
     days = partition_days(context)
     keys = [day.isoformat() for day in days]
     with dask.get_client() as client:
         # One task per day: it reads the day once and writes every kind's buckets.
         futures = client.map(
-            write_day_buckets, [data] * len(keys), keys, n_buckets=config.n_buckets, pure=False
+            write_day_buckets,
+            [data] * len(keys),
+            keys,
+            n_buckets=config.n_buckets,
+            contract=contract,
+            pure=False,
         )
         sizes_by_day = client.gather(futures)
     for key, sizes in zip(keys, sizes_by_day, strict=True):
@@ -74,13 +79,13 @@ def orders_by_entity(
             metadata[f"{kind}__rows"] = sum(sizes_of_kind)
             metadata[f"{kind}__bucket_rows_min"] = min(sizes_of_kind)
             metadata[f"{kind}__bucket_rows_max"] = max(sizes_of_kind)
-        metadata["dagster/row_count"] = metadata[f"{ENTITY_KINDS[0]}__rows"]
+        metadata["dagster/row_count"] = metadata[f"{contract.entity_kinds[0]}__rows"]
         context.add_asset_metadata(metadata, partition_key=key)
     context.log.info(f"bucketed {len(keys)} days into {config.n_buckets} buckets per kind")
     return MaterializeResult()
 
 
-def check_orders_by_entity_day(data: DataLayout, day: str) -> DayResult:
+def check_orders_by_entity_day(data: DataLayout, day: str, kinds: tuple[str, ...]) -> DayResult:
     """For each entity kind: the union of the day's buckets holds exactly the day's raw order_ids,
     each once, and every row sits in the bucket its entity hashes to."""
     raw_path = data.raw_orders(day)
@@ -89,7 +94,7 @@ def check_orders_by_entity_day(data: DataLayout, day: str) -> DayResult:
     raw_ids = pq.read_table(raw_path, columns=["order_id"]).column("order_id")
     metadata: dict[str, int] = {"raw_rows": len(raw_ids)}
     problems = []
-    for kind in ENTITY_KINDS:
+    for kind in kinds:
         files = bucket_files(data, kind, day)
         numbers = [n for n, _ in files]
         if not files or numbers != list(range(len(files))):
@@ -137,8 +142,9 @@ def check_orders_by_entity_day(data: DataLayout, day: str) -> DayResult:
 )
 def orders_by_entity_checks(context: AssetCheckExecutionContext, layout: DataLayoutResource):
     data = layout.layout()
+    kinds = layout.contract().entity_kinds
     results = {
-        day.isoformat(): check_orders_by_entity_day(data, day.isoformat())
+        day.isoformat(): check_orders_by_entity_day(data, day.isoformat(), kinds)
         for day in partition_days(context)
     }
     yield range_check_result(

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext,
@@ -44,11 +45,10 @@ from fraud_core.acceptance import (
     read_day_record,
 )
 from fraud_core.clock import latest_accepted, max_future_s
-from fraud_core.contract import applied_contract
 from fraud_core.contract.source import SourceFormat
 from fraud_core.env import env_number
 from fraud_core.landing import read_day_rows, scan_landing
-from fraud_core.schema import ORDER_SCHEMA
+from fraud_core.schema import ORDER_SCHEMA, order_schema
 from fraud_core.storage import DataLayout, remove_orphan_temp_files, write_parquet
 from fraud_core.validation import (
     REASON,
@@ -100,7 +100,7 @@ def raw_orders(context: AssetExecutionContext, layout: DataLayoutResource) -> Ma
     for orphan in remove_orphan_temp_files(data.root):
         context.log.info(f"removed {orphan}, left by a killed write")
     total = quarantined = 0
-    contract = applied_contract()  # one contract for the whole run, recorded on every day
+    contract = layout.contract()  # one contract for the whole run, recorded on every day
     source = SourceFormat.of(contract)
     landing = scan_landing(data.landing, source)  # once per run: the days of each file's orders
     by_name = {f.name: f for f in landing}
@@ -136,7 +136,7 @@ def raw_orders(context: AssetExecutionContext, layout: DataLayoutResource) -> Ma
         record = previous or DayRecord(day.isoformat())
         if decision.writes:
             assert result is not None
-            write_parquet(result.valid, data.raw_orders(day), ORDER_SCHEMA)
+            write_parquet(result.valid, data.raw_orders(day), source.order_schema)
             # Written even when empty, so a rerun replaces the quarantine of an earlier bad file.
             write_parquet(
                 result.quarantine,
@@ -165,6 +165,7 @@ def raw_orders(context: AssetExecutionContext, layout: DataLayoutResource) -> Ma
             "path": MetadataValue.path(str(data.raw_orders(day))),
             "quarantine_path": MetadataValue.path(str(data.quarantine(day))),
             "contract": f"{contract.name} ({contract.digest[:12]})",
+            "dagster/column_schema": order_column_schema(contract),
         }
         if decision.writes:
             assert result is not None
@@ -346,8 +347,10 @@ def check_raw_orders_day(
     max_share: float,
     volume_ratio: float = DEFAULT_VOLUME_RATIO,
     volume_cache: dict[date, int | None] | None = None,
+    schema: pa.Schema = ORDER_SCHEMA,
 ) -> dict[str, DayResult]:
-    """Every raw_orders check on the files written for `day` and its ingestion record."""
+    """Every raw_orders check on the files written for `day` and its ingestion record; `schema`
+    is the contract's (`schema.order_schema`)."""
     path = data.raw_orders(day)
     record_results = _record_results(read_day_record(data, day))
     if not path.exists():
@@ -358,13 +361,15 @@ def check_raw_orders_day(
     orders = table.to_pandas()
     results: dict[str, DayResult] = {}
 
-    schema = table.schema.remove_metadata()
+    contract_schema, schema = schema, table.schema.remove_metadata()
     differences = [
         f"{f.name}: {schema.field(f.name).type if f.name in schema.names else 'missing'}"
         f" instead of {f.type}"
-        for f in ORDER_SCHEMA
+        for f in contract_schema
         if f.name not in schema.names or not schema.field(f.name).equals(f)
-    ] + [f"{name}: not in the contract" for name in schema.names if name not in ORDER_SCHEMA.names]
+    ] + [
+        f"{name}: not in the contract" for name in schema.names if name not in contract_schema.names
+    ]
     results[SCHEMA_MATCHES_CONTRACT] = DayResult(
         not differences,
         {"differences": MetadataValue.json(differences)},
@@ -442,11 +447,13 @@ def raw_orders_checks(
     """Reads the files written for the run's days (one or a range) and judges every check per
     day: one result per check for the run, the failed days named (`range_checks`)."""
     data = layout.layout()
+    schema = order_schema(layout.contract())
     max_share, ratio = config.resolved_max_share(), config.resolved_volume_ratio()
     by_check: dict[str, dict[str, DayResult]] = {spec.name: {} for spec in RAW_ORDERS_CHECK_SPECS}
     volumes: dict[date, int | None] = {}  # landing rows per day, read once for the range
     for day in partition_days(context):
-        for name, result in check_raw_orders_day(data, day, max_share, ratio, volumes).items():
+        results = check_raw_orders_day(data, day, max_share, ratio, volumes, schema)
+        for name, result in results.items():
             by_check[name][day.isoformat()] = result
     for name, results in by_check.items():
         severity = AssetCheckSeverity.WARN if name in WARNING_CHECKS else AssetCheckSeverity.ERROR

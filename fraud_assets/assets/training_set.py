@@ -25,7 +25,7 @@ from dagster import (
 from pydantic import Field
 
 from fraud_assets.resources import DaskResource, DataLayoutResource
-from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.model.dataset import (
     KNOWN_FRAUD_FILE,
     MANIFEST,
@@ -82,10 +82,10 @@ class TrainingSetAssetConfig(Config):
         description="Share of non-fraud training rows kept (weighted 1/rate); 1 keeps all.",
     )
     seed: int = Field(default=_DEFAULTS.seed, description="Which non-fraud rows are kept.")
-    warmup_days: int = Field(
-        default=_DEFAULTS.warmup_days,
+    warmup_days: int | None = Field(
+        default=None,
         description="Days after the first day of data that are not trained on: their features' "
-        "windows still reach back before the data (default: the feature spec's horizon).",
+        "windows still reach back before the data (empty: the contract's feature horizon).",
     )
     min_train_days: int = Field(
         default=_DEFAULTS.min_train_days,
@@ -93,7 +93,7 @@ class TrainingSetAssetConfig(Config):
         "that this many training days remain (the metadata says so).",
     )
 
-    def training(self) -> TrainingSetConfig:
+    def training(self, spec: FeatureSpec = DEFAULT_SPEC) -> TrainingSetConfig:
         return TrainingSetConfig(
             window_days=self.window_days,
             maturity_days=self.maturity_days,
@@ -101,7 +101,7 @@ class TrainingSetAssetConfig(Config):
             gap_days=self.gap_days,
             negative_rate=self.negative_rate,
             seed=self.seed,
-            warmup_days=self.warmup_days,
+            warmup_days=spec.warmup_days if self.warmup_days is None else self.warmup_days,
             min_train_days=self.min_train_days,
         )
 
@@ -131,7 +131,8 @@ def training_set(
     if not on_disk:
         raise Failure("no entity_features partition on disk: materialize entity_features first")
     cutoff = date.fromisoformat(config.cutoff) if config.cutoff else on_disk[-1] + timedelta(1)
-    settings = config.training()
+    spec = layout.contract().spec
+    settings = config.training(spec)
     try:
         window = plan_window(cutoff, settings, first_day=on_disk[0])
     except ValueError as err:
@@ -153,13 +154,20 @@ def training_set(
     targets = [str(day_file(folder, window.role(d), d)) for d in days]
     with dask.get_client() as client:
         futures = client.map(
-            prepare_day_file, sources, targets, days, window=window, config=settings, pure=False
+            prepare_day_file,
+            sources,
+            targets,
+            days,
+            window=window,
+            config=settings,
+            spec=spec,
+            pure=False,
         )
         results = client.gather(futures)
     stats = [s for s, _ in results]
     known = merge_known_fraud([k for _, k in results])
-    known_frame = known.rename("label_date").rename_axis("customer_id").reset_index()
-    write_parquet(known_frame.astype({"customer_id": str}), folder / KNOWN_FRAUD_FILE)
+    known_frame = known.rename("label_date").rename_axis(spec.primary).reset_index()
+    write_parquet(known_frame.astype({spec.primary: str}), folder / KNOWN_FRAUD_FILE)
     summary = summarize(window, settings, stats)
     files = {
         role: [t for t, d in zip(targets, days, strict=True) if window.role(d) == role]
@@ -173,11 +181,12 @@ def training_set(
         folder=str(folder),
         window=window.to_dict(),
         config=summary["config"],
-        feature_names=DEFAULT_SPEC.feature_names,
+        feature_names=spec.feature_names,
         files=files,
         summary=summary,
         inputs=inputs,
         fingerprint=manifest_fingerprint(inputs, summary),
+        primary=spec.primary,
     )
     with atomic_path(folder / MANIFEST) as tmp:
         tmp.write_text(manifest.to_json())

@@ -7,13 +7,18 @@ import math
 import pandas as pd
 from dagster import MetadataValue, TableColumn, TableMetadataValue, TableRecord, TableSchema
 
-from fraud_core.schema import COLUMNS
+from fraud_core.contract import Contract, builtin_contract
+from fraud_core.schema import columns_of
 
 
-def order_column_schema() -> TableSchema:
-    """The order contract as a column schema (`dagster/column_schema`)."""
+def order_column_schema(contract: Contract | None = None) -> TableSchema:
+    """The validated orders' columns under `contract` (default the built-in one) as a column
+    schema (`dagster/column_schema`)."""
     return TableSchema(
-        columns=[TableColumn(c.name, str(c.type), description=c.description) for c in COLUMNS]
+        columns=[
+            TableColumn(c.name, str(c.type), description=c.description)
+            for c in columns_of(contract or builtin_contract())
+        ]
     )
 
 

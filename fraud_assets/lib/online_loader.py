@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 
+from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.features.state import EntityState, decode_state, encode_state
 from fraud_core.online_keys import (
     COMMIT_SCRIPT,
@@ -24,7 +25,6 @@ from fraud_core.online_keys import (
     new_namespace_id,
 )
 from fraud_core.online_store import (
-    ORDER_INDEX_KIND,
     Snapshot,
     carry_over,
     newest_snapshot,
@@ -128,6 +128,7 @@ def write_snapshot(
     keys: OnlineKeys,
     ns: str,
     order_index: OrderIndexWindow | None = None,
+    spec: FeatureSpec = DEFAULT_SPEC,
 ) -> LoadReport:
     """Bulk-write every state of `snapshot` into namespace `ns` and read a sample back. The
     order index gets the snapshot's orders of the last `order_index.retention_s`."""
@@ -138,7 +139,7 @@ def write_snapshot(
     sender = _Sender(client)
     failed = True
     try:
-        for bucket in snapshot_buckets(layout, snapshot, index_since_s=index_since_s):
+        for bucket in snapshot_buckets(layout, snapshot, spec, index_since_s=index_since_s):
             entities = bucket.states.entities
             prefix = keys.entity(ns, bucket.kind, "").encode()
             names = pc.binary_join_element_wise(prefix, entities.cast(pa.binary()), b"")
@@ -186,6 +187,7 @@ def carry_over_namespace(
     since_s: int,
     *,
     live: bool,
+    spec: FeatureSpec = DEFAULT_SPEC,
 ) -> int:
     """Merge the entities the service rewrote in namespace `source` into `target` (see
     `fraud_core.online_store.carry_over`). With `live` the target is active and the service
@@ -210,11 +212,15 @@ def carry_over_namespace(
                 if old is None:
                     continue
                 merged = carry_over(
-                    decode_state(new) if new is not None else None, decode_state(old), since_s, kind
+                    decode_state(new) if new is not None else None,
+                    decode_state(old),
+                    since_s,
+                    kind,
+                    spec,
                 )
                 if merged is not None:
                     writes.append((key, new, encode_state(merged)))
-                    if kind == ORDER_INDEX_KIND:  # the older ones: the snapshot's to index
+                    if kind == spec.primary:  # the older ones: the snapshot's to index
                         index.update(
                             (oid, value)
                             for oid, t_s in zip(merged.order_ids, merged.t_s, strict=True)
@@ -264,12 +270,13 @@ def load_online_store(
     *,
     keep_previous: bool = True,
     order_index: OrderIndexWindow | None = None,
+    spec: FeatureSpec = DEFAULT_SPEC,
 ) -> LoadReport:
     """Load the newest complete snapshot into a new namespace, check a sample, carry over the
     service's writes from the active namespace, switch `active` atomically, and delete every
     namespace but the new one and (with `keep_previous`) the one it replaced. The order index
     holds the snapshot's orders of `order_index`'s retention before the snapshot's end."""
-    snapshot = newest_snapshot(layout)
+    snapshot = newest_snapshot(layout, spec)
     if snapshot is None:
         raise SnapshotMissingError(
             f"no complete entity-state snapshot under {layout.entity_states}: "
@@ -286,7 +293,7 @@ def load_online_store(
             "created_at": now.timestamp(),
         },
     )
-    report = write_snapshot(client, layout, snapshot, keys, ns, order_index)
+    report = write_snapshot(client, layout, snapshot, keys, ns, order_index, spec)
     client.hset(
         keys.meta(ns),
         mapping={f"entities_{kind}": n for kind, n in report.entities.items()}
@@ -299,7 +306,7 @@ def load_online_store(
     previous = previous.decode() if previous else None
     if previous:
         report.carried_over = carry_over_namespace(
-            client, keys, previous, ns, snapshot.end_s, live=False
+            client, keys, previous, ns, snapshot.end_s, live=False, spec=spec
         )
     switch = client.register_script(SWITCH_SCRIPT)
     before = switch(keys=[keys.active, keys.meta(ns)], args=[ns, time.time()])
@@ -308,7 +315,7 @@ def load_online_store(
         # Writes that reached the old namespace between the first pass and the switch; the
         # service cannot write there any more, so this pass is complete.
         report.carried_over += carry_over_namespace(
-            client, keys, report.previous, ns, snapshot.end_s, live=True
+            client, keys, report.previous, ns, snapshot.end_s, live=True, spec=spec
         )
     keep = {ns, report.previous} if keep_previous else {ns}
     for member in client.zrange(keys.namespaces, 0, -1):

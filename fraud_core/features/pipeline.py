@@ -39,15 +39,11 @@ from fraud_core.storage import (
 
 log = logging.getLogger(__name__)
 
-LABEL_COLUMNS = (
-    "order_id",
-    "order_date",
-    "customer_id",
-    "email",
-    "ip_addr",
-    "is_fraud",
-    "label_date",
-)
+
+def label_columns(spec: FeatureSpec) -> tuple[str, ...]:
+    """What a feature file holds before the features: the order's id and time, its entities
+    (as the contract stores them) and its labels."""
+    return ("order_id", "order_date", *(e.kind for e in spec.entities), "is_fraud", "label_date")
 
 
 def day_end_s(day: date) -> int:
@@ -271,7 +267,7 @@ def assemble_days(
                 f"{(~mask).sum()} orders have no {kind} bucket: rerun orders_by_entity"
             )
 
-    ident = [c for c in LABEL_COLUMNS if c in raw.column_names]
+    ident = [c for c in label_columns(spec) if c in raw.column_names]
     t_s, cents = order_times(raw.select(["order_date", "order_amount"]).to_pandas())
     own = [(names.index(name), col) for name, col in order_kernel(t_s, cents).items()]
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.model.dataset import (
     FeatureSource,
     TrainingSetConfig,
@@ -96,33 +96,86 @@ def plan_folds(
 # ---------------------------------------------------------------------------------------------
 # The rules baseline: what a fraud team writes before it has a model.
 
-RULES_TEXT = (
-    "1 point each: amount > 300; a customer's first order; 3+ orders of the customer in the "
-    "last hour; 3+ customers on the IP in 24 h; an e-mail never seen before; amount > 4x the "
-    "customer's recent mean; an IP not among the customer's last 10 orders. Ties ordered by "
-    "amount."
+_OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "==": np.equal,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One point when every clause (feature, operator, value) holds; empty features fail."""
+
+    text: str
+    clauses: tuple[tuple[str, str, float], ...]
+
+
+# The built-in contract's rules, as a fraud team of an online shop writes them.
+_BUILTIN_RULES = (
+    Rule("amount > 300", (("order_amount", ">", 300),)),
+    Rule("a customer's first order", (("customer_id__first_seen", "==", 1),)),
+    Rule(
+        "3+ orders of the customer in the last hour",
+        (("customer_id__order_count__1h", ">=", 3),),
+    ),
+    Rule("3+ customers on the IP in 24 h", (("ip_addr__distinct_customer_id__24h", ">=", 3),)),
+    Rule("an e-mail never seen before", (("email__first_seen", "==", 1),)),
+    Rule(
+        "amount > 4x the customer's recent mean",
+        (("customer_id__amount_rel_mean__last10", ">", 4),),
+    ),
+    Rule(
+        "an IP not among the customer's last 10 orders",
+        (("customer_id__ip_addr_seen_in_last10", "==", 0), ("customer_id__first_seen", "==", 0)),
+    ),
 )
 
 
-def rules_score(frame: pd.DataFrame) -> np.ndarray:
-    """A score in [0, 1) from hand-written rules on the same feature rows (see `RULES_TEXT`)."""
+def baseline_rules(spec: FeatureSpec = DEFAULT_SPEC) -> tuple[Rule, ...]:
+    """The rules baseline over `spec`'s features: the built-in contract's rules where the spec
+    has their features, else the same ideas over the contract's own entities (the primary
+    entity's first order, velocity and unusual amount; any other entity never seen before)."""
+    names = set(spec.feature_names) | {"order_amount"}
+    if all(f in names for r in _BUILTIN_RULES for f, _, _ in r.clauses):
+        return _BUILTIN_RULES
+    p, w, n = spec.primary, next(iter(spec.windows)), spec.history_n
+    rules = [
+        Rule("amount > 300", (("order_amount", ">", 300),)),
+        Rule(f"a {p}'s first order", ((f"{p}__first_seen", "==", 1),)),
+        Rule(f"3+ orders of the {p} in the last {w}", ((f"{p}__order_count__{w}", ">=", 3),)),
+        Rule(f"amount > 4x the {p}'s recent mean", ((f"{p}__amount_rel_mean__last{n}", ">", 4),)),
+    ]
+    rules += [
+        Rule(f"a {e.kind} never seen before", ((f"{e.kind}__first_seen", "==", 1),))
+        for e in spec.entities
+        if e.kind != p
+    ]
+    return tuple(rules)
 
-    def col(name: str) -> np.ndarray:
-        return frame[name].to_numpy(dtype=np.float64)
 
-    amount = col("order_amount")
-    rel = col("customer_id__amount_rel_mean__last10")
-    ip_known = col("customer_id__ip_addr_seen_in_last10")
-    hits = (
-        (amount > 300).astype(int)
-        + (col("customer_id__first_seen") == 1)
-        + (col("customer_id__order_count__1h") >= 3)
-        + (col("ip_addr__distinct_customer_id__24h") >= 3)
-        + (col("email__first_seen") == 1)
-        + (np.nan_to_num(rel, nan=0.0) > 4)
-        + ((ip_known == 0) & (col("customer_id__first_seen") == 0))
+def rules_text(spec: FeatureSpec = DEFAULT_SPEC) -> str:
+    """The baseline in words, for people (the backtest report, the UI)."""
+    return (
+        f"1 point each: {'; '.join(r.text for r in baseline_rules(spec))}. Ties ordered by amount."
     )
-    return (hits + np.minimum(amount, 999.0) / 1000.0) / 8.0
+
+
+RULES_TEXT = rules_text()
+
+
+def rules_score(frame: pd.DataFrame, spec: FeatureSpec = DEFAULT_SPEC) -> np.ndarray:
+    """A score in [0, 1) from hand-written rules on the same feature rows (`baseline_rules`)."""
+    rules = baseline_rules(spec)
+    amount = frame["order_amount"].to_numpy(dtype=np.float64)
+    hits = np.zeros(len(frame), dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        for rule in rules:
+            held = np.ones(len(frame), dtype=bool)
+            for feature, op, value in rule.clauses:
+                held &= _OPS[op](frame[feature].to_numpy(dtype=np.float64), value)
+            hits += held
+    return (hits + np.minimum(amount, 999.0) / 1000.0) / (len(rules) + 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,15 +278,17 @@ def run_backtest(
     targets: ThresholdTargets | None = None,
     first_day: date | None = None,
     log: Callable[[str], None] | None = None,
+    spec: FeatureSpec = DEFAULT_SPEC,
 ) -> BacktestReport:
     """Every fold: build the training set at the fold's cutoff, train, choose thresholds on its
     validation days, score the assessment days with the model and the rules.
 
     `source(day)` gives a day's feature rows (None: no data); `client` is a
-    `distributed.Client`. `first_day` (the first day with data) clips training windows."""
+    `distributed.Client`. `first_day` (the first day with data) clips training windows; `spec`
+    (the contract's) names the features, the primary entity and the rules baseline."""
     training = training_config(config, training or TrainingSetConfig())
     params = params or TrainParams()
-    names = DEFAULT_SPEC.feature_names
+    names = spec.feature_names
     report = BacktestReport(
         config={k: str(v) if isinstance(v, date) else v for k, v in asdict(config).items()},
         training=asdict(training),
@@ -241,7 +296,7 @@ def run_backtest(
     )
     for fold in plan_folds(config, training, first_day):
         w = fold.window
-        ts = build_training_set(source, w, training, names)
+        ts = build_training_set(source, w, training, spec)
         result = train_model(client, ts.train, ts.validation, names, params)
         valid_scores = predict(result.booster, ts.validation, names)
         thresholds = choose_thresholds(ts.validation["label"].to_numpy(), valid_scores, targets)
@@ -252,14 +307,17 @@ def run_backtest(
         test = pd.concat(test_frames, ignore_index=True)
         # assessed with final labels: the truth as known today, not at the cutoff
         test["label"] = test["is_fraud"].fillna(0).to_numpy(dtype=np.int8)
-        known = _known_fraud_before(source, w, fold)
-        scores = {MODEL: predict(result.booster, test, names), RULES: rules_score(test)}
+        known = _known_fraud_before(source, w, fold, spec.primary)
+        scores = {MODEL: predict(result.booster, test, names), RULES: rules_score(test, spec)}
         rules_thresholds = choose_thresholds(
-            ts.validation["label"].to_numpy(), rules_score(ts.validation), targets
+            ts.validation["label"].to_numpy(), rules_score(ts.validation, spec), targets
         )
+        k, p = config.k, spec.primary
         metrics = {
-            MODEL: _clean(evaluate_scores(test, scores[MODEL], thresholds, config.k, known)),
-            RULES: _clean(evaluate_scores(test, scores[RULES], rules_thresholds, config.k, known)),
+            MODEL: _clean(evaluate_scores(test, scores[MODEL], thresholds, k, known, entity=p)),
+            RULES: _clean(
+                evaluate_scores(test, scores[RULES], rules_thresholds, k, known, entity=p)
+            ),
         }
         report.folds.append(
             FoldResult(
@@ -275,7 +333,7 @@ def run_backtest(
                 thresholds=thresholds,
                 metrics=metrics,
                 ceiling_cp=customer_precision_at_k(
-                    test, test["label"].to_numpy(dtype=float), config.k, known
+                    test, test["label"].to_numpy(dtype=float), k, known, entity=p
                 )[0],
             )
         )
@@ -292,8 +350,10 @@ def run_backtest(
     return report
 
 
-def _known_fraud_before(source: FeatureSource, window: TrainingWindow, fold: Fold) -> pd.Series:
-    """Per customer, the first fraud label that had arrived by the end of the assessment window
+def _known_fraud_before(
+    source: FeatureSource, window: TrainingWindow, fold: Fold, primary: str
+) -> pd.Series:
+    """Per customer (the `primary` entity), the first fraud label that had arrived by the end of the assessment window
     (customer precision@k leaves a customer out from the day after that)."""
     last = fold.test_last + timedelta(days=1)
     parts = []
@@ -302,7 +362,7 @@ def _known_fraud_before(source: FeatureSource, window: TrainingWindow, fold: Fol
         frame = source(day)
         if frame is not None and len(frame):
             label = labels_known_at(frame, pd.Timestamp(last.isoformat(), tz="UTC"))
-            rows = frame.loc[label == 1, ["customer_id", "label_date"]]
-            parts.append(rows.groupby("customer_id")["label_date"].min())
+            rows = frame.loc[label == 1, [primary, "label_date"]]
+            parts.append(rows.groupby(primary)["label_date"].min())
         day += timedelta(days=1)
     return merge_known_fraud(parts)

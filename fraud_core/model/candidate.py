@@ -130,7 +130,9 @@ def train_candidate(
     labels = validation[LABEL].to_numpy()
     choice = pick_thresholds(labels, scores, targets)
     known = manifest.known_fraud_since()
-    metrics = clean(evaluate_scores(validation, scores, choice.thresholds, k, known))
+    metrics = clean(
+        evaluate_scores(validation, scores, choice.thresholds, k, known, entity=manifest.primary)
+    )
     importance = feature_importance(result.booster)
     candidate = Candidate(
         card=ModelCard(version="", feature_names=names, thresholds=choice.thresholds),

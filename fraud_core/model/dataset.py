@@ -33,10 +33,15 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.storage import DataLayout
 
-ID_COLUMNS = ("order_id", "order_date", "customer_id", "email", "ip_addr")
+
+def id_columns(spec: FeatureSpec) -> tuple[str, ...]:
+    """The identity columns a training-set row keeps: the order's id and time, its entities."""
+    return ("order_id", "order_date", *(e.kind for e in spec.entities))
+
+
 LABEL = "label"  # 1: fraud known at the cutoff
 WEIGHT = "weight"  # compensates the subsampling of non-fraud training rows
 KNOWN_LABEL_DATE = "label_date"  # label_date of the known labels only (NaT otherwise)
@@ -209,18 +214,19 @@ def prepare_day(
     day: date,
     window: TrainingWindow,
     config: TrainingSetConfig,
-    feature_names: list[str] | None = None,
+    spec: FeatureSpec = DEFAULT_SPEC,
 ) -> tuple[pd.DataFrame, DayStats, pd.Series]:
     """One day's rows of the training set: ids, `label` (known at the cutoff), `weight`,
-    `label_date` of known labels only, then the features (float32, spec order).
+    `label_date` of known labels only, then the features (float32, `spec`'s order).
 
-    Also returns the day's statistics and, per customer, the first label_date known by the
-    cutoff (customers already known as fraudulent are left out of customer precision@k).
+    Also returns the day's statistics and, per customer (the spec's primary entity), the first
+    label_date known by the cutoff (customers already known as fraudulent are left out of
+    customer precision@k).
     """
     role = window.role(day)
     if role is None:
         raise ValueError(f"{day} is not in the window {window}")
-    names = feature_names or DEFAULT_SPEC.feature_names
+    names = spec.feature_names
     cutoff_ts = window.cutoff_ts
     label = labels_known_at(frame, cutoff_ts)
     final = frame["is_fraud"].fillna(0).to_numpy(dtype=np.int64) == 1
@@ -234,7 +240,7 @@ def prepare_day(
         weight[label == 0] = np.float32(1.0 / config.negative_rate)
 
     known_date = frame["label_date"].where(label == 1)
-    out = frame.loc[keep, list(ID_COLUMNS)].reset_index(drop=True)
+    out = frame.loc[keep, list(id_columns(spec))].reset_index(drop=True)
     out[LABEL] = label[keep]
     out[WEIGHT] = weight[keep]
     out[KNOWN_LABEL_DATE] = known_date[keep].reset_index(drop=True).astype("datetime64[us, UTC]")
@@ -243,8 +249,8 @@ def prepare_day(
     stats.kept = len(out)
     stats.positives = int(out[LABEL].sum())
 
-    fraud_days = frame.loc[label == 1, ["customer_id", "label_date"]]
-    known_since = fraud_days.groupby("customer_id")["label_date"].min()
+    fraud_days = frame.loc[label == 1, [spec.primary, "label_date"]]
+    known_since = fraud_days.groupby(spec.primary)["label_date"].min()
     return out, stats, known_since
 
 
@@ -264,7 +270,7 @@ class TrainingSet:
     config: TrainingSetConfig
     train: pd.DataFrame
     validation: pd.DataFrame
-    known_fraud_since: pd.Series  # customer_id -> first label_date known by the cutoff
+    known_fraud_since: pd.Series  # primary entity -> first label_date known by the cutoff
     stats: list[DayStats] = field(default_factory=list)
 
     def summary(self) -> dict[str, object]:
@@ -292,7 +298,7 @@ def build_training_set(
     source: FeatureSource,
     window: TrainingWindow,
     config: TrainingSetConfig,
-    feature_names: list[str] | None = None,
+    spec: FeatureSpec = DEFAULT_SPEC,
 ) -> TrainingSet:
     """The training set of `window` from a day-by-day feature source, in memory. Days without
     data are skipped."""
@@ -303,7 +309,7 @@ def build_training_set(
         frame = source(day)
         if frame is None:
             continue
-        rows, day_stats, known_since = prepare_day(frame, day, window, config, feature_names)
+        rows, day_stats, known_since = prepare_day(frame, day, window, config, spec)
         parts[day_stats.role].append(rows)
         stats.append(day_stats)
         known.append(known_since)
@@ -379,13 +385,18 @@ def day_file(folder: Path, role: str, day: date) -> Path:
 
 
 def prepare_day_file(
-    src: str, dst: str, day: date, window: TrainingWindow, config: TrainingSetConfig
+    src: str,
+    dst: str,
+    day: date,
+    window: TrainingWindow,
+    config: TrainingSetConfig,
+    spec: FeatureSpec = DEFAULT_SPEC,
 ) -> tuple[DayStats, pd.Series]:
     """`prepare_day` from a feature file to a training-set file (one Dask task)."""
     from fraud_core.storage import write_parquet
 
     frame = pq.read_table(src).to_pandas()
-    rows, stats, known = prepare_day(frame, day, window, config)
+    rows, stats, known = prepare_day(frame, day, window, config, spec)
     write_parquet(rows, Path(dst))
     return stats, known
 
@@ -402,6 +413,7 @@ class Manifest:
     summary: dict[str, object]
     inputs: dict[str, str]  # feature file -> fingerprint (size:mtime_ns)
     fingerprint: str = ""
+    primary: str = "customer_id"  # the primary entity's column (customer precision@k)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
@@ -420,7 +432,7 @@ class Manifest:
 
     def known_fraud_since(self) -> pd.Series:
         table = pq.read_table(Path(self.folder) / KNOWN_FRAUD_FILE).to_pandas()
-        return table.set_index("customer_id")["label_date"]
+        return table.set_index(self.primary)["label_date"]
 
 
 def file_fingerprint(path: Path) -> str:

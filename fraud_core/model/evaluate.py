@@ -68,11 +68,13 @@ def customer_precision_at_k(
     k: int = DEFAULT_K,
     known_fraud_since: pd.Series | None = None,
     label: str = "label",
+    entity: str = "customer_id",
 ) -> tuple[float, pd.Series]:
-    """Customer precision@k, averaged over days, and its value per day.
+    """Customer precision@k, averaged over days, and its value per day. The "customer" is the
+    contract's primary entity, the column `entity` (customer_id by default).
 
     Each UTC day: every customer gets their highest order score of the day; customers whose
-    fraud was already known before the day started (`known_fraud_since`: customer_id -> first
+    fraud was already known before the day started (`known_fraud_since`: customer -> first
     known label_date) are left out, since nobody needs a model to review them; the top k by
     score are taken and the fraudulent ones among them (a fraudulent order that day) counted;
     the count is divided by k.
@@ -83,16 +85,16 @@ def customer_precision_at_k(
     per_order = pd.DataFrame(
         {
             "day": day.to_numpy(),
-            "customer_id": frame["customer_id"].to_numpy(),
+            "customer": frame[entity].to_numpy(),
             "score": np.asarray(scores, dtype=np.float64),
             "fraud": frame[label].to_numpy(dtype=np.int64),
         }
     )
     if known_fraud_since is not None and len(known_fraud_since):
-        since = per_order["customer_id"].map(known_fraud_since)
+        since = per_order["customer"].map(known_fraud_since)
         known = since.notna() & (since < per_order["day"])
         per_order = per_order[~known.to_numpy(dtype=bool)]
-    customers = per_order.groupby(["day", "customer_id"], sort=False).agg(
+    customers = per_order.groupby(["day", "customer"], sort=False).agg(
         score=("score", "max"), fraud=("fraud", "max")
     )
     customers = customers.sort_values("score", ascending=False, kind="stable")
@@ -108,10 +110,12 @@ def evaluate_scores(
     k: int = DEFAULT_K,
     known_fraud_since: pd.Series | None = None,
     label: str = "label",
+    entity: str = "customer_id",
 ) -> dict[str, float]:
-    """Every headline metric of scores on labelled orders (flat, JSON- and metadata-friendly)."""
+    """Every headline metric of scores on labelled orders (flat, JSON- and metadata-friendly);
+    `entity`: the primary entity's column, for customer precision@k."""
     labels = frame[label].to_numpy(dtype=np.int64)
-    cp, _ = customer_precision_at_k(frame, scores, k, known_fraud_since, label)
+    cp, _ = customer_precision_at_k(frame, scores, k, known_fraud_since, label, entity)
     metrics: dict[str, float] = {
         "orders": len(labels),
         "fraud_orders": int(labels.sum()),

@@ -194,9 +194,10 @@ def figures(
     known_fraud_since: pd.Series | None = None,
     k: int = DEFAULT_K,
     label: str = "label",
+    entity: str = "customer_id",
 ) -> dict[str, float | None]:
     """A model's figures on labelled rows at its own thresholds, JSON-ready (NaN as None)."""
-    metrics = evaluate_scores(frame, scores, card.thresholds, k, known_fraud_since, label)
+    metrics = evaluate_scores(frame, scores, card.thresholds, k, known_fraud_since, label, entity)
     thresholds = {f"{name}_threshold": float(v) for name, v in card.thresholds.items()}
     return clean({**metrics, **thresholds})
 
@@ -209,13 +210,14 @@ def gate_candidate(
     label: str = "label",
     known_fraud_since: pd.Series | None = None,
     k: int = DEFAULT_K,
+    entity: str = "customer_id",
 ) -> GateDecision:
     """Score the candidate and the current champion on `validation` and decide. A champion
     whose files no longer verify counts as no comparison (and is said so in the reasons).
 
     The decision also holds both models' figures on those orders, each at its own thresholds
-    (`comparison`), for the side-by-side view; `known_fraud_since` and `k` are for customer
-    precision@k there."""
+    (`comparison`), for the side-by-side view; `known_fraud_since`, `k` and `entity` (the
+    primary entity's column) are for customer precision@k there."""
     labels = validation[label].to_numpy()
     booster, card = load_version(registry, candidate)
     candidate_scores = version_scores(booster, card, validation)
@@ -225,7 +227,7 @@ def gate_candidate(
     comparison = {}
     if candidate_scores is not None:
         comparison["candidate"] = figures(
-            validation, candidate_scores, card, known_fraud_since, k, label
+            validation, candidate_scores, card, known_fraud_since, k, label, entity
         )
     champion = current_version(registry)
     champion_ap: float | None = None
@@ -239,7 +241,7 @@ def gate_candidate(
         if champion_scores is not None:
             champion_ap = average_precision(labels, champion_scores)
             comparison["champion"] = figures(
-                validation, champion_scores, champion_card, known_fraud_since, k, label
+                validation, champion_scores, champion_card, known_fraud_since, k, label, entity
             )
             if candidate_scores is not None and policy.bootstrap_rounds > 0:
                 upper = ap_advantage_upper(

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_core.features.offline import advance, canonical_order
-from fraud_core.features.pipeline import LABEL_COLUMNS, day_end_s
+from fraud_core.features.pipeline import day_end_s, label_columns
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.validation import landing_files_for_day, validate_landing_day
 
@@ -36,7 +36,7 @@ def _flush(
     states.update(new_states)
     names = spec.feature_names
     block = features[names].to_numpy(dtype=dtype)
-    ident = orders[[c for c in LABEL_COLUMNS if c in orders.columns]]
+    ident = orders[[c for c in label_columns(spec) if c in orders.columns]]
     start = 0
     for day, day_orders in buffer:
         stop = start + len(day_orders)

@@ -95,20 +95,20 @@ def test_a_rerun_with_fewer_buckets_replaces_the_old_files(landed, materialize_r
 def test_the_check_catches_lost_duplicated_and_misplaced_orders(landed, materialize_range):
     day = DAYS[0]
     materialize_range(ASSETS, day, day)
-    assert check_orders_by_entity_day(landed, day.isoformat()).passed
+    assert check_orders_by_entity_day(landed, day.isoformat(), ENTITY_KINDS).passed
     files = dict(bucket_files(landed, "email", day))
 
     moved = pd.read_parquet(files[0])
     write_parquet(moved.iloc[1:], files[0], ORDER_SCHEMA)  # row 0 leaves bucket 0 ...
     target = pd.read_parquet(files[1])
     write_parquet(pd.concat([target, moved.iloc[:1]]), files[1], ORDER_SCHEMA)  # ... for bucket 1
-    result = check_orders_by_entity_day(landed, day.isoformat())
+    result = check_orders_by_entity_day(landed, day.isoformat(), ENTITY_KINDS)
     assert not result.passed
     assert result.metadata["email__misplaced"] == 1
     assert result.metadata["email__missing"] == 0
 
     write_parquet(pd.concat([target, target.iloc[:2]]), files[1], ORDER_SCHEMA)
-    result = check_orders_by_entity_day(landed, day.isoformat())
+    result = check_orders_by_entity_day(landed, day.isoformat(), ENTITY_KINDS)
     assert result.metadata["email__duplicates"] == 2
     assert result.metadata["email__missing"] == 1  # the row taken out of bucket 0
     assert result.metadata["customer_id__missing"] == 0  # other kinds untouched

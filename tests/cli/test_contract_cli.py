@@ -116,9 +116,11 @@ def test_generate_writes_files_in_a_contracts_shape(tmp_path, fraud):
     assert result.quarantine.empty and len(result.valid) == len(rows) > 0
 
     other = tmp_path / "other.yaml"
-    other.write_text(export.read_text().replace("history_n: 10", "history_n: 4"))
-    out = fraud("generate", "--contract", str(other), "--out", str(tmp_path / "x"))
-    assert out.returncode == 2 and "features.history_n" in out.stderr
+    other.write_text(export.read_text().replace("ip_addr", "device"))  # no sample data for it
+    out = fraud("generate", "--contract", str(other), "--out", str(tmp_path / "x"), "--days", "2")
+    assert out.returncode == 2
+    assert "has the entities ['customer_id', 'device', 'email']: sample data exists" in out.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_check_maps_a_sample_of_your_orders(tmp_path, fraud):
@@ -166,7 +168,7 @@ def test_check_maps_a_sample_of_your_orders(tmp_path, fraud):
     assert "entities[0].column: 'customer_id' is not a column of the sample" in out.stderr
     assert "the sample's columns: id, created_at, user_id, email, ip, amount_cents," in out.stderr
 
-    # a contract with its own entities is checked, and said not to apply yet
+    # a contract with its own entities is checked, and said not to be served yet
     card = tmp_path / "card.yaml"
     card.write_text(
         export.read_text()
@@ -176,7 +178,8 @@ def test_check_maps_a_sample_of_your_orders(tmp_path, fraud):
     )
     out = fraud("contract", "check", str(card), "--sample", str(path))
     assert out.returncode == 0, out.stderr
-    assert "this version cannot apply it yet" in out.stdout and "entities[2].name" in out.stdout
+    assert "the pipeline applies it; the scoring service does not serve it yet" in out.stdout
+    assert "entities[2].name" in out.stdout
     assert f"{total - 2:,} valid, 2 would be quarantined" in out.stdout  # validated all the same
 
 
@@ -225,4 +228,5 @@ def test_generate_writes_card_present_transactions_and_check_validates_them(tmp_
     assert sample.read_text().splitlines()[0].startswith("txn_id,txn_time,card_token,terminal_id")
     out = fraud("contract", "check", str(card), "--sample", str(sample))
     assert out.returncode == 0, out.stderr
-    assert "0 would be quarantined" in out.stdout and "cannot apply it yet" in out.stdout
+    assert "0 would be quarantined" in out.stdout
+    assert "the scoring service does not serve it yet" in out.stdout

@@ -1,0 +1,168 @@
+"""A contract with entities of its own, end to end through Dagster (issue 15): card-present
+transactions (card, terminal and merchant; no e-mail, no IP) from landing files to a deployed
+model and the online store, with `materialize` on an in-process Dask cluster and a real Redis.
+Every step takes its columns, entities and features from `contracts/card_present.yaml`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import redis
+from dagster import materialize
+
+from fraud_assets.assets.deployed_model import (
+    DEPLOYED_MODEL_CHECKS,
+    PromotionGate,
+    deployed_model,
+)
+from fraud_assets.assets.entity_features import entity_features, entity_features_checks
+from fraud_assets.assets.fraud_model import fraud_model
+from fraud_assets.assets.online_store import SAMPLE_MATCHES_OFFLINE_STATE, online_store
+from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
+from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
+from fraud_assets.assets.training_set import TRAINING_SET_CHECKS, training_set
+from fraud_assets.partitions import partition_range_tags
+from fraud_assets.resources import RedisResource
+from fraud_core.card_generator import CardGeneratorConfig, write_card_files
+from fraud_core.contract import (
+    CONTRACT_ENV,
+    SHIPPED,
+    ContractError,
+    load_contract,
+    serving_contract,
+)
+from fraud_core.model.artifact import current_version, load_version
+from fraud_core.model.dataset import read_latest_manifest
+from fraud_core.model.replay import feature_days, validated_days
+from fraud_core.online_keys import OnlineKeys
+from fraud_core.redis_server import ensure_redis
+from fraud_core.schema import order_schema
+
+from ..checks import verdicts
+from ..configs import START, TRAINING_OPS, feature_resources
+
+CONTRACT_PATH = SHIPPED / "card_present.yaml"
+CONTRACT = load_contract(CONTRACT_PATH)
+SPEC = CONTRACT.spec
+# Enough fraud with labels that mature inside the tests' training window (the shipped
+# generator's chargebacks take up to 45 days).
+DATA = CardGeneratorConfig(
+    n_cards=1_500,
+    n_merchants=150,
+    txns_per_day=700,
+    days=45,
+    start=START,
+    seed=3,
+    label_delay_days=(2, 7),
+)
+DAYS = [START + timedelta(days=i) for i in range(DATA.days)]
+
+
+@pytest.fixture
+def card_data(tmp_path, monkeypatch):
+    from fraud_core.storage import DataLayout
+
+    layout = DataLayout(tmp_path / "data")
+    monkeypatch.setenv("FRAUD_DATA_DIR", str(layout.root))
+    monkeypatch.setenv(CONTRACT_ENV, str(CONTRACT_PATH))
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    write_card_files(DATA, layout.landing, CONTRACT)
+    return layout
+
+
+@pytest.fixture
+def store():
+    handle = ensure_redis()
+    keys = OnlineKeys(f"test-card:{uuid.uuid4().hex[:8]}:")
+    client = redis.Redis.from_url(handle.url)
+    yield handle.url, keys, client
+    found = list(client.scan_iter(match=keys.prefix + "*", count=10_000))
+    if found:
+        client.delete(*found)
+    client.close()
+
+
+def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_data, store):
+    url, keys, client = store
+    daily = [
+        raw_orders,
+        raw_orders_checks,
+        orders_by_entity,
+        orders_by_entity_checks,
+        entity_features,
+        entity_features_checks,
+    ]
+    ingested = materialize(
+        daily, resources=feature_resources(), tags=partition_range_tags(DAYS[0], DAYS[-1])
+    )
+    assert ingested.success
+    failed = {name: v for name, v in verdicts(ingested).items() if not v.passed}
+    assert not failed, failed
+
+    # validated orders in the contract's columns; buckets per contract entity
+    raw = pq.read_table(card_data.raw_orders(DAYS[3]))
+    assert raw.schema.remove_metadata().equals(order_schema(CONTRACT))
+    assert {"card", "terminal", "merchant", "mcc", "entry_mode"} <= set(raw.column_names)
+    assert "email" not in raw.column_names
+    for kind in ("card", "terminal", "merchant"):
+        assert card_data.orders_by_entity_buckets(kind, DAYS[3])
+    assert not card_data.orders_by_entity_kind("customer_id").exists()
+
+    # the contract's features, equal to the in-memory path over the same validated days
+    reference = dict(
+        feature_days(validated_days(card_data.landing, DAYS[0], DAYS[-1]), SPEC, dtype=np.float64)
+    )
+    for day in (DAYS[0], DAYS[20], DAYS[-1]):
+        written = pq.read_table(card_data.entity_features(day)).to_pandas()
+        expected = reference[day]
+        assert list(written.columns[-len(SPEC.feature_names) :]) == SPEC.feature_names
+        assert "card__distinct_terminal__24h" in written.columns
+        written = written.set_index("order_id").loc[expected["order_id"]]
+        np.testing.assert_array_equal(
+            written[SPEC.feature_names].to_numpy(), expected[SPEC.feature_names].to_numpy()
+        )
+
+    trained = materialize(
+        [training_set, *TRAINING_SET_CHECKS, fraud_model, deployed_model, *DEPLOYED_MODEL_CHECKS],
+        resources=feature_resources(gate=PromotionGate()),
+        run_config={"ops": TRAINING_OPS},
+    )
+    assert trained.success
+    failed = {name: v for name, v in verdicts(trained).items() if not v.passed}
+    assert not failed, failed
+    manifest = read_latest_manifest(card_data)
+    assert manifest.primary == "card" and manifest.feature_names == SPEC.feature_names
+    assert manifest.known_fraud_since().index.name == "card"
+    _, card = load_version(card_data.models, current_version(card_data.models))
+    assert card.contract["name"] == "card_present"
+    assert card.contract["digest"] == CONTRACT.digest
+    assert card.feature_names == SPEC.feature_names
+    validation = card.metrics["validation"]
+    ap, rate = validation["average_precision"], validation["fraud_rate"]
+    assert ap > 10 * rate, (ap, rate)  # the contract's features find its fraud
+
+    loaded = materialize(
+        [online_store],
+        resources={**feature_resources(), "redis": RedisResource(url=url)},
+        run_config={"ops": {"online_store": {"config": {"key_prefix": keys.prefix}}}},
+    )
+    assert loaded.success
+    checks = {e.check_name: e for e in loaded.get_asset_check_evaluations()}
+    assert checks[SAMPLE_MATCHES_OFFLINE_STATE].passed
+    (event,) = loaded.get_asset_materialization_events()
+    entities = event.materialization.metadata["entities"].value
+    assert set(entities) == {"card", "terminal", "merchant"} and min(entities.values()) > 0
+    ns = client.get(keys.active).decode()
+    some = raw.slice(0, 1).to_pylist()[0]
+    assert client.exists(keys.entity(ns, "card", some["card"]))
+    # the order index names an order's primary entity, the card (orders of the last 37 days)
+    last = pq.read_table(card_data.raw_orders(DAYS[-1])).slice(0, 1).to_pylist()[0]
+    assert client.hget(keys.order_index(ns), last["order_id"]).decode() == last["card"]
+
+    # the scoring service does not take these entities yet, and says so
+    with pytest.raises(ContractError, match=r"the scoring service takes the built-in"):
+        serving_contract()
