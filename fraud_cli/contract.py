@@ -101,10 +101,7 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(summary(contract, path)))
     unserved = unserved_terms(contract)
     if unserved:
-        print(
-            "  the pipeline applies it; the scoring service does not serve it yet: it differs "
-            f"from the built-in contract in {', '.join(unserved[:5])}"
-        )
+        print(f"  the pipeline applies it; the scoring service cannot serve it: {unserved[0]}")
     if contract.attributes:
         print(
             "  attributes are validated and kept with the orders; features of attributes are "

@@ -27,11 +27,12 @@ from fraud_serving.errors import EXCEPTION_HANDLERS
 from fraud_serving.guards import API_KEY_HEADER, SECURITY_SCHEME
 from fraud_serving.lifespan import lifespan
 from fraud_serving.metrics import ServiceMetrics, metrics_middleware
-from fraud_serving.routes.entities import EntityController
+from fraud_serving.routes.entities import entity_controller
 from fraud_serving.routes.labels import LabelController
 from fraud_serving.routes.model import ModelController
 from fraud_serving.routes.ops import OpsController
-from fraud_serving.routes.score import ScoreController
+from fraud_serving.routes.score import score_controller
+from fraud_serving.schemas import order_types
 from fraud_serving.settings import Settings
 
 log = logging.getLogger("fraud_serving")
@@ -63,9 +64,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     docs_assets = create_static_files_router(
         path=DOCS_ASSETS, directories=[swagger_ui_dir()], include_in_schema=False
     )
+    types = order_types(settings.contract)  # the order's fields and the kinds: the contract's
     v1 = Router(
         path="/v1",
-        route_handlers=[ScoreController, LabelController, EntityController, ModelController],
+        route_handlers=[
+            score_controller(types),
+            LabelController,
+            entity_controller(types),
+            ModelController,
+        ],
         middleware=[api_key_middleware],  # the API key check (not a guard: see auth.py)
         security=[{SECURITY_SCHEME: []}],
     )
@@ -81,8 +88,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         title="Fraud scoring service",
         version="1.0.0",
         description=(
-            "Scores e-commerce orders for fraud with behavioural features kept fresh in Redis. "
-            f"Every /v1 route needs the `{API_KEY_HEADER}` header."
+            "Scores orders for fraud with behavioural features kept fresh in Redis. Orders have "
+            f"the fields of the data contract {settings.contract.name!r}. Every /v1 route needs "
+            f"the `{API_KEY_HEADER}` header."
         ),
         path="/schema",
         components=Components(

@@ -55,7 +55,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         deadline_s=settings.redis_deadline_ms / 1000,
     )
     metrics.redis_up.set_function(lambda: 1.0 if store.up else 0.0)
-    models = ModelHolder(settings.models_dir, metrics)
+    spec = settings.contract.spec
+    models = ModelHolder(settings.models_dir, metrics, settings.contract)
     await store.probe()
     await models.poll_once()
     # load the compiled feature kernel now, not on the first order (compiles on a first run)
@@ -69,6 +70,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store,
         models,
         metrics,
+        settings.request_shape,
+        spec,
         batch_max_orders=settings.batch_max_orders,
         batch_wait_s=settings.batch_wait_ms / 1000,
         max_future_s=settings.max_future_s,
@@ -84,8 +87,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store=store,
         models=models,
         scoring=scoring,
-        labels=LabelService(store, metrics),
-        entities=EntityService(store),
+        labels=LabelService(store, metrics, spec),
+        entities=EntityService(store, settings.request_shape, spec),
     )
     try:
         yield

@@ -1,17 +1,22 @@
 """The service's API contract: msgspec structs with their constraints. Litestar validates request
 bodies against them (a violation is a 400 naming the field and the reason) and builds the
-OpenAPI schema from them.
+OpenAPI schema from them. The order's fields come from the data contract (`order_types`).
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
-EntityKind = Literal["customer_id", "email", "ip_addr"]
+from fraud_core.contract import Contract, builtin_contract
+from fraud_core.contract.request import request_fields
+
+EntityKind = Annotated[str, Meta(description="An entity kind of the data contract")]
 Decision = Literal["approve", "review", "decline"]
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # dates outside are refused: the feature kernel
@@ -40,26 +45,84 @@ def _check_time(value: datetime, name: str) -> None:
         raise ValueError(f"{name} must be between 2000-01-01 and 2099-12-31")
 
 
-class Order(Struct, forbid_unknown_fields=True):
-    """An order to score (the landing file's columns; labels come later, via /v1/labels)."""
-
-    order_id: OrderId
-    order_date: Timestamp
-    customer_id: Annotated[EntityId, Meta(examples=["C000042"])]
-    email: Annotated[EntityId, Meta(examples=["u000042@example.com"])]
-    ip_addr: Annotated[EntityId, Meta(examples=["83.12.200.7"])]
-    order_amount: Amount
-    location_lat: Annotated[float, Meta(ge=-90.0, le=90.0)] | None = None
-    location_long: Annotated[float, Meta(ge=-180.0, le=180.0)] | None = None
-
-    def __post_init__(self) -> None:
-        _check_time(self.order_date, "order_date")
+# Examples of the built-in contract's entity fields, for the OpenAPI page.
+_EXAMPLES = {
+    "customer_id": "C000042",
+    "email": "u000042@example.com",
+    "ip_addr": "83.12.200.7",
+}
 
 
-class OrderBatch(Struct, forbid_unknown_fields=True):
-    """Orders scored one after another, in this order (an order sees the earlier ones)."""
+def _check_order_date(self: Any) -> None:
+    _check_time(self.order_date, "order_date")
 
-    orders: Annotated[list[Order], Meta(min_length=1, max_length=1_000)]
+
+@dataclass(frozen=True)
+class OrderTypes:
+    """The request types of one data contract: an order, a batch of them, and the entity kinds
+    (a Literal: the entity routes' `kind`)."""
+
+    order: type[Struct]
+    batch: type[Struct]
+    kind: Any
+
+
+@functools.lru_cache(maxsize=4)
+def order_types(contract: Contract) -> OrderTypes:
+    """An order to score has the contract's entity fields (`RequestShape`: one per entity
+    column, clear values) and attributes (optional here), besides the platform's own order
+    fields; labels come later, via /v1/labels. Unknown fields are refused."""
+    entity_fields = [
+        (
+            name,
+            Annotated[EntityId, Meta(examples=[_EXAMPLES[name]])]
+            if name in _EXAMPLES
+            else EntityId,
+        )
+        for name in dict.fromkeys(request_fields(contract).values())
+    ]
+    attributes = []
+    for a in contract.attributes:
+        if a.type == "numeric":
+            meta = Meta(ge=a.range[0], le=a.range[1]) if a.range else Meta()
+            kind: Any = Annotated[float, meta]
+        else:
+            kind = Annotated[str, Meta(min_length=1, max_length=256)]
+        attributes.append((a.name, kind | None, None))
+    order = msgspec.defstruct(
+        "Order",
+        [
+            ("order_id", OrderId),
+            ("order_date", Timestamp),
+            *entity_fields,
+            ("order_amount", Amount),
+            *attributes,
+        ],
+        namespace={
+            "__post_init__": _check_order_date,
+            "__doc__": "An order to score (the contract's fields; labels come later, via "
+            "/v1/labels).",
+        },
+        module=__name__,
+        forbid_unknown_fields=True,
+    )
+    batch = msgspec.defstruct(
+        "OrderBatch",
+        [("orders", Annotated[list[order], Meta(min_length=1, max_length=1_000)])],  # type: ignore[valid-type]
+        namespace={
+            "__doc__": "Orders scored one after another, in this order (an order sees the "
+            "earlier ones)."
+        },
+        module=__name__,
+        forbid_unknown_fields=True,
+    )
+    return OrderTypes(order, batch, Literal[contract.entity_kinds])  # type: ignore[valid-type]
+
+
+_BUILTIN = order_types(builtin_contract())
+Order = _BUILTIN.order
+"""The built-in contract's order (tests and tools that speak the built-in contract)."""
+OrderBatch = _BUILTIN.batch
 
 
 class Reason(Struct):

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, max_future_s
-from fraud_core.contract import serving_contract
+from fraud_core.contract import Contract, builtin_contract, serving_contract
+from fraud_core.contract.request import RequestShape
 from fraud_core.online_keys import DAY_S, DEFAULT_ORDER_INDEX_DAYS, DEFAULT_PREFIX
 from fraud_core.redis_server import DEFAULT_REDIS_URL
 from fraud_core.storage import DataLayout
@@ -43,6 +44,11 @@ class Settings:
 
     # FRAUD_API_KEYS (comma separated); kept out of repr so logging the settings leaks no key
     api_keys: frozenset[str] = field(default_factory=frozenset, repr=False)
+    contract: Contract = field(default_factory=builtin_contract)  # FRAUD_CONTRACT
+    # how requests carry the contract's entities (with the privacy key: not in repr)
+    request_shape: RequestShape = field(
+        default_factory=lambda: RequestShape.of(builtin_contract(), env={}), repr=False
+    )
     redis_url: str = DEFAULT_REDIS_URL  # REDIS_URL
     key_prefix: str = DEFAULT_PREFIX  # FRAUD_REDIS_PREFIX (the loader's too)
     data_dir: Path = Path("data")  # FRAUD_DATA_DIR; models are read from <data_dir>/models
@@ -81,13 +87,15 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        serving_contract(env)  # a $FRAUD_CONTRACT the service cannot serve is refused at start
+        contract = serving_contract(env)  # one the service cannot serve is refused at start
         keys = frozenset(k.strip() for k in env.get("FRAUD_API_KEYS", "").split(",") if k.strip())
         generated = not keys
         if generated:
             keys = frozenset({secrets.token_urlsafe(24)})
         return cls(
             api_keys=keys,
+            contract=contract,
+            request_shape=RequestShape.of(contract, env),
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             key_prefix=env.get("FRAUD_REDIS_PREFIX") or DEFAULT_PREFIX,
             data_dir=Path(env.get("FRAUD_DATA_DIR") or "data").resolve(),

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from fraud_cli.demo.retrain import TICK_S
     from fraud_cli.demo.steps import STEPS
     from fraud_core.calendar import START_ENV, first_day, record_first_day
-    from fraud_core.contract import CONTRACT_ENV, serving_contract
+    from fraud_core.contract import CONTRACT_ENV, applied_contract
     from fraud_core.redis_server import ensure_redis
     from fraud_core.storage import DataLayout
 
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.contract is not None:  # the code server, its runs and the service read it too
         os.environ[CONTRACT_ENV] = str(args.contract.resolve())
     try:
-        serving_contract()  # the demo ends by scoring orders over HTTP
+        contract = applied_contract()
         start, days = demo_days(args, layout)
     except ValueError as err:  # a ContractError too
         print(f"fraud demo: {err}", file=sys.stderr)
@@ -148,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         dagster=dagster,
         first_day=start,
         last_day=start + timedelta(days=days - 1),
+        contract=contract,
     )
     print(
         f"fraud demo: {days} days {ctx.first_day}..{ctx.last_day}"

@@ -14,11 +14,13 @@ if TYPE_CHECKING:  # Dagster is imported when the command runs, not when the CLI
     from dagster import DagsterInstance
 
     from fraud_cli.demo.dagster_runs import DagsterProcesses, RunReport
+    from fraud_core.contract import Contract
 
 
 @dataclass
 class DemoContext:
-    """The arguments, the data folder, the Dagster instance and its processes, the days."""
+    """The arguments, the data contract, the data folder, the Dagster instance and its
+    processes, the days."""
 
     args: argparse.Namespace
     layout: DataLayout
@@ -26,6 +28,7 @@ class DemoContext:
     dagster: DagsterProcesses
     first_day: date
     last_day: date
+    contract: Contract
     runs: dict[str, RunReport] = field(default_factory=dict)
 
 

@@ -95,8 +95,23 @@ def score_with_the_service(ctx: DemoContext) -> None:
     import httpx
 
     from fraud_cli.demo.context import StepFailed
+    from fraud_core.contract import builtin_contract
+    from fraud_core.contract.loader import unserved_terms
     from fraud_core.model.artifact import current_version
 
+    unserved = unserved_terms(ctx.contract)
+    if unserved:
+        print(
+            f"    skipped: the scoring service cannot serve contract {ctx.contract.name!r} "
+            f"({unserved[0]}); its model and online store are ready"
+        )
+        return
+    if ctx.contract.entity_kinds != builtin_contract().entity_kinds:
+        print(
+            "    skipped: the demo's sample orders are the built-in contract's; the model and "
+            f"online store of {ctx.contract.name!r} are ready: `fraud serve`, then POST /v1/score"
+        )
+        return
     if current_version(ctx.layout.models) is None:
         raise StepFailed(
             f"no model deployed in {ctx.layout.models}: the training steps must run first"

@@ -26,14 +26,25 @@ def run_job_over_days(ctx: DemoContext, job_name: str) -> None:
 
 
 def generate_sample_orders(ctx: DemoContext) -> None:
-    """The demo days into the landing folder; the day after them is held back for the last
-    step, which delivers it through the landing folder."""
-    from fraud_core.contract.source import applied_format
+    """The demo days into the landing folder, in the contract's shape; the day after them is held
+    back for the last step, which delivers it through the landing folder."""
+    from fraud_core.card_generator import CARD_ENTITIES
+    from fraud_core.contract import builtin_contract
+    from fraud_core.contract.source import SourceFormat
     from fraud_core.generator import GeneratorConfig, write_landing_files
 
     if ctx.args.no_generate:
         print(f"    using the landing files already in {ctx.layout.landing}")
         return
+    kinds = set(ctx.contract.entity_kinds)
+    if kinds == set(CARD_ENTITIES):
+        _generate_card_present(ctx)
+        return
+    if kinds != set(builtin_contract().entity_kinds):
+        raise StepFailed(
+            f"no sample data for contract {ctx.contract.name!r} (entities {sorted(kinds)}): "
+            "bring your own files with --no-generate"
+        )
     config = GeneratorConfig(
         orders_per_day=ctx.args.orders_per_day,
         days=ctx.args.days + 1,
@@ -53,10 +64,32 @@ def generate_sample_orders(ctx: DemoContext) -> None:
         orders += table.num_rows
         fraud += int(table["is_fraud"].to_numpy().sum())
 
-    paths = write_landing_files(config, ctx.layout.landing, on_file=count, source=applied_format())
+    source = SourceFormat.of(ctx.contract)
+    paths = write_landing_files(config, ctx.layout.landing, on_file=count, source=source)
     print(
         f"    {len(paths) - 1} files in {ctx.layout.landing}: {orders:,} orders, "
         f"{fraud:,} fraud ({fraud / max(orders, 1):.2%}); {next_day} held back"
+    )
+
+
+def _generate_card_present(ctx: DemoContext) -> None:
+    """Card-present transactions (`fraud_core.card_generator`), the last day held back."""
+    from fraud_core.card_generator import CardGeneratorConfig, write_card_files
+
+    config = CardGeneratorConfig(
+        txns_per_day=ctx.args.orders_per_day,
+        days=ctx.args.days + 1,
+        start=ctx.first_day,
+        seed=ctx.args.seed,
+    )
+    paths, txns, fraud = write_card_files(config, ctx.layout.landing, ctx.contract)
+    last = paths[-1]
+    ctx.layout.held_back.mkdir(parents=True, exist_ok=True)
+    last.replace(ctx.layout.held_back / last.name)
+    print(
+        f"    {len(paths) - 1} files of card-present transactions in {ctx.layout.landing} "
+        f"({txns:,} with the held-back day, {fraud / max(txns, 1):.2%} fraud); "
+        f"{last.name} held back"
     )
 
 

@@ -10,7 +10,7 @@ import functools
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,7 +32,6 @@ from fraud_core.contract.model import (
     Source,
     Transform,
     Window,
-    differing_terms,
 )
 
 CONTRACT_ENV = "FRAUD_CONTRACT"
@@ -520,31 +519,34 @@ def applied_contract(env: Mapping[str, str] | None = None) -> Contract:
     return contract
 
 
-# What the scoring service applies of a contract that is not the built-in one: its name and how
-# its landing files are shaped (column names, the order time's zone, the amount's unit). Its
-# request schema, store keys and features are still the built-in contract's (issue 15, step 3).
-_SERVED = re.compile(r"^(name|source\..*|(entities|attributes)\[\d+\]\.(column|description))$")
-
-
 def serving_contract(env: Mapping[str, str] | None = None) -> Contract:
-    """The active contract when the scoring service can serve it, else ContractError naming
-    what differs from the built-in contract."""
+    """The active contract when the scoring service can serve it (`unserved_terms`), else
+    ContractError naming what stops it."""
     contract = applied_contract(env)
-    differs = unserved_terms(contract)
-    if differs:
+    problems = unserved_terms(contract)
+    if problems:
         raise ContractError(
-            f"{contract_path(env)}: contract {contract.name!r} differs from the built-in one in "
-            f"{', '.join(differs[:5])}: the scoring service takes the built-in contract's "
-            "entities, attributes and features (under any column names, time zone and amount "
-            "unit); the pipeline applies the whole contract"
+            f"{contract_path(env)}: the scoring service cannot serve contract "
+            f"{contract.name!r}: {'; '.join(problems)}"
         )
     return contract
 
 
 def unserved_terms(contract: Contract) -> list[str]:
-    """The keys of `contract` the scoring service cannot serve yet (empty: it serves it)."""
-    differs = differing_terms(asdict(contract), asdict(builtin_contract()))
-    return [d for d in differs if not _SERVED.match(d)]
+    """The keys of `contract` the scoring service cannot serve (empty: it serves it): a label
+    finds an order's entities through its primary entity's state, so the primary entity's
+    counterparts must name every other entity."""
+    primary = contract.primary
+    i = contract.entities.index(primary)
+    missing = [
+        e.name for e in contract.entities if e is not primary and e.name not in primary.counterparts
+    ]
+    if not missing:
+        return []
+    return [
+        f"entities[{i}].counterparts of the primary entity {primary.name!r} leave out "
+        f"{', '.join(missing)} (a label finds an order's entities through them)"
+    ]
 
 
 @functools.lru_cache(maxsize=8)

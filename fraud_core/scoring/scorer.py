@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fraud_core.contract import Contract, applied_contract
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.model.artifact import ModelCard, ModelIntegrityError, load_version
 from fraud_core.scoring.trees import TreeEnsemble
@@ -145,7 +146,9 @@ class Scorer:
         return BatchScores(scores=scores, decisions=decisions, reasons=reasons)
 
 
-def load_scorer(registry: Path, version: str, spec: FeatureSpec = DEFAULT_SPEC) -> Scorer:
-    """Load, verify (checksum, features, trees) and compile a registry version."""
-    booster, card = load_version(registry, version)
-    return Scorer(booster, card, spec)
+def load_scorer(registry: Path, version: str, contract: Contract | None = None) -> Scorer:
+    """Load, verify (checksum, contract, features, trees) and compile a registry version for
+    `contract` (default the one in use)."""
+    contract = contract or applied_contract()
+    booster, card = load_version(registry, version, contract)
+    return Scorer(booster, card, contract.spec)

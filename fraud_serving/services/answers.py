@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
 from fraud_core.features.offline import amount_cents, epoch_seconds
-from fraud_serving.schemas import Order, ScoreResult
+from fraud_serving.schemas import ScoreResult
 
 
 class StoredAnswer(msgspec.Struct):
@@ -24,16 +25,15 @@ class StoredAnswer(msgspec.Struct):
     order_date: datetime | None = None
 
 
-def fingerprint(order: Order) -> str:
-    """What makes two requests the same order (fields the features use)."""
+def fingerprint(order: Any, keys: dict[str, str]) -> str:
+    """What makes two requests the same order (fields the features use): its id, time and
+    amount, and its entity keys (`keys`, in the contract's order)."""
     text = "\x1f".join(
         (
             order.order_id,
             str(epoch_seconds(order.order_date)),
             str(amount_cents(order.order_amount)),
-            order.customer_id,
-            order.email,
-            order.ip_addr,
+            *keys.values(),
         )
     )
     return hashlib.sha1(text.encode()).hexdigest()[:20]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from fraud_core.contract.request import RequestShape, RequestValueError
 from fraud_core.features.kernel import NO_LABEL
 from fraud_core.features.offline import epoch_seconds
+from fraud_core.features.spec import FeatureSpec
 from fraud_core.features.state import decode_state
 from fraud_core.scoring.entity import entity_features_at
 from fraud_serving.schemas import EntityEvent, EntityView
+from fraud_serving.services.scoring import InvalidInputError
 from fraud_serving.services.store import OnlineStore
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -23,16 +26,24 @@ def _moment(t_s: int) -> datetime:
 
 
 class EntityService:
-    def __init__(self, store: OnlineStore) -> None:
+    def __init__(self, store: OnlineStore, shape: RequestShape, spec: FeatureSpec) -> None:
         self.store = store
+        self.shape = shape
+        self.spec = spec
 
     async def view(self, kind: str, value: str, as_of: datetime | None = None) -> EntityView:
-        namespace, (blob,) = await self.store.get_states([(kind, value)])
+        """The entity of `kind` whose value (as an order would send it) is `value`: its key is
+        derived as for an order (transform, keyed digest); the view shows the key."""
+        try:
+            key = self.shape.key_of(kind, value)
+        except RequestValueError as err:
+            raise InvalidInputError(err.field, err.reason) from None
+        namespace, (blob,) = await self.store.get_states([(kind, key)])
         if blob is None:
             raise EntityNotFoundError(f"no {kind} {value!r} in the online store")
         state = decode_state(blob)
         moment = as_of or datetime.now(UTC)
-        features = entity_features_at(state, kind, epoch_seconds(moment))
+        features = entity_features_at(state, kind, epoch_seconds(moment), self.spec)
         events = [
             EntityEvent(
                 order_id=state.order_ids[i],
@@ -47,7 +58,7 @@ class EntityService:
         ]
         return EntityView(
             kind=kind,  # type: ignore[arg-type]
-            id=value,
+            id=key,
             as_of=moment,
             namespace=namespace,
             events=events,

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 
 from fraud_core.features.kernel import NO_LABEL
 from fraud_core.features.offline import epoch_seconds
+from fraud_core.features.spec import FeatureSpec
 from fraud_core.features.state import decode_state, encode_state
-from fraud_core.online_store import ORDER_INDEX_KIND
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.schemas import Label, LabelResult
 from fraud_serving.services.answers import decode_record
-from fraud_serving.services.scoring import KINDS, InvalidInputError
+from fraud_serving.services.scoring import InvalidInputError
 from fraud_serving.services.store import (
     CommitOutcome,
     EntityWrite,
@@ -35,13 +35,16 @@ class OrderNotFoundError(LookupError):
 
 
 class LabelService:
-    def __init__(self, store: OnlineStore, metrics: ServiceMetrics) -> None:
+    def __init__(self, store: OnlineStore, metrics: ServiceMetrics, spec: FeatureSpec) -> None:
         self.store = store
         self.metrics = metrics
+        self.kinds = tuple(e.kind for e in spec.entities)
+        self.primary = spec.primary  # the order index names an order's primary entity
 
     async def _entities_of(self, order_id: str) -> tuple[dict[str, str], datetime | None]:
-        """The customer, e-mail and IP of an order, and its date when known: from its stored
-        answer, else (no date) from the namespace's order index and the customer's state."""
+        """The entities of an order (their keys), and its date when known: from its stored
+        answer, else (no date) from the namespace's order index and the state of the primary
+        entity ("the customer"), whose counterparts name the order's other entities."""
         snapshot = await self.store.read([order_id], [])
         blob = snapshot.records.get(order_id)
         if blob is not None:
@@ -49,13 +52,13 @@ class LabelService:
             return record.ids, record.order_date
         customer = await self.store.indexed_customer(snapshot.namespace, order_id)
         if customer is not None:
-            _, (state_blob,) = await self.store.get_states([(ORDER_INDEX_KIND, customer)])
+            _, (state_blob,) = await self.store.get_states([(self.primary, customer)])
             if state_blob is not None:
                 state = decode_state(state_blob)
                 if order_id in state.order_ids:
                     i = state.order_ids.index(order_id)
                     ids = {c: values[i] for c, values in state.counterparts.items()}
-                    return {ORDER_INDEX_KIND: customer, **ids}, None
+                    return {self.primary: customer, **ids}, None
         raise OrderNotFoundError(
             f"order {order_id!r} is in no entity state: unknown, or too old to affect features"
         )
@@ -76,7 +79,7 @@ class LabelService:
         except OrderNotFoundError:
             self.metrics.labels.labels(result="not_found").inc()
             raise
-        pairs = [(kind, ids[kind]) for kind in KINDS if kind in ids]
+        pairs = [(kind, ids[kind]) for kind in self.kinds if kind in ids]
         for _ in range(_ATTEMPTS):
             snapshot = await self.store.read([], pairs)
             updated: list[str] = []

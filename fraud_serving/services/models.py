@@ -20,6 +20,7 @@ from pathlib import Path
 
 import xgboost as xgb
 
+from fraud_core.contract import Contract, builtin_contract
 from fraud_core.model.artifact import (
     CARD_FILE,
     CURRENT_FILE,
@@ -53,9 +54,13 @@ class ServedModel:
 
 
 class ModelHolder:
-    def __init__(self, registry: Path, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, registry: Path, metrics: ServiceMetrics, contract: Contract | None = None
+    ) -> None:
         self.registry = Path(registry)
         self.metrics = metrics
+        # a model trained under another contract, or of other features, is refused
+        self.contract = contract or builtin_contract()
         self.current: ServedModel | None = None
         self.last_error = ""
         self._refused: set[Signature] = set()
@@ -99,7 +104,7 @@ class ModelHolder:
             return False
         version = signature[0]
         try:
-            scorer = await asyncio.to_thread(load_scorer, self.registry, version)
+            scorer = await asyncio.to_thread(load_scorer, self.registry, version, self.contract)
         except (
             ModelIntegrityError,
             OSError,

@@ -17,17 +17,19 @@ import collections
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, latest_accepted
-from fraud_core.features.offline import epoch_seconds
-from fraud_core.features.online import OrderEvent, append_order, batch_features, order_event
-from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.contract.request import RequestShape, RequestValueError
+from fraud_core.features.offline import amount_cents, epoch_seconds
+from fraud_core.features.online import OrderEvent, append_order, batch_features
+from fraud_core.features.spec import FeatureSpec
 from fraud_core.features.state import EntityState, decode_state, encode_state
 from fraud_core.scoring.future_events import without_future_events
 from fraud_serving.metrics import ServiceMetrics
-from fraud_serving.schemas import Order, Reason, ScoreResult
+from fraud_serving.schemas import Reason, ScoreResult
 from fraud_serving.services.answers import StoredAnswer, decode_record, encode_record, fingerprint
 from fraud_serving.services.batcher import MicroBatcher
 from fraud_serving.services.models import ModelHolder, ServedModel
@@ -41,8 +43,7 @@ from fraud_serving.services.store import (
 
 log = logging.getLogger(__name__)
 
-KINDS: tuple[str, ...] = tuple(e.kind for e in DEFAULT_SPEC.entities)
-FEATURE_NAMES: list[str] = DEFAULT_SPEC.feature_names
+Order = Any  # an instance of the contract's order type (`schemas.order_types`)
 _ATTEMPTS = 8
 
 
@@ -72,44 +73,69 @@ class ScoredOrder:
     features: np.ndarray | None  # None for a replay
     replayed: bool
 
-    def features_dict(self) -> dict[str, float | None] | None:
+    def features_dict(self, names: list[str]) -> dict[str, float | None] | None:
+        """The features by name (`names`: the spec's feature names), None for a replay."""
         if self.features is None:
             return None
-        return {n: _plain(v) for n, v in zip(FEATURE_NAMES, self.features.tolist(), strict=True)}
+        return {n: _plain(v) for n, v in zip(names, self.features.tolist(), strict=True)}
 
 
 def _plain(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
+@dataclass(frozen=True)
+class _Planned:
+    order: Order
+    fp: str
+    keys: dict[str, str]  # entity kind -> key (`RequestShape.keys`)
+
+
 @dataclass
 class _Plan:
     """The orders of a batch after removing repeats: first occurrence of each id, in order."""
 
-    orders: dict[str, tuple[Order, str]]  # order id -> (order, fingerprint)
+    orders: dict[str, _Planned]  # order id -> the order, its fingerprint and entity keys
     failed: dict[int, Exception]  # job index -> error
 
     def entities(self) -> list[tuple[str, str]]:
         seen: dict[tuple[str, str], None] = {}
-        for order, _ in self.orders.values():
-            for kind in KINDS:
-                seen[(kind, getattr(order, kind))] = None
+        for planned in self.orders.values():
+            for kind, key in planned.keys.items():
+                seen[(kind, key)] = None
         return list(seen)
 
 
-def _plan(jobs: list[list[Order]], failed: dict[int, Exception]) -> _Plan:
-    orders: dict[str, tuple[Order, str]] = {}
+def job_keys(shape: RequestShape, job: list[Order]) -> list[dict[str, str]]:
+    """The entity keys of a job's orders; InvalidInputError naming the field (and the order's
+    place in a batch) when an entity cannot be keyed by a value."""
+    fields = shape.entity_fields
+    try:
+        return shape.keys([{f: getattr(o, f) for f in fields} for o in job])
+    except RequestValueError as err:
+        if len(job) == 1:
+            raise InvalidInputError(err.field, err.reason) from None
+        for i, order in enumerate(job):  # which order: the first one that fails alone
+            try:
+                shape.keys([{f: getattr(order, f) for f in fields}])
+            except RequestValueError:
+                raise InvalidInputError(f"orders[{i}].{err.field}", err.reason) from None
+        raise
+
+
+def _plan(jobs: list[list[Order]], keys: list[list[dict[str, str]]], failed: dict) -> _Plan:
+    orders: dict[str, _Planned] = {}
     for j, job in enumerate(jobs):
         if j in failed:
             continue
-        mine: dict[str, tuple[Order, str]] = {}
-        for order in job:
-            fp = fingerprint(order)
+        mine: dict[str, _Planned] = {}
+        for order, order_keys in zip(job, keys[j], strict=True):
+            fp = fingerprint(order, order_keys)
             known = mine.get(order.order_id) or orders.get(order.order_id)
-            if known is not None and known[1] != fp:
+            if known is not None and known.fp != fp:
                 failed[j] = OrderConflictError(order.order_id)
                 break
-            mine.setdefault(order.order_id, (order, fp))
+            mine.setdefault(order.order_id, _Planned(order, fp, order_keys))
         else:
             for order_id, item in mine.items():
                 orders.setdefault(order_id, item)
@@ -124,6 +150,8 @@ class ScoringService:
         store: OnlineStore,
         models: ModelHolder,
         metrics: ServiceMetrics,
+        shape: RequestShape,
+        spec: FeatureSpec,
         *,
         batch_max_orders: int = 64,
         batch_wait_s: float = 0.0,
@@ -132,6 +160,10 @@ class ScoringService:
         self.store = store
         self.models = models
         self.metrics = metrics
+        self.shape = shape
+        self.spec = spec
+        self.kinds = shape.kinds
+        self.feature_names = spec.feature_names
         self.max_future_s = max_future_s
         self.batcher: MicroBatcher[list[Order], list[ScoredOrder]] = MicroBatcher(
             self.process, len, batch_max_orders, batch_wait_s
@@ -149,6 +181,8 @@ class ScoringService:
                     "FRAUD_MAX_FUTURE_S)"
                 )
                 raise InvalidInputError(field, reason)
+        if not self.shape.identity:  # a value no entity can be keyed by: a 400 before queueing
+            job_keys(self.shape, orders)
         return await self.batcher.submit(orders)
 
     async def process(self, jobs: list[list[Order]]) -> list[list[ScoredOrder] | Exception]:
@@ -157,14 +191,21 @@ class ScoringService:
         failed: dict[int, Exception] = {}
         answers: dict[str, ScoredOrder] = {}
         scored: dict[str, ScoredOrder] = {}
+        keys: list[list[dict[str, str]]] = []
+        for j, job in enumerate(jobs):
+            try:
+                keys.append(job_keys(self.shape, job))
+            except InvalidInputError as err:  # refused in `score` already; kept for safety
+                failed[j] = err
+                keys.append([])
         for _ in range(_ATTEMPTS):
             scored = {}
-            plan = _plan(jobs, failed)
+            plan = _plan(jobs, keys, failed)
             if not plan.orders:
                 break
             snapshot = await self.store.read(list(plan.orders), plan.entities())
             stored = {oid: decode_record(blob) for oid, blob in snapshot.records.items()}
-            changed = {oid for oid, s in stored.items() if s.fp != plan.orders[oid][1]}
+            changed = {oid for oid, s in stored.items() if s.fp != plan.orders[oid].fp}
             if changed:  # replays with other content: fail their jobs, plan again without them
                 for j, job in enumerate(jobs):
                     hit = next((o.order_id for o in job if o.order_id in changed), None)
@@ -213,11 +254,11 @@ class ScoringService:
         return out
 
     def _compute(
-        self, model: ServedModel, snapshot: Snapshot, fresh: list[tuple[Order, str]]
+        self, model: ServedModel, snapshot: Snapshot, fresh: list[_Planned]
     ) -> tuple[dict[str, ScoredOrder], list[tuple[str, str, bytes]], list[EntityWrite]]:
-        """Features, scores and reasons of orders never scored before (with their fingerprints),
-        the records to store and the entity states to write."""
-        orders = [order for order, _ in fresh]
+        """Features, scores and reasons of orders never scored before (with their fingerprints
+        and entity keys), the records to store and the entity states to write."""
+        kinds, spec = self.kinds, self.spec
         states: dict[tuple[str, str], EntityState | None] = {
             key: decode_state(blob) if blob is not None else None
             for key, blob in snapshot.states.items()
@@ -235,11 +276,12 @@ class ScoringService:
         last_t: dict[tuple[str, str], int | None] = {}
         events: list[OrderEvent] = []
         new_entities: list[list[str]] = []
-        for order in orders:
+        for planned in fresh:
+            order = planned.order
             t_s = epoch_seconds(order.order_date)
             fresh_kinds = []
-            for kind in KINDS:
-                key = (kind, getattr(order, kind))
+            for kind in kinds:
+                key = (kind, planned.keys[kind])
                 if key not in last_t:
                     state = states.get(key)
                     last_t[key] = state.t_s[-1] if state is not None and len(state) else None
@@ -247,23 +289,25 @@ class ScoringService:
                     fresh_kinds.append(kind)
                 else:  # an order dated before its entity's latest: taken as accepted now
                     t_s = max(t_s, last_t[key])
-            for kind in KINDS:
-                last_t[(kind, getattr(order, kind))] = t_s
-            events.append(order_event(order, t_s))
+            for kind in kinds:
+                last_t[(kind, planned.keys[kind])] = t_s
+            events.append(
+                OrderEvent(order.order_id, t_s, amount_cents(order.order_amount), planned.keys)
+            )
             new_entities.append(fresh_kinds)
 
-        by_kind: dict[str, dict[str, EntityState]] = {k: {} for k in KINDS}
+        by_kind: dict[str, dict[str, EntityState]] = {k: {} for k in kinds}
         for (kind, value), state in states.items():
             if state is not None:
                 by_kind[kind][value] = state
-        features = batch_features(by_kind, events)
+        features = batch_features(by_kind, events, spec)
         batch = model.scorer.score(features)
 
         current = dict(states)
         for event in events:
-            for kind in KINDS:
+            for kind in kinds:
                 key = (kind, event.ids[kind])
-                current[key] = append_order(current.get(key), event, kind)
+                current[key] = append_order(current.get(key), event, kind, spec)
         writes = [
             EntityWrite(kind, value, snapshot.states.get((kind, value)), encode_state(state))
             for (kind, value), state in current.items()
@@ -272,7 +316,8 @@ class ScoringService:
 
         answers: dict[str, ScoredOrder] = {}
         records: list[tuple[str, str, bytes]] = []
-        for i, order in enumerate(orders):
+        for i, planned in enumerate(fresh):
+            order = planned.order
             result = ScoreResult(
                 order_id=order.order_id,
                 score=float(batch.scores[i]),
@@ -285,9 +330,9 @@ class ScoringService:
             )
             answers[order.order_id] = ScoredOrder(result, features[i], False)
             stored = StoredAnswer(
-                fp=fresh[i][1], ids=dict(events[i].ids), answer=result, order_date=order.order_date
+                fp=planned.fp, ids=dict(planned.keys), answer=result, order_date=order.order_date
             )
-            records.append((order.order_id, order.customer_id, encode_record(stored)))
+            records.append((order.order_id, planned.keys[spec.primary], encode_record(stored)))
         cold = collections.Counter(kind for kinds in new_entities for kind in kinds)
         for kind, count in cold.items():  # one labelled increment per kind and batch
             self.metrics.cold_starts.labels(kind=kind).inc(count)

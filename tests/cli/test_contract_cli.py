@@ -74,14 +74,21 @@ def test_check_refuses_a_misspelt_key_naming_it(tmp_path):
     assert "Traceback" not in out.stderr
 
 
-def test_serve_refuses_a_contract_it_cannot_apply(tmp_path):
-    other = tmp_path / "other.yaml"
-    other.write_text(DEFAULT_CONTRACT_PATH.read_text().replace("history_n: 10", "history_n: 5"))
+def test_serve_refuses_a_contract_it_cannot_serve(tmp_path):
+    other = tmp_path / "other.yaml"  # labels could not reach the IP through the customer
+    other.write_text(
+        DEFAULT_CONTRACT_PATH.read_text().replace(
+            "counterparts: [email, ip_addr]", "counterparts: [email]", 1
+        )
+    )
     out = _process(
         "serve", "--port", "1", env_extra={CONTRACT_ENV: str(other), "FRAUD_API_KEYS": "k"}
     )
     assert out.returncode == 2
-    assert "differs from the built-in one in features.history_n" in out.stderr
+    assert (
+        "the scoring service cannot serve contract 'ecommerce': entities[0].counterparts of the "
+        "primary entity 'customer_id' leave out ip_addr" in out.stderr
+    )
     assert "Traceback" not in out.stderr
 
 
@@ -168,18 +175,18 @@ def test_check_maps_a_sample_of_your_orders(tmp_path, fraud):
     assert "entities[0].column: 'customer_id' is not a column of the sample" in out.stderr
     assert "the sample's columns: id, created_at, user_id, email, ip, amount_cents," in out.stderr
 
-    # a contract with its own entities is checked, and said not to be served yet
+    # a contract with its own entities is checked; one the service cannot serve says why
     card = tmp_path / "card.yaml"
     card.write_text(
         export.read_text()
         .replace("  - name: ip_addr\n", "  - name: device\n")
         .replace("[customer_id, ip_addr]", "[customer_id, device]")
-        .replace("counterparts: [email, ip_addr]", "counterparts: [email, device]")
+        .replace("counterparts: [email, ip_addr]", "counterparts: [email]")
     )
     out = fraud("contract", "check", str(card), "--sample", str(path))
     assert out.returncode == 0, out.stderr
-    assert "the pipeline applies it; the scoring service does not serve it yet" in out.stdout
-    assert "entities[2].name" in out.stdout
+    assert "the pipeline applies it; the scoring service cannot serve it" in out.stdout
+    assert "'customer_id' leave out device" in out.stdout
     assert f"{total - 2:,} valid, 2 would be quarantined" in out.stdout  # validated all the same
 
 
@@ -229,4 +236,4 @@ def test_generate_writes_card_present_transactions_and_check_validates_them(tmp_
     out = fraud("contract", "check", str(card), "--sample", str(sample))
     assert out.returncode == 0, out.stderr
     assert "0 would be quarantined" in out.stdout
-    assert "the scoring service does not serve it yet" in out.stdout
+    assert "the scoring service cannot serve it" not in out.stdout

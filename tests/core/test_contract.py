@@ -325,7 +325,7 @@ def test_the_shipped_contract_loads_from_its_path():
     assert load_contract(DEFAULT_CONTRACT_PATH).name == "ecommerce"
 
 
-def test_the_pipeline_applies_any_contract_the_service_only_what_it_serves(tmp_path):
+def test_the_service_serves_a_contract_whose_labels_reach_every_entity(tmp_path):
     from fraud_core.contract import applied_contract, serving_contract
     from fraud_serving.settings import Settings
 
@@ -339,13 +339,21 @@ def test_the_pipeline_applies_any_contract_the_service_only_what_it_serves(tmp_p
     )
     env = {CONTRACT_ENV: str(other), "FRAUD_API_KEYS": "k"}
     assert applied_contract(env=env).spec.history_n == 5
-    expected = r"differs from the built-in one in features\.history_n: the scoring service takes"
+    settings = Settings.from_env(env)
+    assert settings.contract.spec.history_n == 5 and settings.contract.name == "ecommerce"
+    other.write_text(BUILTIN)  # the file changed: read again
+    assert applied_contract(env=env).spec.history_n == 10
+
+    # a label finds an order's entities through the primary entity's counterparts
+    other.write_text(
+        BUILTIN.replace("counterparts: [email, ip_addr]", "counterparts: [ip_addr]", 1)
+    )
+    expected = r"entities\[0\]\.counterparts of the primary entity 'customer_id' leave out email"
     with pytest.raises(ContractError, match=expected):
         serving_contract(env=env)
     with pytest.raises(ContractError, match=expected):
         Settings.from_env(env)
-    other.write_text(BUILTIN)  # the file changed: read again
-    assert applied_contract(env=env).spec.history_n == 10
+    assert applied_contract(env=env).entity("customer_id").counterparts == ("ip_addr",)
 
 
 def test_a_data_folder_keeps_the_contract_it_was_built_under(tmp_path):

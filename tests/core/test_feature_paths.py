@@ -72,7 +72,7 @@ def _online_replay(orders: pd.DataFrame, spec) -> pd.DataFrame:
             order_id=o["order_id"],
             t_s=int(t_s[i]),
             cents=int(cents[i]),
-            ids={k: o[k] for k in ("customer_id", "email", "ip_addr")},
+            ids={e.kind: o[e.kind] for e in spec.entities},
         )
         states = {
             e.kind: decode_state(store[(e.kind, o[e.kind])])

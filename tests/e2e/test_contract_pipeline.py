@@ -1,6 +1,7 @@
-"""A contract with entities of its own, end to end through Dagster (issue 15): card-present
-transactions (card, terminal and merchant; no e-mail, no IP) from landing files to a deployed
-model and the online store, with `materialize` on an in-process Dask cluster and a real Redis.
+"""A contract with entities of its own, end to end (issue 15): card-present transactions (card,
+terminal and merchant; no e-mail, no IP) from landing files to a deployed model and the online
+store, with `materialize` on an in-process Dask cluster and a real Redis, then scored, replayed,
+looked up and labelled through the service over HTTP.
 Every step takes its columns, entities and features from `contracts/card_present.yaml`."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 from dagster import materialize
+from litestar.testing import TestClient
 
 from fraud_assets.assets.deployed_model import (
     DEPLOYED_MODEL_CHECKS,
@@ -31,7 +33,6 @@ from fraud_core.card_generator import CardGeneratorConfig, write_card_files
 from fraud_core.contract import (
     CONTRACT_ENV,
     SHIPPED,
-    ContractError,
     load_contract,
     serving_contract,
 )
@@ -41,6 +42,8 @@ from fraud_core.model.replay import feature_days, validated_days
 from fraud_core.online_keys import OnlineKeys
 from fraud_core.redis_server import ensure_redis
 from fraud_core.schema import order_schema
+from fraud_serving.app import create_app
+from fraud_serving.settings import Settings
 
 from ..checks import verdicts
 from ..configs import START, TRAINING_OPS, feature_resources
@@ -163,6 +166,69 @@ def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_da
     last = pq.read_table(card_data.raw_orders(DAYS[-1])).slice(0, 1).to_pylist()[0]
     assert client.hget(keys.order_index(ns), last["order_id"]).decode() == last["card"]
 
-    # the scoring service does not take these entities yet, and says so
-    with pytest.raises(ContractError, match=r"the scoring service takes the built-in"):
-        serving_contract()
+    # the scoring service serves the contract: its fields, its model, its store
+    assert serving_contract() == CONTRACT
+    settings = Settings.from_env(
+        {
+            CONTRACT_ENV: str(CONTRACT_PATH),
+            "FRAUD_DATA_DIR": str(card_data.root),
+            "REDIS_URL": url,
+            "FRAUD_REDIS_PREFIX": keys.prefix,
+            "FRAUD_API_KEYS": "card-key",
+        }
+    )
+    with TestClient(create_app(settings)) as http:
+        http.headers["X-API-Key"] = "card-key"
+        order = http.get("/schema/openapi.json").json()["components"]["schemas"]["Order"]
+        assert set(order["properties"]) == {
+            "order_id",
+            "order_date",
+            "card",
+            "terminal",
+            "merchant",
+            "order_amount",
+            "mcc",
+            "entry_mode",
+        }
+        assert set(order["required"]) == {
+            "order_id",
+            "order_date",
+            "card",
+            "terminal",
+            "merchant",
+            "order_amount",
+        }
+        known = {
+            "order_id": "online-1",
+            "order_date": f"{DAYS[-1] + timedelta(days=1)}T09:00:00Z",
+            "card": last["card"],
+            "terminal": "T-new-1",
+            "merchant": last["merchant"],
+            "order_amount": 2_500.0,
+            "entry_mode": "manual",
+        }
+        scored = http.post("/v1/score?features=true", json=known)
+        assert scored.status_code == 200, scored.text
+        answer = scored.json()
+        assert answer["model_version"] == card.version
+        assert answer["new_entities"] == ["terminal"]  # the card and merchant are known
+        assert set(answer["features"]) == set(SPEC.feature_names)
+        assert answer["features"]["card__first_seen"] == 0.0
+        assert answer["features"]["card__same_terminal_as_last"] == 0.0
+        again = http.post("/v1/score", json=known)
+        assert again.headers["Idempotent-Replayed"] == "true"
+        view = http.get("/v1/entities/card", params={"id": last["card"]}).json()
+        assert view["events"][-1]["order_id"] == "online-1"
+        label = http.post(
+            "/v1/labels",
+            json={
+                "order_id": "online-1",
+                "is_fraud": True,
+                "label_date": f"{DAYS[-1] + timedelta(days=3)}T00:00:00Z",
+            },
+        ).json()
+        assert sorted(label["updated_entities"]) == ["card", "merchant", "terminal"]
+        # an e-commerce order is not this contract's: named, refused
+        wrong = {k: v for k, v in known.items() if k != "card"} | {"email": "a@b.c"}
+        refused = http.post("/v1/score", json={**wrong, "order_id": "online-2"})
+        assert refused.status_code == 400 and "email" in refused.text

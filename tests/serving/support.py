@@ -56,10 +56,39 @@ def trained_booster(rounds: int = 25, seed: int = 0) -> xgb.Booster:
     return xgb.train(params, xgb.DMatrix(x, y), rounds)
 
 
-def deploy(registry: Path, booster: xgb.Booster, notes: str = "") -> ModelCard:
+@functools.cache
+def trained_card_booster() -> xgb.Booster:
+    """A small booster on the card-present contract's features of generated transactions."""
+    from fraud_core.card_generator import CardGeneratorConfig, iter_card_days
+    from fraud_core.contract import SHIPPED, load_contract
+    from fraud_core.contract.source import SourceFormat
+    from fraud_core.validation import validate_orders
+
+    contract = load_contract(SHIPPED / "card_present.yaml")
+    shape = SourceFormat.of(contract)
+    config = CardGeneratorConfig(n_cards=300, n_merchants=40, txns_per_day=150, days=10, seed=4)
+    orders = canonical_order(
+        pd.concat(
+            [validate_orders(f, day, source=shape).valid for day, f in iter_card_days(config)],
+            ignore_index=True,
+        )
+    )
+    end_s = int(orders["order_date"].max().timestamp()) + 1
+    features, _ = advance({}, orders, end_s, contract.spec)
+    x = features[contract.spec.feature_names].to_numpy()
+    params = {"max_depth": 3, "eta": 0.3, "objective": "binary:logistic", "nthread": 1}
+    return xgb.train(params, xgb.DMatrix(x, orders["is_fraud"].to_numpy()), 15)
+
+
+def deploy(
+    registry: Path,
+    booster: xgb.Booster,
+    notes: str = "",
+    feature_names: list[str] | None = None,
+) -> ModelCard:
     card = ModelCard(
         version="",
-        feature_names=DEFAULT_SPEC.feature_names,
+        feature_names=feature_names or DEFAULT_SPEC.feature_names,
         thresholds=dict(THRESHOLDS),
         notes=notes,
     )

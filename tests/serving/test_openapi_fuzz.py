@@ -3,7 +3,9 @@ invalid bodies, paths and query strings) to every operation of a real uvicorn se
 Redis; none may get a 5xx, and the answers must match the documented response schemas.
 
 `FRAUD_FUZZ_EXAMPLES` sets the examples per operation (default 400: over 2,000 requests in all,
-about a minute on 2 cores); the last test checks the count.
+about a minute on 2 cores); the last test checks the count. The service runs under the built-in
+contract and under the card-present one (other order fields and entity kinds; a quarter of the
+examples there).
 """
 
 from __future__ import annotations
@@ -29,23 +31,35 @@ from .conftest import API_KEY
 
 EXAMPLES = int(os.environ.get("FRAUD_FUZZ_EXAMPLES", "400"))
 MIN_REQUESTS = 2_000 if EXAMPLES >= 400 else 0
-SENT: list[int] = []  # requests per generation mode
+SENT: dict[str, int] = {}  # requests per contract
+CONTRACTS = {"ecommerce": 1, "card_present": 4}  # contract -> divisor of the examples
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, redis_url) -> Iterator[str]:
-    """The app under uvicorn in a thread, on its own key prefix and model registry."""
+@pytest.fixture(scope="module", params=list(CONTRACTS))
+def server(request, tmp_path_factory, redis_url) -> Iterator[tuple[str, str]]:
+    """(contract, URL): the app under uvicorn in a thread, under a shipped contract, on its own
+    key prefix and model registry."""
     from dataclasses import replace
 
+    from fraud_core.contract import SHIPPED, load_contract
+    from fraud_core.contract.request import RequestShape
     from fraud_serving.settings import Settings
 
-    from .support import delete_prefix, deploy, trained_booster
+    from .support import delete_prefix, deploy, trained_booster, trained_card_booster
 
+    contract = load_contract(SHIPPED / f"{request.param}.yaml")
     data_dir = tmp_path_factory.mktemp("fuzz")
-    deploy(data_dir / "models", trained_booster())
-    prefix = f"test:fuzz:{os.getpid()}:"
+    if request.param == "card_present":
+        deploy(
+            data_dir / "models", trained_card_booster(), feature_names=contract.spec.feature_names
+        )
+    else:
+        deploy(data_dir / "models", trained_booster())
+    prefix = f"test:fuzz:{os.getpid()}:{request.param}:"
     settings = replace(
         Settings(api_keys=frozenset({API_KEY})),
+        contract=contract,
+        request_shape=RequestShape.of(contract, env={}),
         redis_url=redis_url,
         key_prefix=prefix,
         data_dir=data_dir,
@@ -64,7 +78,7 @@ def server(tmp_path_factory, redis_url) -> Iterator[str]:
     while not instance.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert instance.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
+    yield request.param, f"http://127.0.0.1:{port}"
     instance.should_exit = True
     thread.join(timeout=30)
     delete_prefix(redis_url, prefix)
@@ -78,12 +92,17 @@ def _operations(base_url: str):
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_generated_request_gets_a_server_error(server, mode) -> None:
     """Every operation, valid and invalid data (hypothesis drives the generation)."""
+    contract, url = server
+    if contract == "card_present":  # the contract's fields, not the built-in ones
+        order = _order_schema(url)
+        assert {"card", "terminal", "merchant", "mcc"} <= set(order["properties"])
+        assert "email" not in order["properties"]
     sent = 0
-    for operation in _operations(server):
+    for operation in _operations(url):
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
-            max_examples=EXAMPLES // 2,
+            max_examples=EXAMPLES // 2 // CONTRACTS[contract],
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,
@@ -92,7 +111,7 @@ def test_no_generated_request_gets_a_server_error(server, mode) -> None:
         def check(case) -> None:
             nonlocal sent
             case.call_and_validate(
-                base_url=server,
+                base_url=url,
                 headers={"X-API-Key": API_KEY},
                 checks=[not_a_server_error, response_schema_conformance],
                 timeout=10,
@@ -103,9 +122,17 @@ def test_no_generated_request_gets_a_server_error(server, mode) -> None:
             check()
         except Unsatisfiable:  # an operation without input has no invalid variant
             assert mode is GenerationMode.NEGATIVE
-    print(f"{mode}: {sent} generated requests")
-    SENT.append(sent)
+    print(f"{contract} {mode}: {sent} generated requests")
+    SENT[contract] = SENT.get(contract, 0) + sent
+
+
+def _order_schema(url: str) -> dict:
+    import httpx
+
+    return httpx.get(f"{url}/schema/openapi.json").json()["components"]["schemas"]["Order"]
 
 
 def test_enough_requests_were_sent() -> None:
-    assert sum(SENT) >= MIN_REQUESTS, f"only {sum(SENT)} generated requests"
+    for contract, divisor in CONTRACTS.items():
+        sent = SENT.get(contract, 0)
+        assert sent >= MIN_REQUESTS // divisor, f"{contract}: only {sent} generated requests"
