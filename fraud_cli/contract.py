@@ -102,10 +102,11 @@ def run(args: argparse.Namespace) -> int:
     unserved = unserved_terms(contract)
     if unserved:
         print(f"  the pipeline applies it; the scoring service cannot serve it: {unserved[0]}")
-    if contract.attributes:
+    numeric = [a.name for a in contract.attributes if a.type == "numeric"]
+    if numeric:
         print(
-            "  attributes are validated and kept with the orders; features of attributes are "
-            "not built yet"
+            f"  numeric attributes ({', '.join(numeric)}) are validated and kept with the "
+            "orders; they make no features yet"
         )
     if args.sample is None:
         return 0

@@ -152,8 +152,12 @@ class Contract:
         """The feature spec this contract declares (the kernel and the online path read it),
         built once per contract."""
         f = self.features
+        # A categorical attribute is followed by every entity as a counterpart is: distinct
+        # values over windows and the last orders, the same value as last, a value not among
+        # the last orders (a card's first cash-out category, a new entry mode).
+        categorical = tuple(a.name for a in self.attributes if a.type == "categorical")
         return FeatureSpec(
-            entities=tuple(EntitySpec(e.name, e.counterparts) for e in self.entities),
+            entities=tuple(EntitySpec(e.name, e.counterparts + categorical) for e in self.entities),
             history_n=f.history_n,
             windows={w.name: w.seconds for w in f.windows},
             distinct_windows=f.distinct_windows,

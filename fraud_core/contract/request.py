@@ -46,6 +46,11 @@ class RequestShape:
     attributes: tuple[Attribute, ...]
     key: bytes | None  # the HMAC key of personal entities
 
+    @functools.cached_property
+    def categorical(self) -> tuple[str, ...]:
+        """The categorical attributes: every entity follows them (`Contract.spec`)."""
+        return tuple(a.name for a in self.attributes if a.type == "categorical")
+
     @classmethod
     def of(cls, contract: Contract, env: Mapping[str, str] | None = None) -> RequestShape:
         check_privacy_key(contract, env)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_core.features.kernel import NO_LABEL, entity_block, order_kernel
-from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
+from fraud_core.features.spec import DEFAULT_SPEC, NO_VALUE, FeatureSpec
 
 # An order's time is whole seconds since the epoch (UTC, floored: 12:00:00.9 is 12:00:00) and its
 # amount whole cents, `amount * 100` rounded half to even on that very double.
@@ -87,8 +87,8 @@ def events_from_orders(
         "t_s": t_s,
         "cents": cents,
     }
-    for c in spec.entity(kind).counterparts:
-        data[c] = orders[c].reset_index(drop=True)
+    for c in spec.entity(kind).counterparts:  # an attribute's missing value counts as NO_VALUE
+        data[c] = orders[c].reset_index(drop=True).fillna(NO_VALUE)
     data["order_id"] = orders["order_id"].reset_index(drop=True)
     data["label_s"] = label_seconds(orders)
     return pd.DataFrame(data)

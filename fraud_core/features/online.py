@@ -18,7 +18,7 @@ import numpy as np
 
 from fraud_core.features.kernel import NO_LABEL, entity_kernel, order_kernel
 from fraud_core.features.offline import amount_cents, epoch_seconds
-from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
+from fraud_core.features.spec import DEFAULT_SPEC, NO_VALUE, FeatureSpec
 from fraud_core.features.state import EntityState
 
 
@@ -29,9 +29,8 @@ class OrderEvent:
     order_id: str
     t_s: int  # epoch seconds (UTC, floored)
     cents: int
-    ids: dict[
-        str, str
-    ]  # entity kind -> value, e.g. {"customer_id": "C1", "email": ..., "ip_addr": ...}
+    # entity kind (or categorical attribute) -> value: {"customer_id": "C1", "email": ...}
+    ids: dict[str, str]
     label_s: int = NO_LABEL
 
 
@@ -48,12 +47,16 @@ def order_event(
     order: OrderFields, t_s: int | None = None, spec: FeatureSpec = DEFAULT_SPEC
 ) -> OrderEvent:
     """The order as the feature paths see it: whole seconds (or `t_s`, the time it is accepted
-    at) and whole cents, converted as the offline path converts a table (`order_times`)."""
+    at) and whole cents, converted as the offline path converts a table (`order_times`); its
+    entities and the attributes they follow (a missing one as NO_VALUE)."""
+    names = dict.fromkeys(
+        [e.kind for e in spec.entities] + [c for e in spec.entities for c in e.counterparts]
+    )
     return OrderEvent(
         order_id=order.order_id,
         t_s=epoch_seconds(order.order_date) if t_s is None else t_s,
         cents=amount_cents(order.order_amount),
-        ids={e.kind: getattr(order, e.kind) for e in spec.entities},
+        ids={name: getattr(order, name, None) or NO_VALUE for name in names},
     )
 
 

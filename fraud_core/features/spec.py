@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 
 HOUR_S = 3_600
 DAY_S = 86_400
+NO_VALUE = ""
+"""The value of an optional categorical attribute an order does not have (both paths)."""
 
 
 @dataclass(frozen=True)
 class EntitySpec:
-    """One entity kind and the other identifiers whose variety we measure for it."""
+    """One entity kind and the other identifiers whose variety we measure for it: other
+    entities' kinds, and the contract's categorical attributes (`Contract.spec`)."""
 
     kind: str
     counterparts: tuple[str, ...]

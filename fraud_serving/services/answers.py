@@ -25,15 +25,15 @@ class StoredAnswer(msgspec.Struct):
     order_date: datetime | None = None
 
 
-def fingerprint(order: Any, keys: dict[str, str]) -> str:
+def fingerprint(order: Any, ids: dict[str, str]) -> str:
     """What makes two requests the same order (fields the features use): its id, time and
-    amount, and its entity keys (`keys`, in the contract's order)."""
+    amount, its entity keys and categorical attributes (`ids`, in the contract's order)."""
     text = "\x1f".join(
         (
             order.order_id,
             str(epoch_seconds(order.order_date)),
             str(amount_cents(order.order_amount)),
-            *keys.values(),
+            *ids.values(),
         )
     )
     return hashlib.sha1(text.encode()).hexdigest()[:20]

@@ -25,7 +25,7 @@ from fraud_core.clock import DEFAULT_MAX_FUTURE_S, latest_accepted
 from fraud_core.contract.request import RequestShape, RequestValueError
 from fraud_core.features.offline import amount_cents, epoch_seconds
 from fraud_core.features.online import OrderEvent, append_order, batch_features
-from fraud_core.features.spec import FeatureSpec
+from fraud_core.features.spec import NO_VALUE, FeatureSpec
 from fraud_core.features.state import EntityState, decode_state, encode_state
 from fraud_core.scoring.future_events import without_future_events
 from fraud_serving.metrics import ServiceMetrics
@@ -89,6 +89,7 @@ class _Planned:
     order: Order
     fp: str
     keys: dict[str, str]  # entity kind -> key (`RequestShape.keys`)
+    ids: dict[str, str]  # the keys and the categorical attributes' values: the order's event
 
 
 @dataclass
@@ -123,19 +124,27 @@ def job_keys(shape: RequestShape, job: list[Order]) -> list[dict[str, str]]:
         raise
 
 
-def _plan(jobs: list[list[Order]], keys: list[list[dict[str, str]]], failed: dict) -> _Plan:
+def _plan(
+    jobs: list[list[Order]],
+    keys: list[list[dict[str, str]]],
+    failed: dict,
+    categorical: tuple[str, ...],
+) -> _Plan:
     orders: dict[str, _Planned] = {}
     for j, job in enumerate(jobs):
         if j in failed:
             continue
         mine: dict[str, _Planned] = {}
         for order, order_keys in zip(job, keys[j], strict=True):
-            fp = fingerprint(order, order_keys)
+            ids = order_keys
+            if categorical:
+                ids = {**ids, **{a: getattr(order, a) or NO_VALUE for a in categorical}}
+            fp = fingerprint(order, ids)
             known = mine.get(order.order_id) or orders.get(order.order_id)
             if known is not None and known.fp != fp:
                 failed[j] = OrderConflictError(order.order_id)
                 break
-            mine.setdefault(order.order_id, _Planned(order, fp, order_keys))
+            mine.setdefault(order.order_id, _Planned(order, fp, order_keys, ids))
         else:
             for order_id, item in mine.items():
                 orders.setdefault(order_id, item)
@@ -200,7 +209,7 @@ class ScoringService:
                 keys.append([])
         for _ in range(_ATTEMPTS):
             scored = {}
-            plan = _plan(jobs, keys, failed)
+            plan = _plan(jobs, keys, failed, self.shape.categorical)
             if not plan.orders:
                 break
             snapshot = await self.store.read(list(plan.orders), plan.entities())
@@ -292,7 +301,7 @@ class ScoringService:
             for kind in kinds:
                 last_t[(kind, planned.keys[kind])] = t_s
             events.append(
-                OrderEvent(order.order_id, t_s, amount_cents(order.order_amount), planned.keys)
+                OrderEvent(order.order_id, t_s, amount_cents(order.order_amount), planned.ids)
             )
             new_entities.append(fresh_kinds)
 

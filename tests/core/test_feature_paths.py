@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from fraud_core.features.kernel import NO_LABEL
 from fraud_core.features.offline import advance, label_seconds, order_times
 from fraud_core.features.online import OrderEvent, append_order, apply_label, order_features
-from fraud_core.features.spec import DEFAULT_SPEC
+from fraud_core.features.spec import DEFAULT_SPEC, NO_VALUE
 from fraud_core.features.state import EntityState, decode_state, encode_state, states_from_frame
 
 from .conftest import SMALL_SPEC, random_orders
@@ -72,7 +72,11 @@ def _online_replay(orders: pd.DataFrame, spec) -> pd.DataFrame:
             order_id=o["order_id"],
             t_s=int(t_s[i]),
             cents=int(cents[i]),
-            ids={e.kind: o[e.kind] for e in spec.entities},
+            ids={  # entities and the attributes they follow (a missing one: NO_VALUE)
+                name: NO_VALUE if pd.isna(o[name]) else o[name]
+                for name in {e.kind for e in spec.entities}
+                | {c for e in spec.entities for c in e.counterparts}
+            },
         )
         states = {
             e.kind: decode_state(store[(e.kind, o[e.kind])])
