@@ -6,6 +6,7 @@ reads the environment, and `create_app(settings)` takes the result (tests build 
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -45,10 +46,8 @@ class Settings:
     # FRAUD_API_KEYS (comma separated); kept out of repr so logging the settings leaks no key
     api_keys: frozenset[str] = field(default_factory=frozenset, repr=False)
     contract: Contract = field(default_factory=builtin_contract)  # FRAUD_CONTRACT
-    # how requests carry the contract's entities (with the privacy key: not in repr)
-    request_shape: RequestShape = field(
-        default_factory=lambda: RequestShape.of(builtin_contract(), env={}), repr=False
-    )
+    # the value of the contract's privacy.key_env, when an entity is personal (never in repr)
+    privacy_key: bytes | None = field(default=None, repr=False)
     redis_url: str = DEFAULT_REDIS_URL  # REDIS_URL
     key_prefix: str = DEFAULT_PREFIX  # FRAUD_REDIS_PREFIX (the loader's too)
     data_dir: Path = Path("data")  # FRAUD_DATA_DIR; models are read from <data_dir>/models
@@ -76,6 +75,11 @@ class Settings:
         "INFO"  # FRAUD_LOG_LEVEL: the service's own log lines (`fraud serve --log-level`)
     )
 
+    @functools.cached_property
+    def request_shape(self) -> RequestShape:
+        """How requests carry the contract's entities and attributes."""
+        return RequestShape.keyed(self.contract, self.privacy_key)
+
     @property
     def order_index_s(self) -> int:
         return max(1, round(self.order_index_days * DAY_S))
@@ -95,7 +99,7 @@ class Settings:
         return cls(
             api_keys=keys,
             contract=contract,
-            request_shape=RequestShape.of(contract, env),
+            privacy_key=RequestShape.of(contract, env).key,
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             key_prefix=env.get("FRAUD_REDIS_PREFIX") or DEFAULT_PREFIX,
             data_dir=Path(env.get("FRAUD_DATA_DIR") or "data").resolve(),

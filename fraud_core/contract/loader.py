@@ -533,9 +533,9 @@ def serving_contract(env: Mapping[str, str] | None = None) -> Contract:
 
 
 def unserved_terms(contract: Contract) -> list[str]:
-    """The keys of `contract` the scoring service cannot serve (empty: it serves it): a label
-    finds an order's entities through its primary entity's state, so the primary entity's
-    counterparts must name every other entity."""
+    """Why the scoring service cannot serve `contract`, each naming the key (empty: it can): a
+    label finds an order's entities through its primary entity's state, so the primary
+    entity's counterparts must name every other entity."""
     primary = contract.primary
     i = contract.entities.index(primary)
     missing = [

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from fraud_core.contract.loader import check_privacy_key
+from fraud_core.contract.loader import ContractError, check_privacy_key
 from fraud_core.contract.model import Attribute, Contract, Entity
 from fraud_core.contract.source import SourceFormat
 from fraud_core.contract.transforms import entity_keys
@@ -53,13 +53,18 @@ class RequestShape:
 
     @classmethod
     def of(cls, contract: Contract, env: Mapping[str, str] | None = None) -> RequestShape:
+        """The shape of `contract`, its privacy key read from `env` (default the process's)."""
         check_privacy_key(contract, env)
-        return cls(
-            entities=contract.entities,
-            field_of=request_fields(contract),
-            attributes=contract.attributes,
-            key=SourceFormat.of(contract).personal_key(env),
-        )
+        return cls.keyed(contract, SourceFormat.of(contract).personal_key(env))
+
+    @classmethod
+    def keyed(cls, contract: Contract, key: bytes | None) -> RequestShape:
+        """The shape of `contract` with the privacy key given (None: no entity is personal)."""
+        if key is None and any(e.personal for e in contract.entities):
+            raise ContractError(
+                f"contract {contract.name!r} has a personal entity: a key is needed"
+            )
+        return cls(contract.entities, request_fields(contract), contract.attributes, key)
 
     @functools.cached_property
     def kinds(self) -> tuple[str, ...]:

@@ -42,7 +42,6 @@ def server(request, tmp_path_factory, redis_url) -> Iterator[tuple[str, str]]:
     from dataclasses import replace
 
     from fraud_core.contract import SHIPPED, load_contract
-    from fraud_core.contract.request import RequestShape
     from fraud_serving.settings import Settings
 
     from .support import delete_prefix, deploy, trained_booster, trained_card_booster
@@ -59,7 +58,6 @@ def server(request, tmp_path_factory, redis_url) -> Iterator[tuple[str, str]]:
     settings = replace(
         Settings(api_keys=frozenset({API_KEY})),
         contract=contract,
-        request_shape=RequestShape.of(contract, env={}),
         redis_url=redis_url,
         key_prefix=prefix,
         data_dir=data_dir,
