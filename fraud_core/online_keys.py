@@ -9,7 +9,7 @@ Every key starts with a configurable prefix (default `fraud:`; tests use `test:<
 | `{p}namespaces` | sorted set | every namespace ever started, scored by its start time |
 | `{p}ns:{ns}:meta` | hash | snapshot day, entity counts, state (loading / active), times |
 | `{p}ns:{ns}:e:{kind}:{entity}` | string | the entity's state (`fraud_core.features.state` codec) |
-| `{p}ns:{ns}:orders` | hash | order id -> customer id of the snapshot's recent orders (the loader's) |
+| `{p}ns:{ns}:orders` | hash | order id -> its primary entity (the customer) of the snapshot's recent orders (the loader's) |
 | `{p}ns:{ns}:orders:{t}` | hash | the same for orders the service scored in the bucket starting at `t` (epoch s); expires |
 | `{p}ns:{ns}:touched` | set | entity keys the service has rewritten in this namespace |
 | `{p}scored:{order_id}` | string | the service's stored answer for an order (idempotency), with a TTL |

@@ -25,10 +25,6 @@ from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.features.state import CODEC_VERSION, EntityState, states_from_frame
 from fraud_core.storage import DataLayout
 
-ORDER_INDEX_KIND = DEFAULT_SPEC.primary
-"""The order index maps an order id to its entity of this kind, the spec's primary entity
-(`FeatureSpec.primary`), whose state's counterparts name the order's other entities."""
-
 
 @dataclass(frozen=True)
 class Snapshot:

@@ -73,3 +73,24 @@ def test_rules_score_ranks_obvious_fraud_signals_higher() -> None:
     scores = rules_score(frame)
     assert scores[1] == scores.max()
     assert np.all((scores >= 0) & (scores < 1))
+
+
+def test_the_rules_baseline_is_written_over_the_contracts_features() -> None:
+    from fraud_core.contract import SHIPPED, load_contract
+    from fraud_core.features.offline import advance
+    from fraud_core.model.backtest import baseline_rules, rules_text
+
+    from .test_contract_features import contract_orders
+
+    assert "3+ customers on the IP in 24 h" in rules_text()  # the built-in contract's own
+    spec = load_contract(SHIPPED / "card_present.yaml").spec
+    texts = [r.text for r in baseline_rules(spec)]
+    assert "a card's first order" in texts and "a terminal never seen before" in texts
+    assert not any("IP" in t or "e-mail" in t for t in texts)
+    orders = contract_orders(spec, 200, 3, pool=5)
+    features, _ = advance({}, orders, int(orders["order_date"].max().timestamp()) + 1, spec)
+    frame = features.assign(order_amount=orders["order_amount"].to_numpy())
+    scores = rules_score(frame, spec)
+    assert np.all((scores >= 0) & (scores < 1))
+    first = frame["card__first_seen"].to_numpy() == 1
+    assert scores[first].mean() > scores[~first].mean()  # a first order scores a point more
