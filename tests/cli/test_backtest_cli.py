@@ -37,3 +37,28 @@ def test_backtest_from_landing_files(tmp_path, capsys: pytest.CaptureFixture[str
 def test_backtest_explains_missing_data(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["backtest", "--data-dir", str(tmp_path)]) == 2
     assert "no landing files" in capsys.readouterr().err
+
+
+def test_backtest_of_another_contracts_landing_files(
+    tmp_path, monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fraud_core.card_generator import CardGeneratorConfig, write_card_files
+    from fraud_core.contract import CONTRACT_ENV, SHIPPED, load_contract
+
+    contract_path = SHIPPED / "card_present.yaml"
+    monkeypatch.setenv(CONTRACT_ENV, "")  # the command sets it; put back afterwards
+    config = CardGeneratorConfig(
+        n_cards=1_500, n_merchants=150, txns_per_day=700, days=40, seed=3, label_delay_days=(2, 7)
+    )
+    write_card_files(config, tmp_path / "landing", load_contract(contract_path))
+    args = ["--train-days", "20", "--delay-days", "8", "--test-days", "5", "--folds", "2"]
+    code = main(["backtest", "--data-dir", str(tmp_path), "--contract", str(contract_path), *args])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "orders (0 quarantined)" in out and "| rules |" in out
+    last = out.strip().splitlines()[-1]
+    match = re.fullmatch(r"RESULT ap=(0\.\d{4}) auc=(0\.\d{4}) cp100=(0\.\d{4})", last)
+    assert match, last
+    ap, auc = float(match.group(1)), float(match.group(2))
+    assert ap > 0.2 and auc > 0.8, last  # card-present fraud, found by the contract's features
+    print(last)
