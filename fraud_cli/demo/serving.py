@@ -1,6 +1,7 @@
 """The serving end of `fraud demo`: start the scoring service on the online store and the deployed
-model, score three orders (a known customer, a new one, an obvious fraud), print the answers and
-the API key, stop the service.
+model, score three orders (a known customer, a new one, an obvious fraud; under the card-present
+contract a known card, a new one, a stolen one), print the answers and the API key, stop the
+service.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ if TYPE_CHECKING:
 _HEADER = "X-API-Key"
 
 
-def _orders(ctx: DemoContext) -> list[tuple[str, dict]]:
-    """Three orders placed now: a regular of the shop, someone new, and an
-    account takeover (a known customer from a new e-mail, through an IP used by earlier fraud,
-    for far more than usual, after a quick burst of small test orders)."""
+def _recent_orders(ctx: DemoContext):
+    """The validated orders of the demo's last week."""
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -35,7 +34,65 @@ def _orders(ctx: DemoContext) -> list[tuple[str, dict]]:
         for d in range(7)
         if ctx.layout.raw_orders(ctx.last_day - pd.Timedelta(days=d)).exists()
     ]
-    orders = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _card_orders(ctx: DemoContext) -> list[tuple[str, dict]]:
+    """Card-present transactions placed now: a regular card where it always pays, a card never
+    seen, and a stolen card (a few small manual payments to test it, then a large one at an
+    electronics or jewellery merchant it never used)."""
+    import pandas as pd
+
+    from fraud_core.card_generator import CASH_OUT_MCCS
+
+    orders = _recent_orders(ctx)
+    honest = orders[orders["is_fraud"].fillna(0) == 0]
+    cards = honest["card"].value_counts().index
+    regular, victim = cards[0], cards[1]
+    usual = honest[honest["card"] == regular].iloc[-1]
+    shop = honest[~honest["mcc"].isin(CASH_OUT_MCCS)].iloc[-1]
+    cash_out = orders[orders["mcc"].isin(CASH_OUT_MCCS)]
+    cash_out = cash_out.iloc[-1] if len(cash_out) else shop
+    start = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(minutes=10)
+    run = secrets.token_hex(3)
+
+    def txn(name: str, at: pd.Timestamp, card, where, amount: float, entry: str) -> dict:
+        return {
+            "order_id": f"demo-{run}-{name}",
+            "order_date": at.isoformat().replace("+00:00", "Z"),
+            "card": str(card),
+            "terminal": str(where["terminal"]),
+            "merchant": str(where["merchant"]),
+            "order_amount": round(float(amount), 2),
+            "mcc": str(where["mcc"]),
+            "entry_mode": entry,
+        }
+
+    tests = [
+        txn(f"probe{i}", start + pd.Timedelta(minutes=i), victim, shop, 1.0, "manual")
+        for i in range(3)
+    ]
+    return [
+        (
+            "known card",
+            txn("known", start, regular, usual, usual["order_amount"], str(usual["entry_mode"])),
+        ),
+        ("new card", txn("new", start, f"K-new-{run}", shop, 42.0, "chip")),
+        *[("(card testing)", t) for t in tests],
+        (
+            "stolen card",
+            txn("fraud", start + pd.Timedelta(minutes=5), victim, cash_out, 2_400.0, "swipe"),
+        ),
+    ]
+
+
+def _orders(ctx: DemoContext) -> list[tuple[str, dict]]:
+    """Three orders placed now: a regular of the shop, someone new, and an
+    account takeover (a known customer from a new e-mail, through an IP used by earlier fraud,
+    for far more than usual, after a quick burst of small test orders)."""
+    import pandas as pd
+
+    orders = _recent_orders(ctx)
     honest = orders[orders["is_fraud"].fillna(0) == 0]
     regular = honest["customer_id"].value_counts().index[0]
     usual = honest[honest["customer_id"] == regular].iloc[-1]
@@ -95,8 +152,10 @@ def score_with_the_service(ctx: DemoContext) -> None:
     import httpx
 
     from fraud_cli.demo.context import StepFailed
+    from fraud_core.card_generator import CARD_ENTITIES
     from fraud_core.contract import builtin_contract
     from fraud_core.contract.loader import unserved_terms
+    from fraud_core.contract.request import request_fields
     from fraud_core.model.artifact import current_version
 
     unserved = unserved_terms(ctx.contract)
@@ -106,12 +165,19 @@ def score_with_the_service(ctx: DemoContext) -> None:
             f"({unserved[0]}); its model and online store are ready"
         )
         return
-    if ctx.contract.entity_kinds != builtin_contract().entity_kinds:
+    kinds = set(ctx.contract.entity_kinds)
+    if kinds == set(CARD_ENTITIES):
+        samples = _card_orders(ctx)
+    elif kinds == set(builtin_contract().entity_kinds):
+        samples = _orders(ctx)
+    else:
         print(
-            "    skipped: the demo's sample orders are the built-in contract's; the model and "
-            f"online store of {ctx.contract.name!r} are ready: `fraud serve`, then POST /v1/score"
+            "    skipped: the demo has sample orders for the built-in and the card-present "
+            f"entities; the model and online store of {ctx.contract.name!r} are ready: "
+            "`fraud serve`, then POST /v1/score"
         )
         return
+    primary = request_fields(ctx.contract)[ctx.contract.primary.name]  # its request field
     if current_version(ctx.layout.models) is None:
         raise StepFailed(
             f"no model deployed in {ctx.layout.models}: the training steps must run first"
@@ -145,7 +211,7 @@ def score_with_the_service(ctx: DemoContext) -> None:
         model = httpx.get(f"{base}/v1/model", headers={_HEADER: api_key}).json()["version"]
         print(f"    service on {base} (model {model}); API key for this run: {api_key}")
         with httpx.Client(base_url=base, headers={_HEADER: api_key}, timeout=10) as client:
-            for label, order in _orders(ctx):
+            for label, order in samples:
                 r = client.post("/v1/score", json=order)
                 if r.status_code != 200:
                     raise StepFailed(f"scoring {label} failed: {r.status_code} {r.text}")
@@ -158,7 +224,7 @@ def score_with_the_service(ctx: DemoContext) -> None:
                 )
                 new = f", new: {'/'.join(answer['new_entities'])}" if answer["new_entities"] else ""
                 print(
-                    f"    {label:<15} {order['customer_id']:<18} {order['order_amount']:>9.2f} -> "
+                    f"    {label:<15} {order[primary]:<18} {order['order_amount']:>9.2f} -> "
                     f"score {answer['score']:.3f} {answer['decision'].upper()}{new}\n"
                     f"                    reasons: {reasons}"
                 )
