@@ -413,7 +413,7 @@ class Manifest:
     summary: dict[str, object]
     inputs: dict[str, str]  # feature file -> fingerprint (size:mtime_ns)
     fingerprint: str = ""
-    primary: str = "customer_id"  # the primary entity's column (customer precision@k)
+    primary: str = DEFAULT_SPEC.primary  # the primary entity's column (customer precision@k)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)

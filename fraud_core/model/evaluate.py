@@ -16,10 +16,13 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from fraud_core.features.spec import DEFAULT_SPEC
+
 if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
     import xgboost as xgb
 
 DEFAULT_K = 100
+PRIMARY = DEFAULT_SPEC.primary  # the column customer precision@k ranks by default
 
 
 def _nan_if_one_class(labels: np.ndarray) -> bool:
@@ -68,10 +71,10 @@ def customer_precision_at_k(
     k: int = DEFAULT_K,
     known_fraud_since: pd.Series | None = None,
     label: str = "label",
-    entity: str = "customer_id",
+    entity: str = PRIMARY,
 ) -> tuple[float, pd.Series]:
     """Customer precision@k, averaged over days, and its value per day. The "customer" is the
-    contract's primary entity, the column `entity` (customer_id by default).
+    contract's primary entity, the column `entity` (the built-in contract's by default).
 
     Each UTC day: every customer gets their highest order score of the day; customers whose
     fraud was already known before the day started (`known_fraud_since`: customer -> first
@@ -110,7 +113,7 @@ def evaluate_scores(
     k: int = DEFAULT_K,
     known_fraud_since: pd.Series | None = None,
     label: str = "label",
-    entity: str = "customer_id",
+    entity: str = PRIMARY,
 ) -> dict[str, float]:
     """Every headline metric of scores on labelled orders (flat, JSON- and metadata-friendly);
     `entity`: the primary entity's column, for customer precision@k."""

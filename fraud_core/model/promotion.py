@@ -29,7 +29,13 @@ from fraud_core.model.artifact import (
     load_version,
     set_current,
 )
-from fraud_core.model.evaluate import DEFAULT_K, average_precision, clean, evaluate_scores
+from fraud_core.model.evaluate import (
+    DEFAULT_K,
+    PRIMARY,
+    average_precision,
+    clean,
+    evaluate_scores,
+)
 from fraud_core.model.train import predict
 from fraud_core.storage import atomic_path
 
@@ -194,7 +200,7 @@ def figures(
     known_fraud_since: pd.Series | None = None,
     k: int = DEFAULT_K,
     label: str = "label",
-    entity: str = "customer_id",
+    entity: str = PRIMARY,
 ) -> dict[str, float | None]:
     """A model's figures on labelled rows at its own thresholds, JSON-ready (NaN as None)."""
     metrics = evaluate_scores(frame, scores, card.thresholds, k, known_fraud_since, label, entity)
@@ -210,7 +216,7 @@ def gate_candidate(
     label: str = "label",
     known_fraud_since: pd.Series | None = None,
     k: int = DEFAULT_K,
-    entity: str = "customer_id",
+    entity: str = PRIMARY,
 ) -> GateDecision:
     """Score the candidate and the current champion on `validation` and decide. A champion
     whose files no longer verify counts as no comparison (and is said so in the reasons).
