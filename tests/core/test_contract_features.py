@@ -59,7 +59,7 @@ def test_each_shipped_contracts_features_agree_on_every_path() -> None:
         assert load_contract(SHIPPED / name).spec == DEFAULT_SPEC
     spec = load_contract(SHIPPED / "card_present.yaml").spec
     assert spec != DEFAULT_SPEC and spec.primary == "card"
-    _three_paths_agree(spec, contract_orders(spec, 500, 4, span_s=40 * DAY, pool=10))
+    _three_paths_agree(spec, contract_orders(spec, 300, 4, span_s=30 * DAY, pool=8))
 
 
 @st.composite
@@ -99,7 +99,7 @@ def test_random_contracts_features_agree_on_every_path(text: str, seed: int, poo
     spec = contract.spec
     assert spec.primary == contract.primary.name
     assert {f.kind for f in spec.features} <= {*contract.entity_kinds, "order"}
-    _three_paths_agree(spec, contract_orders(spec, 150, seed, span_s=2 * DAY, pool=pool))
+    _three_paths_agree(spec, contract_orders(spec, 100, seed, span_s=2 * DAY, pool=pool))
 
 
 def test_a_missing_optional_attribute_counts_as_no_value_on_both_paths() -> None:
