@@ -105,9 +105,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"fraud generate: {err}", file=sys.stderr)
         return 2
-    from fraud_core.card_generator import CARD_ENTITIES
-    from fraud_core.contract import ContractError, applied_contract, builtin_contract
+    from fraud_core.contract import ContractError, applied_contract
     from fraud_core.contract.source import SourceFormat
+    from fraud_core.sample_data import CARD_PRESENT, ECOMMERCE, no_sample_data, sample_generator
 
     env = dict(os.environ)
     if args.contract is not None:
@@ -117,16 +117,11 @@ def run(args: argparse.Namespace) -> int:
     except ContractError as err:
         print(f"fraud generate: {err}", file=sys.stderr)
         return 2
-    kinds = set(contract.entity_kinds)
-    if kinds == set(CARD_ENTITIES):  # card-present contracts have their own generator
+    generator = sample_generator(contract)
+    if generator == CARD_PRESENT:
         return _card_present(args, out_dir, contract)
-    if kinds != set(builtin_contract().entity_kinds):
-        print(
-            f"fraud generate: contract {contract.name!r} has the entities {sorted(kinds)}: "
-            "sample data exists for the built-in entities (customer_id, email, ip_addr) and "
-            f"for card-present ones {list(CARD_ENTITIES)}",
-            file=sys.stderr,
-        )
+    if generator != ECOMMERCE:
+        print(f"fraud generate: {no_sample_data(contract)}", file=sys.stderr)
         return 2
     source = SourceFormat.of(contract)
 

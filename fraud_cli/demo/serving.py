@@ -152,11 +152,10 @@ def score_with_the_service(ctx: DemoContext) -> None:
     import httpx
 
     from fraud_cli.demo.context import StepFailed
-    from fraud_core.card_generator import CARD_ENTITIES
-    from fraud_core.contract import builtin_contract
     from fraud_core.contract.loader import unserved_terms
     from fraud_core.contract.request import request_fields
     from fraud_core.model.artifact import current_version
+    from fraud_core.sample_data import CARD_PRESENT, ECOMMERCE, sample_generator
 
     unserved = unserved_terms(ctx.contract)
     if unserved:
@@ -165,10 +164,10 @@ def score_with_the_service(ctx: DemoContext) -> None:
             f"({unserved[0]}); its model and online store are ready"
         )
         return
-    kinds = set(ctx.contract.entity_kinds)
-    if kinds == set(CARD_ENTITIES):
+    generator = sample_generator(ctx.contract)
+    if generator == CARD_PRESENT:
         samples = _card_orders(ctx)
-    elif kinds == set(builtin_contract().entity_kinds):
+    elif generator == ECOMMERCE:
         samples = _orders(ctx)
     else:
         print(

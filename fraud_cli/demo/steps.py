@@ -28,23 +28,19 @@ def run_job_over_days(ctx: DemoContext, job_name: str) -> None:
 def generate_sample_orders(ctx: DemoContext) -> None:
     """The demo days into the landing folder, in the contract's shape; the day after them is held
     back for the last step, which delivers it through the landing folder."""
-    from fraud_core.card_generator import CARD_ENTITIES
-    from fraud_core.contract import builtin_contract
     from fraud_core.contract.source import SourceFormat
     from fraud_core.generator import GeneratorConfig, write_landing_files
+    from fraud_core.sample_data import CARD_PRESENT, ECOMMERCE, no_sample_data, sample_generator
 
     if ctx.args.no_generate:
         print(f"    using the landing files already in {ctx.layout.landing}")
         return
-    kinds = set(ctx.contract.entity_kinds)
-    if kinds == set(CARD_ENTITIES):
+    generator = sample_generator(ctx.contract)
+    if generator == CARD_PRESENT:
         _generate_card_present(ctx)
         return
-    if kinds != set(builtin_contract().entity_kinds):
-        raise StepFailed(
-            f"no sample data for contract {ctx.contract.name!r} (entities {sorted(kinds)}): "
-            "bring your own files with --no-generate"
-        )
+    if generator != ECOMMERCE:
+        raise StepFailed(f"{no_sample_data(ctx.contract)}; bring your own with --no-generate")
     config = GeneratorConfig(
         orders_per_day=ctx.args.orders_per_day,
         days=ctx.args.days + 1,
