@@ -1,0 +1,72 @@
+"""What the card-present contract's categorical attributes add: the same generated transactions,
+split and small XGBoost model, with the contract's features once without and once with the
+features of its attributes (`mcc`, `entry_mode`, followed by every entity like a counterpart).
+A check that the data is learnable through the contract's features, not a model-quality figure
+(issue 19 owns those).
+
+    .venv/bin/python bench/card_present_ap.py
+
+Prints one line per feature set: features, seconds to compute them (the first includes the
+kernel's compilation on a fresh cache), average precision on the later days and their fraud rate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import date
+
+import pandas as pd
+import xgboost as xgb
+from sklearn.metrics import average_precision_score
+
+from fraud_core.card_generator import CardGeneratorConfig, iter_card_days
+from fraud_core.contract import SHIPPED, load_contract
+from fraud_core.contract.source import SourceFormat
+from fraud_core.features.offline import advance, canonical_order
+from fraud_core.features.spec import EntitySpec
+from fraud_core.validation import validate_orders
+
+CONFIG = CardGeneratorConfig(n_cards=3000, n_merchants=300, txns_per_day=1500, days=60)
+TRAIN = (date(2026, 1, 8), date(2026, 2, 10))  # [first, last)
+TEST_FROM = date(2026, 2, 15)
+
+
+def main() -> None:
+    contract = load_contract(SHIPPED / "card_present.yaml")
+    shape = SourceFormat.of(contract)
+    orders = canonical_order(
+        pd.concat(
+            [validate_orders(f, day, source=shape).valid for day, f in iter_card_days(CONFIG)],
+            ignore_index=True,
+        )
+    )
+    attributes = {a.name for a in contract.attributes}
+    without = replace(
+        contract.spec,
+        entities=tuple(
+            EntitySpec(e.kind, tuple(c for c in e.counterparts if c not in attributes))
+            for e in contract.spec.entities
+        ),
+    )
+    days = orders["order_date"].dt.date.to_numpy()
+    train = (days >= TRAIN[0]) & (days < TRAIN[1])
+    test = days >= TEST_FROM
+    y = orders["is_fraud"].to_numpy()
+    end_s = int(orders["order_date"].max().timestamp()) + 1
+    for name, spec in (("entities only", without), ("entities + attributes", contract.spec)):
+        started = time.perf_counter()
+        features, _ = advance({}, orders, end_s, spec)
+        seconds = time.perf_counter() - started
+        x = features[spec.feature_names].to_numpy()
+        params = {"max_depth": 4, "eta": 0.2, "objective": "binary:logistic", "nthread": 2}
+        model = xgb.train({**params, "seed": 0}, xgb.DMatrix(x[train], y[train]), 100)
+        ap = average_precision_score(y[test], model.predict(xgb.DMatrix(x[test])))
+        print(
+            f"{name}: {len(spec.feature_names)} features in {seconds:.1f} s; AP {ap:.3f} at "
+            f"fraud rate {y[test].mean():.2%}"
+        )
+
+
+if __name__ == "__main__":
+    main()
