@@ -40,10 +40,15 @@ from fraud_core.storage import (
 log = logging.getLogger(__name__)
 
 
+def identity_columns(spec: FeatureSpec) -> tuple[str, ...]:
+    """An order's identity in the feature and training files: its id and time, its entities (as
+    the contract stores them)."""
+    return ("order_id", "order_date", *(e.kind for e in spec.entities))
+
+
 def label_columns(spec: FeatureSpec) -> tuple[str, ...]:
-    """What a feature file holds before the features: the order's id and time, its entities
-    (as the contract stores them) and its labels."""
-    return ("order_id", "order_date", *(e.kind for e in spec.entities), "is_fraud", "label_date")
+    """What a feature file holds before the features: the order's identity and its labels."""
+    return (*identity_columns(spec), "is_fraud", "label_date")
 
 
 def day_end_s(day: date) -> int:

@@ -33,14 +33,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from fraud_core.features.pipeline import identity_columns
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.storage import DataLayout
-
-
-def id_columns(spec: FeatureSpec) -> tuple[str, ...]:
-    """The identity columns a training-set row keeps: the order's id and time, its entities."""
-    return ("order_id", "order_date", *(e.kind for e in spec.entities))
-
 
 LABEL = "label"  # 1: fraud known at the cutoff
 WEIGHT = "weight"  # compensates the subsampling of non-fraud training rows
@@ -240,7 +235,7 @@ def prepare_day(
         weight[label == 0] = np.float32(1.0 / config.negative_rate)
 
     known_date = frame["label_date"].where(label == 1)
-    out = frame.loc[keep, list(id_columns(spec))].reset_index(drop=True)
+    out = frame.loc[keep, list(identity_columns(spec))].reset_index(drop=True)
     out[LABEL] = label[keep]
     out[WEIGHT] = weight[keep]
     out[KNOWN_LABEL_DATE] = known_date[keep].reset_index(drop=True).astype("datetime64[us, UTC]")
