@@ -91,13 +91,18 @@ class RequestShape:
         out: list[dict[str, str]] = [{} for _ in values]
         for e in self.entities:
             field = self.field_of[e.name]
-            raw = pd.Series([v[field] for v in values], dtype="string")
-            keyed = entity_keys(e, raw, self.key) if e.transform or e.personal else raw
-            for i, value in enumerate(keyed.tolist()):
-                if value is None or value is pd.NA:
-                    raise RequestValueError(field, f"{e.transform} finds nothing in it")
-                out[i][e.name] = value
+            for i, key in enumerate(self._keyed(e, [v[field] for v in values], field)):
+                out[i][e.name] = key
         return out
+
+    def _keyed(self, entity: Entity, values: list[str], field: str) -> list[str]:
+        """`values` of one entity's field as its keys; RequestValueError naming `field`."""
+        if entity.transform is None and not entity.personal:
+            return values
+        keyed = entity_keys(entity, pd.Series(values, dtype="string"), self.key).tolist()
+        if any(key is None or key is pd.NA for key in keyed):
+            raise RequestValueError(field, f"{entity.transform} finds nothing in it")
+        return keyed
 
     def key_of(self, kind: str, value: str) -> str:
         """The key of one entity of `kind` whose request field holds `value` (an entity route's
@@ -105,9 +110,4 @@ class RequestShape:
         entity = next((e for e in self.entities if e.name == kind), None)
         if entity is None:
             raise KeyError(kind)
-        if entity.transform is None and not entity.personal:
-            return value
-        keyed = entity_keys(entity, pd.Series([value], dtype="string"), self.key).iloc[0]
-        if keyed is None or keyed is pd.NA:
-            raise RequestValueError("id", f"{entity.transform} finds nothing in it")
-        return str(keyed)
+        return str(self._keyed(entity, [value], "id")[0])

@@ -124,18 +124,21 @@ def job_keys(shape: RequestShape, job: list[Order]) -> list[dict[str, str]]:
         raise
 
 
-def _plan(
-    jobs: list[list[Order]],
-    keys: list[list[dict[str, str]]],
-    failed: dict,
-    categorical: tuple[str, ...],
-) -> _Plan:
+@dataclass(frozen=True)
+class _Job:
+    """One call of `score`: its orders and their entity keys (`job_keys`, derived once)."""
+
+    orders: list[Order]
+    keys: list[dict[str, str]]
+
+
+def _plan(jobs: list[_Job], failed: dict, categorical: tuple[str, ...]) -> _Plan:
     orders: dict[str, _Planned] = {}
     for j, job in enumerate(jobs):
         if j in failed:
             continue
         mine: dict[str, _Planned] = {}
-        for order, order_keys in zip(job, keys[j], strict=True):
+        for order, order_keys in zip(job.orders, job.keys, strict=True):
             ids = order_keys
             if categorical:
                 ids = {**ids, **{a: getattr(order, a) or NO_VALUE for a in categorical}}
@@ -174,8 +177,8 @@ class ScoringService:
         self.kinds = shape.kinds
         self.feature_names = spec.feature_names
         self.max_future_s = max_future_s
-        self.batcher: MicroBatcher[list[Order], list[ScoredOrder]] = MicroBatcher(
-            self.process, len, batch_max_orders, batch_wait_s
+        self.batcher: MicroBatcher[_Job, list[ScoredOrder]] = MicroBatcher(
+            self.process, lambda job: len(job.orders), batch_max_orders, batch_wait_s
         )
 
     async def score(self, orders: list[Order]) -> list[ScoredOrder]:
@@ -190,26 +193,18 @@ class ScoringService:
                     "FRAUD_MAX_FUTURE_S)"
                 )
                 raise InvalidInputError(field, reason)
-        if not self.shape.identity:  # a value no entity can be keyed by: a 400 before queueing
-            job_keys(self.shape, orders)
-        return await self.batcher.submit(orders)
+        # a value no entity can be keyed by is a 400 before queueing
+        return await self.batcher.submit(_Job(orders, job_keys(self.shape, orders)))
 
-    async def process(self, jobs: list[list[Order]]) -> list[list[ScoredOrder] | Exception]:
+    async def process(self, jobs: list[_Job]) -> list[list[ScoredOrder] | Exception]:
         """Score every job's orders (see the module doc); one result or error per job."""
         model = self.models.require()
         failed: dict[int, Exception] = {}
         answers: dict[str, ScoredOrder] = {}
         scored: dict[str, ScoredOrder] = {}
-        keys: list[list[dict[str, str]]] = []
-        for j, job in enumerate(jobs):
-            try:
-                keys.append(job_keys(self.shape, job))
-            except InvalidInputError as err:  # refused in `score` already; kept for safety
-                failed[j] = err
-                keys.append([])
         for _ in range(_ATTEMPTS):
             scored = {}
-            plan = _plan(jobs, keys, failed, self.shape.categorical)
+            plan = _plan(jobs, failed, self.shape.categorical)
             if not plan.orders:
                 break
             snapshot = await self.store.read(list(plan.orders), plan.entities())
@@ -217,7 +212,7 @@ class ScoringService:
             changed = {oid for oid, s in stored.items() if s.fp != plan.orders[oid].fp}
             if changed:  # replays with other content: fail their jobs, plan again without them
                 for j, job in enumerate(jobs):
-                    hit = next((o.order_id for o in job if o.order_id in changed), None)
+                    hit = next((o.order_id for o in job.orders if o.order_id in changed), None)
                     if hit is not None and j not in failed:
                         failed[j] = OrderConflictError(hit)
                 continue
@@ -242,7 +237,7 @@ class ScoringService:
                 [a.result.score for a in scored.values()],
                 [a.result.decision for a in scored.values()],
             )
-        self.metrics.batch_orders.observe(sum(len(job) for job in jobs))
+        self.metrics.batch_orders.observe(sum(len(job.orders) for job in jobs))
 
         out: list[list[ScoredOrder] | Exception] = []
         replayed = 0
@@ -251,7 +246,7 @@ class ScoringService:
                 out.append(failed[j])
                 continue
             results = []
-            for order in job:
+            for order in job.orders:
                 answer = answers[order.order_id]
                 if not answer.replayed:  # the first occurrence in this batch gets the features
                     answers[order.order_id] = ScoredOrder(answer.result, None, True)
