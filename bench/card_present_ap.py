@@ -16,16 +16,13 @@ import time
 from dataclasses import replace
 from datetime import date
 
-import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import average_precision_score
 
-from fraud_core.card_generator import CardGeneratorConfig, iter_card_days
+from fraud_core.card_generator import CardGeneratorConfig, card_orders
 from fraud_core.contract import SHIPPED, load_contract
-from fraud_core.contract.source import SourceFormat
-from fraud_core.features.offline import advance, canonical_order
+from fraud_core.features.offline import advance
 from fraud_core.features.spec import EntitySpec
-from fraud_core.validation import validate_orders
 
 CONFIG = CardGeneratorConfig(n_cards=3000, n_merchants=300, txns_per_day=1500, days=60)
 TRAIN = (date(2026, 1, 8), date(2026, 2, 10))  # [first, last)
@@ -34,13 +31,7 @@ TEST_FROM = date(2026, 2, 15)
 
 def main() -> None:
     contract = load_contract(SHIPPED / "card_present.yaml")
-    shape = SourceFormat.of(contract)
-    orders = canonical_order(
-        pd.concat(
-            [validate_orders(f, day, source=shape).valid for day, f in iter_card_days(CONFIG)],
-            ignore_index=True,
-        )
-    )
+    orders = card_orders(CONFIG)
     attributes = {a.name for a in contract.attributes}
     without = replace(
         contract.spec,

@@ -25,6 +25,7 @@ import pandas as pd
 
 from fraud_core.contract import SHIPPED, Contract, load_contract
 from fraud_core.contract.source import SourceFormat, source_orders
+from fraud_core.features.offline import canonical_order
 from fraud_core.generator import write_frame
 from fraud_core.validation import validate_orders
 
@@ -287,19 +288,29 @@ def _shape(config, world, frame: pd.DataFrame, serial: int, rng) -> pd.DataFrame
     )
 
 
+def iter_card_orders(config: CardGeneratorConfig) -> Iterator[tuple[date, pd.DataFrame]]:
+    """(day, that day's transactions as validated orders: the platform's columns), day by day."""
+    shipped = SourceFormat.of(load_contract(SHIPPED / "card_present.yaml", env={}))
+    for day, frame in iter_card_days(config):
+        yield day, validate_orders(frame, day, source=shipped, latest=_FAR_FUTURE).valid
+
+
+def card_orders(config: CardGeneratorConfig) -> pd.DataFrame:
+    """Every day's transactions as validated orders, in the order the feature paths read them."""
+    return canonical_order(pd.concat([f for _, f in iter_card_orders(config)], ignore_index=True))
+
+
 def write_card_files(
     config: CardGeneratorConfig, out_dir: Path, contract: Contract, fmt: str = "parquet"
 ) -> tuple[list[Path], int, int]:
     """One file a day, `orders_YYYY-MM-DD.<fmt>`, in `contract`'s shape (its column names, time
     zone rule and amount unit; its entities must be CARD_ENTITIES), atomically. Returns the
     paths, the transactions and the fraud written."""
-    shipped = SourceFormat.of(load_contract(SHIPPED / "card_present.yaml", env={}))
     target = SourceFormat.of(contract)
     paths: list[Path] = []
     orders = fraud = 0
-    for day, frame in iter_card_days(config):
-        # through the platform's columns, so any contract with these entities gets its own shape
-        platform = validate_orders(frame, day, source=shipped, latest=_FAR_FUTURE).valid
+    # through the platform's columns, so any contract with these entities gets its own shape
+    for day, platform in iter_card_orders(config):
         shaped = source_orders(target, platform)
         path = Path(out_dir) / f"orders_{day.isoformat()}.{fmt}"
         write_frame(shaped, path, fmt)

@@ -15,6 +15,7 @@ from pathlib import Path
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, max_future_s
 from fraud_core.contract import Contract, builtin_contract, serving_contract
 from fraud_core.contract.request import RequestShape
+from fraud_core.contract.source import SourceFormat
 from fraud_core.online_keys import DAY_S, DEFAULT_ORDER_INDEX_DAYS, DEFAULT_PREFIX
 from fraud_core.redis_server import DEFAULT_REDIS_URL
 from fraud_core.storage import DataLayout
@@ -99,7 +100,7 @@ class Settings:
         return cls(
             api_keys=keys,
             contract=contract,
-            privacy_key=RequestShape.of(contract, env).key,
+            privacy_key=SourceFormat.of(contract).personal_key(env),
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             key_prefix=env.get("FRAUD_REDIS_PREFIX") or DEFAULT_PREFIX,
             data_dir=Path(env.get("FRAUD_DATA_DIR") or "data").resolve(),

@@ -20,27 +20,18 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from fraud_assets.assets.entity_features import entity_features, entity_features_checks
-from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
-from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
 from fraud_core.acceptance import DEFAULT_MAX_SHRINK, read_day_record
 from fraud_core.generator import GeneratorConfig, write_landing_files
 from fraud_core.online_store import newest_snapshot
 from fraud_core.storage import DataLayout
+
+from ..configs import FEATURE_LANE
 
 START = date(2026, 2, 1)
 D = [START + timedelta(days=i) for i in range(6)]
 DATA = GeneratorConfig(
     n_customers=300, n_emails=300, n_ips=300, orders_per_day=150, days=6, start=START, seed=11
 )
-LANE = [
-    raw_orders,
-    raw_orders_checks,
-    orders_by_entity,
-    orders_by_entity_checks,
-    entity_features,
-    entity_features_checks,
-]
 
 
 def _published(layout: DataLayout) -> dict[str, tuple[int, int]]:
@@ -69,7 +60,7 @@ class Lane:
 
     def step(self, last: date, *, expect_success: bool) -> None:
         before = _published(self.layout)
-        result = self.materialize_range(LANE, D[0], last, raise_on_error=False)
+        result = self.materialize_range(FEATURE_LANE, D[0], last, raise_on_error=False)
         assert result.success == expect_success
         run_id = result.run_id
         for day in D[: D.index(last) + 1]:

@@ -21,11 +21,8 @@ from fraud_assets.assets.deployed_model import (
     PromotionGate,
     deployed_model,
 )
-from fraud_assets.assets.entity_features import entity_features, entity_features_checks
 from fraud_assets.assets.fraud_model import fraud_model
 from fraud_assets.assets.online_store import SAMPLE_MATCHES_OFFLINE_STATE, online_store
-from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
-from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
 from fraud_assets.assets.training_set import TRAINING_SET_CHECKS, training_set
 from fraud_assets.partitions import partition_range_tags
 from fraud_assets.resources import RedisResource
@@ -46,7 +43,7 @@ from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
 
 from ..checks import verdicts
-from ..configs import START, TRAINING_OPS, feature_resources
+from ..configs import FEATURE_LANE, START, TRAINING_OPS, feature_resources
 
 CONTRACT_PATH = SHIPPED / "card_present.yaml"
 CONTRACT = load_contract(CONTRACT_PATH)
@@ -91,16 +88,8 @@ def store():
 
 def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_data, store):
     url, keys, client = store
-    daily = [
-        raw_orders,
-        raw_orders_checks,
-        orders_by_entity,
-        orders_by_entity_checks,
-        entity_features,
-        entity_features_checks,
-    ]
     ingested = materialize(
-        daily, resources=feature_resources(), tags=partition_range_tags(DAYS[0], DAYS[-1])
+        FEATURE_LANE, resources=feature_resources(), tags=partition_range_tags(DAYS[0], DAYS[-1])
     )
     assert ingested.success
     failed = {name: v for name, v in verdicts(ingested).items() if not v.passed}
@@ -190,14 +179,7 @@ def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_da
             "mcc",
             "entry_mode",
         }
-        assert set(order["required"]) == {
-            "order_id",
-            "order_date",
-            "card",
-            "terminal",
-            "merchant",
-            "order_amount",
-        }
+        assert set(order["required"]) == set(order["properties"]) - {"mcc", "entry_mode"}
         known = {
             "order_id": "online-1",
             "order_date": f"{DAYS[-1] + timedelta(days=1)}T09:00:00Z",

@@ -59,20 +59,12 @@ def trained_booster(rounds: int = 25, seed: int = 0) -> xgb.Booster:
 @functools.cache
 def trained_card_booster() -> xgb.Booster:
     """A small booster on the card-present contract's features of generated transactions."""
-    from fraud_core.card_generator import CardGeneratorConfig, iter_card_days
+    from fraud_core.card_generator import CardGeneratorConfig, card_orders
     from fraud_core.contract import SHIPPED, load_contract
-    from fraud_core.contract.source import SourceFormat
-    from fraud_core.validation import validate_orders
 
     contract = load_contract(SHIPPED / "card_present.yaml")
-    shape = SourceFormat.of(contract)
     config = CardGeneratorConfig(n_cards=300, n_merchants=40, txns_per_day=150, days=10, seed=4)
-    orders = canonical_order(
-        pd.concat(
-            [validate_orders(f, day, source=shape).valid for day, f in iter_card_days(config)],
-            ignore_index=True,
-        )
-    )
+    orders = card_orders(config)
     end_s = int(orders["order_date"].max().timestamp()) + 1
     features, _ = advance({}, orders, end_s, contract.spec)
     x = features[contract.spec.feature_names].to_numpy()
