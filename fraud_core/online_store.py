@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fraud_core.features.kernel import NO_LABEL
+from fraud_core.features.offline import number_columns
 from fraud_core.features.online import OrderEvent, append_order
 from fraud_core.features.pipeline import day_end_s, state_file
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
@@ -125,6 +126,7 @@ def encode_states(table: pa.Table, kind: str, spec: FeatureSpec = DEFAULT_SPEC) 
     """The state of each entity of a kind's state table (offline form: one row per retained
     event, see `offline.state_columns`; events in their order), encoded in a few Arrow calls."""
     counterparts = spec.entity(kind).counterparts
+    numbers = number_columns(spec)
     if table.num_rows == 0:
         return EncodedStates(pa.array([], pa.string()), pa.array([], pa.binary()))
     encoded = pc.dictionary_encode(table.column("entity")).combine_chunks()
@@ -132,7 +134,7 @@ def encode_states(table: pa.Table, kind: str, spec: FeatureSpec = DEFAULT_SPEC) 
     uniques = encoded.dictionary  # in order of first appearance
     order = np.argsort(codes, kind="stable")  # keeps each entity's events in their order
     counts = np.bincount(codes, minlength=len(uniques))
-    columns = ["t_s", "cents", *counterparts, "order_id", "label_s"]
+    columns = ["t_s", "cents", *counterparts, "order_id", "label_s", *numbers]
     rows = table.select(columns).take(pa.array(order))
     offsets = pa.array(np.concatenate(([0], np.cumsum(counts))).astype(np.int32))
 
@@ -147,20 +149,34 @@ def encode_states(table: pa.Table, kind: str, spec: FeatureSpec = DEFAULT_SPEC) 
         return _fixed(out)
 
     label = rows.column("label_s").to_numpy()
+
+    def column_map(names: list[str] | tuple[str, ...], encode) -> list[pa.Array]:
+        """A msgpack map of each named column's values (fixmap: at most 15 names)."""
+        if len(names) > 15:
+            raise ValueError("an entity state keeps at most 15 counterparts and 15 numbers")
+        if not names:
+            return [_fixed(np.full((len(counts), 1), 0x80))]
+        out = []
+        for i, c in enumerate(names):
+            map_head = bytes([0x80 | len(names)]) if i == 0 else b""
+            out += [header(map_head + _str16(c)), per_entity(encode(rows.column(c)))]
+        return out
+
+    def ints(column: pa.ChunkedArray) -> pa.Array:
+        return _ints(column.to_numpy())
+
+    # [version, t_s, cents, {cp: values}, ids, labels, {number: values}]
     segments = [
-        header(bytes([0x96, CODEC_VERSION])),  # [version, t_s, cents, {cp: values}, ids, labels]
+        header(bytes([0x97, CODEC_VERSION])),
         per_entity(_ints(rows.column("t_s").to_numpy())),
         header(),
         per_entity(_ints(rows.column("cents").to_numpy())),
-    ]
-    for i, c in enumerate(counterparts):
-        map_head = bytes([0x80 | len(counterparts)]) if i == 0 else b""
-        segments += [header(map_head + _str16(c)), per_entity(_strs(rows.column(c)))]
-    segments += [
+        *column_map(counterparts, _strs),
         header(),
         per_entity(_strs(rows.column("order_id"))),
         header(),
         per_entity(_ints(np.where(label == NO_LABEL, -1, label))),  # the codec's "no label"
+        *column_map(numbers, ints),
     ]
     blobs = pc.binary_join_element_wise(*segments, b"")
     return EncodedStates(uniques.cast(pa.string()), blobs)
@@ -177,12 +193,13 @@ class EncodedBucket:
     index_orders: pa.ChunkedArray  # order id -> customer id pairs (primary kind only)
     index_customers: pa.ChunkedArray
     counterparts: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ()
 
     def states_of(self, entities: list[str]) -> dict[str, EntityState]:
         """Some entities' states built the ordinary way from the file (for checks)."""
         mask = pc.is_in(self.table.column("entity"), value_set=pa.array(entities, pa.string()))
         frame = self.table.filter(mask).to_pandas()
-        return states_from_frame(frame, self.counterparts)
+        return states_from_frame(frame, self.counterparts, self.numbers)
 
 
 def encode_bucket(
@@ -199,7 +216,15 @@ def encode_bucket(
         orders, customers = indexed.column("order_id"), indexed.column("entity")
     else:
         orders = customers = pa.chunked_array([], pa.string())
-    return EncodedBucket(kind, states, table, orders, customers, spec.entity(kind).counterparts)
+    return EncodedBucket(
+        kind,
+        states,
+        table,
+        orders,
+        customers,
+        spec.entity(kind).counterparts,
+        tuple(number_columns(spec)),
+    )
 
 
 def snapshot_buckets(
@@ -226,10 +251,13 @@ def carry_over(
     and fraud labels the service received for orders both hold (the earliest label time wins).
     None when nothing changes. Repeating it changes nothing more, so a loader may run it twice."""
     counterparts = spec.entity(kind).counterparts
-    loaded = loaded or EntityState(counterparts={c: [] for c in counterparts})
+    numbers = number_columns(spec)
+    loaded = loaded or EntityState(
+        counterparts={c: [] for c in counterparts}, numbers={v: [] for v in numbers}
+    )
     rows = [
         (loaded.t_s[i], loaded.cents[i], {c: loaded.counterparts[c][i] for c in counterparts},
-         loaded.order_ids[i], loaded.label_s[i])
+         loaded.order_ids[i], loaded.label_s[i], {v: loaded.numbers[v][i] for v in numbers})
         for i in range(len(loaded))
     ]  # fmt: skip
     known = {oid: i for i, oid in enumerate(loaded.order_ids)}
@@ -239,11 +267,12 @@ def carry_over(
         if order_id in known:
             j = known[order_id]
             if label != NO_LABEL and label < rows[j][4]:
-                rows[j] = (*rows[j][:4], label)
+                rows[j] = (*rows[j][:4], label, rows[j][5])
                 changed = True
         elif served.t_s[i] >= since_s:  # older ones: the snapshot's days cover them
             ids = {c: served.counterparts[c][i] for c in counterparts}
-            rows.append((served.t_s[i], served.cents[i], ids, order_id, label))
+            values = {v: served.numbers[v][i] for v in numbers}
+            rows.append((served.t_s[i], served.cents[i], ids, order_id, label, values))
             changed = True
     if not changed:
         return None
@@ -255,6 +284,8 @@ def carry_over(
         counterparts={c: [r[2][c] for r in head] for c in counterparts},
         order_ids=[r[3] for r in head],
         label_s=[r[4] for r in head],
+        numbers={v: [r[5][v] for r in head] for v in numbers},
     )
     # appending the newest event applies the retention rule to the whole history
-    return append_order(state, OrderEvent(last[3], last[0], last[1], last[2], last[4]), kind, spec)
+    event = OrderEvent(last[3], last[0], last[1], last[2], last[4], last[5])
+    return append_order(state, event, kind, spec)

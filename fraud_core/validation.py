@@ -23,6 +23,7 @@ from fraud_core.clock import MAX_FUTURE_ENV, latest_accepted, max_future_s
 from fraud_core.contract.model import ZONE_OFFSET
 from fraud_core.contract.source import SourceFormat, applied_format, clean_text
 from fraud_core.contract.transforms import entity_keys, keyed_digest
+from fraud_core.features.spec import MAX_UNITS
 from fraud_core.schema import BUILTIN_CONTRACT, ENTITY_KINDS
 
 SOURCE_FILE = "source_file"
@@ -226,6 +227,10 @@ def validate_orders(
                 flag((values < lo) | (values > hi) | np.isinf(values), out_of_range(name, lo, hi))
         else:
             flag(np.isinf(values), f"{name}: not finite")
+        if attribute.aggregate:
+            with np.errstate(invalid="ignore", over="ignore"):
+                big = np.abs(values) * 10.0**attribute.decimals > MAX_UNITS
+            flag(big, f"{name}: too large to aggregate (at most {MAX_UNITS:.3g} units)")
         attributes[name] = values
 
     # is_fraud is optional: empty means "not known to be fraud", i.e. 0.

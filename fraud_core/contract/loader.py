@@ -57,7 +57,10 @@ _RESERVED_NAMES = frozenset(
     | {"source_file", "reason"}
 )
 ENTITY_KEYS = ("name", "column", "counterparts", "transform", "primary", "personal", "description")
-ATTRIBUTE_KEYS = ("name", "type", "range", "column", "required", "description")
+ATTRIBUTE_KEYS = (
+    *("name", "type", "range", "column", "required", "aggregate", "decimals", "description"),
+)
+MAX_DECIMALS = 6
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -339,13 +342,30 @@ def _attributes(doc: _Doc, value: Any) -> tuple[Attribute, ...]:
             ):
                 raise doc.error(f"{path}.range", "must be [low, high] numbers with low <= high")
             bounds = (float(bounds[0]), float(bounds[1]))
+        required = r.take("required", True, types=(bool,))
+        aggregate = r.take("aggregate", False, types=(bool,))
+        decimals = r.take("decimals", None, types=(int,))
+        if (aggregate or decimals is not None) and kind != "numeric":
+            key = "aggregate" if aggregate else "decimals"
+            raise doc.error(f"{path}.{key}", "only a numeric attribute is aggregated")
+        if aggregate and not required:
+            raise doc.error(
+                f"{path}.aggregate",
+                "an aggregated attribute must be required: a missing value has no sum",
+            )
+        if decimals is not None and not 0 <= decimals <= MAX_DECIMALS:
+            raise doc.error(f"{path}.decimals", f"must be 0 to {MAX_DECIMALS}")
+        if decimals is not None and not aggregate:
+            raise doc.error(f"{path}.decimals", "only counts with `aggregate: true`")
         out.append(
             Attribute(
                 name=name,
                 column=r.text("column", name),
                 type=kind,
-                required=r.take("required", True, types=(bool,)),
+                required=required,
                 range=bounds,
+                aggregate=aggregate,
+                decimals=2 if decimals is None else decimals,
                 description=r.take("description", "", types=(str,)),
             )
         )
@@ -406,6 +426,18 @@ def _check_columns(doc: _Doc, contract: Contract) -> None:
     for i, a in enumerate(contract.attributes):
         if a.name in names:
             raise doc.error(f"attributes[{i}].name", f"{a.name!r} is also an entity's name")
+    seen: set[str] = set()
+    for feature in contract.spec.feature_names:
+        if feature in seen:  # an attribute named like a feature family ("amount", ...)
+            i = next(
+                (i for i, a in enumerate(contract.attributes) if a.name in feature),
+                0,
+            )
+            raise doc.error(
+                f"attributes[{i}].name",
+                f"the feature {feature!r} would come out twice: rename the attribute",
+            )
+        seen.add(feature)
 
 
 def contract_from_text(

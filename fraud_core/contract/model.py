@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from fraud_core.features.spec import EntitySpec, FeatureSpec
+from fraud_core.features.spec import EntitySpec, FeatureSpec, NumericSpec
 
 # How an order time without an offset is read: as UTC, or refused ("offset": every value must
 # carry its own). Any other value is an IANA zone name: naive values are local time there.
@@ -82,6 +82,10 @@ class Attribute:
     type: str  # "categorical" | "numeric"
     required: bool = True
     range: tuple[float, float] | None = None  # numeric: inclusive bounds
+    # numeric: every entity aggregates it as it aggregates amounts, counted in whole units of
+    # 10**-decimals (the order's own value becomes a feature too)
+    aggregate: bool = False
+    decimals: int = 2
     description: str = ""
 
 
@@ -154,7 +158,8 @@ class Contract:
         f = self.features
         # A categorical attribute is followed by every entity as a counterpart is: distinct
         # values over windows and the last orders, the same value as last, a value not among
-        # the last orders (a card's first cash-out category, a new entry mode).
+        # the last orders (a card's first cash-out category, a new entry mode); and the share of
+        # the entity's last orders with the value, and its first use in each distinct window.
         categorical = tuple(a.name for a in self.attributes if a.type == "categorical")
         return FeatureSpec(
             entities=tuple(EntitySpec(e.name, e.counterparts + categorical) for e in self.entities),
@@ -164,6 +169,8 @@ class Contract:
             risk_windows={w.name: w.seconds for w in f.risk_windows},
             risk_delay_s=f.risk_delay_s,
             primary=self.primary.name,
+            categorical=categorical,
+            numeric=tuple(NumericSpec(a.name, a.decimals) for a in self.attributes if a.aggregate),
         )
 
     def model_terms(self) -> dict:
@@ -183,7 +190,11 @@ class Contract:
                 }
                 for e in self.entities
             ],
-            "attributes": [{"name": a.name, "type": a.type} for a in self.attributes],
+            "attributes": [
+                {"name": a.name, "type": a.type}
+                | ({"aggregate": True, "decimals": a.decimals} if a.aggregate else {})
+                for a in self.attributes
+            ],
             "features": {
                 "history_n": f.history_n,
                 "windows": {w.name: w.seconds for w in f.windows},

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from fraud_core.features.spec import DAY_S, DEFAULT_SPEC, FeatureSpec
+from fraud_core.features.spec import CENTS_PER_UNIT, DAY_S, DEFAULT_SPEC, FeatureSpec
 
 NO_LABEL = np.iinfo(np.int64).max
 """`label_s` of an order with no known fraud label."""
@@ -118,8 +118,9 @@ def _previous_pass(gs, t_s, first_seen, seconds_since_prev):
 
 
 @_jit
-def _window_pass(gs, t_s, csum, window, count_out, sum_out, mean_out):
-    """Orders, amount and mean amount of the rows of (t_i - window, t_i] before row i."""
+def _window_pass(gs, t_s, csum, scale, window, count_out, sum_out, mean_out):
+    """Orders, amount and mean amount of the rows of (t_i - window, t_i] before row i (amounts,
+    or any numeric value, in whole units of 1 / scale)."""
     s = 0
     for i in range(t_s.shape[0]):
         if gs[i] == i:
@@ -128,7 +129,7 @@ def _window_pass(gs, t_s, csum, window, count_out, sum_out, mean_out):
         while s < i and t_s[s] <= lim:
             s += 1
         count = i - s
-        total = (csum[i] - csum[s]) / 100.0
+        total = (csum[i] - csum[s]) / scale
         count_out[i] = count
         sum_out[i] = total
         mean_out[i] = total / count if count > 0 else np.nan
@@ -166,13 +167,15 @@ def _distinct_pass(gs, t_s, prev, nxt, window, last_n, out):
 
 
 @_jit
-def _last_n_pass(gs, amount, csum, last_n, sum_out, mean_out, std_out, min_out, max_out, rel_out):
-    """Amount statistics of the last `last_n` rows, most recent first (the summation order is
-    part of the definition)."""
+def _last_n_pass(
+    gs, amount, csum, scale, last_n, sum_out, mean_out, std_out, min_out, max_out, rel_out
+):
+    """Amount (or numeric value) statistics of the last `last_n` rows, most recent first (the
+    summation order is part of the definition)."""
     for i in range(amount.shape[0]):
         ls = max(gs[i], i - last_n)
         count = i - ls
-        total = (csum[i] - csum[ls]) / 100.0
+        total = (csum[i] - csum[ls]) / scale
         sum_out[i] = total
         if count == 0:
             mean_out[i] = np.nan
@@ -205,6 +208,37 @@ def _match_pass(gs, codes, prev, last_n, same_out, seen_out):
         g = gs[i]
         same_out[i] = 1.0 if (i > g and codes[i] == codes[i - 1]) else 0.0
         seen_out[i] = 1.0 if prev[i] >= max(g, i - last_n) else 0.0
+
+
+@_jit
+def _share_pass(gs, prev, last_n, out):
+    """Share of the last `last_n` rows before row i with row i's value (NaN without any): the
+    same-value links walked back at most `last_n` steps."""
+    for i in range(prev.shape[0]):
+        lo = max(gs[i], i - last_n)
+        if i == lo:
+            out[i] = np.nan
+            continue
+        same = 0
+        p = prev[i]
+        while p >= lo:
+            same += 1
+            p = prev[p]
+        out[i] = same / (i - lo)
+
+
+@_jit
+def _new_pass(gs, t_s, prev, window, out):
+    """1 when no row of (t_i - window, t_i] before row i has row i's value: its previous same
+    value, if any, is older than the window's start."""
+    ws = 0
+    for i in range(t_s.shape[0]):
+        if gs[i] == i:
+            ws = i
+        lim = t_s[i] - window
+        while ws < i and t_s[ws] <= lim:
+            ws += 1
+        out[i] = 0.0 if prev[i] >= ws else 1.0
 
 
 @_jit
@@ -264,8 +298,10 @@ def _risk_pass(gs, t_s, label_s, no_label, delay, window, count_out, share_out):
 def _entity_pass(
     group,
     t_s,
-    cents,
+    values,
+    scales,
     codes,
+    categorical_idx,
     label_s,
     windows,
     distinct_idx,
@@ -275,30 +311,42 @@ def _entity_pass(
     no_label,
     out,
 ):
-    """Fill `out` (one row per feature, in `FeatureSpec.entity_features` order). Returns an
+    """Fill `out` (one row per feature, in `FeatureSpec.entity_features` order). `values` holds
+    the amounts in cents (row 0) and each numeric attribute in its units (`scales`: units per
+    1); `categorical_idx` says which rows of `codes` are categorical attributes. Returns an
     error message, or an empty string."""
     n = t_s.shape[0]
     nw = windows.shape[0]
     nd = distinct_idx.shape[0]
     ncp = codes.shape[0]
+    ncat = categorical_idx.shape[0]
+    nnum = values.shape[0] - 1
     # compiled code does not check bounds: the block must have exactly the spec's rows
-    if out.shape[0] != 2 + 3 * nw + ncp * nd + 6 + 3 * ncp + 2 * risk_windows.shape[0]:
+    rows = 2 + 3 * nw + ncp * nd + 6 + 3 * ncp + 2 * risk_windows.shape[0]
+    rows += ncat * (1 + nd) + nnum * (2 * nw + 6)
+    if out.shape[0] != rows:
         return "feature rows do not match the spec"
-    if out.shape[1] != n:
+    if values.shape[1] != n or codes.shape[1] != n or out.shape[1] != n:
         return "feature block and rows differ in length"
+    if scales.shape[0] != values.shape[0]:
+        return "one scale per value row"
+    for k in range(ncat):
+        if categorical_idx[k] < 0 or categorical_idx[k] >= ncp:
+            return "categorical rows must be counterpart rows"
     gs = _group_starts(group, t_s)
     if gs is None:
         return "t_s must not decrease inside an entity (sort rows by entity, then time)"
-    csum = np.zeros(n + 1, np.int64)
-    amount = np.empty(n, np.float64)
-    for i in range(n):
-        csum[i + 1] = csum[i] + cents[i]
-        amount[i] = cents[i] / 100.0
+    csum = np.zeros((values.shape[0], n + 1), np.int64)
+    value = np.empty((values.shape[0], n), np.float64)
+    for v in range(values.shape[0]):
+        for i in range(n):
+            csum[v, i + 1] = csum[v, i] + values[v, i]
+            value[v, i] = values[v, i] / scales[v]
 
     _previous_pass(gs, t_s, out[0], out[1])
     row = 2
     for a in range(nw):
-        _window_pass(gs, t_s, csum, windows[a], out[row], out[row + 1], out[row + 2])
+        _window_pass(gs, t_s, csum[0], scales[0], windows[a], out[row], out[row + 1], out[row + 2])
         row += 3
     prev = np.empty((ncp, n), np.int64)
     nxt = np.empty((ncp, n), np.int64)
@@ -309,8 +357,8 @@ def _entity_pass(
             _distinct_pass(gs, t_s, prev[k], nxt[k], windows[distinct_idx[d]], 0, out[row])
             row += 1
     _last_n_pass(
-        gs, amount, csum, history_n, out[row], out[row + 1], out[row + 2], out[row + 3],
-        out[row + 4], out[row + 5],
+        gs, value[0], csum[0], scales[0], history_n, out[row], out[row + 1], out[row + 2],
+        out[row + 3], out[row + 4], out[row + 5],
     )  # fmt: skip
     row += 6
     for k in range(ncp):
@@ -320,6 +368,23 @@ def _entity_pass(
     for a in range(risk_windows.shape[0]):
         _risk_pass(gs, t_s, label_s, no_label, risk_delay, risk_windows[a], out[row], out[row + 1])
         row += 2
+    for k in range(ncat):
+        c = categorical_idx[k]
+        _share_pass(gs, prev[c], history_n, out[row])
+        row += 1
+        for d in range(nd):
+            _new_pass(gs, t_s, prev[c], windows[distinct_idx[d]], out[row])
+            row += 1
+    scratch = np.empty(n, np.float64)
+    for v in range(1, nnum + 1):
+        for a in range(nw):
+            _window_pass(gs, t_s, csum[v], scales[v], windows[a], scratch, out[row], out[row + 1])
+            row += 2
+        _last_n_pass(
+            gs, value[v], csum[v], scales[v], history_n, out[row], out[row + 1], out[row + 2],
+            out[row + 3], out[row + 4], out[row + 5],
+        )  # fmt: skip
+        row += 6
     return ""
 
 
@@ -335,6 +400,7 @@ def entity_block(
     cents: np.ndarray,
     counterparts: dict[str, np.ndarray],
     label_s: np.ndarray,
+    numbers: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Features of entity kind `kind` for every row, as one (features x rows) float64 block whose
     rows follow `spec.entity_features(kind)`.
@@ -343,6 +409,8 @@ def entity_block(
     the orders were accepted (time, then order id). `counterparts` maps each counterpart column
     of the kind to non-negative integer codes (equal codes = equal values; dense codes keep the
     kernel's lookup table small). `label_s` is the time a fraud label became known, or NO_LABEL.
+    `numbers` maps each of the spec's numeric attributes to its values in whole units
+    (`NumericSpec.scale` per 1).
     """
     e = spec.entity(kind)
     n = len(t_s)
@@ -352,11 +420,19 @@ def entity_block(
         codes = np.empty((len(e.counterparts), n), dtype=np.int64)
         for k, c in enumerate(e.counterparts):
             codes[k] = counterparts[c]
+        values = np.empty((1 + len(spec.numeric), n), dtype=np.int64)
+        values[0] = cents
+        for k, v in enumerate(spec.numeric, start=1):
+            values[k] = (numbers or {})[v.name]
+        scales = np.array([CENTS_PER_UNIT, *(v.scale for v in spec.numeric)], dtype=np.float64)
+        categorical = spec.categorical_of(kind)
         error = _entity_pass(
             _int64(group),
             _int64(t_s),
-            _int64(cents),
+            values,
+            scales,
             codes,
+            np.array([e.counterparts.index(c) for c in categorical], dtype=np.int64),
             _int64(label_s),
             np.array(list(spec.windows.values()), dtype=np.int64),
             np.array([window_names.index(w) for w in spec.distinct_windows], dtype=np.int64),
@@ -379,20 +455,31 @@ def entity_kernel(
     cents: np.ndarray,
     counterparts: dict[str, np.ndarray],
     label_s: np.ndarray,
+    numbers: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """`entity_block` as one column per feature name, in spec order (views of the block)."""
-    block = entity_block(spec, kind, group, t_s, cents, counterparts, label_s)
+    block = entity_block(spec, kind, group, t_s, cents, counterparts, label_s, numbers)
     names = [f.name for f in spec.entity_features(kind)]
     return dict(zip(names, block, strict=True))
 
 
-def order_kernel(t_s: np.ndarray, cents: np.ndarray) -> dict[str, np.ndarray]:
-    """The order's own features."""
+def order_kernel(
+    t_s: np.ndarray,
+    cents: np.ndarray,
+    spec: FeatureSpec = DEFAULT_SPEC,
+    numbers: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The order's own features (`numbers` as in `entity_block`)."""
     t_s = np.asarray(t_s, dtype=np.int64)
-    return {
-        "order_amount": np.asarray(cents, dtype=np.int64) / 100.0,
+    out = {
+        "order_amount": np.asarray(cents, dtype=np.int64) / float(CENTS_PER_UNIT),
         "order_hour_utc": ((t_s % DAY_S) // 3_600).astype(np.float64),
     }
+    for v in spec.numeric:
+        out[f"order_{v.name}"] = np.asarray((numbers or {})[v.name], dtype=np.int64) / float(
+            v.scale
+        )
+    return out
 
 
 def warm_up(spec: FeatureSpec = DEFAULT_SPEC) -> None:
@@ -407,4 +494,5 @@ def warm_up(spec: FeatureSpec = DEFAULT_SPEC) -> None:
             np.array([100, 200], dtype=np.int64),
             {c: np.array([0, 1], dtype=np.int64) for c in e.counterparts},
             np.array([1, NO_LABEL], dtype=np.int64),
+            {v.name: np.array([1, 2], dtype=np.int64) for v in spec.numeric},
         )

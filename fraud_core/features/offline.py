@@ -20,19 +20,37 @@ import numpy as np
 import pandas as pd
 
 from fraud_core.features.kernel import NO_LABEL, entity_block, order_kernel
-from fraud_core.features.spec import DEFAULT_SPEC, NO_VALUE, FeatureSpec
+from fraud_core.features.spec import (
+    CENTS_PER_UNIT,
+    DEFAULT_SPEC,
+    NO_VALUE,
+    FeatureSpec,
+    NumericSpec,
+)
 
 # An order's time is whole seconds since the epoch (UTC, floored: 12:00:00.9 is 12:00:00) and its
 # amount whole cents, `amount * 100` rounded half to even on that very double.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 _US_PER_S = _SECOND // timedelta(microseconds=1)
-CENTS_PER_UNIT = 100
 
 
 def state_columns(spec: FeatureSpec, kind: str) -> list[str]:
     """Columns of a kind's state table: one row per retained event."""
-    return ["entity", "t_s", "cents", *spec.entity(kind).counterparts, "order_id", "label_s"]
+    return [
+        "entity",
+        "t_s",
+        "cents",
+        *spec.entity(kind).counterparts,
+        *number_columns(spec),
+        "order_id",
+        "label_s",
+    ]
+
+
+def number_columns(spec: FeatureSpec) -> list[str]:
+    """The numeric attributes a state keeps per event (in whole units, see `order_numbers`)."""
+    return [v.name for v in spec.numeric]
 
 
 def _epoch_seconds(ts: pd.Series) -> np.ndarray:
@@ -63,6 +81,20 @@ def amount_cents(amount: float) -> int:
     return int(_rounded_cents(amount))
 
 
+def order_numbers(orders: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """The spec's numeric attributes of orders in whole units: `value * scale` rounded half to
+    even, as amounts become cents."""
+    return {
+        v.name: np.rint(orders[v.name].to_numpy(dtype=np.float64) * v.scale).astype(np.int64)
+        for v in spec.numeric
+    }
+
+
+def number_units(value: float, v: NumericSpec) -> int:
+    """One numeric attribute value in whole units, rounded as `order_numbers` rounds a column."""
+    return int(np.rint(np.float64(value) * v.scale))
+
+
 def label_seconds(orders: pd.DataFrame) -> np.ndarray:
     """When each order's fraud label became known, or NO_LABEL (not fraud, or no label yet)."""
     n = len(orders)
@@ -89,6 +121,7 @@ def events_from_orders(
     }
     for c in spec.entity(kind).counterparts:  # an attribute's missing value counts as NO_VALUE
         data[c] = orders[c].reset_index(drop=True).fillna(NO_VALUE)
+    data.update(order_numbers(orders, spec))
     data["order_id"] = orders["order_id"].reset_index(drop=True)
     data["label_s"] = label_seconds(orders)
     return pd.DataFrame(data)
@@ -96,12 +129,8 @@ def events_from_orders(
 
 def empty_state(spec: FeatureSpec, kind: str) -> pd.DataFrame:
     cols = state_columns(spec, kind)
-    return pd.DataFrame(
-        {
-            c: pd.Series([], dtype=np.int64 if c in ("t_s", "cents", "label_s") else "str")
-            for c in cols
-        }
-    )
+    ints = {"t_s", "cents", "label_s", *number_columns(spec)}
+    return pd.DataFrame({c: pd.Series([], dtype=np.int64 if c in ints else "str") for c in cols})
 
 
 def _codes(values: pd.Series) -> np.ndarray:
@@ -130,6 +159,7 @@ def _advance_sorted(
         events["cents"].to_numpy()[order],
         counterparts,
         events["label_s"].to_numpy()[order],
+        {c: events[c].to_numpy()[order] for c in number_columns(spec)},
     )
 
     # retention: the last history_n events of each entity, and all events inside the horizon
@@ -176,7 +206,7 @@ def advance(
     # one (features x orders) block: a DataFrame over its transpose costs no copy
     block = np.empty((len(names), len(orders)), dtype=np.float64)
     t_s, cents = order_times(orders)
-    for name, col in order_kernel(t_s, cents).items():
+    for name, col in order_kernel(t_s, cents, spec, order_numbers(orders, spec)).items():
         block[index[name]] = col
     new_states: dict[str, pd.DataFrame] = {}
     for e in spec.entities:

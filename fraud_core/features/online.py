@@ -10,14 +10,14 @@ over the entity's history plus the new order, so both paths agree by constructio
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 import numpy as np
 
 from fraud_core.features.kernel import NO_LABEL, entity_kernel, order_kernel
-from fraud_core.features.offline import amount_cents, epoch_seconds
+from fraud_core.features.offline import amount_cents, epoch_seconds, number_units
 from fraud_core.features.spec import DEFAULT_SPEC, NO_VALUE, FeatureSpec
 from fraud_core.features.state import EntityState
 
@@ -32,6 +32,8 @@ class OrderEvent:
     # entity kind (or categorical attribute) -> value: {"customer_id": "C1", "email": ...}
     ids: dict[str, str]
     label_s: int = NO_LABEL
+    # numeric attribute -> whole units (`offline.number_units`), for the spec's numeric ones
+    numbers: dict[str, int] = field(default_factory=dict)
 
 
 class OrderFields(Protocol):
@@ -57,6 +59,7 @@ def order_event(
         t_s=epoch_seconds(order.order_date) if t_s is None else t_s,
         cents=amount_cents(order.order_amount),
         ids={name: getattr(order, name, None) or NO_VALUE for name in names},
+        numbers={v.name: number_units(getattr(order, v.name), v) for v in spec.numeric},
     )
 
 
@@ -85,6 +88,10 @@ def kind_features(
         np.array([*state.cents, order.cents], dtype=np.int64),
         counterparts,
         np.array([*state.label_s, NO_LABEL], dtype=np.int64),
+        {
+            v.name: np.array([*state.numbers.get(v.name, []), order.numbers[v.name]], np.int64)
+            for v in spec.numeric
+        },
     )
     return {name: float(col[-1]) for name, col in feats.items()}
 
@@ -93,7 +100,12 @@ def order_features(
     states: dict[str, EntityState | None], order: OrderEvent, spec: FeatureSpec = DEFAULT_SPEC
 ) -> dict[str, float]:
     """Every feature of the spec for `order`, in spec order."""
-    own = order_kernel(np.array([order.t_s]), np.array([order.cents]))
+    own = order_kernel(
+        np.array([order.t_s]),
+        np.array([order.cents]),
+        spec,
+        {v.name: np.array([order.numbers[v.name]]) for v in spec.numeric},
+    )
     values = {name: float(col[0]) for name, col in own.items()}
     for e in spec.entities:
         values.update(kind_features(states.get(e.kind), order, e.kind, spec))
@@ -121,6 +133,10 @@ def append_order(
         counterparts={c: kept([*state.counterparts.get(c, []), order.ids[c]]) for c in cps},
         order_ids=kept([*state.order_ids, order.order_id]),
         label_s=kept([*state.label_s, order.label_s]),
+        numbers={
+            v.name: kept([*state.numbers.get(v.name, []), order.numbers[v.name]])
+            for v in spec.numeric
+        },
     )
 
 
@@ -150,7 +166,12 @@ def batch_features(
     names = spec.feature_names
     col = {name: i for i, name in enumerate(names)}
     out = np.empty((len(orders), len(names)))
-    own = order_kernel(np.array([o.t_s for o in orders]), np.array([o.cents for o in orders]))
+    own = order_kernel(
+        np.array([o.t_s for o in orders]),
+        np.array([o.cents for o in orders]),
+        spec,
+        {v.name: np.array([o.numbers[v.name] for o in orders]) for v in spec.numeric},
+    )
     for name, values in own.items():
         out[:, col[name]] = values
     for e in spec.entities:
@@ -163,6 +184,7 @@ def batch_features(
         cents: list[int] = []
         labels: list[int] = []
         cps: dict[str, list[str]] = {c: [] for c in e.counterparts}
+        nums: dict[str, list[int]] = {v.name: [] for v in spec.numeric}
         where = np.empty(len(orders), dtype=np.int64)
         for g, (entity, members) in enumerate(by_entity.items()):
             state = kind_states.get(entity) or EntityState()
@@ -173,6 +195,8 @@ def batch_features(
             labels += state.label_s + [orders[i].label_s for i in members]
             for c in e.counterparts:
                 cps[c] += state.counterparts.get(c, []) + [orders[i].ids[c] for i in members]
+            for v in nums:
+                nums[v] += state.numbers.get(v, []) + [orders[i].numbers[v] for i in members]
             start = len(t_s) - len(members)
             for k, i in enumerate(members):
                 where[i] = start + k
@@ -184,6 +208,7 @@ def batch_features(
             np.array(cents, dtype=np.int64),
             {c: _codes(v) for c, v in cps.items()},
             np.array(labels, dtype=np.int64),
+            {v: np.array(values, dtype=np.int64) for v, values in nums.items()},
         )
         for name, values in feats.items():
             out[:, col[name]] = values[where]

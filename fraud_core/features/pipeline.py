@@ -26,7 +26,13 @@ import pyarrow.parquet as pq
 
 from fraud_core.env import env_number
 from fraud_core.features.kernel import order_kernel
-from fraud_core.features.offline import advance_kind, empty_state, order_times
+from fraud_core.features.offline import (
+    advance_kind,
+    empty_state,
+    number_columns,
+    order_numbers,
+    order_times,
+)
 from fraud_core.features.rules import forbidden_nans, out_of_range
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.storage import (
@@ -273,8 +279,10 @@ def assemble_days(
             )
 
     ident = [c for c in label_columns(spec) if c in raw.column_names]
-    t_s, cents = order_times(raw.select(["order_date", "order_amount"]).to_pandas())
-    own = [(names.index(name), col) for name, col in order_kernel(t_s, cents).items()]
+    own_columns = raw.select(["order_date", "order_amount", *number_columns(spec)]).to_pandas()
+    t_s, cents = order_times(own_columns)
+    own_features = order_kernel(t_s, cents, spec, order_numbers(own_columns, spec))
+    own = [(names.index(name), col) for name, col in own_features.items()]
 
     def write_day(i: int) -> np.ndarray | None:
         start, stop = int(bounds[i]), int(bounds[i + 1])

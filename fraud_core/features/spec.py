@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 
 HOUR_S = 3_600
 DAY_S = 86_400
+MAX_UNITS = 2**47
+"""The largest numeric attribute value in whole units: 65,536 of them still sum exactly in int64."""
+CENTS_PER_UNIT = 100
+"""Amounts are counted in whole cents (minor units per major unit) on both paths."""
 NO_VALUE = ""
 """The value of an optional categorical attribute an order does not have (both paths)."""
 
@@ -29,6 +33,20 @@ class EntitySpec:
 
     kind: str
     counterparts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NumericSpec:
+    """A numeric attribute every entity aggregates as it aggregates amounts. Both paths count it
+    in whole units of 10**-decimals (as amounts in cents), so window sums are exact."""
+
+    name: str
+    decimals: int = 2
+
+    @property
+    def scale(self) -> int:
+        """Units per 1."""
+        return 10**self.decimals
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,10 @@ class FeatureSpec:
     risk_delay_s: int = 7 * DAY_S  # risk windows end this long before the order
     # the entity whose labels and precision@k the model reports (the contract's primary entity)
     primary: str = "customer_id"
+    # counterparts that are categorical attributes (payment method, country): they also get
+    # "share of the last orders with this value" and "first use in a window"
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[NumericSpec, ...] = ()  # aggregated per entity like amounts
 
     def entity(self, kind: str) -> EntitySpec:
         for e in self.entities:
@@ -224,7 +246,81 @@ class FeatureSpec:
                     bounds=(0, 1),
                 ),
             ]
+        for c in self.categorical_of(kind):
+            out.append(
+                Feature(
+                    f"{kind}__{c}_share__last{n}",
+                    kind,
+                    f"share of this {kind}'s last {n} orders with this order's {c}",
+                    nullable=True,
+                    bounds=(0, 1),
+                    depends_on_order=True,
+                )
+            )
+            out += [
+                Feature(
+                    f"{kind}__{c}_new__{w}",
+                    kind,
+                    f"1 if no order of this {kind} in the last {w} had this order's {c}",
+                    bounds=(0, 1),
+                    depends_on_order=True,
+                )
+                for w in self.distinct_windows
+            ]
+        for v in self.numeric:
+            x = v.name
+            for w in self.windows:
+                out += [
+                    Feature(
+                        f"{kind}__{x}_sum__{w}",
+                        kind,
+                        f"{x} summed over this {kind}'s orders in the last {w}",
+                    ),
+                    Feature(
+                        f"{kind}__{x}_mean__{w}",
+                        kind,
+                        f"mean {x} of this {kind}'s orders in the last {w}",
+                        nullable=True,
+                    ),
+                ]
+            out += [
+                Feature(f"{kind}__{x}_sum__last{n}", kind, f"{x} summed over the last {n} orders"),
+                Feature(
+                    f"{kind}__{x}_mean__last{n}",
+                    kind,
+                    f"mean {x} of the last {n} orders",
+                    nullable=True,
+                ),
+                Feature(
+                    f"{kind}__{x}_std__last{n}",
+                    kind,
+                    f"std (population) of the last {n} orders' {x}",
+                    nullable=True,
+                    bounds=(0, None),
+                ),
+                Feature(
+                    f"{kind}__{x}_min__last{n}",
+                    kind,
+                    f"smallest {x} of the last {n}",
+                    nullable=True,
+                ),
+                Feature(
+                    f"{kind}__{x}_max__last{n}", kind, f"largest {x} of the last {n}", nullable=True
+                ),
+                Feature(
+                    f"{kind}__{x}_rel_mean__last{n}",
+                    kind,
+                    f"this order's {x} divided by the mean of the last {n} (empty when that mean "
+                    "is not above 0)",
+                    nullable=True,
+                    depends_on_order=True,
+                ),
+            ]
         return out
+
+    def categorical_of(self, kind: str) -> tuple[str, ...]:
+        """The categorical attributes among `kind`'s counterparts, in counterpart order."""
+        return tuple(c for c in self.entity(kind).counterparts if c in self.categorical)
 
     @property
     def order_features(self) -> list[Feature]:
@@ -242,6 +338,10 @@ class FeatureSpec:
                 "hour of day of the order (UTC)",
                 bounds=(0, 23),
                 depends_on_order=True,
+            ),
+            *(
+                Feature(f"order_{v.name}", "order", f"the order's {v.name}", depends_on_order=True)
+                for v in self.numeric
             ),
         ]
 

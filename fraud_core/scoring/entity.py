@@ -26,6 +26,12 @@ def entity_features_at(
     (moved to its latest event when earlier)."""
     if len(state):
         as_of_s = max(as_of_s, state.t_s[-1])
-    probe = OrderEvent("", as_of_s, 0, {c: _PROBE for c in spec.entity(kind).counterparts})
+    probe = OrderEvent(
+        "",
+        as_of_s,
+        0,
+        {c: _PROBE for c in spec.entity(kind).counterparts},
+        numbers={v.name: 0 for v in spec.numeric},
+    )
     values = kind_features(state, probe, kind, spec)
     return {f.name: values[f.name] for f in spec.entity_features(kind) if not f.depends_on_order}

@@ -26,6 +26,7 @@ def without_future_events(state: EntityState, latest_s: int) -> tuple[EntityStat
             counterparts={c: values[:keep] for c, values in state.counterparts.items()},
             order_ids=state.order_ids[:keep],
             label_s=state.label_s[:keep],
+            numbers={v: values[:keep] for v, values in state.numbers.items()},
         ),
         state.order_ids[keep:],
     )

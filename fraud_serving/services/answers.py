@@ -25,15 +25,17 @@ class StoredAnswer(msgspec.Struct):
     order_date: datetime | None = None
 
 
-def fingerprint(order: Any, ids: dict[str, str]) -> str:
+def fingerprint(order: Any, ids: dict[str, str], numbers: dict[str, int] | None = None) -> str:
     """What makes two requests the same order (fields the features use): its id, time and
-    amount, its entity keys and categorical attributes (`ids`, in the contract's order)."""
+    amount, its entity keys and categorical attributes (`ids`, in the contract's order) and its
+    aggregated numeric attributes in whole units (`numbers`)."""
     text = "\x1f".join(
         (
             order.order_id,
             str(epoch_seconds(order.order_date)),
             str(amount_cents(order.order_amount)),
             *ids.values(),
+            *(str(n) for n in (numbers or {}).values()),
         )
     )
     return hashlib.sha1(text.encode()).hexdigest()[:20]

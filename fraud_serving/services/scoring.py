@@ -23,9 +23,9 @@ import numpy as np
 
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, latest_accepted
 from fraud_core.contract.request import RequestShape, RequestValueError
-from fraud_core.features.offline import amount_cents, epoch_seconds
+from fraud_core.features.offline import amount_cents, epoch_seconds, number_units
 from fraud_core.features.online import OrderEvent, append_order, batch_features
-from fraud_core.features.spec import NO_VALUE, FeatureSpec
+from fraud_core.features.spec import NO_VALUE, FeatureSpec, NumericSpec
 from fraud_core.features.state import EntityState, decode_state, encode_state
 from fraud_core.scoring.future_events import without_future_events
 from fraud_serving.metrics import ServiceMetrics
@@ -90,6 +90,7 @@ class _Planned:
     fp: str
     keys: dict[str, str]  # entity kind -> key (`RequestShape.keys`)
     ids: dict[str, str]  # the keys and the categorical attributes' values: the order's event
+    numbers: dict[str, int]  # the aggregated numeric attributes in whole units
 
 
 @dataclass
@@ -132,7 +133,12 @@ class _Job:
     keys: list[dict[str, str]]
 
 
-def _plan(jobs: list[_Job], failed: dict, categorical: tuple[str, ...]) -> _Plan:
+def _plan(
+    jobs: list[_Job],
+    failed: dict,
+    categorical: tuple[str, ...],
+    numeric: tuple[NumericSpec, ...] = (),
+) -> _Plan:
     orders: dict[str, _Planned] = {}
     for j, job in enumerate(jobs):
         if j in failed:
@@ -142,12 +148,13 @@ def _plan(jobs: list[_Job], failed: dict, categorical: tuple[str, ...]) -> _Plan
             ids = order_keys
             if categorical:
                 ids = {**ids, **{a: getattr(order, a) or NO_VALUE for a in categorical}}
-            fp = fingerprint(order, ids)
+            numbers = {v.name: number_units(getattr(order, v.name), v) for v in numeric}
+            fp = fingerprint(order, ids, numbers)
             known = mine.get(order.order_id) or orders.get(order.order_id)
             if known is not None and known.fp != fp:
                 failed[j] = OrderConflictError(order.order_id)
                 break
-            mine.setdefault(order.order_id, _Planned(order, fp, order_keys, ids))
+            mine.setdefault(order.order_id, _Planned(order, fp, order_keys, ids, numbers))
         else:
             for order_id, item in mine.items():
                 orders.setdefault(order_id, item)
@@ -204,7 +211,7 @@ class ScoringService:
         scored: dict[str, ScoredOrder] = {}
         for _ in range(_ATTEMPTS):
             scored = {}
-            plan = _plan(jobs, failed, self.shape.categorical)
+            plan = _plan(jobs, failed, self.shape.categorical, self.spec.numeric)
             if not plan.orders:
                 break
             snapshot = await self.store.read(list(plan.orders), plan.entities())
@@ -295,8 +302,9 @@ class ScoringService:
                     t_s = max(t_s, last_t[key])
             for kind in kinds:
                 last_t[(kind, planned.keys[kind])] = t_s
+            cents = amount_cents(order.order_amount)
             events.append(
-                OrderEvent(order.order_id, t_s, amount_cents(order.order_amount), planned.ids)
+                OrderEvent(order.order_id, t_s, cents, planned.ids, numbers=planned.numbers)
             )
             new_entities.append(fresh_kinds)
 

@@ -9,13 +9,14 @@ import numpy as np
 import pandas as pd
 
 from fraud_core.features.kernel import NO_LABEL
-from fraud_core.features.offline import label_seconds, order_times
+from fraud_core.features.offline import label_seconds, order_numbers, order_times
 from fraud_core.features.spec import FeatureSpec
 
 
 def reference_features(orders: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     t_all, cents_all = order_times(orders)
     labels = label_seconds(orders)
+    units = order_numbers(orders, spec)
     rows = []
     history: dict[tuple[str, str], list[int]] = {}
     for i in range(len(orders)):
@@ -27,6 +28,8 @@ def reference_features(orders: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
             "order_amount": amount,
             "order_hour_utc": float((t % 86400) // 3600),
         }
+        for v in spec.numeric:
+            row[f"order_{v.name}"] = int(units[v.name][i]) / v.scale
         for e in spec.entities:
             k = e.kind
             h = history.setdefault((k, o[k]), [])
@@ -68,6 +71,32 @@ def reference_features(orders: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
                 frauds = [j for j in win if labels[j] != NO_LABEL and labels[j] < t]
                 row[f"{k}__risk_order_count__{w}"] = float(len(win))
                 row[f"{k}__risk_fraud_share__{w}"] = len(frauds) / len(win) if win else 0.0
+            for c in spec.categorical_of(k):
+                same = [j for j in last if orders.iloc[j][c] == o[c]]
+                row[f"{k}__{c}_share__last{n}"] = len(same) / len(last) if last else math.nan
+                for w in spec.distinct_windows:
+                    sec = spec.windows[w]
+                    recent = {orders.iloc[j][c] for j in h if t_all[j] > t - sec}
+                    row[f"{k}__{c}_new__{w}"] = float(o[c] not in recent)
+            for v in spec.numeric:
+                x, col = v.name, units[v.name]
+                for w, sec in spec.windows.items():
+                    win = [j for j in h if t_all[j] > t - sec]
+                    s = sum(int(col[j]) for j in win) / v.scale
+                    row[f"{k}__{x}_sum__{w}"] = s
+                    row[f"{k}__{x}_mean__{w}"] = s / len(win) if win else math.nan
+                vals = [int(col[j]) / v.scale for j in last]
+                s = sum(int(col[j]) for j in last) / v.scale
+                mean = s / len(last) if last else math.nan
+                row[f"{k}__{x}_sum__last{n}"] = s
+                row[f"{k}__{x}_mean__last{n}"] = mean
+                row[f"{k}__{x}_std__last{n}"] = (
+                    math.sqrt(sum((u - mean) ** 2 for u in vals) / len(vals)) if vals else math.nan
+                )
+                row[f"{k}__{x}_min__last{n}"] = min(vals) if vals else math.nan
+                row[f"{k}__{x}_max__last{n}"] = max(vals) if vals else math.nan
+                own = int(col[i]) / v.scale
+                row[f"{k}__{x}_rel_mean__last{n}"] = own / mean if last and mean > 0 else math.nan
             h.append(i)
         rows.append(row)
     return pd.DataFrame(rows)[["order_id", *spec.feature_names]]

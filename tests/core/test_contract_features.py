@@ -1,5 +1,5 @@
 """The feature paths under any contract (issue 15): for the shipped contracts and for random ones
-(1 to 6 entities of any names, random counterparts, categorical attributes, windows, history
+(1 to 6 entities of any names, random counterparts, categorical and aggregated numeric attributes, windows, history
 length and risk delay, written as YAML and read by the loader), the kernel equals the slow
 reference, a day-by-day run equals one run, and the online path (state codec included) equals
 the offline one."""
@@ -21,6 +21,7 @@ from .test_feature_paths import DAY, _incremental, _online_replay
 
 NAMES = ("card", "terminal", "merchant", "device", "account", "shop")
 ATTRIBUTES = ("mcc", "entry_mode", "country")
+NUMBERS = ("items", "distance_km")
 
 
 def contract_orders(
@@ -36,6 +37,8 @@ def contract_orders(
     kinds = {e.kind for e in spec.entities}
     for name in dict.fromkeys(c for e in spec.entities for c in e.counterparts if c not in kinds):
         orders[name] = [f"{name[:2]}{x}" for x in rng.integers(0, 3, n)]
+    for v in spec.numeric:  # small whole numbers, negative and fractional ones, repeats
+        orders[v.name] = np.round(rng.normal(0, 40, n), 3) * rng.integers(0, 2, n)
     return orders
 
 
@@ -80,11 +83,14 @@ def contract_texts(draw: st.DrawFn) -> str:
     risk = draw(st.lists(st.sampled_from(["1h", "12h", "2d"]), min_size=1, unique=True))
     attributes = draw(st.lists(st.sampled_from(ATTRIBUTES), unique=True, max_size=2))
     attribute_text = "".join(f"  - name: {a}\n    type: categorical\n" for a in attributes)
+    for a in draw(st.lists(st.sampled_from(NUMBERS), unique=True, max_size=2)):
+        attribute_text += f"  - name: {a}\n    type: numeric\n    aggregate: true\n"
+        attribute_text += f"    decimals: {draw(st.integers(0, 3))}\n"
     return (
         "version: 1\nname: random\nsource:\n  order_id: id\n  order_time: {column: ts}\n"
         "  amount: {column: total}\n"
         f"entities:\n{''.join(entities)}"
-        + (f"attributes:\n{attribute_text}" if attributes else "")
+        + (f"attributes:\n{attribute_text}" if attribute_text else "")
         + f"features:\n  history_n: {draw(st.integers(1, 5))}\n"
         f"  windows: [{', '.join(windows)}]\n  distinct_windows: [{', '.join(distinct)}]\n"
         f"  risk_windows: [{', '.join(risk)}]\n"

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraud_core.features.kernel import NO_LABEL
-from fraud_core.features.offline import advance, label_seconds, order_times
+from fraud_core.features.offline import advance, label_seconds, order_numbers, order_times
 from fraud_core.features.online import OrderEvent, append_order, apply_label, order_features
 from fraud_core.features.spec import DEFAULT_SPEC, NO_VALUE
 from fraud_core.features.state import EntityState, decode_state, encode_state, states_from_frame
@@ -56,6 +56,7 @@ def _online_replay(orders: pd.DataFrame, spec) -> pd.DataFrame:
     bytes, labels applied when they become known, each order appended after scoring."""
     t_s, cents = order_times(orders)
     labels = label_seconds(orders)
+    units = order_numbers(orders, spec)
     store: dict[tuple[str, str], bytes] = {}
     pending: list[tuple[int, int]] = []  # (label_s, row) of labels not yet delivered
     rows = []
@@ -77,6 +78,7 @@ def _online_replay(orders: pd.DataFrame, spec) -> pd.DataFrame:
                 for name in {e.kind for e in spec.entities}
                 | {c for e in spec.entities for c in e.counterparts}
             },
+            numbers={v: int(col[i]) for v, col in units.items()},
         )
         states = {
             e.kind: decode_state(store[(e.kind, o[e.kind])])
