@@ -1,6 +1,8 @@
-"""What the card-present contract's categorical attributes add: the same generated transactions,
-split and small XGBoost model, with the contract's features once without and once with the
-features of its attributes (`mcc`, `entry_mode`, followed by every entity like a counterpart).
+"""What the card-present contract's attributes add: the same generated transactions, split and
+small XGBoost model, with the contract's features without its attributes; with its categorical
+ones (`mcc`, `entry_mode`) followed by every entity like a counterpart; and with every attribute
+feature (also each categorical's share of the entity's last orders and its first use in a
+window, and the windowed aggregates of the numeric `distance_km`).
 A check that the data is learnable through the contract's features, not a model-quality figure
 (issue 19 owns those).
 
@@ -33,11 +35,13 @@ def main() -> None:
     contract = load_contract(SHIPPED / "card_present.yaml")
     orders = card_orders(CONFIG)
     attributes = {a.name for a in contract.attributes}
+    full = contract.spec
+    as_counterparts = replace(full, categorical=(), numeric=())
     without = replace(
-        contract.spec,
+        as_counterparts,
         entities=tuple(
             EntitySpec(e.kind, tuple(c for c in e.counterparts if c not in attributes))
-            for e in contract.spec.entities
+            for e in full.entities
         ),
     )
     days = orders["order_date"].dt.date.to_numpy()
@@ -45,7 +49,11 @@ def main() -> None:
     test = days >= TEST_FROM
     y = orders["is_fraud"].to_numpy()
     end_s = int(orders["order_date"].max().timestamp()) + 1
-    for name, spec in (("entities only", without), ("entities + attributes", contract.spec)):
+    for name, spec in (
+        ("entities only", without),
+        ("+ categorical attributes as counterparts", as_counterparts),
+        ("+ every attribute feature", full),
+    ):
         started = time.perf_counter()
         features, _ = advance({}, orders, end_s, spec)
         seconds = time.perf_counter() - started

@@ -10,7 +10,10 @@ contract's features can see:
 - **leaked cards**: a batch of cards used within hours at many merchants, swiped;
 - **unusual amounts**: a card spends many times its usual amount at a merchant it never used.
 Chargebacks arrive days to weeks later (`chargeback_time`). Honest noise: travel (shopping away
-from home), big honest purchases, manual entry by mail-order merchants. Deterministic for a seed.
+from home), big honest purchases, manual entry by mail-order merchants. Each transaction also
+says how far the terminal is from the card's home (`distance_km`, a numeric attribute): a card's
+usual merchants sit at a few fixed distances, travel and stolen cards elsewhere. Deterministic
+for a seed.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ MCCS: dict[str, tuple[float, float]] = {
 }
 CASH_OUT_MCCS = ("5732", "5944")  # where stolen cards are spent
 MAIL_ORDER_MCC = "5964"  # honest manual entry (mail and phone orders)
+REGION_KM = 600.0  # merchants are spread over a square this wide
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,8 @@ class _World:
     card_homes: np.ndarray  # (cards, 4) home merchant indices
     card_activity: np.ndarray  # (cards,) probability weights
     card_scale: np.ndarray  # (cards,) the card's spending level
+    merchant_xy: np.ndarray  # (merchants, 2) where each merchant is, in km
+    card_xy: np.ndarray  # (cards, 2) each card's home, near its first home merchant
 
 
 def _world(config: CardGeneratorConfig, rng: np.random.Generator) -> _World:
@@ -95,6 +101,10 @@ def _world(config: CardGeneratorConfig, rng: np.random.Generator) -> _World:
     local = np.flatnonzero(~np.isin(mccs, [*CASH_OUT_MCCS, MAIL_ORDER_MCC]))
     homes = rng.choice(local, size=(config.n_cards, 4))
     activity = rng.pareto(2.0, config.n_cards) + 0.2
+    # a stream of its own, so that adding the geography changed no other value
+    geo = np.random.default_rng([config.seed, 17])
+    merchant_xy = geo.uniform(0.0, REGION_KM, (config.n_merchants, 2))
+    card_xy = merchant_xy[homes[:, 0]] + geo.normal(0.0, 3.0, (config.n_cards, 2))
     return _World(
         merchant_mcc=mccs,
         merchant_terminals=terminals,
@@ -102,6 +112,8 @@ def _world(config: CardGeneratorConfig, rng: np.random.Generator) -> _World:
         card_homes=homes,
         card_activity=activity / activity.sum(),
         card_scale=rng.lognormal(0.0, 0.35, config.n_cards),
+        merchant_xy=merchant_xy,
+        card_xy=card_xy,
     )
 
 
@@ -272,6 +284,10 @@ def _shape(config, world, frame: pd.DataFrame, serial: int, rng) -> pd.DataFrame
     delays = rng.integers(delay_lo * DAY_S, delay_hi * DAY_S + 1, n)
     fraud = frame["is_fraud"].to_numpy() == 1
     chargeback = pd.to_datetime(np.where(fraud, frame["t_s"] + delays, 0), unit="s", utc=True)
+    offset = (
+        world.merchant_xy[frame["merchant"].to_numpy()] - world.card_xy[frame["card"].to_numpy()]
+    )
+    distance = np.round(np.hypot(offset[:, 0], offset[:, 1]), 1)
     return pd.DataFrame(
         {
             "txn_id": [f"TX{serial + i:010d}" for i in range(n)],
@@ -282,6 +298,7 @@ def _shape(config, world, frame: pd.DataFrame, serial: int, rng) -> pd.DataFrame
             "amount": frame["amount"].to_numpy(),
             "mcc": world.merchant_mcc[frame["merchant"].to_numpy()].astype(object),
             "entry_mode": frame["entry_mode"].to_numpy(),
+            "distance_km": distance,
             "is_fraud": frame["is_fraud"].to_numpy(dtype=np.int8),
             "chargeback_time": pd.Series(chargeback).where(fraud),
         }

@@ -70,7 +70,8 @@ class OrderTypes:
 @functools.lru_cache(maxsize=4)
 def order_types(contract: Contract) -> OrderTypes:
     """An order to score has the contract's entity fields (`RequestShape`: one per entity
-    column, clear values) and attributes (optional here), besides the platform's own order
+    column, clear values) and attributes (optional here unless the features aggregate them),
+    besides the platform's own order
     fields; labels come later, via /v1/labels. Unknown fields are refused."""
     entity_fields = [
         (
@@ -81,14 +82,17 @@ def order_types(contract: Contract) -> OrderTypes:
         )
         for name in dict.fromkeys(request_fields(contract).values())
     ]
-    attributes = []
+    aggregated, attributes = [], []
     for a in contract.attributes:
         if a.type == "numeric":
             meta = Meta(ge=a.range[0], le=a.range[1]) if a.range else Meta()
             kind: Any = Annotated[float, meta]
         else:
             kind = Annotated[str, Meta(min_length=1, max_length=256)]
-        attributes.append((a.name, kind | None, None))
+        if a.aggregate:  # the features sum it: an order without it cannot be scored
+            aggregated.append((a.name, kind))
+        else:
+            attributes.append((a.name, kind | None, None))
     order = msgspec.defstruct(
         "Order",
         [
@@ -96,6 +100,7 @@ def order_types(contract: Contract) -> OrderTypes:
             ("order_date", Timestamp),
             *entity_fields,
             ("order_amount", Amount),
+            *aggregated,  # required fields come before those with a default
             *attributes,
         ],
         namespace={
@@ -170,6 +175,7 @@ class EntityEvent(Struct):
     order_amount: float
     counterparts: dict[str, str]
     fraud_label_date: datetime | None
+    numbers: dict[str, float] = {}  # the contract's aggregated numeric attributes
 
 
 class EntityView(Struct):

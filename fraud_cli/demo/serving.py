@@ -56,7 +56,7 @@ def _card_orders(ctx: DemoContext) -> list[tuple[str, dict]]:
     start = pd.Timestamp.now(tz="UTC").floor("s") - pd.Timedelta(minutes=10)
     run = secrets.token_hex(3)
 
-    def txn(name: str, at: pd.Timestamp, card, where, amount: float, entry: str) -> dict:
+    def txn(name: str, at: pd.Timestamp, card, where, amount: float, entry: str, km=None) -> dict:
         return {
             "order_id": f"demo-{run}-{name}",
             "order_date": at.isoformat().replace("+00:00", "Z"),
@@ -66,6 +66,8 @@ def _card_orders(ctx: DemoContext) -> list[tuple[str, dict]]:
             "order_amount": round(float(amount), 2),
             "mcc": str(where["mcc"]),
             "entry_mode": entry,
+            # how far from the card's home: where it usually pays, or as given
+            "distance_km": float(where["distance_km"] if km is None else km),
         }
 
     tests = [
@@ -81,7 +83,7 @@ def _card_orders(ctx: DemoContext) -> list[tuple[str, dict]]:
         *[("(card testing)", t) for t in tests],
         (
             "stolen card",
-            txn("fraud", start + pd.Timedelta(minutes=5), victim, cash_out, 2_400.0, "swipe"),
+            txn("fraud", start + pd.Timedelta(minutes=5), victim, cash_out, 2_400.0, "swipe", 480),
         ),
     ]
 

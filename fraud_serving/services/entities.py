@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from fraud_core.contract.request import RequestShape, RequestValueError
 from fraud_core.features.kernel import NO_LABEL
 from fraud_core.features.offline import epoch_seconds
-from fraud_core.features.spec import FeatureSpec
+from fraud_core.features.spec import CENTS_PER_UNIT, FeatureSpec
 from fraud_core.features.state import decode_state
 from fraud_core.scoring.entity import entity_features_at
 from fraud_serving.schemas import EntityEvent, EntityView
@@ -48,8 +48,13 @@ class EntityService:
             EntityEvent(
                 order_id=state.order_ids[i],
                 order_date=_moment(state.t_s[i]),
-                order_amount=state.cents[i] / 100,
+                order_amount=state.cents[i] / CENTS_PER_UNIT,
                 counterparts={c: values[i] for c, values in state.counterparts.items()},
+                numbers={
+                    v.name: state.numbers[v.name][i] / v.scale
+                    for v in self.spec.numeric
+                    if v.name in state.numbers
+                },
                 fraud_label_date=None
                 if state.label_s[i] == NO_LABEL
                 else _moment(state.label_s[i]),

@@ -190,6 +190,45 @@ BAD = [
         "'order_date' is reserved",
     ),
     (
+        "an aggregated categorical attribute",
+        lambda t: t.replace(
+            "    range: [-180, 180]",
+            "    range: [-180, 180]\n  - name: country\n    type: categorical\n"
+            "    aggregate: true  # no",
+        ),
+        "# no",
+        r"attributes\[2\]\.aggregate",
+        "only a numeric attribute is aggregated",
+    ),
+    (
+        "an aggregated attribute that may be missing",
+        lambda t: t.replace(
+            "    range: [-180, 180]",
+            "    range: [-180, 180]\n    required: false\n    aggregate: true  # sum?",
+        ),
+        "# sum?",
+        r"attributes\[1\]\.aggregate",
+        "must be required: a missing value has no sum",
+    ),
+    (
+        "decimals beyond the exact range",
+        lambda t: t.replace(
+            "    range: [-180, 180]", "    range: [-180, 180]\n    aggregate: true\n    decimals: 9"
+        ),
+        "decimals: 9",
+        r"attributes\[1\]\.decimals",
+        "must be 0 to 6",
+    ),
+    (
+        "an aggregated attribute named like the amount's features",
+        lambda t: t.replace("  - name: location_long", "  - name: amount  # clash").replace(
+            "    range: [-180, 180]", "    range: [-180, 180]\n    aggregate: true"
+        ),
+        "# clash",
+        r"attributes\[1\]\.name",
+        "the feature 'order_amount' would come out twice",
+    ),
+    (
         "an unknown version",
         lambda t: t.replace("version: 1", "version: 2"),
         "version: 2",

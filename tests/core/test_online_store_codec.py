@@ -3,10 +3,14 @@ into a fresh snapshot keeps time order, labels and the retention rule."""
 
 from __future__ import annotations
 
+import msgpack
+import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fraud_core.contract import contract_from_text
 from fraud_core.features.kernel import NO_LABEL
 from fraud_core.features.offline import advance
 from fraud_core.features.online import OrderEvent, append_order
@@ -29,6 +33,49 @@ def test_bulk_encoding_decodes_to_the_offline_state(n, seed, pool) -> None:
         expected = states_from_frame(frame, DEFAULT_SPEC.entity(kind).counterparts)
         assert encoded.entities.to_pylist() == list(expected)
         assert [decode_state(b) for b in encoded.blobs.to_pylist()] == list(expected.values())
+
+
+# one entity without counterparts (an empty map), one following a categorical attribute, both
+# aggregating a numeric one: the codec's version-2 fields
+_NUMERIC_CONTRACT = """
+version: 1
+name: numbers
+source: {order_id: id, order_time: {column: ts}, amount: {column: total}}
+entities:
+  - {name: card, column: card_col, primary: true}
+  - {name: shop, column: shop_col, counterparts: [card]}
+attributes:
+  - {name: items, type: numeric, aggregate: true, decimals: 1}
+features: {history_n: 3, windows: [1h, 1d], distinct_windows: [1d], risk_windows: [1d],
+           risk_delay: 1h}
+"""
+
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(1, 200), seed=st.integers(0, 10_000), pool=st.integers(1, 10))
+def test_bulk_encoding_keeps_numeric_attributes_and_empty_maps(n, seed, pool) -> None:
+    spec = contract_from_text(_NUMERIC_CONTRACT).spec
+    assert spec.entity("card").counterparts == ()
+    orders = random_orders(n, seed, span_s=3 * DAY, pool=pool).rename(
+        columns={"customer_id": "card", "email": "shop"}
+    )
+    orders["items"] = np.arange(n) % 7 - 2.25
+    _, states = advance({}, orders, int(orders["order_date"].max().timestamp()) + 1, spec)
+    for kind, frame in states.items():
+        encoded = encode_states(pa.Table.from_pandas(frame, preserve_index=False), kind, spec)
+        expected = states_from_frame(frame, spec.entity(kind).counterparts, ("items",))
+        decoded = [decode_state(b) for b in encoded.blobs.to_pylist()]
+        assert decoded == list(expected.values())
+        assert all(len(s.numbers["items"]) == len(s) for s in decoded)
+        assert {u % 10 for s in decoded for u in s.numbers["items"]} <= {8}  # x.x5 -> even
+
+
+def test_a_version_1_state_still_decodes() -> None:
+    old = msgpack.packb([1, [5], [100], {"email": ["e"]}, ["o1"], [-1]], use_bin_type=True)
+    state = decode_state(old)
+    assert state.t_s == [5] and state.label_s == [NO_LABEL] and state.numbers == {}
+    with pytest.raises(ValueError, match="version 3"):
+        decode_state(msgpack.packb([3, [], [], {}, [], [], {}]))
 
 
 def test_bulk_encoding_of_unusual_values() -> None:

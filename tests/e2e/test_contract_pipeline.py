@@ -7,7 +7,7 @@ Every step takes its columns, entities and features from `contracts/card_present
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -98,7 +98,9 @@ def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_da
     # validated orders in the contract's columns; buckets per contract entity
     raw = pq.read_table(card_data.raw_orders(DAYS[3]))
     assert raw.schema.remove_metadata().equals(order_schema(CONTRACT))
-    assert {"card", "terminal", "merchant", "mcc", "entry_mode"} <= set(raw.column_names)
+    assert {"card", "terminal", "merchant", "mcc", "entry_mode", "distance_km"} <= set(
+        raw.column_names
+    )
     assert "email" not in raw.column_names
     for kind in ("card", "terminal", "merchant"):
         assert card_data.orders_by_entity_buckets(kind, DAYS[3])
@@ -113,7 +115,9 @@ def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_da
         expected = reference[day]
         assert list(written.columns[-len(SPEC.feature_names) :]) == SPEC.feature_names
         assert "card__distinct_terminal__24h" in written.columns
-        written = written.set_index("order_id").loc[expected["order_id"]]
+        assert (
+            "terminal__distance_km_mean__last10" in written.columns
+        )  # a numeric attribute        written = written.set_index("order_id").loc[expected["order_id"]]
         np.testing.assert_array_equal(
             written[SPEC.feature_names].to_numpy(), expected[SPEC.feature_names].to_numpy()
         )
@@ -178,6 +182,7 @@ def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_da
             "order_amount",
             "mcc",
             "entry_mode",
+            "distance_km",
         }
         assert set(order["required"]) == set(order["properties"]) - {"mcc", "entry_mode"}
         known = {
@@ -188,6 +193,7 @@ def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_da
             "merchant": last["merchant"],
             "order_amount": 2_500.0,
             "entry_mode": "manual",
+            "distance_km": 812.35,  # in whole tenths: 812.4 (half to even on the double)
         }
         scored = http.post("/v1/score?features=true", json=known)
         assert scored.status_code == 200, scored.text
@@ -197,6 +203,21 @@ def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_da
         assert set(answer["features"]) == set(SPEC.feature_names)
         assert answer["features"]["card__first_seen"] == 0.0
         assert answer["features"]["card__same_terminal_as_last"] == 0.0
+        assert answer["features"]["order_distance_km"] == 812.4
+        # the card's stored events as the offline state holds them: the mean of its last 10,
+        # whether it was read by hand in the last 30 days
+        history = http.get("/v1/entities/card", params={"id": last["card"]}).json()["events"]
+        at = datetime.fromisoformat(known["order_date"])
+        modes = {
+            e["counterparts"]["entry_mode"]
+            for e in history[:-1]
+            if datetime.fromisoformat(e["order_date"]) > at - timedelta(days=30)
+        }
+        assert answer["features"]["card__entry_mode_new__30d"] == float("manual" not in modes)
+        previous = [e["numbers"]["distance_km"] for e in history[-11:-1]]
+        assert answer["features"]["card__distance_km_mean__last10"] == pytest.approx(
+            sum(previous) / len(previous), abs=1e-9
+        )
         again = http.post("/v1/score", json=known)
         assert again.headers["Idempotent-Replayed"] == "true"
         view = http.get("/v1/entities/card", params={"id": last["card"]}).json()
