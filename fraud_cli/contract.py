@@ -57,7 +57,10 @@ def summary(contract, path: Path) -> list[str]:
     for a in contract.attributes:
         bounds = f" in [{a.range[0]:g}, {a.range[1]:g}]" if a.range else ""
         required = "required" if a.required else "optional"
-        lines.append(f"  attribute {a.name} ({a.type}{bounds}, {required}) from {a.column!r}")
+        aggregated = f", aggregated in units of 1e-{a.decimals}" if a.aggregate else ""
+        lines.append(
+            f"  attribute {a.name} ({a.type}{bounds}, {required}{aggregated}) from {a.column!r}"
+        )
     lines.append(
         f"  {len(spec.feature_names)} features; windows "
         f"{', '.join(w.name for w in contract.features.windows)}; history {spec.history_n} orders"

@@ -249,6 +249,8 @@ def infer_contract(frame: pd.DataFrame, name: str = "my_orders") -> str:
             ]
             if low is not None:
                 lines_attr.append(f"    range: [{low}, {high}]")
+            # a suggestion: aggregating needs a value on every order
+            lines_attr.append("    # aggregate: true  # every entity sums and averages it")
         elif (c.kind == "text" or coded) and c.unique < 0.05:
             distinct = frame[c.name].nunique()
             lines_attr += [

@@ -423,6 +423,18 @@ def test_a_data_folder_keeps_the_contract_it_was_built_under(tmp_path):
         patch.setenv(CONTRACT_ENV, str(shorter))  # a new folder takes any contract
         assert DataLayoutResource(data_dir=str(tmp_path / "other")).layout()
 
+        # the same terms, features of an earlier version of the platform: refused, named
+        record = json.loads(layout.contract_record.read_text())
+        assert record["feature_names"] == load_contract(DEFAULT_CONTRACT_PATH).spec.feature_names
+        record["feature_names"] = record["feature_names"][:-2]
+        layout.contract_record.write_text(json.dumps(record))
+        patch.setenv(CONTRACT_ENV, str(renamed))
+        with pytest.raises(ContractError, match=r"computes 2 more \(ip_addr__risk_order_count"):
+            DataLayoutResource(data_dir=str(data)).layout()
+        del record["feature_names"]  # a record from before they were kept: terms only
+        layout.contract_record.write_text(json.dumps(record))
+        assert DataLayoutResource(data_dir=str(data)).layout().root == layout.root
+
 
 def test_the_order_columns_come_from_the_contract():
     from fraud_core.schema import COLUMN_NAMES, ENTITY_KINDS, columns_of
