@@ -31,6 +31,7 @@ from fraud_core.features.spec import CENTS_PER_UNIT, DAY_S, DEFAULT_SPEC, Featur
 
 NO_LABEL = np.iinfo(np.int64).max
 """`label_s` of an order with no known fraud label."""
+_CENTS = float(CENTS_PER_UNIT)  # a constant in the compiled code
 
 
 def _jit(fn):
@@ -298,8 +299,9 @@ def _risk_pass(gs, t_s, label_s, no_label, delay, window, count_out, share_out):
 def _entity_pass(
     group,
     t_s,
-    values,
-    scales,
+    cents,
+    numbers,
+    number_scales,
     codes,
     categorical_idx,
     label_s,
@@ -311,42 +313,41 @@ def _entity_pass(
     no_label,
     out,
 ):
-    """Fill `out` (one row per feature, in `FeatureSpec.entity_features` order). `values` holds
-    the amounts in cents (row 0) and each numeric attribute in its units (`scales`: units per
-    1); `categorical_idx` says which rows of `codes` are categorical attributes. Returns an
-    error message, or an empty string."""
+    """Fill `out` (one row per feature, in `FeatureSpec.entity_features` order). `numbers` holds
+    each numeric attribute in its whole units (`number_scales`: units per 1) as `cents` holds
+    the amounts; `categorical_idx` says which rows of `codes` are categorical attributes. Returns
+    an error message, or an empty string."""
     n = t_s.shape[0]
     nw = windows.shape[0]
     nd = distinct_idx.shape[0]
     ncp = codes.shape[0]
     ncat = categorical_idx.shape[0]
-    nnum = values.shape[0] - 1
+    nnum = numbers.shape[0]
     # compiled code does not check bounds: the block must have exactly the spec's rows
     rows = 2 + 3 * nw + ncp * nd + 6 + 3 * ncp + 2 * risk_windows.shape[0]
     rows += ncat * (1 + nd) + nnum * (2 * nw + 6)
     if out.shape[0] != rows:
         return "feature rows do not match the spec"
-    if values.shape[1] != n or codes.shape[1] != n or out.shape[1] != n:
+    if cents.shape[0] != n or numbers.shape[1] != n or codes.shape[1] != n or out.shape[1] != n:
         return "feature block and rows differ in length"
-    if scales.shape[0] != values.shape[0]:
-        return "one scale per value row"
+    if number_scales.shape[0] != nnum:
+        return "one scale per numeric attribute"
     for k in range(ncat):
         if categorical_idx[k] < 0 or categorical_idx[k] >= ncp:
             return "categorical rows must be counterpart rows"
     gs = _group_starts(group, t_s)
     if gs is None:
         return "t_s must not decrease inside an entity (sort rows by entity, then time)"
-    csum = np.zeros((values.shape[0], n + 1), np.int64)
-    value = np.empty((values.shape[0], n), np.float64)
-    for v in range(values.shape[0]):
-        for i in range(n):
-            csum[v, i + 1] = csum[v, i] + values[v, i]
-            value[v, i] = values[v, i] / scales[v]
+    csum = np.zeros(n + 1, np.int64)
+    amount = np.empty(n, np.float64)
+    for i in range(n):
+        csum[i + 1] = csum[i] + cents[i]
+        amount[i] = cents[i] / _CENTS
 
     _previous_pass(gs, t_s, out[0], out[1])
     row = 2
     for a in range(nw):
-        _window_pass(gs, t_s, csum[0], scales[0], windows[a], out[row], out[row + 1], out[row + 2])
+        _window_pass(gs, t_s, csum, _CENTS, windows[a], out[row], out[row + 1], out[row + 2])
         row += 3
     prev = np.empty((ncp, n), np.int64)
     nxt = np.empty((ncp, n), np.int64)
@@ -357,7 +358,7 @@ def _entity_pass(
             _distinct_pass(gs, t_s, prev[k], nxt[k], windows[distinct_idx[d]], 0, out[row])
             row += 1
     _last_n_pass(
-        gs, value[0], csum[0], scales[0], history_n, out[row], out[row + 1], out[row + 2],
+        gs, amount, csum, _CENTS, history_n, out[row], out[row + 1], out[row + 2],
         out[row + 3], out[row + 4], out[row + 5],
     )  # fmt: skip
     row += 6
@@ -368,24 +369,48 @@ def _entity_pass(
     for a in range(risk_windows.shape[0]):
         _risk_pass(gs, t_s, label_s, no_label, risk_delay, risk_windows[a], out[row], out[row + 1])
         row += 2
-    for k in range(ncat):
+    if ncat:
+        row = _categorical_passes(
+            gs, t_s, prev, categorical_idx, windows, distinct_idx, history_n, out, row
+        )
+    if nnum:
+        _numeric_passes(gs, t_s, numbers, number_scales, windows, history_n, csum, amount, out, row)
+    return ""
+
+
+@_jit
+def _categorical_passes(gs, t_s, prev, categorical_idx, windows, distinct_idx, history_n, out, row):
+    """A categorical attribute's own features, from its same-value links; the next free row."""
+    for k in range(categorical_idx.shape[0]):
         c = categorical_idx[k]
         _share_pass(gs, prev[c], history_n, out[row])
         row += 1
-        for d in range(nd):
+        for d in range(distinct_idx.shape[0]):
             _new_pass(gs, t_s, prev[c], windows[distinct_idx[d]], out[row])
             row += 1
+    return row
+
+
+@_jit
+def _numeric_passes(gs, t_s, numbers, scales, windows, history_n, csum, value, out, row):
+    """A numeric attribute's aggregates, as the amount's over its own units (`csum` and `value`:
+    scratch of the amount's sizes)."""
+    n = t_s.shape[0]
     scratch = np.empty(n, np.float64)
-    for v in range(1, nnum + 1):
-        for a in range(nw):
-            _window_pass(gs, t_s, csum[v], scales[v], windows[a], scratch, out[row], out[row + 1])
+    for v in range(numbers.shape[0]):
+        scale = scales[v]
+        for i in range(n):
+            csum[i + 1] = csum[i] + numbers[v, i]
+            value[i] = numbers[v, i] / scale
+        for a in range(windows.shape[0]):
+            _window_pass(gs, t_s, csum, scale, windows[a], scratch, out[row], out[row + 1])
             row += 2
         _last_n_pass(
-            gs, value[v], csum[v], scales[v], history_n, out[row], out[row + 1], out[row + 2],
+            gs, value, csum, scale, history_n, out[row], out[row + 1], out[row + 2],
             out[row + 3], out[row + 4], out[row + 5],
         )  # fmt: skip
         row += 6
-    return ""
+    return row
 
 
 def _int64(values: np.ndarray) -> np.ndarray:
@@ -420,17 +445,16 @@ def entity_block(
         codes = np.empty((len(e.counterparts), n), dtype=np.int64)
         for k, c in enumerate(e.counterparts):
             codes[k] = counterparts[c]
-        values = np.empty((1 + len(spec.numeric), n), dtype=np.int64)
-        values[0] = cents
-        for k, v in enumerate(spec.numeric, start=1):
+        values = np.empty((len(spec.numeric), n), dtype=np.int64)
+        for k, v in enumerate(spec.numeric):
             values[k] = (numbers or {})[v.name]
-        scales = np.array([CENTS_PER_UNIT, *(v.scale for v in spec.numeric)], dtype=np.float64)
         categorical = spec.categorical_of(kind)
         error = _entity_pass(
             _int64(group),
             _int64(t_s),
+            _int64(cents),
             values,
-            scales,
+            np.array([v.scale for v in spec.numeric], dtype=np.float64),
             codes,
             np.array([e.counterparts.index(c) for c in categorical], dtype=np.int64),
             _int64(label_s),
@@ -472,7 +496,7 @@ def order_kernel(
     """The order's own features (`numbers` as in `entity_block`)."""
     t_s = np.asarray(t_s, dtype=np.int64)
     out = {
-        "order_amount": np.asarray(cents, dtype=np.int64) / float(CENTS_PER_UNIT),
+        "order_amount": np.asarray(cents, dtype=np.int64) / _CENTS,
         "order_hour_utc": ((t_s % DAY_S) // 3_600).astype(np.float64),
     }
     for v in spec.numeric:

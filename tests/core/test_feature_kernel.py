@@ -123,8 +123,8 @@ def test_compiled_pass_refuses_a_block_that_does_not_fit_the_spec() -> None:
     rows = len(spec.entity_features(args["kind"]))
     for shape, message in (((rows - 1, 4), "rows do not match"), ((rows, 3), "differ in length")):
         error = _entity_pass(
-            args["group"], args["t_s"], args["cents"][None, :], np.array([100.0]), codes,
-            np.empty(0, np.int64), args["label_s"], windows, distinct, spec.history_n,
+            args["group"], args["t_s"], args["cents"], np.empty((0, 4), np.int64), np.empty(0),
+            codes, np.empty(0, np.int64), args["label_s"], windows, distinct, spec.history_n,
             spec.risk_delay_s, risk, NO_LABEL, np.empty(shape),
         )  # fmt: skip
         assert message in error
