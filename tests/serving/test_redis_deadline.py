@@ -100,7 +100,9 @@ def test_a_pause_longer_than_the_deadline_is_a_503_soon_after_it(settings, pause
     with _app(settings, paused_redis, deadline_ms=300) as client:
         assert client.post("/v1/score", json=_order(0)).status_code == 200
         status, seconds = _pause_then_score(client, pid, 1.5, 1)
-        assert status == 503 and 0.25 < seconds < 0.6, (status, seconds)
+        # it gives up once another try (a whole 80 ms Redis timeout after a pause of up to
+        # 100 ms) could no longer end by the 300 ms deadline: from 120 ms on, and not much after
+        assert status == 503 and 0.12 < seconds < 0.6, (status, seconds)
         # silent for a whole deadline: the health probe may have marked it down; it heals
         wait_for(lambda: client.get("/ready").status_code == 200, timeout_s=5)
         assert client.post("/v1/score", json=_order(2)).status_code == 200
