@@ -217,6 +217,27 @@ class DataLayout:
         reference: a deployed model's training window is binned once, not by every run."""
         return self.root / "feature_drift" / "_reference"
 
+    @property
+    def decision_log(self) -> UPath:
+        """Segments drained from the service's decision log (`fraud_core.decision_log`)."""
+        return self.root / "decision_log"
+
+    def decision_log_segment(self, first_id: str) -> UPath:
+        """The segment that starts at stream entry `first_id` (`1733150000000-0`)."""
+        return self.decision_log / f"segment={first_id}.parquet"
+
+    def decision_log_segments(self) -> list[UPath]:
+        """Every segment, oldest first (by their first entry's id)."""
+
+        def first_id(path: UPath) -> tuple[int, int]:
+            ms, _, seq = _value(path.stem).partition("-")
+            return int(ms), int(seq or 0)
+
+        return sorted(self.decision_log.glob("segment=*.parquet"), key=first_id)
+
+    def scored_orders(self, day: date | str) -> UPath:
+        return self.root / "scored_orders" / _partition(day) / "orders.parquet"
+
     def backtest_report(self, suffix: str = "json") -> UPath:
         """The latest backtest's report: `json` for machines, `md` for people."""
         return self.root / "backtest" / f"report.{suffix}"
