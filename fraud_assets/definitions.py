@@ -40,6 +40,7 @@ from fraud_assets.jobs import (
 from fraud_assets.lib.catalog import catalogued
 from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
 from fraud_assets.sensors import (
+    decision_log_sensor,
     features_updated_sensor,
     landing_folder_sensor,
     model_deployed_sensor,
@@ -92,6 +93,7 @@ SENSORS: list = [
     landing_folder_sensor,
     features_updated_sensor,
     model_deployed_sensor,
+    decision_log_sensor,
 ]
 
 # Defaults read the environment at run time: FRAUD_DATA_DIR, DASK_SCHEDULER_ADDRESS, REDIS_URL.
