@@ -17,7 +17,6 @@ import redis
 
 from fraud_core.decision_log import (
     LOG_FIELD,
-    decode_decision,
     log_table,
     next_id,
     order_days,
@@ -56,14 +55,14 @@ def drain_decisions(
         low = "(" + chunk[-1][0].decode()  # exclusive: after the last one read
     if not entries:
         return DrainReport(0, None, remaining=0, seconds=time.perf_counter() - started)
-    decided = [(i.decode(), decode_decision(fields[LOG_FIELD])) for i, fields in entries]
-    table = log_table(decided)
-    first, last = decided[0][0], decided[-1][0]
+    logged = [(i.decode(), fields[LOG_FIELD]) for i, fields in entries]
+    table = log_table(logged)
+    first, last = logged[0][0], logged[-1][0]
     path = write_parquet(table, layout.decision_log_segment(first))
     # only now: what is trimmed is on disk
     client.xtrim(keys.decisions, minid=next_id(last), approximate=False)
     return DrainReport(
-        drained=len(decided),
+        drained=len(logged),
         segment=str(path),
         days=order_days(table),
         remaining=client.xlen(keys.decisions),

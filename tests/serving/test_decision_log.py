@@ -16,13 +16,10 @@ from .conftest import API_KEY
 from .support import payload, small_orders
 
 
-def _entries(redis_url: str, prefix: str) -> list:
+def _logged(redis_url: str, prefix: str) -> list[tuple[str, bytes]]:
     client = redis.Redis.from_url(redis_url)
     try:
-        return [
-            (i.decode(), decode_decision(f[b"d"]))
-            for i, f in client.xrange(OnlineKeys(prefix).decisions)
-        ]
+        return [(i.decode(), f[b"d"]) for i, f in client.xrange(OnlineKeys(prefix).decisions)]
     finally:
         client.close()
 
@@ -50,7 +47,8 @@ def test_each_stored_order_has_one_entry_with_what_was_served(client, redis_url,
     refused = client.post("/v1/score", json={**bodies[1], "order_id": "x", "email": ""})
     assert refused.status_code == 400
 
-    entries = _entries(redis_url, prefix)
+    logged = _logged(redis_url, prefix)
+    entries = [(i, decode_decision(blob)) for i, blob in logged]
     assert [d.order_id for _, d in entries] == [b["order_id"] for b in bodies]
     for (_, d), body in zip(entries, bodies, strict=True):
         served = answers[d.order_id]
@@ -66,8 +64,13 @@ def test_each_stored_order_has_one_entry_with_what_was_served(client, redis_url,
         assert d.namespace and 0 <= d.latency_us < 60_000_000
         assert abs(d.received_ms / 1000 - pd.Timestamp.now(tz="UTC").timestamp()) < 600
 
-    table = log_table(entries)
-    assert table.num_rows == len(bodies) and table.column("order_id").to_pylist() == [
-        b["order_id"] for b in bodies
-    ]
-    assert len(table.column("features")[0]) == len(DEFAULT_SPEC.feature_names)
+    # the drain's bulk decoding gives the same values as the entries one by one
+    table = log_table(logged)
+    assert table.column("order_id").to_pylist() == [d.order_id for _, d in entries]
+    assert table.column("log_id").to_pylist() == [i for i, _ in entries]
+    for row, (_, d) in zip(table.to_pylist(), entries, strict=True):
+        np.testing.assert_array_equal(np.array(row["features"]), d.features)
+        assert row["score"] == d.score
+        assert row["customer_id"] == d.ids["customer_id"] and row["t_s"] == d.t_s
+        assert row["reasons"] == [r[0] for r in d.reasons] and row["key_id"] == d.key_id
+    assert log_table([]).num_rows == 0
