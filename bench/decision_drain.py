@@ -1,5 +1,5 @@
-"""How fast the decision log drains: entries shaped like the service's (the built-in spec's
-feature vector, three entities, three reasons) added to the stream of a private key prefix on
+"""How fast the decision log drains: entries shaped like the service's (a feature vector of the
+built-in spec's length with values like its counts and amounts, three entities, three reasons) added to the stream of a private key prefix on
 the Redis at $REDIS_URL (else 127.0.0.1:6379, else a private server), then moved into one parquet
 segment by `drain_decisions`, as the `decision_log` asset does. The prefix's keys are removed
 afterwards.
@@ -28,6 +28,17 @@ from fraud_core.redis_server import ensure_redis
 from fraud_core.storage import DataLayout
 
 
+def _features(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Values shaped like the spec's: small counts, amounts in cents, shares, some empty."""
+    values = np.where(
+        np.arange(n) % 3 == 0,
+        rng.integers(0, 20, n).astype(float),
+        np.round(rng.gamma(1.5, 40.0, n), 2),
+    )
+    values[rng.random(n) < 0.1] = np.nan
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=200_000)
@@ -53,7 +64,7 @@ def main() -> None:
                     },
                     namespace="20261130.20261201T000000.abcdef",
                     model_version="0123456789abcdef",
-                    features=rng.random(n_features),
+                    features=_features(rng, n_features),
                     score=float(rng.random()),
                     decision="APPROVE",
                     reasons=[

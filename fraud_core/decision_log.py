@@ -8,14 +8,16 @@ answer has exactly one entry, a commit that did not store has none, a replay add
 entry is msgpack of plain values (no pickle) with a version first; the feature vector is packed
 as little-endian float64 bytes (a few hundred ns to write, exact to the bit).
 
-`log_table` turns entries into an Arrow table: a drain writes the stream's oldest entries as one
-segment file (named by its first entry's id, so a drain that died before trimming the stream
-rewrites the same file with a superset) and only then trims them from the stream. `scored_orders`
-is each order day's rows of the segments, one per order id.
+A drain copies the stream's oldest entries as they are into one segment file (`segment_table`:
+the entries with their order id and time beside them; named by the first entry's id, so a drain
+that died before trimming the stream rewrites the same file with a superset) and only then trims
+them from the stream. `scored_orders` decodes each order day's entries (`log_table`), one per
+order id.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -98,14 +100,26 @@ def log_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
     values as columns of their own, the feature vector as a list column. Decodes in bulk (a few
     microseconds an entry: the drain's pace), checking each entry's version."""
     rows = []
-    for _, blob in entries:
-        try:
-            row = msgpack.unpackb(blob, raw=False)
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError, TypeError) as exc:
-            raise ValueError(f"not a decision-log entry: {exc}") from exc
-        if row[0] != LOG_VERSION or len(row) != 14:
-            raise ValueError(f"decision-log entry version {row[0]} is not supported")
-        rows.append(row)
+    # Millions of small containers at once: the cyclic collector would scan them again and again
+    # (it tripled the cost); none of them can form a cycle.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for _, blob in entries:
+            try:
+                row = msgpack.unpackb(blob, raw=False)
+            except (ValueError, msgpack.ExtraData, msgpack.FormatError, TypeError) as exc:
+                raise ValueError(f"not a decision-log entry: {exc}") from exc
+            if row[0] != LOG_VERSION or len(row) != 14:
+                raise ValueError(f"decision-log entry version {row[0]} is not supported")
+            rows.append(row)
+        return _columns(entries, rows)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _columns(entries: Sequence[tuple[str, bytes]], rows: list[list]) -> pa.Table:
     cols = list(zip(*rows, strict=True)) if rows else [()] * 14
     (_, order_id, t_s, received_ms, cents, ids, namespace, model_version, features, score,
      decision, reasons, latency_us, key) = cols  # fmt: skip
@@ -128,11 +142,20 @@ def log_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
         "features": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)),
         "score": pa.array(score, pa.float64()),
         "decision": pa.array(decision, pa.string()),
-        "reasons": pa.array([[r[0] for r in rs] for rs in reasons], pa.list_(pa.string())),
+        "reasons": _string_lists([[r[0] for r in rs] for rs in reasons]),
         "latency_us": pa.array(latency_us, pa.int64()),
         "key_id": pa.array(key, pa.string()),
     }
     return pa.table(columns)
+
+
+def _string_lists(lists: list[list[str]]) -> pa.Array:
+    """A list<string> array built from one flat array and offsets (nested Python lists cost
+    several times more to convert)."""
+    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
+    np.cumsum([len(x) for x in lists], out=offsets[1:])
+    flat = pa.array([v for x in lists for v in x], pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets), flat)
 
 
 def next_id(entry_id: str) -> str:
@@ -149,20 +172,48 @@ def order_days(table: pa.Table) -> list[date]:
     return [date(1970, 1, 1) + timedelta(days=int(d)) for d in days]
 
 
+def segment_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
+    """(stream id, encoded entry) pairs as a segment: the entries as they are, with their order
+    id and order time read beside them (the head of each entry only: the drain's pace)."""
+    order_ids, times = [], []
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=0)
+    for _, blob in entries:
+        unpacker.feed(blob)
+        try:
+            if unpacker.read_array_header() != 14 or unpacker.unpack() != LOG_VERSION:
+                raise ValueError("a decision-log entry of another version")
+            order_ids.append(unpacker.unpack())
+            times.append(unpacker.unpack())
+            for _ in range(11):  # the rest of the entry, unread
+                unpacker.skip()
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, TypeError) as exc:
+            raise ValueError(f"not a decision-log entry: {exc}") from exc
+    return pa.table(
+        {
+            "log_id": pa.array([i for i, _ in entries], pa.string()),
+            "order_id": pa.array(order_ids, pa.string()),
+            "t_s": pa.array(times, pa.int64()),
+            "entry": pa.array([b for _, b in entries], pa.binary()),
+        }
+    )
+
+
 def scored_orders_of_day(segments: Sequence[Path], day: date) -> pa.Table | None:
-    """The decision-log rows of the orders of `day` (by the order time the service used), one
-    per order id (the first logged: a drain that died before trimming left a copy behind), in
-    log order. None when no segment exists."""
+    """The decoded decision-log rows (`log_table`) of the orders of `day` (by the order time the
+    service used), one per order id (the first logged: an order scored again after its stored
+    answer expired keeps its first decision), in log order. None when no segment exists."""
     if not segments:
         return None
     start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
     t_s = ds.field("t_s")
     data = ds.dataset([str(p) for p in segments], format="parquet")
     table = data.to_table(filter=(t_s >= start) & (t_s < start + 86_400))
-    if not table.num_rows:
-        return table
-    first = ~table.column("order_id").to_pandas().duplicated().to_numpy()
-    return table.filter(pa.array(first)) if not first.all() else table
+    if table.num_rows:
+        first = ~table.column("order_id").to_pandas().duplicated().to_numpy()
+        if not first.all():
+            table = table.filter(pa.array(first))
+    logged = zip(table.column("log_id").to_pylist(), table.column("entry").to_pylist(), strict=True)
+    return log_table(list(logged))
 
 
 def decision_counts(table: pa.Table) -> dict[str, int]:

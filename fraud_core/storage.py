@@ -287,8 +287,10 @@ def write_parquet(
     path: Path,
     schema: pa.Schema | None = None,
     dictionary_columns: list[str] | None = None,
+    compression: str = "zstd",
 ) -> Path:
-    """Write a DataFrame or Arrow table to `path` atomically (zstd-compressed parquet).
+    """Write a DataFrame or Arrow table to `path` atomically (zstd-compressed parquet, unless
+    `compression` says another codec: `lz4` writes about twice as fast, 45 % larger).
 
     `dictionary_columns` limits dictionary encoding to those columns: for wide float tables
     (features) dictionary pages cost more than twice the write time and save nothing."""
@@ -298,7 +300,7 @@ def write_parquet(
         table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     use_dictionary: bool | list[str] = True if dictionary_columns is None else dictionary_columns
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", use_dictionary=use_dictionary)
+        pq.write_table(table, tmp, compression=compression, use_dictionary=use_dictionary)
     return path
 
 
