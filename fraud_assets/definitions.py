@@ -10,6 +10,7 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor, map_asset_specs
 
 from fraud_assets.assets.backtest_report import backtest_report
+from fraud_assets.assets.decision_log import decision_log
 from fraud_assets.assets.deployed_model import (
     DEPLOYED_MODEL_CHECKS,
     PromotionGate,
@@ -21,21 +22,25 @@ from fraud_assets.assets.fraud_model import fraud_model
 from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
+from fraud_assets.assets.scored_orders import scored_orders
 from fraud_assets.assets.training_set import TRAINING_SET_CHECKS, training_set
 from fraud_assets.jobs import (
     backtest_job,
     daily_features_dask_job,
     daily_features_job,
+    decision_log_job,
     entity_features_job,
     feature_drift_job,
     ingest_orders_job,
     online_store_job,
     retrain_job,
+    scored_orders_job,
     train_model_job,
 )
 from fraud_assets.lib.catalog import catalogued
 from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
 from fraud_assets.sensors import (
+    decision_log_sensor,
     features_updated_sensor,
     landing_folder_sensor,
     model_deployed_sensor,
@@ -54,6 +59,8 @@ ASSETS = map_asset_specs(
         deployed_model,
         backtest_report,
         online_store,
+        decision_log,
+        scored_orders,
     ],
 )
 
@@ -76,6 +83,8 @@ JOBS = [
     daily_features_dask_job,
     retrain_job,
     online_store_job,
+    decision_log_job,
+    scored_orders_job,
 ]
 
 SCHEDULES: list = []
@@ -84,6 +93,7 @@ SENSORS: list = [
     landing_folder_sensor,
     features_updated_sensor,
     model_deployed_sensor,
+    decision_log_sensor,
 ]
 
 # Defaults read the environment at run time: FRAUD_DATA_DIR, DASK_SCHEDULER_ADDRESS, REDIS_URL.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from fraud_assets.assets.backtest_report import backtest_report
+from fraud_assets.assets.decision_log import decision_log
 from fraud_assets.assets.deployed_model import deployed_model
 from fraud_assets.assets.entity_features import entity_features, entity_features_checks
 from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
@@ -12,6 +13,7 @@ from fraud_assets.assets.fraud_model import fraud_model
 from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
+from fraud_assets.assets.scored_orders import scored_orders
 from fraud_assets.assets.training_set import training_set
 from fraud_assets.lib.dask_executor import partition_safe_dask_executor
 
@@ -117,6 +119,21 @@ online_store_job = define_asset_job(
     tags=RETRAIN_LANE,
     description="Load the newest end-of-day entity states into a new Redis namespace and switch "
     "the service to it.",
+)
+
+# The service's decisions: the drain of its log out of Redis (unpartitioned), then the order days
+# it touched (daily partitions: a job holds assets of one partitioning).
+decision_log_job = define_asset_job(
+    "decision_log_job",
+    selection=AssetSelection.assets(decision_log),
+    executor_def=in_process_executor,
+    description="Move the scoring service's decision log from Redis into parquet segments.",
+)
+scored_orders_job = define_asset_job(
+    "scored_orders_job",
+    selection=AssetSelection.assets(scored_orders),
+    executor_def=in_process_executor,
+    description="Each selected day's orders as the scoring service scored them.",
 )
 
 # The prequential backtest of the model against the rules baseline.

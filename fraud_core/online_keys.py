@@ -14,6 +14,7 @@ Every key starts with a configurable prefix (default `fraud:`; tests use `test:<
 | `{p}ns:{ns}:touched` | set | entity keys the service has rewritten in this namespace |
 | `{p}scored:{order_id}` | string | the service's stored answer for an order (idempotency), with a TTL |
 | `{p}fence:{token}` | string | `done`: the commit `token` was stored (60 s); `fenced`: its reply was lost and it may never apply (1 h) |
+| `{p}decisions` | stream | one entry per order the service committed (`fraud_core.decision_log`), written by the commit that stores its answer; trimmed only after a drain wrote it to parquet |
 
 A load writes a new namespace and then moves `active` in one step; the service's writes go through
 `COMMIT_SCRIPT`, which refuses to write into a namespace that is no longer active, so no update is
@@ -38,11 +39,14 @@ other writers did meanwhile, from a reply of a few bytes.
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 DEFAULT_PREFIX = "fraud:"
+KEY_PREFIX_ENV = "FRAUD_REDIS_PREFIX"  # the loader's, the drain's and the service's prefix
 FENCE_TTL_S = 3_600  # far longer than a sent command can wait in Redis before it runs
 # How long a stored commit's `done` mark lives: far longer than a lost reply takes to settle
 # (~1.3 s), short enough that one key per commit stays a few MB at thousands of commits a second.
@@ -59,6 +63,12 @@ def new_namespace_id(snapshot_day: date | None, now: datetime | None = None) -> 
     now = now or datetime.now(UTC)
     day = snapshot_day.strftime("%Y%m%d") if snapshot_day else "empty"
     return f"{day}.{now.strftime('%Y%m%dT%H%M%S')}.{uuid.uuid4().hex[:6]}"
+
+
+def resolve_key_prefix(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """The key prefix in use: `explicit`, else $FRAUD_REDIS_PREFIX, else `fraud:`."""
+    env = os.environ if env is None else env
+    return explicit or env.get(KEY_PREFIX_ENV) or DEFAULT_PREFIX
 
 
 def _glob_escape(text: str) -> str:
@@ -130,6 +140,11 @@ class OnlineKeys:
     def fence(self, token: str) -> str:
         return f"{self.prefix}fence:{token}"
 
+    @property
+    def decisions(self) -> str:
+        """The decision log (a stream): outside the namespaces, so a load keeps it."""
+        return f"{self.prefix}decisions"
+
 
 @dataclass(frozen=True)
 class OrderIndexWindow:
@@ -170,11 +185,13 @@ class OrderIndexWindow:
 #   KEYS[4+r ..]   entity states (must still be what the writer read)
 #   ARGV[1] namespace, ARGV[2] r, ARGV[3] record TTL in seconds, ARGV[4] when the order index
 #   expires (epoch seconds, set by its first writer; 0: never),
-#   then per record: the record, its order id, its customer id (for the order index),
+#   then per record: the record, its order id, its customer id (for the order index), its
+#   decision-log entry ('' for none),
 #   then per entity: SHA-1 of the state the writer read ('' when absent), the new state.
 # Returns {0} on success; {1} when the namespace is not active; {2, i} when record i exists;
 # {3, j} when entity j changed since it was read. Nothing is written unless the answer is {0}.
-# `off` is the number of keys before the records (the fenced variant has one more).
+# `off` is the number of keys before the records (the fenced variant has two more: its fence and
+# the decision log, to which each record's entry is added in the same step).
 _COMMIT_BODY = """
 local active = redis.call('GET', KEYS[1])
 if active ~= ARGV[1] then return {1} end
@@ -184,7 +201,7 @@ for i = 1, r do
 end
 local first = off + 1 + r
 local n = #KEYS - first + 1
-local base = 4 + 3 * r
+local base = 4 + 4 * r
 for j = 1, n do
   local current = redis.call('GET', KEYS[first + j - 1])
   local expected = ARGV[base + 2 * j - 1]
@@ -197,8 +214,11 @@ end
 local ttl = tonumber(ARGV[3])
 if mark_ttl then redis.call('SET', KEYS[4], 'done', 'EX', mark_ttl) end
 for i = 1, r do
-  redis.call('SET', KEYS[off + i], ARGV[2 + 3 * i], 'EX', ttl)
-  redis.call('HSET', KEYS[3], ARGV[3 + 3 * i], ARGV[4 + 3 * i])
+  redis.call('SET', KEYS[off + i], ARGV[1 + 4 * i], 'EX', ttl)
+  redis.call('HSET', KEYS[3], ARGV[2 + 4 * i], ARGV[3 + 4 * i])
+  if log_key and ARGV[4 + 4 * i] ~= '' then
+    redis.call('XADD', log_key, '*', 'd', ARGV[4 + 4 * i])
+  end
 end
 local index_expires = tonumber(ARGV[4])
 if r > 0 and index_expires > 0 and redis.call('TTL', KEYS[3]) == -1 then
@@ -212,14 +232,16 @@ for j = 1, n, 500 do
 end
 return {0}
 """
-COMMIT_SCRIPT = "local off = 3\nlocal mark_ttl = nil" + _COMMIT_BODY
+COMMIT_SCRIPT = "local off = 3\nlocal mark_ttl = nil\nlocal log_key = nil" + _COMMIT_BODY
 
-# The service's commit: COMMIT_SCRIPT with KEYS[4] its fence, records and entities one key later.
-# Returns {4} (and writes nothing) when the fence exists: its writer gave the commit up. When it
-# stores, it marks the fence key `done` in the same step.
+# The service's commit: COMMIT_SCRIPT with KEYS[4] its fence and KEYS[5] the decision log, records
+# and entities two keys later. Returns {4} (and writes nothing) when the fence exists: its writer
+# gave the commit up. When it stores, it marks the fence key `done` and adds each record's
+# decision-log entry in the same step: a stored answer has exactly one entry, a commit that did not
+# store has none.
 FENCED_COMMIT_SCRIPT = (
     "if redis.call('EXISTS', KEYS[4]) == 1 then return {4} end\n"
-    f"local off = 4\nlocal mark_ttl = {COMMIT_MARK_TTL_S}" + _COMMIT_BODY
+    f"local off = 5\nlocal mark_ttl = {COMMIT_MARK_TTL_S}\nlocal log_key = KEYS[5]" + _COMMIT_BODY
 )
 
 # Settle a commit whose reply was lost. KEYS[1] its fence, then its record keys; ARGV[1] fence

@@ -8,6 +8,8 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
+from fraud_core.decision_log import key_id
+
 API_KEY_HEADER = "X-API-Key"
 SECURITY_SCHEME = "ApiKey"
 
@@ -17,5 +19,8 @@ async def api_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None
     given = connection.headers.get(API_KEY_HEADER, "").encode("utf-8", "replace")
     keys = connection.app.state.settings.api_keys
     # compare with every key, in constant time, so timing tells nothing about a key
-    if not given or not any([hmac.compare_digest(given, key.encode()) for key in keys]):
+    matched = [key for key in keys if hmac.compare_digest(given, key.encode())]
+    if not given or not matched:
         raise NotAuthorizedException(f"missing or unknown {API_KEY_HEADER} header")
+    # who asked, for the decision log: the key's public id, never the key
+    connection.state.api_key_id = key_id(matched[0])

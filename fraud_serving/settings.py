@@ -16,7 +16,12 @@ from fraud_core.clock import DEFAULT_MAX_FUTURE_S, max_future_s
 from fraud_core.contract import Contract, builtin_contract, serving_contract
 from fraud_core.contract.request import RequestShape
 from fraud_core.contract.source import SourceFormat
-from fraud_core.online_keys import DAY_S, DEFAULT_ORDER_INDEX_DAYS, DEFAULT_PREFIX
+from fraud_core.online_keys import (
+    DAY_S,
+    DEFAULT_ORDER_INDEX_DAYS,
+    DEFAULT_PREFIX,
+    resolve_key_prefix,
+)
 from fraud_core.redis_server import DEFAULT_REDIS_URL
 from fraud_core.storage import DataLayout
 
@@ -50,7 +55,7 @@ class Settings:
     # the value of the contract's privacy.key_env, when an entity is personal (never in repr)
     privacy_key: bytes | None = field(default=None, repr=False)
     redis_url: str = DEFAULT_REDIS_URL  # REDIS_URL
-    key_prefix: str = DEFAULT_PREFIX  # FRAUD_REDIS_PREFIX (the loader's too)
+    key_prefix: str = DEFAULT_PREFIX  # FRAUD_REDIS_PREFIX (the loader's too: `online_keys`)
     data_dir: Path = Path("data")  # FRAUD_DATA_DIR; models are read from <data_dir>/models
     host: str = "127.0.0.1"  # FRAUD_HOST
     port: int = 8000  # FRAUD_PORT
@@ -102,7 +107,7 @@ class Settings:
             contract=contract,
             privacy_key=SourceFormat.of(contract).personal_key(env),
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
-            key_prefix=env.get("FRAUD_REDIS_PREFIX") or DEFAULT_PREFIX,
+            key_prefix=resolve_key_prefix(env=env),
             data_dir=Path(env.get("FRAUD_DATA_DIR") or "data").resolve(),
             host=env.get("FRAUD_HOST") or "127.0.0.1",
             port=_int(env, "FRAUD_PORT", 8000),

@@ -30,13 +30,14 @@ from fraud_core.online_keys import (
     DAY_S,
     DEFAULT_ORDER_INDEX_DAYS,
     DEFAULT_PREFIX,
+    KEY_PREFIX_ENV,
     OnlineKeys,
     OrderIndexWindow,
+    resolve_key_prefix,
 )
 
 SAMPLE_MATCHES_OFFLINE_STATE = "sample_matches_offline_state"
 REDIS_MEMORY_HAS_HEADROOM = "redis_memory_has_headroom"
-KEY_PREFIX_ENV = "FRAUD_REDIS_PREFIX"
 ORDER_INDEX_DAYS_ENV = "FRAUD_ORDER_INDEX_DAYS"
 MEMORY_HEADROOM_SHARE = 0.8  # Redis' used memory at most this share of its limit
 
@@ -101,7 +102,7 @@ def online_store(
     layout: DataLayoutResource,
     redis: RedisResource,
 ) -> MaterializeResult:
-    prefix = config.key_prefix or os.environ.get(KEY_PREFIX_ENV) or DEFAULT_PREFIX
+    prefix = resolve_key_prefix(config.key_prefix)
     days = config.order_index_days or float(
         os.environ.get(ORDER_INDEX_DAYS_ENV) or DEFAULT_ORDER_INDEX_DAYS
     )

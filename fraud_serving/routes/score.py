@@ -40,6 +40,11 @@ def _result(scored: ScoredOrder, with_features: bool, names: list[str]) -> Score
     return msgspec.structs.replace(scored.result, features=scored.features_dict(names))
 
 
+def _key_id(request: Request) -> str:
+    """The public id of the API key that passed the guard (`guards.api_key_guard`)."""
+    return getattr(request.state, "api_key_id", "")
+
+
 def score_controller(types: OrderTypes) -> type[Controller]:
     """The scoring routes for orders of `types` (the data contract's)."""
     Order, OrderBatch = types.order, types.batch
@@ -68,7 +73,7 @@ def score_controller(types: OrderTypes) -> type[Controller]:
             features: FromQuery[bool] = False,
         ) -> Response[ScoreResult]:
             service = _scoring(request)
-            (scored,) = await service.score([data])
+            (scored,) = await service.score([data], _key_id(request))
             headers = {REPLAY_HEADER: "true"} if scored.replayed else {}
             return Response(_result(scored, features, service.feature_names), headers=headers)
 
@@ -89,7 +94,7 @@ def score_controller(types: OrderTypes) -> type[Controller]:
             features: FromQuery[bool] = False,
         ) -> BatchResult:
             service = _scoring(request)
-            scored = await service.score(data.orders)
+            scored = await service.score(data.orders, _key_id(request))
             return BatchResult(
                 results=[_result(s, features, service.feature_names) for s in scored],
                 replayed=sum(s.replayed for s in scored),

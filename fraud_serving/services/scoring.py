@@ -7,6 +7,8 @@ same batch exactly as if they had been scored one after another.
 
 Idempotency: an order id seen before is answered with the stored answer (see `answers`) and
 changes nothing; the same id with different content (another fingerprint) is a conflict (409).
+Every order the commit stores gets one decision-log entry in the same atomic step
+(`fraud_core.decision_log`); a replay gets none.
 Concurrent writers (other processes) are caught by the compare-and-set and the whole batch is
 recomputed on fresh state.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +26,7 @@ import numpy as np
 
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, latest_accepted
 from fraud_core.contract.request import RequestShape, RequestValueError
+from fraud_core.decision_log import Decision, encode_decision
 from fraud_core.features.offline import amount_cents, epoch_seconds, number_units
 from fraud_core.features.online import OrderEvent, append_order, batch_features
 from fraud_core.features.spec import NO_VALUE, FeatureSpec, NumericSpec
@@ -91,6 +95,7 @@ class _Planned:
     keys: dict[str, str]  # entity kind -> key (`RequestShape.keys`)
     ids: dict[str, str]  # the keys and the categorical attributes' values: the order's event
     numbers: dict[str, int]  # the aggregated numeric attributes in whole units
+    job: _Job  # the request it came in (when, from which key)
 
 
 @dataclass
@@ -131,6 +136,8 @@ class _Job:
 
     orders: list[Order]
     keys: list[dict[str, str]]
+    received_ms: int = 0  # when the request arrived (epoch ms)
+    key_id: str = ""  # which API key sent it (`decision_log.key_id`)
 
 
 def _plan(
@@ -154,7 +161,7 @@ def _plan(
             if known is not None and known.fp != fp:
                 failed[j] = OrderConflictError(order.order_id)
                 break
-            mine.setdefault(order.order_id, _Planned(order, fp, order_keys, ids, numbers))
+            mine.setdefault(order.order_id, _Planned(order, fp, order_keys, ids, numbers, job))
         else:
             for order_id, item in mine.items():
                 orders.setdefault(order_id, item)
@@ -188,9 +195,11 @@ class ScoringService:
             self.process, lambda job: len(job.orders), batch_max_orders, batch_wait_s
         )
 
-    async def score(self, orders: list[Order]) -> list[ScoredOrder]:
+    async def score(self, orders: list[Order], key_id: str = "") -> list[ScoredOrder]:
         """Score orders one after another (as one job of the next micro-batch). An order dated
-        more than `max_future_s` ahead of now is refused: it would move its entities' clocks."""
+        more than `max_future_s` ahead of now is refused: it would move its entities' clocks.
+        `key_id` names the API key that asked, for the decision log."""
+        received_ms = time.time_ns() // 1_000_000
         latest = latest_accepted(self.max_future_s)
         for i, order in enumerate(orders):
             if order.order_date > latest:
@@ -201,7 +210,8 @@ class ScoringService:
                 )
                 raise InvalidInputError(field, reason)
         # a value no entity can be keyed by is a 400 before queueing
-        return await self.batcher.submit(_Job(orders, job_keys(self.shape, orders)))
+        job = _Job(orders, job_keys(self.shape, orders), received_ms, key_id)
+        return await self.batcher.submit(job)
 
     async def process(self, jobs: list[_Job]) -> list[list[ScoredOrder] | Exception]:
         """Score every job's orders (see the module doc); one result or error per job."""
@@ -266,9 +276,10 @@ class ScoringService:
 
     def _compute(
         self, model: ServedModel, snapshot: Snapshot, fresh: list[_Planned]
-    ) -> tuple[dict[str, ScoredOrder], list[tuple[str, str, bytes]], list[EntityWrite]]:
+    ) -> tuple[dict[str, ScoredOrder], list[tuple[str, str, bytes, bytes]], list[EntityWrite]]:
         """Features, scores and reasons of orders never scored before (with their fingerprints
-        and entity keys), the records to store and the entity states to write."""
+        and entity keys), the records to store (order id, primary key, stored answer,
+        decision-log entry) and the entity states to write."""
         kinds, spec = self.kinds, self.spec
         states: dict[tuple[str, str], EntityState | None] = {
             key: decode_state(blob) if blob is not None else None
@@ -327,7 +338,8 @@ class ScoringService:
         ]
 
         answers: dict[str, ScoredOrder] = {}
-        records: list[tuple[str, str, bytes]] = []
+        records: list[tuple[str, str, bytes, bytes]] = []
+        decided_ms = time.time_ns() / 1e6
         for i, planned in enumerate(fresh):
             order = planned.order
             result = ScoreResult(
@@ -344,7 +356,29 @@ class ScoringService:
             stored = StoredAnswer(
                 fp=planned.fp, ids=dict(planned.keys), answer=result, order_date=order.order_date
             )
-            records.append((order.order_id, planned.keys[spec.primary], encode_record(stored)))
+            entry = Decision(
+                order_id=order.order_id,
+                t_s=events[i].t_s,
+                received_ms=planned.job.received_ms,
+                cents=events[i].cents,
+                ids=planned.ids,
+                namespace=snapshot.namespace,
+                model_version=model.version,
+                features=features[i],
+                score=result.score,
+                decision=result.decision,
+                reasons=[(r.feature, r.value, r.contribution) for r in result.reasons],
+                latency_us=max(0, int((decided_ms - planned.job.received_ms) * 1000)),
+                key_id=planned.job.key_id,
+            )
+            records.append(
+                (
+                    order.order_id,
+                    planned.keys[spec.primary],
+                    encode_record(stored),
+                    encode_decision(entry),
+                )
+            )
         cold = collections.Counter(kind for kinds in new_entities for kind in kinds)
         for kind, count in cold.items():  # one labelled increment per kind and batch
             self.metrics.cold_starts.labels(kind=kind).inc(count)

@@ -324,11 +324,12 @@ class OnlineStore:
     async def commit(
         self,
         namespace: str,
-        records: Sequence[tuple[str, str, bytes]],
+        records: Sequence[tuple[str, str, bytes, bytes]],
         writes: Sequence[EntityWrite],
     ) -> int:
-        """Store new answers (order id, customer id, record) and entity states atomically if
-        nothing changed since the read; returns a `CommitOutcome` code. Raises
+        """Store new answers (order id, customer id, record, decision-log entry) and entity
+        states atomically if nothing changed since the read, each stored answer's entry added to
+        the decision log in the same step; returns a `CommitOutcome` code. Raises
         `StoreUnavailableError` only when nothing was stored (see the module doc). A commit
         surely not stored after a timeout is tried again, under a new fence, while the deadline
         allows."""
@@ -346,7 +347,7 @@ class OnlineStore:
     async def _commit_once(
         self,
         namespace: str,
-        records: Sequence[tuple[str, str, bytes]],
+        records: Sequence[tuple[str, str, bytes, bytes]],
         writes: Sequence[EntityWrite],
     ) -> int:
         keys = self.keys
@@ -354,13 +355,13 @@ class OnlineStore:
         now = time.time()
         bucket = self.order_index.bucket(now)
         names = [keys.active, keys.touched(namespace), keys.order_index_bucket(namespace, bucket)]
-        names += [keys.fence(token)]
-        names += [keys.scored(order_id) for order_id, _, _ in records]
+        names += [keys.fence(token), keys.decisions]
+        names += [keys.scored(order_id) for order_id, *_ in records]
         names += [keys.entity(namespace, w.kind, w.value) for w in writes]
         args: list = [namespace, len(records), self.scored_ttl_s]
         args.append(self.order_index.expire_at(bucket))
-        for order_id, customer_id, blob in records:
-            args += (blob, order_id, customer_id)
+        for order_id, customer_id, blob, entry in records:
+            args += (blob, order_id, customer_id, entry)
         for w in writes:
             args += (sha1(w.before), w.after)
         packed = _pack("EVALSHA", self._commit_sha, len(names), *names, *args)
@@ -380,14 +381,14 @@ class OnlineStore:
         return code
 
     async def _settle(
-        self, token: str, records: Sequence[tuple[str, str, bytes]], cause: BaseException
+        self, token: str, records: Sequence[tuple[str, str, bytes, bytes]], cause: BaseException
     ) -> int:
         """Whether the commit `token`, whose reply was lost, was stored: `CommitOutcome.OK` if
         it was, `ALREADY_SCORED` if another writer stored some of its orders (the caller reads
         again and answers from the store), `_NotStoredError` if it was not and never will be,
         `CommitUnknownError` if Redis does not answer."""
         keys = self.keys
-        names = [keys.fence(token)] + [keys.scored(order_id) for order_id, _, _ in records]
+        names = [keys.fence(token)] + [keys.scored(order_id) for order_id, *_ in records]
         packed = _pack("EVAL", FENCE_SCRIPT, len(names), *names, FENCE_TTL_S)
         lost = self.metrics.commit_replies_lost
         for pause in _SETTLE_PAUSES_S:

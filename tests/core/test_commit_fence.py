@@ -42,8 +42,8 @@ def client() -> Iterator[tuple[redis.Redis, OnlineKeys]]:
 
 def _commit(conn: redis.Redis, keys: OnlineKeys, token: str, order_id: str) -> list:
     names = [keys.active, keys.touched("ns1"), keys.order_index("ns1"), keys.fence(token)]
-    names += [keys.scored(order_id), keys.entity("ns1", "customer_id", "C1")]
-    args = ["ns1", 1, 60, 0, b"answer", order_id, "C1", "", b"state"]
+    names += [keys.decisions, keys.scored(order_id), keys.entity("ns1", "customer_id", "C1")]
+    args = ["ns1", 1, 60, 0, b"answer", order_id, "C1", f"entry {order_id}", "", b"state"]
     return conn.eval(FENCED_COMMIT_SCRIPT, len(names), *names, *args)
 
 
@@ -54,12 +54,15 @@ def test_a_fenced_commit_writes_nothing(client) -> None:
     assert 0 < conn.ttl(keys.fence("t1")) <= FENCE_TTL_S
     assert _commit(conn, keys, "t1", "O1") == [4]  # it arrived after its writer gave it up
     assert conn.exists(keys.scored("O1"), keys.entity("ns1", "customer_id", "C1")) == 0
+    assert conn.xlen(keys.decisions) == 0  # no decision-log entry for what was not stored
 
 
 def test_a_stored_commit_marks_its_fence_and_the_fence_script_sees_it(client) -> None:
     conn, keys = client
     assert _commit(conn, keys, "t2", "O2") == [0]
     assert conn.get(keys.fence("t2")) == b"done"
+    (entry,) = conn.xrange(keys.decisions)  # the stored order's one decision-log entry
+    assert entry[1] == {b"d": b"entry O2"}
     assert 0 < conn.ttl(keys.fence("t2")) <= COMMIT_MARK_TTL_S
     entity = keys.entity("ns1", "customer_id", "C1")
     # another writer changing the entity afterwards does not make it look unstored
@@ -73,6 +76,7 @@ def test_a_commit_refused_for_an_existing_record_is_not_stored_but_taken(client)
     conn, keys = client
     conn.set(keys.scored("O3"), b"another request's answer")
     assert _commit(conn, keys, "t3", "O3") == [2, 1]
+    assert conn.xlen(keys.decisions) == 0
     assert conn.eval(FENCE_SCRIPT, 2, keys.fence("t3"), keys.scored("O3"), 60) == [b"fenced", 1]
 
 
@@ -104,15 +108,16 @@ def test_the_order_index_bucket_expires_as_its_first_writer_says(client) -> None
     expire_at = window.expire_at(bucket)
     names = [keys.active, keys.touched("ns1"), keys.order_index_bucket("ns1", bucket)]
     for order_id, expires in (("O5", expire_at), ("O6", expire_at + 999)):
-        record = [keys.fence(order_id), keys.scored(order_id)]
-        args = ["ns1", 1, 60, expires, b"answer", order_id, "C1"]
-        assert conn.eval(FENCED_COMMIT_SCRIPT, 5, *names, *record, *args) == [0]
+        record = [keys.fence(order_id), keys.decisions, keys.scored(order_id)]
+        args = ["ns1", 1, 60, expires, b"answer", order_id, "C1", ""]
+        assert conn.eval(FENCED_COMMIT_SCRIPT, 6, *names, *record, *args) == [0]
     # the first commit set the expiry (the bucket's time has passed here: the key is gone)
     assert conn.exists(names[2]) == 0 and expire_at < 2_000_000
     future = OrderIndexWindow().bucket(4_000_000_000)
     names[2] = keys.order_index_bucket("ns1", future)
-    args = ["ns1", 1, 60, OrderIndexWindow().expire_at(future), b"answer", "O7", "C1"]
-    assert conn.eval(FENCED_COMMIT_SCRIPT, 5, *names, keys.fence("O7"), keys.scored("O7"), *args)
+    args = ["ns1", 1, 60, OrderIndexWindow().expire_at(future), b"answer", "O7", "C1", ""]
+    record = [keys.fence("O7"), keys.decisions, keys.scored("O7")]
+    assert conn.eval(FENCED_COMMIT_SCRIPT, 6, *names, *record, *args)
     assert conn.hget(names[2], "O7") == b"C1"
     expected_ttl = OrderIndexWindow().expire_at(future) - conn.time()[0]
     assert abs(conn.ttl(names[2]) - expected_ttl) <= 2  # TTL, not EXPIRETIME: Redis 6.2 too

@@ -1,8 +1,10 @@
 """The online store stays bounded under scored traffic (issue 14 #4): with a one-second answer TTL
 and a two-second order index, orders of a few customers are scored for a few seconds at a steady
 rate, and the keys and bytes stop growing once the first orders expire, on a private
-redis-server (so that SCAN and the byte count see this test alone) with Redis' own expiry. A label finds an order through the index after its answer is
-gone, and is a 404 once the index forgot it too."""
+redis-server (so that SCAN and the byte count see this test alone) with Redis' own expiry. The
+decision log is drained after every round, as the `decision_log` job does, and nothing else.
+A label finds an order through the index after its answer is gone, and is a 404 once the index
+forgot it too."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
+from fraud_assets.lib.decision_drain import drain_decisions
 from fraud_core.net import free_port
-from fraud_core.online_keys import DAY_S
+from fraud_core.online_keys import DAY_S, OnlineKeys
 from fraud_core.redis_server import start_local_redis
+from fraud_core.storage import DataLayout
 from fraud_serving.app import create_app
 
 from .conftest import API_KEY
@@ -76,6 +80,7 @@ def test_keys_and_bytes_stop_growing_with_traffic(settings, own_redis) -> None:
     prefix = settings.key_prefix
     store = redis.Redis.from_url(own_redis)
     footprints = []
+    drained = 0
     with TestClient(create_app(settings)) as client:
         client.headers["X-API-Key"] = API_KEY
         n = 0
@@ -86,6 +91,9 @@ def test_keys_and_bytes_stop_growing_with_traffic(settings, own_redis) -> None:
             n += len(batch)
             assert client.post("/v1/score/batch", json={"orders": batch}).status_code == 200
             scored_at.append(time.monotonic())
+            report = drain_decisions(store, OnlineKeys(prefix), DataLayout(settings.data_dir))
+            drained += report.drained
+            assert report.remaining == 0
             time.sleep(max(0.0, _ROUND_S - (time.monotonic() - started)))
             footprints.append(_footprint(store, prefix))
         ended = time.monotonic()
@@ -100,6 +108,7 @@ def test_keys_and_bytes_stop_growing_with_traffic(settings, own_redis) -> None:
         assert client.post("/v1/labels", json=label).status_code == 404
     store.close()
 
+    assert drained == n  # every decision left Redis for a segment, once
     keys, answers, entries, size = zip(*footprints, strict=True)
     assert keys[-1] < n / 3, keys  # most answers and index entries are gone
     assert max(answers) <= 5 * _BATCH, answers  # 1 s of answers, at most

@@ -1,0 +1,222 @@
+"""The decision log: one entry per order the scoring service committed, what it saw and what it
+decided, so that production can be replayed, compared with the offline features and judged
+once labels arrive (issue 16).
+
+The service writes an entry in the same atomic step that stores the order's answer and entity
+states (`online_keys.FENCED_COMMIT_SCRIPT` adds it to the `{p}decisions` stream): a stored
+answer has exactly one entry, a commit that did not store has none, a replay adds none. The
+entry is msgpack of plain values (no pickle) with a version first; the feature vector is packed
+as little-endian float64 bytes (a few hundred ns to write, exact to the bit).
+
+A drain copies the stream's oldest entries as they are into one segment file (`segment_table`:
+the entries with their order id and time beside them; named by the first entry's id, so a drain
+that died before trimming the stream rewrites the same file with a superset) and only then trims
+them from the stream. `scored_orders` decodes each order day's entries (`log_table`), one per
+order id.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+LOG_VERSION = 1
+LOG_FIELD = b"d"  # the stream entry's one field
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One committed order as the service scored it."""
+
+    order_id: str
+    t_s: int  # the order time the features used (epoch s; clamped to its entities' latest)
+    received_ms: int  # when the service received the request (epoch ms)
+    cents: int  # the amount in whole cents
+    ids: dict[str, str]  # entity kind -> key as the store keeps it; categorical attributes
+    namespace: str  # the online-store namespace it was read from and written to
+    model_version: str
+    features: np.ndarray  # float64, in the model's feature order
+    score: float
+    decision: str
+    reasons: list[tuple[str, float | None, float]] = field(default_factory=list)
+    latency_us: int = 0  # received -> decided (before the commit)
+    key_id: str = ""  # which API key asked (`key_id`), never the key
+
+
+def key_id(api_key: str) -> str:
+    """A short public id of an API key: the first 12 hex digits of its SHA-256 (a key is long
+    and random, so this tells nothing about it)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
+
+
+def encode_decision(d: Decision) -> bytes:
+    features = np.ascontiguousarray(d.features, dtype="<f8").tobytes()
+    payload = [
+        LOG_VERSION, d.order_id, d.t_s, d.received_ms, d.cents, d.ids, d.namespace,
+        d.model_version, features, d.score, d.decision, [list(r) for r in d.reasons],
+        d.latency_us, d.key_id,
+    ]  # fmt: skip
+    return msgpack.packb(payload, use_bin_type=True)
+
+
+def decode_decision(blob: bytes) -> Decision:
+    try:
+        version, *rest = msgpack.unpackb(blob, raw=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, TypeError) as exc:
+        raise ValueError(f"not a decision-log entry: {exc}") from exc
+    if version != LOG_VERSION or len(rest) != 13:
+        raise ValueError(f"decision-log entry version {version} is not supported")
+    (order_id, t_s, received_ms, cents, ids, namespace, model_version, features, score,
+     decision, reasons, latency_us, key) = rest  # fmt: skip
+    return Decision(
+        order_id=order_id,
+        t_s=t_s,
+        received_ms=received_ms,
+        cents=cents,
+        ids=ids,
+        namespace=namespace,
+        model_version=model_version,
+        features=np.frombuffer(features, dtype="<f8"),
+        score=score,
+        decision=decision,
+        reasons=[tuple(r) for r in reasons],
+        latency_us=latency_us,
+        key_id=key,
+    )
+
+
+def log_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
+    """(stream id, encoded entry) pairs as one table: a row per entry, entity keys and attribute
+    values as columns of their own, the feature vector as a list column. Decodes in bulk (a few
+    microseconds an entry: the drain's pace), checking each entry's version."""
+    rows = []
+    # Millions of small containers at once: the cyclic collector would scan them again and again
+    # (it tripled the cost); none of them can form a cycle.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for _, blob in entries:
+            try:
+                row = msgpack.unpackb(blob, raw=False)
+            except (ValueError, msgpack.ExtraData, msgpack.FormatError, TypeError) as exc:
+                raise ValueError(f"not a decision-log entry: {exc}") from exc
+            if row[0] != LOG_VERSION or len(row) != 14:
+                raise ValueError(f"decision-log entry version {row[0]} is not supported")
+            rows.append(row)
+        return _columns(entries, rows)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _columns(entries: Sequence[tuple[str, bytes]], rows: list[list]) -> pa.Table:
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 14
+    (_, order_id, t_s, received_ms, cents, ids, namespace, model_version, features, score,
+     decision, reasons, latency_us, key) = cols  # fmt: skip
+    kinds = list(dict.fromkeys(k for d in ids for k in d))
+    columns: dict[str, pa.Array] = {
+        "log_id": pa.array([i for i, _ in entries], pa.string()),
+        "order_id": pa.array(order_id, pa.string()),
+        "t_s": pa.array(t_s, pa.int64()),
+        "received_ms": pa.array(received_ms, pa.int64()),
+        "cents": pa.array(cents, pa.int64()),
+    }
+    for kind in kinds:
+        columns[kind] = pa.array([d.get(kind) for d in ids], pa.string())
+    lengths = np.fromiter((len(f) // 8 for f in features), np.int32, len(features))
+    offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int32)))
+    values = np.frombuffer(b"".join(features), dtype="<f8")
+    columns |= {
+        "namespace": pa.array(namespace, pa.string()),
+        "model_version": pa.array(model_version, pa.string()),
+        "features": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)),
+        "score": pa.array(score, pa.float64()),
+        "decision": pa.array(decision, pa.string()),
+        "reasons": _string_lists([[r[0] for r in rs] for rs in reasons]),
+        "latency_us": pa.array(latency_us, pa.int64()),
+        "key_id": pa.array(key, pa.string()),
+    }
+    return pa.table(columns)
+
+
+def _string_lists(lists: list[list[str]]) -> pa.Array:
+    """A list<string> array built from one flat array and offsets (nested Python lists cost
+    several times more to convert)."""
+    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
+    np.cumsum([len(x) for x in lists], out=offsets[1:])
+    flat = pa.array([v for x in lists for v in x], pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets), flat)
+
+
+def next_id(entry_id: str) -> str:
+    """The smallest stream id after `entry_id` (`ms-seq`): what XTRIM MINID keeps from."""
+    ms, _, seq = entry_id.partition("-")
+    return f"{ms}-{int(seq) + 1}"
+
+
+def order_days(table: pa.Table) -> list[date]:
+    """The order days (UTC) of a log table's rows, oldest first."""
+    if not table.num_rows:
+        return []
+    days = np.unique(table.column("t_s").to_numpy() // 86_400)
+    return [date(1970, 1, 1) + timedelta(days=int(d)) for d in days]
+
+
+def segment_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
+    """(stream id, encoded entry) pairs as a segment: the entries as they are, with their order
+    id and order time read beside them (the head of each entry only: the drain's pace)."""
+    order_ids, times = [], []
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=0)
+    for _, blob in entries:
+        unpacker.feed(blob)
+        try:
+            if unpacker.read_array_header() != 14 or unpacker.unpack() != LOG_VERSION:
+                raise ValueError("a decision-log entry of another version")
+            order_ids.append(unpacker.unpack())
+            times.append(unpacker.unpack())
+            for _ in range(11):  # the rest of the entry, unread
+                unpacker.skip()
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, TypeError) as exc:
+            raise ValueError(f"not a decision-log entry: {exc}") from exc
+    return pa.table(
+        {
+            "log_id": pa.array([i for i, _ in entries], pa.string()),
+            "order_id": pa.array(order_ids, pa.string()),
+            "t_s": pa.array(times, pa.int64()),
+            "entry": pa.array([b for _, b in entries], pa.binary()),
+        }
+    )
+
+
+def scored_orders_of_day(segments: Sequence[Path], day: date) -> pa.Table | None:
+    """The decoded decision-log rows (`log_table`) of the orders of `day` (by the order time the
+    service used), one per order id (the first logged: an order scored again after its stored
+    answer expired keeps its first decision), in log order. None when no segment exists."""
+    if not segments:
+        return None
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    t_s = ds.field("t_s")
+    data = ds.dataset([str(p) for p in segments], format="parquet")
+    table = data.to_table(filter=(t_s >= start) & (t_s < start + 86_400))
+    if table.num_rows:
+        first = ~table.column("order_id").to_pandas().duplicated().to_numpy()
+        if not first.all():
+            table = table.filter(pa.array(first))
+    logged = zip(table.column("log_id").to_pylist(), table.column("entry").to_pylist(), strict=True)
+    return log_table(list(logged))
+
+
+def decision_counts(table: pa.Table) -> dict[str, int]:
+    """Orders per decision in a log table."""
+    counts = pc.value_counts(table.column("decision")).to_pylist() if table.num_rows else []
+    return {c["values"]: int(c["counts"]) for c in counts}
