@@ -19,6 +19,8 @@ from fraud_assets.assets.deployed_model import (
 from fraud_assets.assets.entity_features import entity_features, entity_features_checks
 from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
 from fraud_assets.assets.fraud_model import fraud_model
+from fraud_assets.assets.labels import label_log, labels
+from fraud_assets.assets.model_performance import model_performance
 from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
@@ -32,6 +34,9 @@ from fraud_assets.jobs import (
     entity_features_job,
     feature_drift_job,
     ingest_orders_job,
+    label_log_job,
+    labels_job,
+    model_performance_job,
     online_store_job,
     retrain_job,
     scored_orders_job,
@@ -42,6 +47,7 @@ from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResour
 from fraud_assets.sensors import (
     decision_log_sensor,
     features_updated_sensor,
+    label_feed_sensor,
     landing_folder_sensor,
     model_deployed_sensor,
 )
@@ -61,6 +67,9 @@ ASSETS = map_asset_specs(
         online_store,
         decision_log,
         scored_orders,
+        label_log,
+        labels,
+        model_performance,
     ],
 )
 
@@ -85,6 +94,9 @@ JOBS = [
     online_store_job,
     decision_log_job,
     scored_orders_job,
+    label_log_job,
+    labels_job,
+    model_performance_job,
 ]
 
 SCHEDULES: list = []
@@ -94,6 +106,7 @@ SENSORS: list = [
     features_updated_sensor,
     model_deployed_sensor,
     decision_log_sensor,
+    label_feed_sensor,
 ]
 
 # Defaults read the environment at run time: FRAUD_DATA_DIR, DASK_SCHEDULER_ADDRESS, REDIS_URL.

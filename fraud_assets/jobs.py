@@ -10,6 +10,8 @@ from fraud_assets.assets.deployed_model import deployed_model
 from fraud_assets.assets.entity_features import entity_features, entity_features_checks
 from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
 from fraud_assets.assets.fraud_model import fraud_model
+from fraud_assets.assets.labels import label_log, labels
+from fraud_assets.assets.model_performance import model_performance
 from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
@@ -134,6 +136,28 @@ scored_orders_job = define_asset_job(
     selection=AssetSelection.assets(scored_orders),
     executor_def=in_process_executor,
     description="Each selected day's orders as the scoring service scored them.",
+)
+
+# The label feed: the drain of the labels posted to the service (unpartitioned), then the label
+# days (daily partitions).
+label_log_job = define_asset_job(
+    "label_log_job",
+    selection=AssetSelection.assets(label_log),
+    executor_def=in_process_executor,
+    description="Move the labels posted to /v1/labels from Redis into parquet segments.",
+)
+labels_job = define_asset_job(
+    "labels_job",
+    selection=AssetSelection.assets(labels),
+    executor_def=in_process_executor,
+    description="Each selected label day's events from the label files and the posted labels.",
+)
+
+model_performance_job = define_asset_job(
+    "model_performance_job",
+    selection=AssetSelection.assets(model_performance),
+    executor_def=in_process_executor,
+    description="Each selected served day's realized performance with the labels known so far.",
 )
 
 # The prequential backtest of the model against the rules baseline.

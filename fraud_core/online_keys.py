@@ -15,6 +15,7 @@ Every key starts with a configurable prefix (default `fraud:`; tests use `test:<
 | `{p}scored:{order_id}` | string | the service's stored answer for an order (idempotency), with a TTL |
 | `{p}fence:{token}` | string | `done`: the commit `token` was stored (60 s); `fenced`: its reply was lost and it may never apply (1 h) |
 | `{p}decisions` | stream | one entry per order the service committed (`fraud_core.decision_log`), written by the commit that stores its answer; trimmed only after a drain wrote it to parquet |
+| `{p}labels` | stream | one entry per label `/v1/labels` accepted (`fraud_core.labels`); trimmed only after `label_log` wrote it to parquet |
 
 A load writes a new namespace and then moves `active` in one step; the service's writes go through
 `COMMIT_SCRIPT`, which refuses to write into a namespace that is no longer active, so no update is
@@ -144,6 +145,11 @@ class OnlineKeys:
     def decisions(self) -> str:
         """The decision log (a stream): outside the namespaces, so a load keeps it."""
         return f"{self.prefix}decisions"
+
+    @property
+    def labels(self) -> str:
+        """The labels posted to the service (a stream), for the label feed."""
+        return f"{self.prefix}labels"
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,12 @@ SNAPSHOT_MARKER = "_SNAPSHOT.json"
 """Written last into an end-of-day entity-state folder: the snapshot is complete."""
 
 
+def _stream_id(path: UPath) -> tuple[int, int]:
+    """The stream id a segment file (`segment=<ms>-<seq>.parquet`) starts at, for sorting."""
+    ms, _, seq = _value(path.stem).partition("-")
+    return int(ms), int(seq or 0)
+
+
 @dataclass(frozen=True)
 class DataLayout:
     """The folder tree under `FRAUD_DATA_DIR` (default `./data`): every path under it is built
@@ -105,6 +111,12 @@ class DataLayout:
         """The data contract the folder's orders and everything derived from them follow
         (`fraud_core.contract.folder`)."""
         return self.root / "contract.json"
+
+    @property
+    def label_landing(self) -> UPath:
+        """Where label files land (`fraud_core.labels`): a folder of the landing area that the
+        order ingestion never reads."""
+        return self.landing / "labels"
 
     @property
     def replace_markers(self) -> UPath:
@@ -228,15 +240,43 @@ class DataLayout:
 
     def decision_log_segments(self) -> list[UPath]:
         """Every segment, oldest first (by their first entry's id)."""
+        return sorted(self.decision_log.glob("segment=*.parquet"), key=_stream_id)
 
-        def first_id(path: UPath) -> tuple[int, int]:
-            ms, _, seq = _value(path.stem).partition("-")
-            return int(ms), int(seq or 0)
+    @property
+    def label_log(self) -> UPath:
+        """Segments drained from the service's label stream (`fraud_core.labels`)."""
+        return self.root / "label_log"
 
-        return sorted(self.decision_log.glob("segment=*.parquet"), key=first_id)
+    def label_log_segment(self, first_id: str) -> UPath:
+        return self.label_log / f"segment={first_id}.parquet"
+
+    def label_log_segments(self) -> list[UPath]:
+        return sorted(self.label_log.glob("segment=*.parquet"), key=_stream_id)
+
+    def labels(self, day: date | str) -> UPath:
+        """The label events of one label day (`labels` asset)."""
+        return self.root / "labels" / _partition(day) / "labels.parquet"
+
+    def labels_days(self) -> list[date]:
+        return list(_by_day(self.root / "labels", "date=*/labels.parquet"))
+
+    @property
+    def label_quarantine(self) -> UPath:
+        """The refused rows of the label files, with the field and the reason."""
+        return self.root / "quarantine" / "labels" / "refused.parquet"
 
     def scored_orders(self, day: date | str) -> UPath:
         return self.root / "scored_orders" / _partition(day) / "orders.parquet"
+
+    def scored_orders_days(self) -> list[date]:
+        return list(_by_day(self.root / "scored_orders", "date=*/orders.parquet"))
+
+    def model_performance(self, day: date | str) -> UPath:
+        """A served day's realized performance (`model_performance`)."""
+        return self.root / "model_performance" / _partition(day) / "performance.json"
+
+    def model_performance_files(self) -> dict[date, UPath]:
+        return _by_day(self.root / "model_performance", "date=*/performance.json")
 
     def backtest_report(self, suffix: str = "json") -> UPath:
         """The latest backtest's report: `json` for machines, `md` for people."""

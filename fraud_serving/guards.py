@@ -24,3 +24,8 @@ async def api_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None
         raise NotAuthorizedException(f"missing or unknown {API_KEY_HEADER} header")
     # who asked, for the decision log: the key's public id, never the key
     connection.state.api_key_id = key_id(matched[0])
+
+
+def request_key_id(connection: ASGIConnection) -> str:
+    """The public id of the API key that passed `api_key_guard` ("" before it ran)."""
+    return getattr(connection.state, "api_key_id", "")

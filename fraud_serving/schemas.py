@@ -15,6 +15,7 @@ from msgspec import Meta, Struct
 
 from fraud_core.contract import Contract, builtin_contract
 from fraud_core.contract.request import request_fields
+from fraud_core.labels import API_SOURCE, POSTED_SOURCES
 
 EntityKind = Annotated[str, Meta(description="An entity kind of the data contract")]
 Decision = Literal["approve", "review", "decline"]
@@ -152,14 +153,18 @@ class BatchResult(Struct):
 
 
 class Label(Struct, forbid_unknown_fields=True):
-    """Chargeback feedback: whether an order turned out fraudulent, known from `label_date`."""
+    """Chargeback feedback: whether an order turned out fraudulent, known from `label_date`, and
+    who says so (`source`: chargeback, dispute, api, analyst)."""
 
     order_id: OrderId
     is_fraud: bool
     label_date: Timestamp
+    source: str = API_SOURCE
 
     def __post_init__(self) -> None:
         _check_time(self.label_date, "label_date")
+        if self.source not in POSTED_SOURCES:
+            raise ValueError(f"source must be one of {', '.join(POSTED_SOURCES)}")
 
 
 class LabelResult(Struct):

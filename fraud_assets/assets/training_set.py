@@ -11,6 +11,7 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -24,10 +25,12 @@ from dagster import (
 )
 from pydantic import Field
 
+from fraud_assets.lib.label_feed import read_feed
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.model.dataset import (
     KNOWN_FRAUD_FILE,
+    LABEL_FEED_FILE,
     MANIFEST,
     TRAIN,
     VALIDATION,
@@ -36,6 +39,7 @@ from fraud_core.model.dataset import (
     class_counts,
     day_file,
     feature_days_on_disk,
+    feed_for_cutoff,
     file_fingerprint,
     latest_manifest_path,
     manifest_fingerprint,
@@ -107,13 +111,14 @@ class TrainingSetAssetConfig(Config):
 
 
 @asset(
-    deps=["entity_features"],
+    deps=["entity_features", "labels"],
     group_name="model",
     kinds={"dask", "pandas", "parquet"},
     description=(
         "The orders the model learns from at a cutoff, with their features as of just before "
-        "each order. Labels are those known at the cutoff (a chargeback that had not arrived "
-        "yet counts as not fraud, as it did for the fraud team that day); orders younger than "
+        "each order. Labels are those known at the cutoff, from the order rows and the label "
+        "feed (`labels`; a chargeback that had not arrived yet counts as not fraud, as it did "
+        "for the fraud team that day); orders younger than "
         "the maturity window are left out; the newest matured days validate, older days train, "
         "with a gap between. Training starts after the features' warm-up (the first weeks of "
         "data, whose windows still reach back before the data), or as late as the data allow: "
@@ -152,6 +157,11 @@ def training_set(
     folder = training_set_dir(data, cutoff, context.run.run_id[:8])
     sources = [str(data.entity_features(d)) for d in days]
     targets = [str(day_file(folder, window.role(d), d)) for d in days]
+    # the label feed (labels asset) beside the order rows' own labels: kept with the set
+    feed = feed_for_cutoff(read_feed(data), window.train_first)
+    feed_path = None
+    if len(feed):
+        feed_path = str(write_parquet(feed, folder / LABEL_FEED_FILE))
     with dask.get_client() as client:
         futures = client.map(
             prepare_day_file,
@@ -161,6 +171,7 @@ def training_set(
             window=window,
             config=settings,
             spec=spec,
+            feed_path=feed_path,
             pure=False,
         )
         results = client.gather(futures)
@@ -177,6 +188,8 @@ def training_set(
         if not files[role]:
             raise Failure(f"no {role} day has entity_features in the window {window.to_dict()}")
     inputs = {s: file_fingerprint(Path(s)) for s in sources}
+    if feed_path:
+        inputs[LABEL_FEED_FILE] = str(pd.util.hash_pandas_object(feed, index=False).sum())
     manifest = Manifest(
         folder=str(folder),
         window=window.to_dict(),
@@ -226,6 +239,7 @@ def training_set(
                 valid["positives"] / valid["rows"] if valid["rows"] else 0.0
             ),
             "labels_withheld_by_cutoff": train["withheld_labels"] + valid["withheld_labels"],
+            "label_feed_events": len(feed),
             "missing_feature_days": len(missing),
             "fingerprint": manifest.fingerprint,
             "path": MetadataValue.path(str(folder)),

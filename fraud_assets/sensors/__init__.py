@@ -1,7 +1,8 @@
 """The code location's sensors, one module each: `landing` turns landing files into daily
 feature runs, `retrain` turns new features into a retrained model and a fresh online store,
 `drift` recomputes drift against a newly deployed model, `decisions` drains the service's
-decision log and brings `scored_orders` up to date. `keys` holds the asset keys they share,
+decision log and brings `scored_orders` up to date, `labels` keeps the label feed and
+`model_performance` up to date. `keys` holds the asset keys they share,
 `ticks` their tick interval.
 
 The sensors are imported on first use (`from fraud_assets.sensors import landing_folder_sensor`
@@ -17,6 +18,7 @@ _WHERE = {
     "features_updated_sensor": "fraud_assets.sensors.retrain",
     "model_deployed_sensor": "fraud_assets.sensors.drift",
     "decision_log_sensor": "fraud_assets.sensors.decisions",
+    "label_feed_sensor": "fraud_assets.sensors.labels",
 }
 
 __all__ = sorted(_WHERE)

@@ -46,7 +46,7 @@ DRAIN_AT_ENV = "FRAUD_DRAIN_AT_ENTRIES"
 DRAIN_AFTER_ENV = "FRAUD_DRAIN_AFTER_S"
 DEFAULT_DRAIN_AT = 200_000
 DEFAULT_DRAIN_AFTER_S = 3_600
-_IN_FLIGHT = [
+IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
     DagsterRunStatus.STARTING,
@@ -117,7 +117,7 @@ def decision_log_sensor(context: SensorEvaluationContext) -> SensorResult:
         cursor = newest.storage_id
 
     in_flight = instance.get_run_ids(
-        RunsFilter(job_name=decision_log_job.name, statuses=_IN_FLIGHT), limit=1
+        RunsFilter(job_name=decision_log_job.name, statuses=IN_FLIGHT), limit=1
     )
     if in_flight:
         notes.append(f"drain {in_flight[0]} in flight")

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from fraud_core.features.pipeline import identity_columns
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
+from fraud_core.labels import apply_feed
 from fraud_core.storage import DataLayout
 
 LABEL = "label"  # 1: fraud known at the cutoff
@@ -210,6 +211,7 @@ def prepare_day(
     window: TrainingWindow,
     config: TrainingSetConfig,
     spec: FeatureSpec = DEFAULT_SPEC,
+    feed: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, DayStats, pd.Series]:
     """One day's rows of the training set: ids, `label` (known at the cutoff), `weight`,
     `label_date` of known labels only, then the features (float32, `spec`'s order).
@@ -217,14 +219,19 @@ def prepare_day(
     Also returns the day's statistics and, per customer (the spec's primary entity), the first
     label_date known by the cutoff (customers already known as fraudulent are left out of
     customer precision@k).
+
+    `feed` holds label events of the label feed (`fraud_core.labels`): an order's label is then
+    its latest event known by the cutoff, its own row's label columns being one event among them.
     """
     role = window.role(day)
     if role is None:
         raise ValueError(f"{day} is not in the window {window}")
     names = spec.feature_names
     cutoff_ts = window.cutoff_ts
+    final_frame = apply_feed(frame, feed)
+    frame = apply_feed(frame, feed, known_by=cutoff_ts)
     label = labels_known_at(frame, cutoff_ts)
-    final = frame["is_fraud"].fillna(0).to_numpy(dtype=np.int64) == 1
+    final = final_frame["is_fraud"].fillna(0).to_numpy(dtype=np.int64) == 1
     stats = DayStats(day.isoformat(), role, rows=len(frame))
     stats.withheld_labels = int((final & (label == 0)).sum())
 
@@ -247,6 +254,15 @@ def prepare_day(
     fraud_days = frame.loc[label == 1, [spec.primary, "label_date"]]
     known_since = fraud_days.groupby(spec.primary)["label_date"].min()
     return out, stats, known_since
+
+
+def feed_for_cutoff(feed: pd.DataFrame, order_days_first: date) -> pd.DataFrame:
+    """The feed's events a training set keeps: those of label days from its first order day on
+    (a label is never dated before its order)."""
+    if not len(feed):
+        return feed
+    first = pd.Timestamp(order_days_first, tz="UTC")
+    return feed[pd.to_datetime(feed["label_date"], utc=True) >= first].reset_index(drop=True)
 
 
 def merge_known_fraud(parts: list[pd.Series]) -> pd.Series:
@@ -326,6 +342,7 @@ def build_training_set(
 
 MANIFEST = "manifest.json"
 KNOWN_FRAUD_FILE = "known_fraud.parquet"
+LABEL_FEED_FILE = "label_feed.parquet"  # the label feed's events the set was built with
 
 
 def read_feature_day(layout: DataLayout, day: date, columns: list[str] | None = None):
@@ -386,12 +403,15 @@ def prepare_day_file(
     window: TrainingWindow,
     config: TrainingSetConfig,
     spec: FeatureSpec = DEFAULT_SPEC,
+    feed_path: str | None = None,
 ) -> tuple[DayStats, pd.Series]:
-    """`prepare_day` from a feature file to a training-set file (one Dask task)."""
+    """`prepare_day` from a feature file to a training-set file (one Dask task); `feed_path`:
+    the label feed's events as the training set keeps them (`LABEL_FEED_FILE`)."""
     from fraud_core.storage import write_parquet
 
     frame = pq.read_table(src).to_pandas()
-    rows, stats, known = prepare_day(frame, day, window, config, spec)
+    feed = pq.read_table(feed_path).to_pandas() if feed_path else None
+    rows, stats, known = prepare_day(frame, day, window, config, spec, feed)
     write_parquet(rows, Path(dst))
     return stats, known
 

@@ -142,7 +142,7 @@ def clean(metrics: Mapping[str, float]) -> dict[str, float | None]:
 # Plots
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
@@ -186,7 +186,7 @@ def pr_curve_png(
     ax.set_ylim(0, 1.02)
     ax.set_title("Precision-recall on validation days")
     ax.legend(loc="upper right", fontsize=8)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def score_distribution_png(
@@ -207,7 +207,7 @@ def score_distribution_png(
     ax.set_ylabel("orders (log)")
     ax.set_title("Score distribution by class")
     ax.legend(fontsize=8)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def feature_importance(booster: xgb.Booster, kind: str = "total_gain") -> dict[str, float]:
@@ -225,4 +225,4 @@ def feature_importance_png(booster: xgb.Booster, top: int = 20) -> bytes:
     ax.set_xlabel("share of total gain")
     ax.set_title(f"Top {len(importance)} features")
     ax.tick_params(axis="y", labelsize=7)
-    return _png(figure)
+    return png_bytes(figure)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from litestar import Controller, post
+from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
+from fraud_serving.guards import request_key_id
 from fraud_serving.routes.responses import (
     BAD_INPUT,
     UNAUTHORIZED,
@@ -28,7 +29,8 @@ class LabelController(Controller):
         description=(
             "Marks the order in its customer's, e-mail's and IP's history; later orders see the "
             "label in their risk features from `label_date` on. `is_fraud: false` clears a label. "
-            "Idempotent."
+            "Idempotent. The label also joins the label feed (the `labels` asset), which training "
+            "sets and model_performance read."
         ),
         responses={
             **BAD_INPUT,
@@ -39,6 +41,9 @@ class LabelController(Controller):
         },
     )
     async def add_label(
-        self, data: JSONBody[Label], label_service: NamedDependency[LabelService]
+        self,
+        request: Request,
+        data: JSONBody[Label],
+        label_service: NamedDependency[LabelService],
     ) -> LabelResult:
-        return await label_service.apply(data)
+        return await label_service.apply(data, request_key_id(request))

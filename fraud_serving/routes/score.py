@@ -8,6 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.params import FromQuery, JSONBody
 
+from fraud_serving.guards import request_key_id
 from fraud_serving.routes.responses import (
     BAD_INPUT,
     UNAUTHORIZED,
@@ -40,11 +41,6 @@ def _result(scored: ScoredOrder, with_features: bool, names: list[str]) -> Score
     return msgspec.structs.replace(scored.result, features=scored.features_dict(names))
 
 
-def _key_id(request: Request) -> str:
-    """The public id of the API key that passed the guard (`guards.api_key_guard`)."""
-    return getattr(request.state, "api_key_id", "")
-
-
 def score_controller(types: OrderTypes) -> type[Controller]:
     """The scoring routes for orders of `types` (the data contract's)."""
     Order, OrderBatch = types.order, types.batch
@@ -73,7 +69,7 @@ def score_controller(types: OrderTypes) -> type[Controller]:
             features: FromQuery[bool] = False,
         ) -> Response[ScoreResult]:
             service = _scoring(request)
-            (scored,) = await service.score([data], _key_id(request))
+            (scored,) = await service.score([data], request_key_id(request))
             headers = {REPLAY_HEADER: "true"} if scored.replayed else {}
             return Response(_result(scored, features, service.feature_names), headers=headers)
 
@@ -94,7 +90,7 @@ def score_controller(types: OrderTypes) -> type[Controller]:
             features: FromQuery[bool] = False,
         ) -> BatchResult:
             service = _scoring(request)
-            scored = await service.score(data.orders, _key_id(request))
+            scored = await service.score(data.orders, request_key_id(request))
             return BatchResult(
                 results=[_result(s, features, service.feature_names) for s in scored],
                 replayed=sum(s.replayed for s in scored),

@@ -6,6 +6,11 @@ A label dated before its order is refused, as the landing folder quarantines it:
 date is in its stored answer when the service scored it; for an order known only from the loaded
 snapshot (or an answer stored before dates were kept), its time in the entity states (whole
 seconds) is the bound. An order no state holds is a 404 either way: nothing can be labelled.
+
+An accepted label is also added to the label feed (`{p}labels`, see `fraud_core.labels`) before
+the states are written: the feed records what was received, so a state write that fails after it
+leaves an event the client's retry repeats (the feed keeps one of equal events), never a label
+the states hold and the feed lacks.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from fraud_core.features.kernel import NO_LABEL
 from fraud_core.features.offline import epoch_seconds
 from fraud_core.features.spec import FeatureSpec
 from fraud_core.features.state import decode_state, encode_state
+from fraud_core.labels import LabelEvent, encode_entry
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.schemas import Label, LabelResult
 from fraud_serving.services.answers import decode_record
@@ -72,7 +78,7 @@ class LabelService:
                 "cannot be known before its order",
             )
 
-    async def apply(self, label: Label) -> LabelResult:
+    async def apply(self, label: Label, key_id: str = "") -> LabelResult:
         label_s = epoch_seconds(label.label_date) if label.is_fraud else NO_LABEL
         try:
             ids, order_date = await self._entities_of(label.order_id)
@@ -80,6 +86,7 @@ class LabelService:
             self.metrics.labels.labels(result="not_found").inc()
             raise
         pairs = [(kind, ids[kind]) for kind in self.kinds if kind in ids]
+        fed = False
         for _ in range(_ATTEMPTS):
             snapshot = await self.store.read([], pairs)
             updated: list[str] = []
@@ -104,6 +111,12 @@ class LabelService:
                     f"order {label.order_id!r} is no longer in any entity state (too old to matter)"
                 )
             self._check_date(label, order_date or datetime.fromtimestamp(min(order_s), UTC))
+            if not fed:
+                event = LabelEvent(
+                    label.order_id, label.is_fraud, label.label_date, label.source, f"api:{key_id}"
+                )
+                await self.store.append_label(encode_entry(event))
+                fed = True
             code = CommitOutcome.OK
             if writes:
                 code = await self.store.commit(snapshot.namespace, [], writes)

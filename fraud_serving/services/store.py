@@ -38,6 +38,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from fraud_core.labels import LABEL_FIELD
 from fraud_core.online_keys import (
     BOOT_SCRIPT,
     FENCE_SCRIPT,
@@ -446,6 +447,12 @@ class OnlineStore:
 
         found = [value for value in await self._retrying(attempt) if value is not None]
         return found[0].decode() if found else None
+
+    async def append_label(self, entry: bytes) -> None:
+        """Add a label entry to the label feed's stream (`fraud_core.labels`). Tried again after
+        a timeout: an entry written twice is one event once the feed deduplicates it."""
+        self._check_up()
+        await self._retrying(lambda: self.client.xadd(self.keys.labels, {LABEL_FIELD: entry}))
 
     async def close(self) -> None:
         with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):

@@ -1,0 +1,129 @@
+"""The label feed's moving parts: draining the service's label stream into segments (the same
+order of steps as the decision log's drain: write, then trim), reading every source of a label
+day, and finding the served days a set of labels judges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import redis
+
+from fraud_core.decision_log import next_id
+from fraud_core.labels import (
+    LABEL_FIELD,
+    LabelFile,
+    concat_events,
+    deduplicated,
+    empty_events,
+    entries_table,
+    events_of_day,
+    label_days,
+    label_file_paths,
+    read_label_file,
+)
+from fraud_core.online_keys import OnlineKeys
+from fraud_core.storage import DataLayout, read_parquet_files, write_parquet
+
+READ_CHUNK = 10_000
+
+
+@dataclass(frozen=True)
+class LabelDrain:
+    drained: int
+    segment: str | None
+    days: list[date] = field(default_factory=list)  # label days of the drained entries
+    remaining: int = 0
+
+
+def drain_labels(
+    client: redis.Redis, keys: OnlineKeys, layout: DataLayout, limit: int = 200_000
+) -> LabelDrain:
+    """Move at most `limit` of the oldest entries of the label stream into one segment, named by
+    the first entry's id (a drain that died before the trim rewrites the same file), and trim
+    only what was written."""
+    ids: list[str] = []
+    blobs: list[bytes] = []
+    low = "-"
+    while len(ids) < limit:
+        chunk = client.xrange(keys.labels, low, "+", count=min(READ_CHUNK, limit - len(ids)))
+        if not chunk:
+            break
+        for entry_id, fields in chunk:
+            ids.append(entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
+            blobs.append(fields[LABEL_FIELD])
+        low = "(" + ids[-1]
+    if not ids:
+        return LabelDrain(0, None, remaining=0)
+    table = entries_table(blobs)
+    path = write_parquet(table, layout.label_log_segment(ids[0]))
+    client.xtrim(keys.labels, minid=next_id(ids[-1]), approximate=False)
+    return LabelDrain(len(ids), str(path), label_days(table), client.xlen(keys.labels))
+
+
+@dataclass(frozen=True)
+class LabelSources:
+    """Everything the feed knows, read once per run: the label files as read, and the drained
+    API labels."""
+
+    files: list[LabelFile]
+    api: pa.Table
+
+    @classmethod
+    def read(cls, layout: DataLayout) -> LabelSources:
+        files = [read_label_file(p) for p in label_file_paths(Path(layout.label_landing))]
+        segments = [Path(p) for p in layout.label_log_segments()]
+        api = read_parquet_files(segments) if segments else empty_events()
+        return cls(files, api)
+
+    @property
+    def refused(self) -> pd.DataFrame:
+        frames = [f.refused for f in self.files if len(f.refused)]
+        if not frames:
+            return pd.DataFrame(columns=["file", "row", "field", "reason", "value"])
+        return pd.concat(frames, ignore_index=True)
+
+    @property
+    def unreadable(self) -> dict[str, str]:
+        return {f.name: f.problem for f in self.files if f.problem}
+
+    def day(self, day: date) -> pa.Table:
+        """The label day's events from every source, one per distinct event."""
+        parts = [events_of_day(f.events, day) for f in self.files] + [events_of_day(self.api, day)]
+        return deduplicated(concat_events(parts))
+
+    def days(self) -> list[date]:
+        return sorted({d for f in self.files for d in f.days} | set(label_days(self.api)))
+
+
+def read_feed(layout: DataLayout, days: Iterable[date] | None = None) -> pd.DataFrame:
+    """The `labels` partitions on disk (all, or those of `days`) as one events frame."""
+    wanted = None if days is None else set(days)
+    paths = [Path(p) for d, p in _labels_files(layout).items() if wanted is None or d in wanted]
+    if not paths:
+        return empty_events().to_pandas()
+    return read_parquet_files(paths).to_pandas()
+
+
+def _labels_files(layout: DataLayout) -> dict[date, Path]:
+    return {d: Path(layout.labels(d)) for d in layout.labels_days()}
+
+
+def served_days(layout: DataLayout, order_ids: Iterable[str]) -> list[date]:
+    """The order days of `scored_orders` that hold any of `order_ids` (what a label judges)."""
+    wanted = pa.array(sorted(set(order_ids)), pa.string())
+    if not len(wanted):
+        return []
+    found: list[date] = []
+    for day in layout.scored_orders_days():
+        ids = pq.read_table(Path(layout.scored_orders(day)), columns=["order_id"]).column(0)
+        if pc.any(pc.is_in(ids, value_set=wanted)).as_py():
+            found.append(day)
+    return found
