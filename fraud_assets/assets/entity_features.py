@@ -29,6 +29,7 @@ from dagster import (
     multi_asset_check,
 )
 
+from fraud_assets.lib.label_feed import read_feed
 from fraud_assets.lib.range_checks import DayResult, range_check_result
 from fraud_assets.partitions import START_DATE, daily_partitions, partition_days
 from fraud_assets.resources import DaskResource, DataLayoutResource
@@ -60,6 +61,7 @@ _CHECK_OF_RULE = {"forbidden_nans": NO_FORBIDDEN_NANS, "out_of_range": VALUES_IN
     deps=[
         "orders_by_entity",
         "raw_orders",
+        "labels",  # the label feed: risk features count its chargebacks (of days <= this one)
         AssetDep(
             "entity_features",
             partition_mapping=TimeWindowPartitionMapping(
@@ -70,7 +72,8 @@ _CHECK_OF_RULE = {"forbidden_nans": NO_FORBIDDEN_NANS, "out_of_range": VALUES_IN
     description=(
         "Per order: its behavioural features as of just before it was placed (per customer, "
         "e-mail and IP: velocity over 1 h / 24 h / 7 d / 30 d, distinct counterparts, the last "
-        "10 orders' amounts, and fraud shares from labels already known, with a delay). "
+        "10 orders' amounts, and fraud shares from labels already known, with a delay: the "
+        "order rows' labels and the label feed's). "
         "Computed with Dask per entity bucket from the previous day's entity state, so a day "
         "costs one day of work. A run's output is published (made visible to training, the "
         "online store and the next day) only when its blocking checks pass. The README lists "
@@ -96,13 +99,18 @@ def entity_features(
     counts: dict[date, int] = {}
     broken: dict = {}
     previous: date | None = None
+    feed = read_feed(data)
     with dask.get_client() as client:
+        # the label feed once to every worker (small: the labels, not the orders)
+        shared = client.scatter(feed, broadcast=True) if len(feed) else None
         for chunk in chunks:
             # a later chunk starts from the state the chunk before left in the staging tree
             tasks = plan_tasks(data, chunk, n_buckets, spec, out=staged, after=previous)
             if previous is None:
                 _warn_about_gaps(context, tasks, days)
-            results = client.gather(client.map(run_bucket_task, tasks, spec=spec, pure=False))
+            results = client.gather(
+                client.map(run_bucket_task, tasks, spec=spec, feed=shared, pure=False)
+            )
             # Every validated order got exactly one row (assemble_days raises otherwise); the
             # feature rules are verified on the blocks in memory, before anything is visible.
             chunk_counts, summary, chunk_broken = assemble_days(
@@ -139,7 +147,10 @@ def entity_features(
         if day == days[-1]:
             metadata["feature_summary"] = MetadataValue.md(_summary_markdown(summary))
         context.add_asset_metadata(metadata, partition_key=day.isoformat())
-    context.log.info(f"features for {sum(counts.values())} orders over {len(days)} day(s)")
+    context.log.info(
+        f"features for {sum(counts.values())} orders over {len(days)} day(s); "
+        f"{len(feed):,} label-feed events"
+    )
     return MaterializeResult()
 
 

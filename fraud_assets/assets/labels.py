@@ -9,10 +9,13 @@ columns of the order rows (`fraud_core.labels.apply_feed`).
 A label file's refused rows (bad order id, `is_fraud`, `label_date` or source) are quarantined
 with the field and the reason, and a check fails (warns) naming the file and the rows; the
 file's other rows stand. The metadata names the served days (`scored_orders` partitions) the
-run's labels judge: `label_feed_sensor` refreshes their `model_performance`.
+run's labels judge (`label_feed_sensor` refreshes their `model_performance`) and the label days
+whose events changed (the sensor recomputes `entity_features` from the first of them on: risk
+features count the feed's chargebacks).
 """
 
 # No `from __future__ import annotations`: Dagster checks the `context` annotation at definition.
+import pyarrow.parquet as pq
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -105,14 +108,21 @@ def labels(context: AssetExecutionContext, layout: DataLayoutResource) -> Materi
     sources = LabelSources.read(data)
     per_day: dict[str, dict] = {}
     order_ids: set[str] = set()
+    changed: list[str] = []  # days whose events differ from what was on disk
     for day in partition_days(context):
         events = sources.day(day)
         target = data.labels(day)
+        before = pq.read_table(target) if target.exists() else None
+        if before is not None and before.num_rows:
+            order_ids.update(before.column("order_id").to_pylist())  # a removed label judged too
         if not events.num_rows:
-            if target.exists():  # a file that held the day's labels is gone or emptied
+            if before is not None:  # a file that held the day's labels is gone or emptied
                 target.unlink()
+                changed.append(day.isoformat())
             per_day[day.isoformat()] = {"events": 0}
             continue
+        if before is None or not before.equals(events):
+            changed.append(day.isoformat())
         write_parquet(events, target)
         frame = events.to_pandas()
         order_ids.update(frame["order_id"])
@@ -144,6 +154,7 @@ def labels(context: AssetExecutionContext, layout: DataLayoutResource) -> Materi
             "days": MetadataValue.json(per_day),
             "label_files": len(sources.files),
             "served_days": MetadataValue.json([d.isoformat() for d in judged]),
+            "changed_days": MetadataValue.json(changed),
         },
         check_results=[
             AssetCheckResult(

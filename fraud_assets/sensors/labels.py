@@ -9,7 +9,10 @@ Each tick:
 - due days that are partitions (not today's yet) become one `labels_job` run over first..last;
   the others wait in the cursor until they are partitions;
 - a newer `labels` materialization requests `model_performance_job` for the served days its
-  labels judge (its `served_days` metadata): late labels re-materialize old days.
+  labels judge (its `served_days` metadata): late labels re-materialize old days; and, when its
+  events changed on a label day D that has features, `entity_features_job` from D to the newest
+  day with features, in the daily features lane (risk features count the feed's labels, and a
+  label known on D changes only features of orders after it).
 
 Cursor: `{"files": {name: [fingerprint, [days]]}, "drain": id, "labels": id, "pending": [days]}`.
 """
@@ -34,7 +37,13 @@ from dagster import (
     sensor,
 )
 
-from fraud_assets.jobs import label_log_job, labels_job, model_performance_job
+from fraud_assets.jobs import (
+    DAILY_FEATURES_LANE,
+    entity_features_job,
+    label_log_job,
+    labels_job,
+    model_performance_job,
+)
 from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.sensors.decisions import IN_FLIGHT
 from fraud_assets.sensors.ticks import tick_interval_s
@@ -120,13 +129,14 @@ def _stream_due(keys: OnlineKeys) -> tuple[str | None, str | None]:
 
 @sensor(
     name="label_feed_sensor",
-    jobs=[label_log_job, labels_job, model_performance_job],
+    jobs=[label_log_job, labels_job, model_performance_job, entity_features_job],
     minimum_interval_seconds=tick_interval_s(TICK_INTERVAL_S),
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Keeps the label feed up to date: label files dropped into landing/labels and labels "
         "posted to /v1/labels (drained after FRAUD_LABEL_DRAIN_AFTER_S) become runs of their "
-        "label days; new labels refresh model_performance for the served days they judge."
+        "label days; new labels refresh model_performance for the served days they judge and "
+        "the entity features from the first label day that changed."
     ),
 )
 def label_feed_sensor(context: SensorEvaluationContext) -> SensorResult:
@@ -176,6 +186,18 @@ def label_feed_sensor(context: SensorEvaluationContext) -> SensorResult:
                 )
             )
             notes.append(f"model_performance {days[0]}..{days[-1]}")
+        changed = _metadata_days(judged, "changed_days")
+        featured = [d.isoformat() for d in layout.entity_features_days()]
+        if changed and featured and featured[-1] >= min(changed):
+            first = max(min(changed), featured[0])
+            requests.append(
+                RunRequest(
+                    job_name=entity_features_job.name,
+                    run_key=f"relabel-{judged.storage_id}",
+                    tags={**DAILY_FEATURES_LANE, **partition_range_tags(first, featured[-1])},
+                )
+            )
+            notes.append(f"entity_features {first}..{featured[-1]} (labels changed)")
         cursor["labels"] = judged.storage_id
 
     in_flight = instance.get_run_ids(

@@ -53,7 +53,7 @@ def number_columns(spec: FeatureSpec) -> list[str]:
     return [v.name for v in spec.numeric]
 
 
-def _epoch_seconds(ts: pd.Series) -> np.ndarray:
+def series_epoch_seconds(ts: pd.Series) -> np.ndarray:
     us = ts.astype("datetime64[us, UTC]").to_numpy(dtype="datetime64[us]").astype(np.int64)
     return np.floor_divide(us, _US_PER_S)
 
@@ -65,7 +65,7 @@ def _rounded_cents(amount: np.ndarray | float) -> np.ndarray:
 
 def order_times(orders: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(t_s, cents) of orders in the schema: whole seconds and whole cents."""
-    t_s = _epoch_seconds(orders["order_date"])
+    t_s = series_epoch_seconds(orders["order_date"])
     cents = _rounded_cents(orders["order_amount"].to_numpy(dtype=np.float64)).astype(np.int64)
     return t_s, cents
 
@@ -105,7 +105,7 @@ def label_seconds(orders: pd.DataFrame) -> np.ndarray:
     out = np.full(n, NO_LABEL, dtype=np.int64)
     mask = fraud & known
     if mask.any():
-        out[mask] = _epoch_seconds(orders["label_date"][mask])
+        out[mask] = series_epoch_seconds(orders["label_date"][mask])
     return out
 
 

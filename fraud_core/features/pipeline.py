@@ -25,16 +25,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fraud_core.env import env_number
-from fraud_core.features.kernel import order_kernel
+from fraud_core.features.kernel import NO_LABEL, order_kernel
 from fraud_core.features.offline import (
     advance_kind,
     empty_state,
     number_columns,
     order_numbers,
     order_times,
+    series_epoch_seconds,
 )
 from fraud_core.features.rules import forbidden_nans, out_of_range
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
+from fraud_core.labels import ORDER_ROW, apply_feed, resolve
 from fraud_core.storage import (
     DataLayout,
     atomic_path,
@@ -108,8 +110,45 @@ def _read_buckets(
     return read_parquet_files(paths) if paths else None
 
 
-def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[str, object]:
+def relabel_state(state: pd.DataFrame, feed: pd.DataFrame | None) -> pd.DataFrame:
+    """An entity state's `label_s` with the label feed's events merged in (`fraud_core.labels`:
+    each order's latest verdict; its label in the state is one event among them)."""
+    if feed is None or not len(feed) or not len(state):
+        return state
+    hit = state["order_id"].isin(feed["order_id"]).to_numpy()
+    if not hit.any():
+        return state
+    ids = state["order_id"][hit].astype(str).reset_index(drop=True)
+    label_s = state["label_s"].to_numpy()[hit]
+    known = label_s != NO_LABEL
+    own = pd.DataFrame(
+        {
+            "order_id": ids[known].to_numpy(),
+            "is_fraud": True,
+            "label_date": pd.to_datetime(label_s[known], unit="s", utc=True),
+            "source": ORDER_ROW,
+            "origin": "",
+        }
+    )
+    events = pd.concat([own, feed[feed["order_id"].isin(ids)]], ignore_index=True)
+    events["label_date"] = pd.to_datetime(events["label_date"], utc=True)
+    resolved = resolve(ids, events)
+    fraud = resolved["is_fraud"].to_numpy() == 1
+    new = np.full(len(ids), NO_LABEL, dtype=np.int64)
+    if fraud.any():
+        new[fraud] = series_epoch_seconds(resolved["label_date"][fraud])
+    out = state.copy()
+    out.loc[hit, "label_s"] = new
+    return out
+
+
+def run_bucket_task(
+    task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC, feed: pd.DataFrame | None = None
+) -> dict[str, object]:
     """Features of one (kind, bucket) over the task's days; writes the end-of-range snapshot.
+
+    `feed`: the label feed's events (`fraud_core.labels`), merged into the labels of the state
+    and of the orders, so risk features count chargebacks that arrived as label events.
 
     Returns `order_id` (an Arrow array) and `features`, a (kind's features x orders) block, both
     in the order of the bucket files (day by day): cheap to ship back and to cut by day."""
@@ -118,11 +157,13 @@ def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[
     if task.snapshot is not None:
         states = DataLayout(task.state_root or task.root)
         state = pq.read_table(state_file(states, task.kind, task.snapshot, task.bucket)).to_pandas()
+        state = relabel_state(state, feed)
     if task.replay:
         replayed = _read_buckets(layout, task.kind, task.replay, task.bucket)
         if replayed is not None and replayed.num_rows:
             end = day_end_s(task.replay[-1])
-            _, state = advance_kind(state, replayed.to_pandas(), task.kind, end, spec)
+            frame = apply_feed(replayed.to_pandas(), feed)
+            _, state = advance_kind(state, frame, task.kind, end, spec)
     orders = _read_buckets(layout, task.kind, task.days, task.bucket)
     if orders is None or not orders.num_rows:
         features = np.empty((len(spec.entity_features(task.kind)), 0))
@@ -131,7 +172,8 @@ def run_bucket_task(task: BucketTask, spec: FeatureSpec = DEFAULT_SPEC) -> dict[
             state = empty_state(spec, task.kind)
     else:
         end = day_end_s(task.days[-1])
-        features, state = advance_kind(state, orders.to_pandas(), task.kind, end, spec)
+        frame = apply_feed(orders.to_pandas(), feed)
+        features, state = advance_kind(state, frame, task.kind, end, spec)
         order_ids = orders.column("order_id")
     out = DataLayout(task.out_root)
     write_parquet(state, state_file(out, task.kind, task.days[-1], task.bucket))
