@@ -20,6 +20,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from fraud_assets.lib.label_feed import read_feed
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.model.backtest import (
     MODEL,
@@ -50,7 +51,7 @@ class BacktestReportConfig(Config):
 
 
 @asset(
-    deps=["entity_features"],
+    deps=["entity_features", "labels"],
     group_name="model",
     kinds={"xgboost", "dask"},
     description=(
@@ -98,6 +99,7 @@ def backtest_report(
                 first_day=on_disk[0],
                 log=context.log.info,
                 spec=spec,
+                feed=read_feed(data),
             )
     except ValueError as err:
         raise Failure(f"backtest impossible on the features on disk: {err}") from err

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
+from fraud_core.labels import apply_feed
 from fraud_core.model.dataset import (
     FeatureSource,
     TrainingSetConfig,
@@ -279,9 +280,11 @@ def run_backtest(
     first_day: date | None = None,
     log: Callable[[str], None] | None = None,
     spec: FeatureSpec = DEFAULT_SPEC,
+    feed: pd.DataFrame | None = None,
 ) -> BacktestReport:
     """Every fold: build the training set at the fold's cutoff, train, choose thresholds on its
-    validation days, score the assessment days with the model and the rules.
+    validation days, score the assessment days with the model and the rules. `feed`: the label
+    feed's events (`fraud_core.labels`), merged with the rows' own labels everywhere.
 
     `source(day)` gives a day's feature rows (None: no data); `client` is a
     `distributed.Client`. `first_day` (the first day with data) clips training windows; `spec`
@@ -296,7 +299,7 @@ def run_backtest(
     )
     for fold in plan_folds(config, training, first_day):
         w = fold.window
-        ts = build_training_set(source, w, training, spec)
+        ts = build_training_set(source, w, training, spec, feed)
         result = train_model(client, ts.train, ts.validation, names, params)
         valid_scores = predict(result.booster, ts.validation, names)
         thresholds = choose_thresholds(ts.validation["label"].to_numpy(), valid_scores, targets)
@@ -304,10 +307,10 @@ def run_backtest(
         test_frames = [f for d in fold.test_days if (f := source(d)) is not None]
         if not test_frames:
             raise ValueError(f"fold {fold.index}: no data in {fold.test_first}..{fold.test_last}")
-        test = pd.concat(test_frames, ignore_index=True)
         # assessed with final labels: the truth as known today, not at the cutoff
+        test = apply_feed(pd.concat(test_frames, ignore_index=True), feed)
         test["label"] = test["is_fraud"].fillna(0).to_numpy(dtype=np.int8)
-        known = _known_fraud_before(source, w, fold, spec.primary)
+        known = _known_fraud_before(source, w, fold, spec.primary, feed)
         scores = {MODEL: predict(result.booster, test, names), RULES: rules_score(test, spec)}
         rules_thresholds = choose_thresholds(
             ts.validation["label"].to_numpy(), rules_score(ts.validation, spec), targets
@@ -351,7 +354,11 @@ def run_backtest(
 
 
 def _known_fraud_before(
-    source: FeatureSource, window: TrainingWindow, fold: Fold, primary: str
+    source: FeatureSource,
+    window: TrainingWindow,
+    fold: Fold,
+    primary: str,
+    feed: pd.DataFrame | None = None,
 ) -> pd.Series:
     """Per customer (the `primary` entity), the first fraud label that had arrived by the end of the assessment window
     (customer precision@k leaves a customer out from the day after that)."""
@@ -361,7 +368,9 @@ def _known_fraud_before(
     while day <= fold.test_last:
         frame = source(day)
         if frame is not None and len(frame):
-            label = labels_known_at(frame, pd.Timestamp(last.isoformat(), tz="UTC"))
+            known_by = pd.Timestamp(last.isoformat(), tz="UTC")
+            frame = apply_feed(frame, feed, known_by)
+            label = labels_known_at(frame, known_by)
             rows = frame.loc[label == 1, [primary, "label_date"]]
             parts.append(rows.groupby(primary)["label_date"].min())
         day += timedelta(days=1)

@@ -310,9 +310,10 @@ def build_training_set(
     window: TrainingWindow,
     config: TrainingSetConfig,
     spec: FeatureSpec = DEFAULT_SPEC,
+    feed: pd.DataFrame | None = None,
 ) -> TrainingSet:
-    """The training set of `window` from a day-by-day feature source, in memory. Days without
-    data are skipped."""
+    """The training set of `window` from a day-by-day feature source, in memory (labels: the
+    rows' own with the label feed's `feed` merged in). Days without data are skipped."""
     parts: dict[str, list[pd.DataFrame]] = {TRAIN: [], VALIDATION: []}
     known: list[pd.Series] = []
     stats: list[DayStats] = []
@@ -320,7 +321,7 @@ def build_training_set(
         frame = source(day)
         if frame is None:
             continue
-        rows, day_stats, known_since = prepare_day(frame, day, window, config, spec)
+        rows, day_stats, known_since = prepare_day(frame, day, window, config, spec, feed)
         parts[day_stats.role].append(rows)
         stats.append(day_stats)
         known.append(known_since)

@@ -193,3 +193,36 @@ def test_the_latest_manifest_is_what_latest_json_points_at(tmp_path) -> None:
     (folder / MANIFEST).write_text(manifest.to_json())
     latest_manifest_path(layout).write_text(json.dumps({"manifest": str(folder / MANIFEST)}))
     assert read_latest_manifest(layout) == manifest
+
+
+def test_the_label_feed_labels_rows_as_known_at_the_cutoff() -> None:
+    """Training sets (the asset's and the backtest's) merge the label feed with the rows' own
+    labels: a feed label known by the cutoff counts, one that arrives after it does not, and a
+    retraction known by the cutoff clears the row's own label."""
+    config = replace(TRAINING, negative_rate=1.0)
+    window = plan_window(CUTOFF, config, first_day=START)
+    plain = build_training_set(source, window, config)
+    cutoff_ts = day_start(CUTOFF)
+    rows = plain.train.set_index("order_id")
+    honest = rows[rows["label"] == 0].index[:2]
+    fraud = rows[rows["label"] == 1].index[0]
+    feed = pd.DataFrame(
+        {
+            "order_id": [honest[0], honest[1], fraud],
+            "is_fraud": [True, True, False],
+            "label_date": [
+                cutoff_ts - pd.Timedelta(days=1),  # known by the cutoff
+                cutoff_ts + pd.Timedelta(days=1),  # arrives after it
+                cutoff_ts - pd.Timedelta(hours=1),  # the provider reversed the chargeback
+            ],
+            "source": ["api", "chargeback", "dispute"],
+            "origin": "",
+        }
+    )
+    fed = build_training_set(source, window, config, feed=feed).train.set_index("order_id")
+    assert fed.loc[honest[0], "label"] == 1
+    assert fed.loc[honest[0], "label_date"] == cutoff_ts - pd.Timedelta(days=1)
+    assert fed.loc[honest[1], "label"] == 0
+    assert fed.loc[fraud, "label"] == 0
+    others = fed.index.difference([honest[0], honest[1], fraud])
+    assert (fed.loc[others, "label"] == rows.loc[others, "label"]).all()
