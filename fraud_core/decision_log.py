@@ -216,6 +216,33 @@ def scored_orders_of_day(segments: Sequence[Path], day: date) -> pa.Table | None
     return log_table(list(logged))
 
 
+def decision_report(table: pa.Table, top: int = 5) -> dict[str, object]:
+    """A day's decisions as a fraud team reads them: approvals, reviews and declines, the money
+    the declines held back (their amount: what fraud among them could have cost) and under
+    review, and the reasons most often behind a review or a decline."""
+    counts = decision_counts(table)
+    decision = table.column("decision")
+    cents = table.column("cents")
+
+    def held(which: str) -> float:
+        chosen = pc.filter(cents, pc.equal(decision, which))
+        return round((pc.sum(chosen).as_py() or 0) / 100, 2)
+
+    flagged = table.filter(pc.is_in(decision, pa.array(["review", "decline"])))
+    reasons = pc.list_flatten(flagged.column("reasons")) if flagged.num_rows else pa.array([])
+    ranked = pc.value_counts(reasons).to_pylist() if len(reasons) else []
+    ranked.sort(key=lambda c: (-c["counts"], c["values"]))
+    return {
+        "orders": table.num_rows,
+        "approve": counts.get("approve", 0),
+        "review": counts.get("review", 0),
+        "decline": counts.get("decline", 0),
+        "declined_amount": held("decline"),
+        "reviewed_amount": held("review"),
+        "top_reasons": {c["values"]: int(c["counts"]) for c in ranked[:top]},
+    }
+
+
 def decision_counts(table: pa.Table) -> dict[str, int]:
     """Orders per decision in a log table."""
     counts = pc.value_counts(table.column("decision")).to_pylist() if table.num_rows else []

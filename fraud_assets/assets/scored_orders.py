@@ -19,10 +19,31 @@ from fraud_assets.assets.decision_log import decision_log
 from fraud_assets.lib.range_checks import DayResult, range_check_result
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource
-from fraud_core.decision_log import decision_counts, scored_orders_of_day
+from fraud_core.decision_log import decision_counts, decision_report, scored_orders_of_day
 from fraud_core.storage import write_parquet
 
 SCORED_ORDER_IDS_ARE_UNIQUE = "scored_order_ids_are_unique"
+
+
+def _report_metadata(report: dict) -> dict:
+    """A day's decision report as its partition's metadata: numbers the UI plots over days, and
+    a table a person reads."""
+    reasons = "\n".join(f"| {name} | {n:,} |" for name, n in report["top_reasons"].items())
+    table = (
+        f"| approve | review | decline | declined amount | under review |\n|---|---|---|---|---|\n"
+        f"| {report['approve']:,} | {report['review']:,} | {report['decline']:,} | "
+        f"{report['declined_amount']:,.2f} | {report['reviewed_amount']:,.2f} |\n\n"
+        f"| top reason of a review or decline | orders |\n|---|---|\n{reasons}"
+    )
+    return {
+        "approvals": report["approve"],
+        "reviews": report["review"],
+        "declines": report["decline"],
+        "declined_amount": MetadataValue.float(report["declined_amount"]),
+        "reviewed_amount": MetadataValue.float(report["reviewed_amount"]),
+        "top_reasons": MetadataValue.json(report["top_reasons"]),
+        "decision_report": MetadataValue.md(table),
+    }
 
 
 @asset(
@@ -43,7 +64,9 @@ SCORED_ORDER_IDS_ARE_UNIQUE = "scored_order_ids_are_unique"
         "The orders the scoring service scored, by the day of the order time its features used: "
         "what it saw (entities, amount, feature vector), what it decided (score, decision, "
         "reasons, model version) and when. One row per order id. Metadata: orders and "
-        "decisions per day, models that served them, median latency."
+        "decisions per day, models that served them, median latency; per day, the decision "
+        "report (approvals, reviews, declines, the amount declined and under review, the top "
+        "reasons of reviews and declines)."
     ),
 )
 def scored_orders(context: AssetExecutionContext, layout: DataLayoutResource) -> MaterializeResult:
@@ -61,6 +84,8 @@ def scored_orders(context: AssetExecutionContext, layout: DataLayoutResource) ->
         ids = table.column("order_id")
         duplicates = table.num_rows - len(ids.unique())
         latency = table.column("latency_us").to_numpy()
+        report = decision_report(table)
+        context.add_asset_metadata(_report_metadata(report), partition_key=day.isoformat())
         per_day[day.isoformat()] = {
             "orders": table.num_rows,
             "decisions": decision_counts(table),

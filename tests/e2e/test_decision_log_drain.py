@@ -109,6 +109,23 @@ def test_every_stored_answer_reaches_scored_orders_once(served):
     day = yesterday.date()
     scored = materialize([scored_orders], resources=resources, partition_key=day.isoformat())
     assert scored.success
+    (report,) = scored.get_asset_materialization_events()
+    figures = report.materialization.metadata
+    decisions = [a["decision"] for a in served_answers.values()]
+    for name, decision in (
+        ("approvals", "approve"),
+        ("reviews", "review"),
+        ("declines", "decline"),
+    ):
+        assert figures[name].value == decisions.count(decision)
+    declined = [b for b in bodies if served_answers[b["order_id"]]["decision"] == "decline"]
+    expected = sum(round(b["order_amount"] * 100) for b in declined) / 100
+    assert figures["declined_amount"].value == pytest.approx(expected)
+    flagged = [a for a in served_answers.values() if a["decision"] != "approve"]
+    reasons = [r["feature"] for a in flagged for r in a["reasons"]]
+    top = figures["top_reasons"].value
+    assert top and all(reasons.count(name) == n for name, n in top.items())
+    assert "| approve | review | decline |" in figures["decision_report"].value
     (unique,) = scored.get_asset_check_evaluations()
     assert unique.check_name == SCORED_ORDER_IDS_ARE_UNIQUE and unique.passed
     table = pq.read_table(layout.scored_orders(day)).to_pandas()
