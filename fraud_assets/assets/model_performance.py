@@ -71,6 +71,24 @@ def _row_labels(data: DataLayout, day, order_ids: pd.Series) -> pd.DataFrame:
     return row_events(rows[rows["order_id"].isin(order_ids)])
 
 
+def _day_metadata(figures: dict) -> dict:
+    """A served day's figures as its partition's metadata: numbers the UI plots over days."""
+    overall = figures["all"]
+    numbers = {
+        name: MetadataValue.float(float(overall[name]))
+        for name in ("ap_watched", "precision_at_review", "recall_at_review", "decline_rate")
+        if overall[name] is not None
+    }
+    return {
+        **numbers,
+        "labelled_fraud": overall["labelled_fraud"],
+        "fraud_amount_missed": MetadataValue.float(overall["fraud_cents_missed"] / 100),
+        "fraud_amount_caught": MetadataValue.float(overall["fraud_cents_caught"] / 100),
+        "maturity_days": MetadataValue.float(figures["maturity_days"]),
+        "mature": figures["mature"],
+    }
+
+
 @asset(
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -157,6 +175,7 @@ def model_performance(
             tmp.write_text(json.dumps(figures, indent=1, sort_keys=True))
         per_day[key] = figures
         overall = figures["all"]
+        context.add_asset_metadata(_day_metadata(figures), partition_key=key)
         review = overall["precision_at_review"]
         if not figures["mature"] or review is None:
             precision_ok[key] = DayResult(True, {"precision_at_review": review})
@@ -184,13 +203,6 @@ def model_performance(
         metadata["over_time"] = png_markdown(
             "Realized performance by served day", png_bytes(performance_figure(history))
         )
-    if len(per_day) == 1:  # one day's run: its figures as numbers, which the UI plots per day
-        overall = next(iter(per_day.values()))["all"]
-        metadata |= {
-            name: MetadataValue.float(float(overall[name]))
-            for name in ("ap_watched", "precision_at_review", "recall_at_review", "decline_rate")
-            if overall[name] is not None
-        }
     context.log.info(f"performance of {len(per_day)} served day(s), labels as of {clock:%Y-%m-%d}")
     return MaterializeResult(
         metadata=metadata,

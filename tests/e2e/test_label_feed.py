@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import redis
-from dagster import build_sensor_context, instance_for_test, materialize
+from dagster import AssetKey, build_sensor_context, instance_for_test, materialize
 from litestar.testing import TestClient
 from sklearn.metrics import average_precision_score
 
@@ -233,6 +233,9 @@ def test_model_performance_matures_with_late_labels(setup) -> None:
         for name, value in _expected(scored, set(ids[:6])).items():
             assert figures["all"][name] == (value if value is None else pytest.approx(value))
         assert figures["all"]["label_sources"] == {"api": 6}
+        (record,) = instance.fetch_materializations(AssetKey("model_performance"), limit=1).records
+        shown = record.asset_materialization
+        assert shown.partition == day and shown.metadata["labelled_fraud"].value == 6
         assert not figures["mature"] and figures["maturity_days"] >= 3
 
         # a late chargeback file: four more frauds, one posted label reversed
