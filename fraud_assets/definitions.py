@@ -25,6 +25,7 @@ from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
 from fraud_assets.assets.scored_orders import scored_orders
+from fraud_assets.assets.serving_skew import serving_skew
 from fraud_assets.assets.training_set import TRAINING_SET_CHECKS, training_set
 from fraud_assets.jobs import (
     backtest_job,
@@ -40,6 +41,7 @@ from fraud_assets.jobs import (
     online_store_job,
     retrain_job,
     scored_orders_job,
+    serving_skew_job,
     train_model_job,
 )
 from fraud_assets.lib.catalog import catalogued
@@ -50,6 +52,7 @@ from fraud_assets.sensors import (
     label_feed_sensor,
     landing_folder_sensor,
     model_deployed_sensor,
+    serving_skew_sensor,
 )
 
 # Owners, `layer` and `dagster/storage_kind` tags by group, one policy for all (lib/catalog.py).
@@ -70,6 +73,7 @@ ASSETS = map_asset_specs(
         label_log,
         labels,
         model_performance,
+        serving_skew,
     ],
 )
 
@@ -97,6 +101,7 @@ JOBS = [
     label_log_job,
     labels_job,
     model_performance_job,
+    serving_skew_job,
 ]
 
 SCHEDULES: list = []
@@ -107,6 +112,7 @@ SENSORS: list = [
     model_deployed_sensor,
     decision_log_sensor,
     label_feed_sensor,
+    serving_skew_sensor,
 ]
 
 # Defaults read the environment at run time: FRAUD_DATA_DIR, DASK_SCHEDULER_ADDRESS, REDIS_URL.

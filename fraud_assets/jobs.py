@@ -16,6 +16,7 @@ from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
 from fraud_assets.assets.scored_orders import scored_orders
+from fraud_assets.assets.serving_skew import serving_skew
 from fraud_assets.assets.training_set import training_set
 from fraud_assets.lib.dask_executor import partition_safe_dask_executor
 
@@ -158,6 +159,13 @@ model_performance_job = define_asset_job(
     selection=AssetSelection.assets(model_performance),
     executor_def=in_process_executor,
     description="Each selected served day's realized performance with the labels known so far.",
+)
+
+serving_skew_job = define_asset_job(
+    "serving_skew_job",
+    selection=AssetSelection.assets(serving_skew),
+    executor_def=in_process_executor,
+    description="Each selected served day's features as served against the offline ones.",
 )
 
 # The prequential backtest of the model against the rules baseline.

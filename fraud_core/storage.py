@@ -278,6 +278,10 @@ class DataLayout:
     def model_performance_files(self) -> dict[date, UPath]:
         return _by_day(self.root / "model_performance", "date=*/performance.json")
 
+    def serving_skew(self, day: date | str) -> UPath:
+        """A served day's online/offline skew (`serving_skew`)."""
+        return self.root / "serving_skew" / _partition(day) / "skew.json"
+
     def backtest_report(self, suffix: str = "json") -> UPath:
         """The latest backtest's report: `json` for machines, `md` for people."""
         return self.root / "backtest" / f"report.{suffix}"

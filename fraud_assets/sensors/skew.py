@@ -1,0 +1,93 @@
+"""`serving_skew_sensor`: compares a served day with its offline features as soon as it has both.
+
+Each tick reads the `scored_orders` and `entity_features` materializations newer than its cursor
+(their partitions are the days that changed); every such day that now has a `scored_orders` file
+and an `entity_features` file becomes part of one `serving_skew_job` run over first..last (a
+day between them without served orders costs nothing). Features recomputed for a day (a late
+file, a new label) compare it again.
+
+Cursor: `{"scored": storage id, "features": storage id}` of the newest materializations seen.
+"""
+
+from __future__ import annotations
+
+import json
+
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from fraud_assets.jobs import serving_skew_job
+from fraud_assets.partitions import daily_partitions, partition_range_tags
+from fraud_assets.sensors.ticks import tick_interval_s
+from fraud_core.storage import DataLayout
+
+WATCHED = {"scored": AssetKey("scored_orders"), "features": AssetKey("entity_features")}
+TICK_INTERVAL_S = 60
+_PAGE = 1_000
+
+
+def _changed(instance, key: AssetKey, after: int) -> tuple[set[str], int]:
+    """Partitions of `key` materialized after storage id `after`, and the newest id seen."""
+    days: set[str] = set()
+    newest = after
+    while True:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, after_storage_id=newest), limit=_PAGE, ascending=True
+        ).records
+        for record in records:
+            partition = record.asset_materialization.partition
+            if partition:
+                days.add(partition)
+            newest = max(newest, record.storage_id)
+        if len(records) < _PAGE:
+            return days, newest
+
+
+@sensor(
+    name="serving_skew_sensor",
+    jobs=[serving_skew_job],
+    minimum_interval_seconds=tick_interval_s(TICK_INTERVAL_S),
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Runs serving_skew for each served day once it has both its scored orders and its "
+        "offline features, and again when either changes."
+    ),
+)
+def serving_skew_sensor(context: SensorEvaluationContext) -> SensorResult:
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    layout = DataLayout.from_env()
+    due: set[str] = set()
+    for name, key in WATCHED.items():
+        days, cursor[name] = _changed(context.instance, key, int(cursor.get(name, 0)))
+        due |= days
+    partitions = set(daily_partitions.get_partition_keys())
+    ready = sorted(
+        d
+        for d in due
+        if d in partitions
+        and layout.scored_orders(d).exists()
+        and layout.entity_features(d).exists()
+    )
+    text = json.dumps(cursor, sort_keys=True)
+    if not ready:
+        return SensorResult(cursor=text, skip_reason=SkipReason("no served day to compare"))
+    first, last = ready[0], ready[-1]
+    context.log.info(f"serving skew of {len(ready)} day(s), {first}..{last}")
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                job_name=serving_skew_job.name,
+                run_key=f"skew-{cursor['scored']}-{cursor['features']}",
+                tags=partition_range_tags(first, last),
+            )
+        ],
+        cursor=text,
+    )
