@@ -19,6 +19,7 @@ from fraud_assets.assets.deployed_model import (
 from fraud_assets.assets.entity_features import entity_features, entity_features_checks
 from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
 from fraud_assets.assets.fraud_model import fraud_model
+from fraud_assets.assets.freshness import FRESHNESS_CHECKS
 from fraud_assets.assets.labels import label_log, labels
 from fraud_assets.assets.model_performance import model_performance
 from fraud_assets.assets.online_store import online_store
@@ -34,6 +35,7 @@ from fraud_assets.jobs import (
     decision_log_job,
     entity_features_job,
     feature_drift_job,
+    freshness_checks_job,
     ingest_orders_job,
     label_log_job,
     labels_job,
@@ -46,6 +48,7 @@ from fraud_assets.jobs import (
 )
 from fraud_assets.lib.catalog import catalogued
 from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResource
+from fraud_assets.schedules import freshness_schedule
 from fraud_assets.sensors import (
     decision_log_sensor,
     features_updated_sensor,
@@ -84,6 +87,7 @@ ASSET_CHECKS = [
     feature_drift_checks,
     *TRAINING_SET_CHECKS,
     *DEPLOYED_MODEL_CHECKS,
+    *FRESHNESS_CHECKS,
 ]
 
 JOBS = [
@@ -102,9 +106,10 @@ JOBS = [
     labels_job,
     model_performance_job,
     serving_skew_job,
+    freshness_checks_job,
 ]
 
-SCHEDULES: list = []
+SCHEDULES: list = [freshness_schedule]
 
 SENSORS: list = [
     landing_folder_sensor,

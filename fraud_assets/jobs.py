@@ -10,6 +10,7 @@ from fraud_assets.assets.deployed_model import deployed_model
 from fraud_assets.assets.entity_features import entity_features, entity_features_checks
 from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
 from fraud_assets.assets.fraud_model import fraud_model
+from fraud_assets.assets.freshness import FRESHNESS_CHECKS
 from fraud_assets.assets.labels import label_log, labels
 from fraud_assets.assets.model_performance import model_performance
 from fraud_assets.assets.online_store import online_store
@@ -166,6 +167,15 @@ serving_skew_job = define_asset_job(
     selection=AssetSelection.assets(serving_skew),
     executor_def=in_process_executor,
     description="Each selected served day's features as served against the offline ones.",
+)
+
+# The freshness checks of the data the service depends on (no asset is materialized).
+freshness_checks_job = define_asset_job(
+    "freshness_checks_job",
+    selection=AssetSelection.checks(*FRESHNESS_CHECKS),
+    executor_def=in_process_executor,
+    description="Check that raw orders, features, the online store and the deployed model are "
+    "recent enough, against the platform's clock.",
 )
 
 # The prequential backtest of the model against the rules baseline.

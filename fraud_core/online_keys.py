@@ -66,6 +66,15 @@ def new_namespace_id(snapshot_day: date | None, now: datetime | None = None) -> 
     return f"{day}.{now.strftime('%Y%m%dT%H%M%S')}.{uuid.uuid4().hex[:6]}"
 
 
+def namespace_snapshot_day(namespace: str) -> date | None:
+    """The snapshot day a namespace id names (`new_namespace_id`), or None (an empty one)."""
+    head = namespace.split(".", 1)[0]
+    try:
+        return date(int(head[:4]), int(head[4:6]), int(head[6:8]))
+    except ValueError:
+        return None
+
+
 def resolve_key_prefix(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
     """The key prefix in use: `explicit`, else $FRAUD_REDIS_PREFIX, else `fraud:`."""
     env = os.environ if env is None else env

@@ -25,17 +25,10 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from fraud_core.online_keys import namespace_snapshot_day
+
 TOLERANCE = 1e-9
 CAUSES = ("time_differs", "store_stale", "feature_missing_offline", "unexplained")
-
-
-def snapshot_day(namespace: str) -> date | None:
-    """The snapshot day a namespace id names (`YYYYMMDD.<load time>.<suffix>`), or None."""
-    head = namespace.split(".", 1)[0]
-    try:
-        return date(int(head[:4]), int(head[4:6]), int(head[6:8]))
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -78,7 +71,10 @@ def compare(
     time_differs = found & (offline_t != served["t_s"].to_numpy())
     stale_before = day - timedelta(days=1)
     stale = np.array(
-        [(s := snapshot_day(ns)) is not None and s < stale_before for ns in served["namespace"]]
+        [
+            (s := namespace_snapshot_day(ns)) is not None and s < stale_before
+            for ns in served["namespace"]
+        ]
     )
     mismatch = np.zeros(n, dtype=bool)
     missing_offline = np.zeros(n, dtype=bool)

@@ -10,8 +10,6 @@ precision at review (on mature days) or the decline rate leaves its band.
 
 # No `from __future__ import annotations`: Dagster checks the `context` annotation at definition.
 import json
-import os
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +32,7 @@ from fraud_assets.lib.range_checks import DayResult, range_check_result
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource
 from fraud_core.env import env_number
+from fraud_core.freshness import monitoring_clock
 from fraud_core.labels import LABEL_COLUMNS, resolve, row_events
 from fraud_core.model.dataset import TrainingSetConfig
 from fraud_core.model.evaluate import png_bytes
@@ -42,23 +41,11 @@ from fraud_core.storage import DataLayout, atomic_path
 
 REVIEW_PRECISION_IN_BAND = "review_precision_in_band"
 DECLINE_RATE_IN_BAND = "decline_rate_in_band"
-CLOCK_ENV = "FRAUD_PERFORMANCE_CLOCK"  # "wall" (production) or "data" (historical data)
 REVIEW_PRECISION_MIN_ENV = "FRAUD_REVIEW_PRECISION_MIN"
 DECLINE_RATE_MAX_ENV = "FRAUD_DECLINE_RATE_MAX"
 DEFAULT_REVIEW_PRECISION_MIN = 0.05
 DEFAULT_DECLINE_RATE_MAX = 0.05
 MATURE_DAYS = TrainingSetConfig().maturity_days
-
-
-def labels_clock(data: DataLayout) -> datetime:
-    """The time labels are judged at: the wall clock, or with FRAUD_PERFORMANCE_CLOCK=data the
-    end of the newest ingested day (historical data, the demo)."""
-    if os.environ.get(CLOCK_ENV, "wall") == "data":
-        days = data.raw_orders_days()
-        if days:
-            last = days[-1] + timedelta(days=1)
-            return datetime(last.year, last.month, last.day, tzinfo=UTC)
-    return datetime.now(UTC)
 
 
 def _row_labels(data: DataLayout, day, order_ids: pd.Series) -> pd.DataFrame:
@@ -128,7 +115,7 @@ def model_performance(
 ) -> MaterializeResult:
     data = layout.layout()
     feed = read_feed(data)
-    clock = labels_clock(data)
+    clock = monitoring_clock(data)  # FRAUD_CLOCK: wall, or the data's own
     precision_min = env_number(REVIEW_PRECISION_MIN_ENV, DEFAULT_REVIEW_PRECISION_MIN, float, low=0)
     decline_max = env_number(DECLINE_RATE_MAX_ENV, DEFAULT_DECLINE_RATE_MAX, float, low=0)
     per_day: dict[str, dict] = {}

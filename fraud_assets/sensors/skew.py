@@ -1,10 +1,12 @@
-"""`serving_skew_sensor`: compares a served day with its offline features as soon as it has both.
+"""`serving_skew_sensor`: judges each served day as soon as it can be judged.
 
 Each tick reads the `scored_orders` and `entity_features` materializations newer than its cursor
-(their partitions are the days that changed); every such day that now has a `scored_orders` file
+(their partitions are the days that changed). Every such day that now has a `scored_orders` file
 and an `entity_features` file becomes part of one `serving_skew_job` run over first..last (a
-day between them without served orders costs nothing). Features recomputed for a day (a late
-file, a new label) compare it again.
+day between them without served orders costs nothing); features recomputed for a day (a late
+file, a new label) compare it again. Every day whose scored orders changed also gets its
+`model_performance` (with the labels known so far; `label_feed_sensor` runs it again as labels
+arrive).
 
 Cursor: `{"scored": storage id, "features": storage id}` of the newest materializations seen.
 """
@@ -24,7 +26,7 @@ from dagster import (
     sensor,
 )
 
-from fraud_assets.jobs import serving_skew_job
+from fraud_assets.jobs import model_performance_job, serving_skew_job
 from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.sensors.ticks import tick_interval_s
 from fraud_core.storage import DataLayout
@@ -53,22 +55,25 @@ def _changed(instance, key: AssetKey, after: int) -> tuple[set[str], int]:
 
 @sensor(
     name="serving_skew_sensor",
-    jobs=[serving_skew_job],
+    jobs=[serving_skew_job, model_performance_job],
     minimum_interval_seconds=tick_interval_s(TICK_INTERVAL_S),
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Runs serving_skew for each served day once it has both its scored orders and its "
-        "offline features, and again when either changes."
+        "offline features, and again when either changes; model_performance for each day whose "
+        "scored orders changed."
     ),
 )
 def serving_skew_sensor(context: SensorEvaluationContext) -> SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
     layout = DataLayout.from_env()
     due: set[str] = set()
+    changed: dict[str, set[str]] = {}
     for name, key in WATCHED.items():
-        days, cursor[name] = _changed(context.instance, key, int(cursor.get(name, 0)))
-        due |= days
+        changed[name], cursor[name] = _changed(context.instance, key, int(cursor.get(name, 0)))
+        due |= changed[name]
     partitions = set(daily_partitions.get_partition_keys())
+    served = sorted(d for d in changed["scored"] if d in partitions)
     ready = sorted(
         d
         for d in due
@@ -77,17 +82,26 @@ def serving_skew_sensor(context: SensorEvaluationContext) -> SensorResult:
         and layout.entity_features(d).exists()
     )
     text = json.dumps(cursor, sort_keys=True)
-    if not ready:
-        return SensorResult(cursor=text, skip_reason=SkipReason("no served day to compare"))
-    first, last = ready[0], ready[-1]
-    context.log.info(f"serving skew of {len(ready)} day(s), {first}..{last}")
-    return SensorResult(
-        run_requests=[
+    requests = []
+    if ready:
+        requests.append(
             RunRequest(
                 job_name=serving_skew_job.name,
                 run_key=f"skew-{cursor['scored']}-{cursor['features']}",
-                tags=partition_range_tags(first, last),
+                tags=partition_range_tags(ready[0], ready[-1]),
             )
-        ],
-        cursor=text,
+        )
+    if served:
+        requests.append(
+            RunRequest(
+                job_name=model_performance_job.name,
+                run_key=f"served-{cursor['scored']}",
+                tags=partition_range_tags(served[0], served[-1]),
+            )
+        )
+    if not requests:
+        return SensorResult(cursor=text, skip_reason=SkipReason("no served day to judge"))
+    context.log.info(
+        f"serving skew of {len(ready)} day(s), model performance of {len(served)} served day(s)"
     )
+    return SensorResult(run_requests=requests, cursor=text)

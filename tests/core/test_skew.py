@@ -8,7 +8,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from fraud_core.skew import compare, snapshot_day
+from fraud_core.online_keys import namespace_snapshot_day
+from fraud_core.skew import compare
 
 DAY = date(2026, 3, 10)
 NAMES = ["a", "b", "c"]
@@ -76,5 +77,5 @@ def test_a_day_without_offline_features_compares_nothing() -> None:
     served = _served([("O1", 0, "20260309.x.y", "v1", [1.0, 2.0, 3.0])])
     report = compare(served, None, lambda version: NAMES, DAY)
     assert report.compared == 0 and report.share is None and report.never_arrived == 1
-    assert snapshot_day("20260309.20260310T000000.abc123") == date(2026, 3, 9)
-    assert snapshot_day("empty.20260310T000000.abc123") is None
+    assert namespace_snapshot_day("20260309.20260310T000000.abc123") == date(2026, 3, 9)
+    assert namespace_snapshot_day("empty.20260310T000000.abc123") is None
