@@ -7,8 +7,11 @@ declined order never gets one, so its label comes only from an analyst or anothe
 and precision at decline cannot be read from chargebacks. The figures on *watched* orders
 (approved and reviewed) can: average precision of the score among them, the share of reviewed
 orders that turned out fraud (precision at review), the share of their known fraud that was sent
-to review (recall at review). Fraud amounts caught (reviewed or declined, labelled fraud) and missed
-(approved, labelled fraud) count known labels only. A young day has few labels yet: `maturity_days`
+to review (recall at review). With a holdout share (`FRAUD_DECLINE_HOLDOUT_SHARE`, default 0) a
+random share of would-be declines is approved and watched: the fraud among them is the realized
+precision at decline (`precision_at_decline_holdout`), the one figure chargebacks cannot give
+otherwise. Fraud amounts caught (reviewed or declined, labelled fraud), missed (approved) and let
+through by the holdout count known labels only. A young day has few labels yet: `maturity_days`
 (days from the day's end to the labels' clock) says how far its labels had time to arrive, and a
 day younger than the training set's maturity window is marked `mature: false`, so that a young
 day's few chargebacks never read as a good model.
@@ -23,10 +26,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from fraud_core.model.decisions import HOLDOUT
 from fraud_core.model.evaluate import average_precision
 
 APPROVE, REVIEW, DECLINE = "approve", "review", "decline"
-WATCHED = (APPROVE, REVIEW)  # orders that went through: their chargebacks can arrive
+# orders that went through, their chargebacks can arrive: approved, reviewed, and the would-be
+# declines held out (FRAUD_DECLINE_HOLDOUT_SHARE), approved and watched
+WATCHED = (APPROVE, REVIEW, HOLDOUT)
 
 
 def _share(num: int, den: int) -> float | None:
@@ -48,6 +54,9 @@ class Performance:
     declined_labelled_fraud: int  # declines confirmed by a non-chargeback source
     fraud_cents_caught: int
     fraud_cents_missed: int
+    holdout: int = 0  # would-be declines approved and watched
+    precision_at_decline_holdout: float | None = None  # fraud among them
+    fraud_cents_held_out: int = 0
     label_sources: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -66,10 +75,11 @@ def performance(
     fraud = np.asarray(fraud).astype(bool)
     cents = np.asarray(cents, dtype=np.int64)
     n = len(decision)
-    counts = {d: int((decision == d).sum()) for d in (APPROVE, REVIEW, DECLINE)}
+    counts = {d: int((decision == d).sum()) for d in (APPROVE, REVIEW, DECLINE, HOLDOUT)}
+    held = decision == HOLDOUT
     watched = np.isin(decision, WATCHED)
     reviewed = decision == REVIEW
-    caught = fraud & ~(decision == APPROVE)
+    caught = fraud & np.isin(decision, (REVIEW, DECLINE))
     labels = fraud[watched].astype(np.int8)
     ap = average_precision(labels, np.asarray(score)[watched]) if watched.any() else float("nan")
     return Performance(
@@ -86,6 +96,9 @@ def performance(
         declined_labelled_fraud=int((fraud & (decision == DECLINE)).sum()),
         fraud_cents_caught=int(cents[caught].sum()),
         fraud_cents_missed=int(cents[fraud & (decision == APPROVE)].sum()),
+        holdout=counts[HOLDOUT],
+        precision_at_decline_holdout=_share(int((fraud & held).sum()), int(held.sum())),
+        fraud_cents_held_out=int(cents[fraud & held].sum()),
         label_sources=(
             {k: int(v) for k, v in sources[fraud].value_counts().items()}
             if sources is not None

@@ -75,6 +75,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         batch_max_orders=settings.batch_max_orders,
         batch_wait_s=settings.batch_wait_ms / 1000,
         max_future_s=settings.max_future_s,
+        decline_holdout_share=settings.decline_holdout_share,
     )
     scoring.batcher.start()
     tasks = [

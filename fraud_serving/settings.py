@@ -16,6 +16,7 @@ from fraud_core.clock import DEFAULT_MAX_FUTURE_S, max_future_s
 from fraud_core.contract import Contract, builtin_contract, serving_contract
 from fraud_core.contract.request import RequestShape
 from fraud_core.contract.source import SourceFormat
+from fraud_core.model.decisions import HOLDOUT_ENV, check_holdout_share
 from fraud_core.online_keys import (
     DAY_S,
     DEFAULT_ORDER_INDEX_DAYS,
@@ -76,6 +77,8 @@ class Settings:
     order_index_days: float = DEFAULT_ORDER_INDEX_DAYS
     # FRAUD_MAX_FUTURE_S (read by fraud_core.clock): orders dated further ahead are refused
     max_future_s: int = DEFAULT_MAX_FUTURE_S
+    # FRAUD_DECLINE_HOLDOUT_SHARE: share of would-be declines approved and watched (0: none)
+    decline_holdout_share: float = 0.0
     generated_api_key: bool = False  # True when no key was configured and one was made up
     log_level: str = (
         "INFO"  # FRAUD_LOG_LEVEL: the service's own log lines (`fraud serve --log-level`)
@@ -120,6 +123,7 @@ class Settings:
             scored_ttl_s=_int(env, "FRAUD_SCORED_TTL_S", 7 * 86_400),
             order_index_days=_float(env, "FRAUD_ORDER_INDEX_DAYS", DEFAULT_ORDER_INDEX_DAYS),
             max_future_s=max_future_s(env),
+            decline_holdout_share=check_holdout_share(_float(env, HOLDOUT_ENV, 0.0)),
             generated_api_key=generated,
             log_level=_log_level(env),
         )

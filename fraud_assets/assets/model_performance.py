@@ -63,7 +63,13 @@ def _day_metadata(figures: dict) -> dict:
     overall = figures["all"]
     numbers = {
         name: MetadataValue.float(float(overall[name]))
-        for name in ("ap_watched", "precision_at_review", "recall_at_review", "decline_rate")
+        for name in (
+            "ap_watched",
+            "precision_at_review",
+            "recall_at_review",
+            "decline_rate",
+            "precision_at_decline_holdout",
+        )
         if overall[name] is not None
     }
     return {
@@ -104,7 +110,9 @@ def _day_metadata(figures: dict) -> dict:
         "orders (approved and reviewed, the only ones chargebacks can reach) average precision, "
         "precision and recall at review; declines confirmed by analysts or posted labels; fraud "
         "amount caught (reviewed or declined) and missed (approved). Precision at decline "
-        "cannot be known from chargebacks (a declined order never gets one). `maturity_days` "
+        "cannot be known from chargebacks (a declined order never gets one) except on the "
+        "would-be declines held out and approved (FRAUD_DECLINE_HOLDOUT_SHARE): "
+        "precision_at_decline_holdout. `maturity_days` "
         "says how long the day's labels had to arrive; a day younger than the training "
         f"maturity window ({MATURE_DAYS} days) is `mature: false`: its figures will change. "
         "Re-run by label_feed_sensor whenever new labels judge its orders."

@@ -20,6 +20,7 @@ Set `min_decline_recall` to 0 for the strict rule alone.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -148,3 +149,26 @@ def choose_thresholds(
 ) -> dict[str, float]:
     """{"review": r, "decline": d} with r <= d: `pick_thresholds` without the rule."""
     return pick_thresholds(labels, scores, targets).thresholds
+
+
+HOLDOUT = "holdout"
+"""The decision-log value of a would-be decline that was approved and watched (`held_out`)."""
+HOLDOUT_ENV = "FRAUD_DECLINE_HOLDOUT_SHARE"
+MAX_HOLDOUT_SHARE = 0.5
+
+
+def check_holdout_share(share: float) -> float:
+    if not 0.0 <= share <= MAX_HOLDOUT_SHARE:
+        raise ValueError(f"{HOLDOUT_ENV} must be in [0, {MAX_HOLDOUT_SHARE}], got {share}")
+    return share
+
+
+def held_out(order_id: str, share: float) -> bool:
+    """Whether a would-be decline of `order_id` is approved and watched instead: the realized
+    precision at decline can only be measured on declines that went through (a declined order
+    never gets a chargeback). Decided by the order id (a fixed uniform draw from its SHA-256), so
+    a retried order gets the same answer and the share holds over any traffic."""
+    if share <= 0.0:
+        return False
+    draw = int.from_bytes(hashlib.sha256(order_id.encode()).digest()[:8], "big") / 2.0**64
+    return draw < share

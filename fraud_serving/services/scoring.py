@@ -31,6 +31,7 @@ from fraud_core.features.offline import amount_cents, epoch_seconds, number_unit
 from fraud_core.features.online import OrderEvent, append_order, batch_features
 from fraud_core.features.spec import NO_VALUE, FeatureSpec, NumericSpec
 from fraud_core.features.state import EntityState, decode_state, encode_state
+from fraud_core.model.decisions import HOLDOUT, check_holdout_share, held_out
 from fraud_core.scoring.future_events import without_future_events
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.schemas import Reason, ScoreResult
@@ -182,8 +183,10 @@ class ScoringService:
         batch_max_orders: int = 64,
         batch_wait_s: float = 0.0,
         max_future_s: int = DEFAULT_MAX_FUTURE_S,
+        decline_holdout_share: float = 0.0,
     ) -> None:
         self.store = store
+        self.holdout_share = check_holdout_share(decline_holdout_share)
         self.models = models
         self.metrics = metrics
         self.shape = shape
@@ -342,10 +345,13 @@ class ScoringService:
         decided_ms = time.time_ns() / 1e6
         for i, planned in enumerate(fresh):
             order = planned.order
+            decided = batch.decisions[i]
+            # a would-be decline held out: the shop is told to approve, the log says why
+            holdout = decided == "decline" and held_out(order.order_id, self.holdout_share)
             result = ScoreResult(
                 order_id=order.order_id,
                 score=float(batch.scores[i]),
-                decision=batch.decisions[i],  # type: ignore[arg-type]
+                decision="approve" if holdout else decided,  # type: ignore[arg-type]
                 reasons=[
                     Reason(r.feature, _plain(r.value), r.contribution) for r in batch.reasons[i]
                 ],
@@ -366,7 +372,7 @@ class ScoringService:
                 model_version=model.version,
                 features=features[i],
                 score=result.score,
-                decision=result.decision,
+                decision=HOLDOUT if holdout else result.decision,
                 reasons=[(r.feature, r.value, r.contribution) for r in result.reasons],
                 latency_us=max(0, int((decided_ms - planned.job.received_ms) * 1000)),
                 key_id=planned.job.key_id,

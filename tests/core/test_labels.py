@@ -22,6 +22,7 @@ from fraud_core.labels import (
     read_label_file,
     resolve,
 )
+from fraud_core.model.decisions import held_out
 from fraud_core.performance import maturity, performance
 
 
@@ -146,3 +147,17 @@ def test_a_day_without_review_or_fraud_has_no_figure_rather_than_a_wrong_one() -
     assert got.precision_at_review is None and got.recall_at_review is None
     assert got.ap_watched is None
     assert maturity(datetime(2026, 3, 1).date(), datetime(2026, 3, 12, tzinfo=UTC)) == 10.0
+
+
+def test_held_out_declines_are_watched_and_give_the_precision_at_decline() -> None:
+    ids = [f"O{i}" for i in range(20_000)]
+    share = sum(held_out(i, 0.1) for i in ids) / len(ids)
+    assert 0.09 < share < 0.11 and not any(held_out(i, 0.0) for i in ids[:100])
+    decision = np.array(["approve", "review", "decline", "holdout", "holdout", "holdout"])
+    fraud = np.array([False, True, True, True, True, False])
+    cents = np.array([100, 200, 300, 400, 500, 600])
+    got = performance(decision, np.linspace(0.1, 0.9, 6), cents, fraud)
+    assert got.holdout == 3 and got.precision_at_decline_holdout == pytest.approx(2 / 3)
+    assert got.watched == 5 and got.decline_rate == pytest.approx(1 / 6)
+    assert got.fraud_cents_held_out == 900 and got.fraud_cents_caught == 500
+    assert got.fraud_cents_missed == 0
