@@ -7,7 +7,8 @@ afterwards.
     .venv/bin/python bench/decision_drain.py [--entries 200000]
 
 Prints `RESULT` lines: entries per second of the drain (read, decode, write, trim), the segment's
-size, and the stream's bytes per entry in Redis (MEMORY USAGE before the drain).
+size, the stream's bytes per entry in Redis (MEMORY USAGE before the drain), and the time Redis
+spends on each XRANGE (INFO commandstats; other clients wait behind it).
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ def _features(rng: np.random.Generator, n: int) -> np.ndarray:
     )
     values[rng.random(n) < 0.1] = np.nan
     return values
+
+
+def _xrange_stats(client: redis.Redis) -> tuple[int, int]:
+    """XRANGE calls and microseconds Redis spent in them so far (INFO commandstats)."""
+    stats = client.info("commandstats").get("cmdstat_xrange", {})
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 
 
 def main() -> None:
@@ -81,6 +88,7 @@ def main() -> None:
             pipe.execute()
         print(f"filled {args.entries:,} entries in {time.perf_counter() - started:.1f} s")
         stream_bytes = client.memory_usage(keys.decisions, samples=0) or 0
+        before = _xrange_stats(client)
         with tempfile.TemporaryDirectory() as folder:
             report = drain_decisions(client, keys, DataLayout(folder), limit=args.entries)
             segment_mb = (
@@ -93,6 +101,9 @@ def main() -> None:
         print(f"RESULT segment_mb={segment_mb:.1f} MB")
         print(f"RESULT redis_bytes_per_entry={stream_bytes / args.entries:,.0f} B")
         print(f"RESULT left_in_redis={report.remaining}")
+        calls, usec = (a - b for a, b in zip(_xrange_stats(client), before, strict=True))
+        # what each read costs Redis itself: the longest any other client waits behind it
+        print(f"RESULT redis_ms_per_xrange={usec / max(calls, 1) / 1000:.1f} ms ({calls} calls)")
     finally:
         found = list(client.scan_iter(match=keys.prefix + "*"))
         if found:

@@ -172,12 +172,80 @@ def order_days(table: pa.Table) -> list[date]:
     return [date(1970, 1, 1) + timedelta(days=int(d)) for d in days]
 
 
-def segment_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
-    """(stream id, encoded entry) pairs as a segment: the entries as they are, with their order
-    id and order time read beside them (the head of each entry only: the drain's pace)."""
+SEGMENT_SCHEMA = pa.schema(
+    [
+        ("log_id", pa.string()),
+        ("order_id", pa.string()),
+        ("t_s", pa.int64()),
+        ("entry", pa.binary()),
+    ]
+)
+_STR_FIX, _STR8 = 0xA0, 0xD9  # msgpack: fixstr (length in the tag), str8 (length next)
+# msgpack integer tags and their widths (big-endian), as t_s is packed
+_INT_TAGS = {0xCE: (4, ">u4"), 0xD2: (4, ">i4"), 0xCF: (8, ">u8"), 0xD3: (8, ">i8")}
+
+
+def _binary(values: Sequence[bytes], kind: pa.DataType) -> tuple[pa.Array, np.ndarray, bytes]:
+    """`values` as one Arrow binary (or string) array built from a joined buffer and offsets:
+    no per-value copy in Python. Also returns the offsets and the buffer."""
+    n = len(values)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, values), np.int32, n), out=offsets[1:])
+    data = b"".join(values)
+    array = pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return array, offsets, data
+
+
+def _gather(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The bytes buf[starts[i] : starts[i] + lengths[i]] of every i, one after another."""
+    total = int(lengths.sum())
+    ends = np.cumsum(lengths)
+    index = np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - lengths), lengths)
+    return buf[index]
+
+
+def _heads(buf: np.ndarray, starts: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
+    """Order ids and times of entries starting at `starts` in `buf`, read from their msgpack
+    heads with array operations; None when any head has another shape (the caller then reads
+    them one by one, which also says what is wrong)."""
+    if not len(starts):
+        return pa.array([], pa.string()), np.empty(0, dtype=np.int64)
+    if len(buf) < int(starts.max()) + 16:
+        return None
+    tag = buf[starts + 2]
+    fix = (tag & 0xE0) == _STR_FIX
+    str8 = tag == _STR8
+    ok = (buf[starts] == 0x9E) & (buf[starts + 1] == LOG_VERSION) & (fix | str8)
+    lengths = np.where(fix, tag & 0x1F, buf[starts + 3]).astype(np.int64)
+    text = starts + np.where(fix, 3, 4)
+    at = text + lengths  # the time's tag
+    if not ok.all() or int(at.max()) + 9 > len(buf):
+        return None
+    int_tag = buf[at]
+    times = np.empty(len(starts), dtype=np.int64)
+    known = np.zeros(len(starts), dtype=bool)
+    for code, (width, dtype) in _INT_TAGS.items():
+        rows = int_tag == code
+        if rows.any():
+            raw = buf[at[rows, None] + 1 + np.arange(width)]
+            times[rows] = np.ascontiguousarray(raw).view(dtype).ravel().astype(np.int64)
+            known |= rows
+    if not known.all():
+        return None
+    ids = _gather(buf, text, lengths)
+    offsets = np.zeros(len(starts) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    order_ids = pa.Array.from_buffers(
+        pa.string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(ids.tobytes())]
+    )
+    order_ids.validate(full=True)  # UTF-8, as a decoded string would be
+    return order_ids, times
+
+
+def _heads_one_by_one(blobs: Sequence[bytes]) -> tuple[pa.Array, np.ndarray]:
     order_ids, times = [], []
     unpacker = msgpack.Unpacker(raw=False, max_buffer_size=0)
-    for _, blob in entries:
+    for blob in blobs:
         unpacker.feed(blob)
         try:
             if unpacker.read_array_header() != 14 or unpacker.unpack() != LOG_VERSION:
@@ -188,14 +256,27 @@ def segment_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
                 unpacker.skip()
         except (ValueError, msgpack.ExtraData, msgpack.FormatError, TypeError) as exc:
             raise ValueError(f"not a decision-log entry: {exc}") from exc
-    return pa.table(
-        {
-            "log_id": pa.array([i for i, _ in entries], pa.string()),
-            "order_id": pa.array(order_ids, pa.string()),
-            "t_s": pa.array(times, pa.int64()),
-            "entry": pa.array([b for _, b in entries], pa.binary()),
-        }
+    return pa.array(order_ids, pa.string()), np.array(times, dtype=np.int64)
+
+
+def segment_batch(ids: Sequence[bytes | str], blobs: Sequence[bytes]) -> pa.RecordBatch:
+    """Stream entries (their ids, their encoded entries) as a segment's rows: the entries as
+    they are, with their order id and order time read beside them (the head of each entry
+    only: the drain's pace)."""
+    entries, offsets, data = _binary(blobs, pa.binary())
+    heads = _heads(np.frombuffer(data, dtype=np.uint8), offsets[:-1].astype(np.int64))
+    order_ids, times = heads if heads is not None else _heads_one_by_one(blobs)
+    raw_ids = [i.encode() if isinstance(i, str) else i for i in ids]
+    log_ids, _, _ = _binary(raw_ids, pa.string())
+    return pa.RecordBatch.from_arrays(
+        [log_ids, order_ids, pa.array(times, pa.int64()), entries], schema=SEGMENT_SCHEMA
     )
+
+
+def segment_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
+    """(stream id, encoded entry) pairs as a segment (`segment_batch`)."""
+    batch = segment_batch([i for i, _ in entries], [b for _, b in entries])
+    return pa.Table.from_batches([batch], schema=SEGMENT_SCHEMA)
 
 
 def scored_orders_of_day(segments: Sequence[Path], day: date) -> pa.Table | None:

@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import gc
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import redis
 
-from fraud_core.decision_log import LOG_FIELD, next_id, order_days, segment_table
+from fraud_core.decision_log import (
+    LOG_FIELD,
+    SEGMENT_SCHEMA,
+    next_id,
+    order_days,
+    segment_batch,
+)
 from fraud_core.online_keys import OnlineKeys
-from fraud_core.storage import DataLayout, write_parquet
+from fraud_core.storage import DataLayout, atomic_path
 
-READ_CHUNK = 50_000  # entries per XRANGE call (about 70 MB)
+READ_CHUNK = 10_000  # entries per XRANGE call (about 15 MB; see `drain_decisions`)
 
 
 def _field(fields: list[bytes], name: bytes) -> bytes:
@@ -44,42 +54,66 @@ class DrainReport:
         return self.drained / self.seconds if self.seconds > 0 else 0.0
 
 
+def _read(raw: redis.Redis, stream: str, low: str, count: int) -> tuple[list, list]:
+    """One XRANGE chunk, unparsed by redis-py: (entry ids, encoded entries)."""
+    chunk = raw.execute_command("XRANGE", stream, low, "+", "COUNT", count)
+    ids = [entry_id for entry_id, _ in chunk]
+    blobs = [
+        fields[1] if len(fields) == 2 and fields[0] == LOG_FIELD else _field(fields, LOG_FIELD)
+        for _, fields in chunk
+    ]
+    return ids, blobs
+
+
 def drain_decisions(
     client: redis.Redis, keys: OnlineKeys, layout: DataLayout, limit: int = 1_000_000
 ) -> DrainReport:
-    """Move at most `limit` of the oldest decision-log entries into one segment file."""
+    """Move at most `limit` of the oldest decision-log entries into one segment file.
+
+    Chunk by chunk: while one chunk's rows are written (the parquet writer releases the GIL, in
+    a thread), the next is read from Redis. Each XRANGE is kept small (`READ_CHUNK`) so that
+    Redis, which runs one command at a time, never stalls the scoring service for long."""
     started = time.perf_counter()
     # the stream's replies as Redis sends them: redis-py's per-entry dicts cost more than the rest
     raw = redis.Redis(connection_pool=client.connection_pool)
     raw.set_response_callback("XRANGE", lambda response, **_: response)
-    logged: list[tuple[str, bytes]] = []
-    low = "-"
+    ids, blobs = _read(raw, keys.decisions, "-", min(READ_CHUNK, limit))
+    if not ids:
+        return DrainReport(0, None, remaining=0, seconds=time.perf_counter() - started)
+    first = ids[0].decode()
+    path = layout.decision_log_segment(first)
+    drained, last, days = 0, first, set()
     collecting = gc.isenabled()
-    gc.disable()  # a million small objects, none in a cycle: the collector only slows it down
+    gc.disable()  # many small objects, none in a cycle: the collector only slows it down
     try:
-        while len(logged) < limit:
-            count = min(READ_CHUNK, limit - len(logged))
-            chunk = raw.execute_command("XRANGE", keys.decisions, low, "+", "COUNT", count)
-            if not chunk:
-                break
-            for entry_id, fields in chunk:
-                logged.append((entry_id.decode(), _field(fields, LOG_FIELD)))
-            low = "(" + logged[-1][0]  # exclusive: after the last one read
-        if not logged:
-            return DrainReport(0, None, remaining=0, seconds=time.perf_counter() - started)
-        table = segment_table(logged)
+        # lz4: twice zstd's pace; segments are the raw log, `scored_orders` the compact form
+        with (
+            atomic_path(Path(path), durable=True) as tmp,
+            pq.ParquetWriter(tmp, SEGMENT_SCHEMA, compression="lz4") as writer,
+            ThreadPoolExecutor(1) as pool,
+        ):
+            pending = None
+            while ids:
+                batch = segment_batch(ids, blobs)
+                drained += len(ids)
+                last = ids[-1].decode()
+                days.update(order_days(pa.Table.from_batches([batch])))
+                if pending is not None:
+                    pending.result()
+                pending = pool.submit(writer.write_batch, batch)
+                count = min(READ_CHUNK, limit - drained)
+                ids, blobs = _read(raw, keys.decisions, "(" + last, count) if count else ([], [])
+            if pending is not None:
+                pending.result()
     finally:
         if collecting:
             gc.enable()
-    first, last = logged[0][0], logged[-1][0]
-    # lz4: twice zstd's pace; segments are the raw log, `scored_orders` the compact form
-    path = write_parquet(table, layout.decision_log_segment(first), compression="lz4")
     # only now: what is trimmed is on disk
     client.xtrim(keys.decisions, minid=next_id(last), approximate=False)
     return DrainReport(
-        drained=len(logged),
+        drained=drained,
         segment=str(path),
-        days=order_days(table),
+        days=sorted(days),
         remaining=client.xlen(keys.decisions),
         seconds=time.perf_counter() - started,
     )

@@ -63,7 +63,7 @@ def drain_labels(
     if not ids:
         return LabelDrain(0, None, remaining=0)
     table = entries_table(blobs)
-    path = write_parquet(table, layout.label_log_segment(ids[0]))
+    path = write_parquet(table, layout.label_log_segment(ids[0]), durable=True)
     client.xtrim(keys.labels, minid=next_id(ids[-1]), approximate=False)
     return LabelDrain(len(ids), str(path), label_days(table), client.xlen(keys.labels))
 
