@@ -30,7 +30,7 @@ from fraud_core.decision_log import (
 from fraud_core.online_keys import OnlineKeys
 from fraud_core.storage import DataLayout, atomic_path
 
-READ_CHUNK = 10_000  # entries per XRANGE call (about 15 MB; see `drain_decisions`)
+READ_CHUNK = 5_000  # entries per XRANGE (about 7 MB; Redis spends ~5 ms on one: bench/RESULTS.md)
 
 
 def _field(fields: list[bytes], name: bytes) -> bytes:
