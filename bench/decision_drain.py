@@ -85,7 +85,7 @@ def _fill(client: redis.Redis, keys: OnlineKeys, n: int) -> None:
 
 
 def _job(url: str, keys: OnlineKeys, folder: str) -> tuple[float, float]:
-    """`decision_log_job` as the sensor launches it, on a persistent (SQLite) instance: the run's
+    """`feedback_drain_job` as the sensor launches it, on a persistent (SQLite) instance: the run's
     wall time from its start event to its end, and the step's drain rate from its metadata."""
     from dagster import DagsterInstance
 
@@ -98,7 +98,7 @@ def _job(url: str, keys: OnlineKeys, folder: str) -> tuple[float, float]:
     instance = DagsterInstance.from_config(str(home))
     try:
         started = time.perf_counter()
-        result = defs.resolve_job_def("decision_log_job").execute_in_process(instance=instance)
+        result = defs.resolve_job_def("feedback_drain_job").execute_in_process(instance=instance)
         wall = time.perf_counter() - started
         assert result.success
         (event,) = result.get_asset_materialization_events()
@@ -139,7 +139,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             wall, rate = _job(handle.url, keys, folder)
         print(
-            f"RESULT decision_log_job_seconds={wall:.2f} s "
+            f"RESULT feedback_drain_job_seconds={wall:.2f} s "
             f"({args.entries / wall:,.0f} entries/s end to end; the step drained {rate:,.0f}/s)"
         )
     finally:

@@ -32,6 +32,9 @@ import pyarrow.dataset as ds
 
 LOG_VERSION = 1
 LOG_FIELD = b"d"  # the stream entry's one field
+# when `decision_log_sensor` drains: at this many entries, or once the oldest waited this long
+DRAIN_AT_ENV = "FRAUD_DRAIN_AT_ENTRIES"
+DRAIN_AFTER_ENV = "FRAUD_DRAIN_AFTER_S"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ A label event says "order X is (or is not) fraud, known from `label_date`, says 
 come from four places:
 
 - label files dropped into `landing/labels/` (chargebacks and disputes from the payment provider:
-  `order_id`, `is_fraud`, `label_date`, optional `source`; CSV or parquet, any name);
+  `order_id`, `is_fraud`, `label_date`, optional `source` and `order_date`; CSV or parquet, any
+  name);
 - `POST /v1/labels` (the service adds one entry per accepted label to the `{p}labels` stream;
   `label_log` drains it into segments);
 - analyst verdicts (source `analyst`, through the same route);
@@ -46,6 +47,7 @@ POSTED_SOURCES = LABEL_SOURCES[1:]  # what a label file or `/v1/labels` may name
 LABEL_FILE_SUFFIXES = (".csv", ".parquet")
 LABEL_ENTRY_VERSION = 1
 LABEL_FIELD = b"l"  # the `{p}labels` stream entry's one field
+LABEL_DRAIN_AFTER_ENV = "FRAUD_LABEL_DRAIN_AFTER_S"  # `label_feed_sensor` drains after this wait
 
 LABEL_SCHEMA = pa.schema(
     [
@@ -54,6 +56,9 @@ LABEL_SCHEMA = pa.schema(
         ("label_date", pa.timestamp("us", tz="UTC")),
         ("source", pa.string()),
         ("origin", pa.string()),  # the label file's name, or `api:<key id>`
+        # when the labelled order was placed, when the sender knows it (the service does): a
+        # label changes no feature before the order's risk windows reach it (`first_affected`)
+        ("order_date", pa.timestamp("us", tz="UTC")),
     ]
 )
 LABEL_COLUMNS = tuple(LABEL_SCHEMA.names)
@@ -82,11 +87,13 @@ class LabelEvent:
     label_date: datetime
     source: str
     origin: str = ""
+    order_date: datetime | None = None
 
 
 def encode_entry(event: LabelEvent, received_ms: int | None = None) -> bytes:
     """A `{p}labels` stream entry: msgpack of plain values, version first."""
     label_us = int(event.label_date.timestamp() * 1_000_000)
+    order_us = None if event.order_date is None else int(event.order_date.timestamp() * 1e6)
     received = int(time.time() * 1000) if received_ms is None else received_ms
     return msgpack.packb(
         [
@@ -97,6 +104,7 @@ def encode_entry(event: LabelEvent, received_ms: int | None = None) -> bytes:
             event.source,
             event.origin,
             received,
+            order_us,
         ]
     )
 
@@ -106,12 +114,14 @@ def entries_table(entries: Sequence[bytes]) -> pa.Table:
     rows = []
     for blob in entries:
         try:
-            version, order_id, is_fraud, label_us, source, origin, _ = msgpack.unpackb(blob)
+            version, order_id, is_fraud, label_us, source, origin, _, order_us = msgpack.unpackb(
+                blob
+            )
         except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError) as exc:
             raise ValueError(f"not a label entry: {exc}") from exc
         if version != LABEL_ENTRY_VERSION:
             raise ValueError(f"a label entry of version {version!r}")
-        rows.append((order_id, bool(is_fraud), label_us, source, origin))
+        rows.append((order_id, bool(is_fraud), label_us, source, origin, order_us))
     return pa.table(
         {
             "order_id": pa.array([r[0] for r in rows], pa.string()),
@@ -119,6 +129,7 @@ def entries_table(entries: Sequence[bytes]) -> pa.Table:
             "label_date": pa.array([r[2] for r in rows], pa.timestamp("us", tz="UTC")),
             "source": pa.array([r[3] for r in rows], pa.string()),
             "origin": pa.array([r[4] for r in rows], pa.string()),
+            "order_date": pa.array([r[5] for r in rows], pa.timestamp("us", tz="UTC")),
         },
         schema=LABEL_SCHEMA,
     )
@@ -210,6 +221,19 @@ def read_label_file(path: Path) -> LabelFile:
         f"not one of {', '.join(POSTED_SOURCES)}",
         source,
     )
+    if "order_date" in frame.columns:
+        text_dates = frame["order_date"].astype(str).str.strip()
+        placed = pd.to_datetime(text_dates.where(text_dates != ""), utc=True, errors="coerce")
+        unreadable = (placed.isna() & (text_dates != "") & (text_dates != "nan")).to_numpy()
+        refuse(unreadable, "order_date", "not a date or time", frame["order_date"])
+        refuse(
+            (placed > stamps).fillna(False).to_numpy(),
+            "order_date",
+            "after its label_date",
+            frame["order_date"],
+        )
+    else:
+        placed = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
     ok = ~bad
     events = pa.table(
         {
@@ -218,6 +242,9 @@ def read_label_file(path: Path) -> LabelFile:
             "label_date": pa.array(stamps[ok].dt.as_unit("us"), pa.timestamp("us", tz="UTC")),
             "source": pa.array(source[ok].tolist(), pa.string()),
             "origin": pa.array([name] * int(ok.sum()), pa.string()),
+            "order_date": pa.array(
+                placed[ok].astype("datetime64[us, UTC]"), pa.timestamp("us", tz="UTC")
+            ),
         },
         schema=LABEL_SCHEMA,
     )
@@ -246,6 +273,21 @@ def events_of_day(events: pa.Table, day: date) -> pa.Table:
     start_s = pa.scalar(start, pa.timestamp("us", tz="UTC"))
     end_s = pa.scalar(start + timedelta(days=1), pa.timestamp("us", tz="UTC"))
     return events.filter(pc.and_(pc.greater_equal(column, start_s), pc.less(column, end_s)))
+
+
+def first_affected(events: pa.Table, risk_delay_s: int) -> date | None:
+    """The first day whose features some of `events` can change: a label counts in the risk
+    features of orders after its label date whose risk window (ending `risk_delay_s` before
+    them) reaches its order, so from max(label date, order date + delay); the label date alone
+    when the order's date is unknown. None for no events."""
+    if not events.num_rows:
+        return None
+    label = events.column("label_date").cast(pa.int64()).to_numpy(zero_copy_only=False)
+    placed = events.column("order_date").cast(pa.int64()).fill_null(np.iinfo(np.int64).min)
+    reach = placed.to_numpy(zero_copy_only=False)
+    reach = np.where(reach == np.iinfo(np.int64).min, label, reach + risk_delay_s * 1_000_000)
+    first_us = int(np.maximum(label, reach).min())
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=first_us)).date()
 
 
 def deduplicated(events: pa.Table) -> pa.Table:
@@ -280,6 +322,7 @@ def row_events(frame: pd.DataFrame) -> pd.DataFrame:
     )
     out["source"] = ORDER_ROW
     out["origin"] = ""
+    out["order_date"] = frame["order_date"].to_numpy()[fraud] if "order_date" in frame else pd.NaT
     return out
 
 
@@ -332,7 +375,9 @@ def apply_feed(
     relevant = feed[feed["order_id"].isin(ids)]
     if not len(relevant):
         return frame
-    events = pd.concat([row_events(frame), relevant[list(LABEL_COLUMNS)]], ignore_index=True)
+    events = pd.concat(
+        [row_events(frame), relevant.reindex(columns=list(LABEL_COLUMNS))], ignore_index=True
+    )
     events["label_date"] = pd.to_datetime(events["label_date"], utc=True)
     resolved = resolve(ids.reset_index(drop=True), events, known_by)
     out = frame.copy()

@@ -10,8 +10,10 @@ A label file's refused rows (bad order id, `is_fraud`, `label_date` or source) a
 with the field and the reason, and a check fails (warns) naming the file and the rows; the
 file's other rows stand. The metadata names the served days (`scored_orders` partitions) the
 run's labels judge (`label_feed_sensor` refreshes their `model_performance`) and the label days
-whose events changed (the sensor recomputes `entity_features` from the first of them on: risk
-features count the feed's chargebacks).
+whose events changed, with the first day whose features they can change (a label reaches the
+risk features of orders after it whose risk window reaches its order, so with the order's date
+known from the label date or the order date plus the risk delay, whichever is later):
+the sensor recomputes `entity_features` from there, if any features exist from that day on.
 """
 
 # No `from __future__ import annotations`: Dagster checks the `context` annotation at definition.
@@ -32,6 +34,7 @@ from pydantic import Field
 from fraud_assets.lib.label_feed import LabelSources, drain_labels, served_days
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource, RedisResource
+from fraud_core.labels import concat_events, first_affected
 from fraud_core.online_keys import KEY_PREFIX_ENV, OnlineKeys, resolve_key_prefix
 from fraud_core.storage import write_parquet
 
@@ -109,6 +112,8 @@ def labels(context: AssetExecutionContext, layout: DataLayoutResource) -> Materi
     per_day: dict[str, dict] = {}
     order_ids: set[str] = set()
     changed: list[str] = []  # days whose events differ from what was on disk
+    reach: list = []  # per changed day, the first day whose features its events can change
+    risk_delay_s = layout.contract().spec.risk_delay_s
     for day in partition_days(context):
         events = sources.day(day)
         target = data.labels(day)
@@ -119,10 +124,13 @@ def labels(context: AssetExecutionContext, layout: DataLayoutResource) -> Materi
             if before is not None:  # a file that held the day's labels is gone or emptied
                 target.unlink()
                 changed.append(day.isoformat())
+                reach.append(first_affected(concat_events([before]), risk_delay_s))
             per_day[day.isoformat()] = {"events": 0}
             continue
         if before is None or not before.equals(events):
             changed.append(day.isoformat())
+            moved = [events] if before is None else [events, before]
+            reach.append(first_affected(concat_events(moved), risk_delay_s))
         write_parquet(events, target)
         frame = events.to_pandas()
         order_ids.update(frame["order_id"])
@@ -155,6 +163,9 @@ def labels(context: AssetExecutionContext, layout: DataLayoutResource) -> Materi
             "label_files": len(sources.files),
             "served_days": MetadataValue.json([d.isoformat() for d in judged]),
             "changed_days": MetadataValue.json(changed),
+            "features_affected_from": min(
+                (d.isoformat() for d in reach if d is not None), default=""
+            ),
         },
         check_results=[
             AssetCheckResult(

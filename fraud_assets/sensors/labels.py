@@ -3,34 +3,32 @@
 Each tick:
 - label files: a file of `landing/labels/` that is new, changed or gone since the cursor saw it
   makes its label days due (a file's days are read from its `label_date` column);
-- the service's labels: when the `{p}labels` stream holds an entry that waited
-  `FRAUD_LABEL_DRAIN_AFTER_S` (default 300 s), it requests `label_log_job` (none in flight); a
-  newer `label_log` materialization makes its label days due;
+- (the labels posted to the service are drained with the decision log by `decision_log_sensor`,
+  whose `served_days_job` run builds their label days);
 - due days that are partitions (not today's yet) become one `labels_job` run over first..last;
   the others wait in the cursor until they are partitions;
 - a newer `labels` materialization requests `model_performance_job` for the served days its
-  labels judge (its `served_days` metadata): late labels re-materialize old days; and, when its
-  events changed on a label day D that has features, `entity_features_job` from D to the newest
-  day with features, in the daily features lane (risk features count the feed's labels, and a
-  label known on D changes only features of orders after it).
+  labels judge (its `served_days` metadata) and that were judged before it: late labels
+  re-materialize old days; and, when its
+  events changed and a day they can reach (`features_affected_from` on: a label counts in the
+  risk features of later orders whose risk window reaches its order) has features computed
+  before them, `entity_features_job` from that day to the newest day with features, in the daily
+  features lane.
 
-Cursor: `{"files": {name: [fingerprint, [days]]}, "drain": id, "labels": id, "pending": [days]}`.
+Cursor: `{"files": {name: [fingerprint, [days]]}, "labels": id, "pending": [days]}`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
 from pathlib import Path
 
-import redis
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     DefaultSensorStatus,
     RunRequest,
-    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -40,32 +38,25 @@ from dagster import (
 from fraud_assets.jobs import (
     DAILY_FEATURES_LANE,
     entity_features_job,
-    label_log_job,
     labels_job,
     model_performance_job,
 )
 from fraud_assets.partitions import daily_partitions, partition_range_tags
-from fraud_assets.sensors.decisions import IN_FLIGHT
 from fraud_assets.sensors.ticks import tick_interval_s
-from fraud_core.env import env_number
 from fraud_core.labels import label_file_paths, read_label_file
 from fraud_core.landing import fingerprint
-from fraud_core.online_keys import OnlineKeys, resolve_key_prefix
-from fraud_core.redis_server import DEFAULT_REDIS_URL, ENV_VAR
 from fraud_core.storage import DataLayout
 
-LABEL_LOG = AssetKey("label_log")
 LABELS = AssetKey("labels")
+ENTITY_FEATURES = AssetKey("entity_features")
+PERFORMANCE = AssetKey("model_performance")
 TICK_INTERVAL_S = 60
-DRAIN_AFTER_ENV = "FRAUD_LABEL_DRAIN_AFTER_S"
-DEFAULT_DRAIN_AFTER_S = 300
 
 
 def read_cursor(text: str | None) -> dict:
     cursor = json.loads(text) if text else {}
     return {
         "files": cursor.get("files", {}),
-        "drain": int(cursor.get("drain", 0)),
         "labels": int(cursor.get("labels", 0)),
         "pending": cursor.get("pending", []),
     }
@@ -101,42 +92,29 @@ def _newest(instance, key: AssetKey, after: int):
     return None
 
 
+def _latest(instance, key: AssetKey, partition: str) -> int:
+    """The storage id of the partition's newest materialization (0: never materialized)."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+    ).records
+    return records[0].storage_id if records else 0
+
+
 def _metadata_days(record, name: str) -> list[str]:
     materialization = record.asset_materialization
     value = materialization.metadata.get(name) if materialization else None
     return list(value.value) if value is not None else []
 
 
-def _stream_due(keys: OnlineKeys) -> tuple[str | None, str | None]:
-    """(why the label stream should be drained now or None, a problem reaching Redis)."""
-    url = os.environ.get(ENV_VAR) or DEFAULT_REDIS_URL
-    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        head = client.xrange(keys.labels, "-", "+", count=1)
-        length = client.xlen(keys.labels) if head else 0
-    except (redis.RedisError, OSError) as err:
-        return None, f"no Redis at {url}: {err}"
-    finally:
-        client.close()
-    if not head:
-        return None, None
-    waited = time.time() - int(head[0][0].decode().split("-")[0]) / 1000
-    after = env_number(DRAIN_AFTER_ENV, DEFAULT_DRAIN_AFTER_S, float, low=0)
-    if waited >= after:
-        return f"{length:,} posted label(s), the oldest waited {waited:,.0f} s", None
-    return None, None
-
-
 @sensor(
     name="label_feed_sensor",
-    jobs=[label_log_job, labels_job, model_performance_job, entity_features_job],
+    jobs=[labels_job, model_performance_job, entity_features_job],
     minimum_interval_seconds=tick_interval_s(TICK_INTERVAL_S),
     default_status=DefaultSensorStatus.RUNNING,
     description=(
-        "Keeps the label feed up to date: label files dropped into landing/labels and labels "
-        "posted to /v1/labels (drained after FRAUD_LABEL_DRAIN_AFTER_S) become runs of their "
-        "label days; new labels refresh model_performance for the served days they judge and "
-        "the entity features from the first label day that changed."
+        "Keeps the label feed up to date: label files dropped into landing/labels become runs "
+        "of their label days; new labels refresh model_performance for the served days they "
+        "judge and the entity features they can reach."
     ),
 )
 def label_feed_sensor(context: SensorEvaluationContext) -> SensorResult:
@@ -150,12 +128,6 @@ def label_feed_sensor(context: SensorEvaluationContext) -> SensorResult:
     if due:
         notes.append(f"label files changed: {len(due)} label day(s) due")
     cursor["files"] = files
-    drained = _newest(instance, LABEL_LOG, cursor["drain"])
-    if drained is not None:
-        days = _metadata_days(drained, "label_days")
-        due.update(days)
-        cursor["drain"] = drained.storage_id
-        notes.append(f"drain {drained.run_id[:8]} brought {len(days)} label day(s)")
     partitions = set(daily_partitions.get_partition_keys())
     due.update(cursor["pending"])
     ready = sorted(d for d in due if d in partitions)
@@ -176,7 +148,12 @@ def label_feed_sensor(context: SensorEvaluationContext) -> SensorResult:
 
     judged = _newest(instance, LABELS, cursor["labels"])
     if judged is not None:
-        days = [d for d in _metadata_days(judged, "served_days") if d in partitions]
+        # a served day judged after these labels counts them already (a served_days_job run)
+        days = [
+            d
+            for d in _metadata_days(judged, "served_days")
+            if d in partitions and _latest(instance, PERFORMANCE, d) < judged.storage_id
+        ]
         if days:
             requests.append(
                 RunRequest(
@@ -186,10 +163,19 @@ def label_feed_sensor(context: SensorEvaluationContext) -> SensorResult:
                 )
             )
             notes.append(f"model_performance {days[0]}..{days[-1]}")
-        changed = _metadata_days(judged, "changed_days")
+        materialization = judged.asset_materialization
+        reach = materialization.metadata.get("features_affected_from") if materialization else None
+        start = str(reach.value) if reach is not None else ""
         featured = [d.isoformat() for d in layout.entity_features_days()]
-        if changed and featured and featured[-1] >= min(changed):
-            first = max(min(changed), featured[0])
+        # features the changed labels can reach, computed before them (a day computed after
+        # them counts them already)
+        stale = [
+            d
+            for d in featured
+            if start and d >= start and _latest(instance, ENTITY_FEATURES, d) < judged.storage_id
+        ]
+        if stale:
+            first = stale[0]
             requests.append(
                 RunRequest(
                     job_name=entity_features_job.name,
@@ -200,16 +186,6 @@ def label_feed_sensor(context: SensorEvaluationContext) -> SensorResult:
             notes.append(f"entity_features {first}..{featured[-1]} (labels changed)")
         cursor["labels"] = judged.storage_id
 
-    in_flight = instance.get_run_ids(
-        RunsFilter(job_name=label_log_job.name, statuses=IN_FLIGHT), limit=1
-    )
-    if not in_flight:
-        why, problem = _stream_due(OnlineKeys(resolve_key_prefix()))
-        if why:
-            requests.append(RunRequest(job_name=label_log_job.name, run_key=None))
-            notes.append(f"drain: {why}")
-        elif problem:
-            notes.append(problem)
     text = json.dumps(cursor, sort_keys=True)
     if not requests:
         return SensorResult(

@@ -110,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
     from fraud_cli.demo.steps import STEPS
     from fraud_core.calendar import START_ENV, first_day, record_first_day
     from fraud_core.contract import CONTRACT_ENV, applied_contract
+    from fraud_core.decision_log import DRAIN_AFTER_ENV
+    from fraud_core.freshness import CLOCK_ENV
+    from fraud_core.labels import LABEL_DRAIN_AFTER_ENV
     from fraud_core.redis_server import ensure_redis
     from fraud_core.storage import DataLayout
 
@@ -136,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
     os.environ[TICK_ENV] = str(TICK_S)  # the code server reads it when it loads
     # The demo retrains on its last day at once, whenever it last retrained (a demo run twice).
     os.environ[MIN_INTERVAL_ENV] = "0"
+    # Its feedback loop at once too: the decision log and the posted labels drained as soon as
+    # they wait, and the monitoring judged by the data's own clock (its days are history).
+    os.environ[DRAIN_AFTER_ENV] = "0"
+    os.environ[LABEL_DRAIN_AFTER_ENV] = "0"
+    os.environ.setdefault(CLOCK_ENV, "data")
     os.environ["REDIS_URL"] = redis.url
     instance = _instance()
     log_path = Path(os.environ["DAGSTER_HOME"]) / LOG_NAME

@@ -268,7 +268,7 @@ class DagsterProcesses:
         for name in reversed(list(self.processes)):
             self._stop_process(self.processes.pop(name))
         if since is not None:
-            for run in self._runs_since(since):
+            for run in self.runs_since(since):
                 if not run.is_finished:
                     self.instance.report_run_failed(run, "fraud demo stopped before it finished")
 
@@ -340,17 +340,20 @@ class DagsterProcesses:
     def run(self, job_name: str, tags: dict[str, str]) -> RunReport:
         return self.report(self.launch(job_name, tags))
 
-    def finish_runs(self, since: float, reported: set[str]) -> list[RunReport]:
+    def finish_runs(
+        self, since: float, reported: set[str], quiet: tuple[str, ...] = ()
+    ) -> list[RunReport]:
         """Wait until every run created since `since` (epoch seconds) has finished and every
         running sensor has completed a tick that began after the last of them finished (so no
         sensor is about to request another); the reports of the runs not in `reported`, each
-        printed, oldest first."""
+        printed (but those of the jobs in `quiet`, which the caller sums up), oldest first."""
         reports: list[RunReport] = []
         settled_at = time.time()
         while True:
-            new = [r for r in self._runs_since(since) if r.run_id not in reported]
+            new = [r for r in self.runs_since(since) if r.run_id not in reported]
             for run in new:
-                reports.append(self.report(run.run_id))
+                wait = self.wait if run.job_name in quiet else self.report
+                reports.append(wait(run.run_id))
                 reported.add(run.run_id)
                 settled_at = time.time()
             if not new and self._sensors_ticked_since(settled_at):
@@ -376,7 +379,7 @@ class DagsterProcesses:
             self._stop_process(self.processes["daemon"])
             del self.processes["daemon"]
 
-    def _runs_since(self, since: float) -> list[DagsterRun]:
+    def runs_since(self, since: float) -> list[DagsterRun]:
         """Runs created since `since` (epoch seconds), oldest first. The instance stores
         creation times in whole seconds: a second of margin, runs created just before are few
         and the callers ignore the ones they know."""
@@ -389,4 +392,4 @@ class DagsterProcesses:
 
     def runs_launched_by(self, sensor: str, after: float) -> list[DagsterRun]:
         """Runs the sensor requested since `after` (epoch seconds), oldest first."""
-        return [r for r in self._runs_since(after) if r.tags.get("dagster/sensor_name") == sensor]
+        return [r for r in self.runs_since(after) if r.tags.get("dagster/sensor_name") == sensor]

@@ -38,6 +38,7 @@ def _sensor_runs(ctx: DemoContext, sensor: str, since: float) -> list[RunReport]
 def feed_one_more_day(ctx: DemoContext) -> None:
     from fraud_assets.assets.deployed_model import CANDIDATE_NOT_WORSE
     from fraud_cli.demo.context import StepFailed
+    from fraud_cli.demo.loop import LOOP_JOBS, report_loop, serve_the_coming_day
     from fraud_core.model.artifact import current_version
 
     held = sorted(ctx.layout.held_back.glob("orders_*"))
@@ -46,6 +47,7 @@ def feed_one_more_day(ctx: DemoContext) -> None:
         return
     registry = ctx.layout.models
     before = current_version(registry)
+    loop = serve_the_coming_day(ctx)
     since = time.time()
     for path in held:  # a copy gets a fresh ctime, as a delivered file has
         shutil.copy(path, ctx.layout.landing / path.name)
@@ -63,7 +65,9 @@ def feed_one_more_day(ctx: DemoContext) -> None:
     # Whatever else the sensors request meanwhile (drift against a newly deployed model)
     # finishes before the daemon and the code server stop.
     reported = {r.run_id for r in [*landing, *retrain]}
-    others = ctx.dagster.finish_runs(since, reported)
+    others = ctx.dagster.finish_runs(since, reported, quiet=LOOP_JOBS)
+    if loop is not None:
+        report_loop(ctx, loop, since)
     ctx.dagster.stop_daemon()
     if not all(r.success for r in [*retrain, *others]):
         raise StepFailed("a run the sensors requested failed (see `make dev`, Runs)")

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from fraud_core.net import free_port
@@ -150,6 +151,51 @@ def _orders(ctx: DemoContext) -> list[tuple[str, dict]]:
     ]
 
 
+@contextlib.contextmanager
+def running_service(ctx: DemoContext) -> Iterator[tuple[str, str]]:
+    """`fraud serve` on a free port with a fresh API key, ready: (its URL, the key); stopped
+    afterwards."""
+    import httpx
+
+    from fraud_cli.demo.context import StepFailed
+
+    api_key = secrets.token_urlsafe(18)
+    port = free_port()
+    env = dict(os.environ, FRAUD_API_KEYS=api_key, FRAUD_DATA_DIR=str(ctx.layout.root))
+    command = [
+        sys.executable,
+        "-m",
+        "fraud_cli.main",
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise StepFailed("the scoring service did not become ready (see its output above)")
+            time.sleep(0.2)
+        yield base, api_key
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # exited on its own: said above
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
+
+
 def score_with_the_service(ctx: DemoContext) -> None:
     import httpx
 
@@ -183,32 +229,7 @@ def score_with_the_service(ctx: DemoContext) -> None:
         raise StepFailed(
             f"no model deployed in {ctx.layout.models}: the training steps must run first"
         )
-    api_key = secrets.token_urlsafe(18)
-    port = free_port()
-    env = dict(os.environ, FRAUD_API_KEYS=api_key, FRAUD_DATA_DIR=str(ctx.layout.root))
-    command = [
-        sys.executable,
-        "-m",
-        "fraud_cli.main",
-        "serve",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    server = subprocess.Popen(command, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise StepFailed("the scoring service did not become ready (see its output above)")
-            time.sleep(0.2)
+    with running_service(ctx) as (base, api_key):
         model = httpx.get(f"{base}/v1/model", headers={_HEADER: api_key}).json()["version"]
         print(f"    service on {base} (model {model}); API key for this run: {api_key}")
         with httpx.Client(base_url=base, headers={_HEADER: api_key}, timeout=10) as client:
@@ -234,11 +255,3 @@ def score_with_the_service(ctx: DemoContext) -> None:
             f"    try it: fraud serve, then\n    curl -s -H '{_HEADER}: <key>' -H 'Content-Type: application/json' "
             f"-d '{example}' http://127.0.0.1:8000/v1/score"
         )
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # exited on its own: said above
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGKILL)

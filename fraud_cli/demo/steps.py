@@ -104,7 +104,8 @@ STEPS: list[Step] = [
         train_deploy_and_load,
     ),
     Step(
-        "one more day through the landing folder: the sensors ingest it, retrain, reload",
+        "one more day, scored as it happens, then through the landing folder: the sensors "
+        "ingest it, retrain, reload, judge the served day",
         feed_one_more_day,
     ),
     Step("score orders through the scoring service (fraud serve)", score_with_the_service),

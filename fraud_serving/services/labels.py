@@ -110,10 +110,16 @@ class LabelService:
                 raise OrderNotFoundError(
                     f"order {label.order_id!r} is no longer in any entity state (too old to matter)"
                 )
-            self._check_date(label, order_date or datetime.fromtimestamp(min(order_s), UTC))
+            placed = order_date or datetime.fromtimestamp(min(order_s), UTC)
+            self._check_date(label, placed)
             if not fed:
                 event = LabelEvent(
-                    label.order_id, label.is_fraud, label.label_date, label.source, f"api:{key_id}"
+                    label.order_id,
+                    label.is_fraud,
+                    label.label_date,
+                    label.source,
+                    f"api:{key_id}",
+                    order_date=placed,
                 )
                 await self.store.append_label(encode_entry(event))
                 fed = True

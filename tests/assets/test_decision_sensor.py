@@ -14,7 +14,8 @@ import redis
 from dagster import SensorResult, build_sensor_context, instance_for_test, materialize
 
 from fraud_assets.assets.decision_log import decision_log
-from fraud_assets.jobs import decision_log_job, scored_orders_job
+from fraud_assets.jobs import feedback_drain_job, served_days_job
+from fraud_assets.partitions import partition_range_tags
 from fraud_assets.resources import DataLayoutResource, RedisResource
 from fraud_assets.sensors.decisions import (
     DRAIN_AFTER_ENV,
@@ -84,7 +85,7 @@ def test_a_full_log_is_drained_and_its_days_scored_once(log, tmp_path, monkeypat
         assert not _tick(instance, None).run_requests  # young and small: not yet
         _add(client, keys, 1, day)
         (drain,) = _tick(instance, None).run_requests
-        assert drain.job_name == decision_log_job.name
+        assert drain.job_name == feedback_drain_job.name
 
         resources = {
             "layout": DataLayoutResource(data_dir=str(tmp_path)),
@@ -94,7 +95,7 @@ def test_a_full_log_is_drained_and_its_days_scored_once(log, tmp_path, monkeypat
         assert client.xlen(keys.decisions) == 0
         after = _tick(instance, None)
         (scored,) = after.run_requests
-        assert scored.job_name == scored_orders_job.name
-        assert scored.partition_key == day.date().isoformat()
+        assert scored.job_name == served_days_job.name
+        assert scored.tags == partition_range_tags(day.date(), day.date())
         again = _tick(instance, after.cursor)  # the same drain: nothing more
         assert not again.run_requests

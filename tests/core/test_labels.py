@@ -4,7 +4,7 @@ the realized-performance figures match a computation written out by hand."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from fraud_core.labels import (
     encode_entry,
     entries_table,
     events_of_day,
+    first_affected,
     label_days,
     read_label_file,
     resolve,
@@ -161,3 +162,22 @@ def test_held_out_declines_are_watched_and_give_the_precision_at_decline() -> No
     assert got.watched == 5 and got.decline_rate == pytest.approx(1 / 6)
     assert got.fraud_cents_held_out == 900 and got.fraud_cents_caught == 500
     assert got.fraud_cents_missed == 0
+
+
+def test_a_label_reaches_features_from_its_date_or_its_orders_risk_window(tmp_path) -> None:
+    path = tmp_path / "cb.csv"
+    path.write_text(
+        "order_id,is_fraud,label_date,order_date\n"
+        "O1,1,2026-03-02T10:00:00Z,2026-03-01T09:00:00Z\n"  # a week after the order: 03-08
+        "O2,1,2026-03-20T10:00:00Z,2026-03-01T08:00:00Z\n"  # the label itself, later: 03-20
+        "O3,1,2026-03-04T10:00:00Z,\n"  # the order's date unknown: the label's, 03-04
+        "O4,1,2026-03-04T10:00:00Z,2026-03-05T00:00:00Z\n"  # placed after its label: refused
+    )
+    read = read_label_file(path)
+    assert read.refused[["row", "field"]].values.tolist() == [[3, "order_date"]]
+    week = 7 * 86_400
+    events = read.events
+    assert first_affected(events.slice(0, 1), week) == date(2026, 3, 8)
+    assert first_affected(events.slice(1, 1), week) == date(2026, 3, 20)
+    assert first_affected(events, week) == date(2026, 3, 4)
+    assert first_affected(events.slice(0, 0), week) is None

@@ -37,6 +37,17 @@ def test_the_demo_keeps_its_budget_and_ends_scoring_orders(small_demo) -> None:
     assert decisions[-1][1] != "APPROVE"  # the account takeover is not waved through
     assert str(home / "demo.log") in lines[-1]
     assert "Traceback" not in stdout + small_demo.stderr
+    # the feedback loop (issue 16): the day the service scored before its file landed is in
+    # scored_orders whole, its served features match the offline ones, the analyst's labels count
+    scored = re.search(r"the service scored the ([\d,]+) orders of (\S+) as they came", stdout)
+    loop = re.search(
+        r"loop \(\d+ runs\): ([\d,]+) scored orders of (\S+); serving skew 0\.0% of ([\d,]+) "
+        r"compared; (\d+) frauds known",
+        stdout,
+    )
+    assert scored and loop, stdout
+    assert loop.group(2) == scored.group(2) and int(loop.group(4)) > 0
+    assert loop.group(1) == loop.group(3)  # every served order compared
 
 
 def test_the_default_demo_trains_after_the_features_warm_up() -> None:

@@ -19,17 +19,22 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import redis
-from dagster import AssetKey, build_sensor_context, instance_for_test, materialize
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
 from litestar.testing import TestClient
 from sklearn.metrics import average_precision_score
 
-from fraud_assets.assets.decision_log import decision_log
 from fraud_assets.assets.labels import LABEL_FILES_ARE_VALID, label_log, labels
-from fraud_assets.assets.scored_orders import scored_orders
 from fraud_assets.assets.training_set import TRAINING_SET_CHECKS, training_set
 from fraud_assets.definitions import defs
 from fraud_assets.partitions import partition_range_tags
 from fraud_assets.resources import DataLayoutResource, RedisResource
+from fraud_assets.sensors.decisions import decision_log_sensor
 from fraud_assets.sensors.labels import label_feed_sensor
 from fraud_core.generator import iter_daily_orders
 from fraud_core.model.dataset import LABEL, TrainingSetConfig, keep_share, read_latest_manifest
@@ -181,8 +186,13 @@ def _tick(instance, cursor):
     return label_feed_sensor(context)
 
 
-def test_model_performance_matures_with_late_labels(setup) -> None:
+def _drain_tick(instance, cursor):
+    return decision_log_sensor(build_sensor_context(instance=instance, cursor=cursor))
+
+
+def test_model_performance_matures_with_late_labels(setup, monkeypatch) -> None:
     settings, keys, client, layout = setup
+    monkeypatch.setenv("FRAUD_DRAIN_AFTER_S", "0")
     today = pd.Timestamp.now(tz="UTC").floor("D")
     served = today - pd.Timedelta(days=4)
     orders = small_orders().tail(60).reset_index(drop=True)
@@ -197,11 +207,7 @@ def test_model_performance_matures_with_late_labels(setup) -> None:
         for order_id in ids[:6]:
             label = {"order_id": order_id, "is_fraud": True, "label_date": early.isoformat()}
             assert http.post("/v1/labels", json=label).status_code == 200
-    resources = _resources(settings, layout)
-    config = {"ops": {"decision_log": {"config": {"key_prefix": keys.prefix}}}}
-    assert materialize([decision_log], resources=resources, run_config=config).success
     day = served.date().isoformat()
-    assert materialize([scored_orders], resources=resources, partition_key=day).success
 
     with instance_for_test() as instance:
         job = defs.resolve_job_def
@@ -210,32 +216,31 @@ def test_model_performance_matures_with_late_labels(setup) -> None:
             names = []
             for request in result.run_requests:
                 done = job(request.job_name).execute_in_process(
-                    instance=instance,
-                    tags=request.tags,
-                    run_config={"ops": {"label_log": {"config": {"key_prefix": keys.prefix}}}}
-                    if request.job_name == "label_log_job"
-                    else None,
+                    instance=instance, tags=request.tags
                 )
                 assert done.success, request.job_name
                 names.append(request.job_name)
             return names
 
-        # the posted labels wait in Redis: drain, then their label day, then the served day
-        first = _tick(instance, None)
-        assert run_requests(first) == ["label_log_job"]
-        assert client.xlen(keys.labels) == 0
-        second = _tick(instance, first.cursor)
-        assert run_requests(second) == ["labels_job"]
-        third = _tick(instance, second.cursor)
-        assert run_requests(third) == ["model_performance_job"]
+        # decisions and posted labels wait in Redis: one drain, then one run over the days it
+        # touched (the served day, the label day): scored orders, labels, performance, skew
+        first = _drain_tick(instance, None)
+        assert run_requests(first) == ["feedback_drain_job"]
+        assert client.xlen(keys.labels) == 0 and client.xlen(keys.decisions) == 0
+        second = _drain_tick(instance, first.cursor)
+        assert run_requests(second) == ["served_days_job"]
+        assert second.run_requests[0].tags == partition_range_tags(served.date(), early.date())
+        # the label feed sees the new labels, already judged in that run: nothing more to do
+        third = _tick(instance, None)
+        assert run_requests(third) == []
         figures = json.loads(layout.model_performance(served.date()).read_text())
         scored = pq.read_table(layout.scored_orders(served.date())).to_pandas()
         for name, value in _expected(scored, set(ids[:6])).items():
             assert figures["all"][name] == (value if value is None else pytest.approx(value))
         assert figures["all"]["label_sources"] == {"api": 6}
-        (record,) = instance.fetch_materializations(AssetKey("model_performance"), limit=1).records
-        shown = record.asset_materialization
-        assert shown.partition == day and shown.metadata["labelled_fraud"].value == 6
+        performance = AssetRecordsFilter(AssetKey("model_performance"), asset_partitions=[day])
+        (record,) = instance.fetch_materializations(performance, limit=1).records
+        assert record.asset_materialization.metadata["labelled_fraud"].value == 6
         assert not figures["mature"] and figures["maturity_days"] >= 3
 
         # a late chargeback file: four more frauds, one posted label reversed
