@@ -4,7 +4,8 @@ after its last comparison.
 Each tick reads the `scored_orders` and `entity_features` materializations newer than its cursor
 (their partitions are the days that changed). Every such day that has a `scored_orders` file and
 an `entity_features` file, and whose `serving_skew` is older than both (a `served_days_job` run
-after the drain compares it already when its features were there), becomes part of one
+after the drain compares it already when its features were there; a day such a run in flight
+covers is left to it), becomes part of one
 `serving_skew_job` run over first..last (a day between them without served orders costs
 nothing): features recomputed for a day (a late file, a new label) compare it again.
 
@@ -20,14 +21,16 @@ from dagster import (
     AssetRecordsFilter,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     sensor,
 )
 
-from fraud_assets.jobs import serving_skew_job
-from fraud_assets.partitions import daily_partitions, partition_range_tags
+from fraud_assets.jobs import served_days_job, serving_skew_job
+from fraud_assets.partitions import daily_partitions, partition_range_tags, tagged_days
+from fraud_assets.sensors.decisions import IN_FLIGHT
 from fraud_assets.sensors.ticks import tick_interval_s
 from fraud_core.storage import DataLayout
 
@@ -67,6 +70,15 @@ def _stale(instance, day: str) -> bool:
     return any(_latest(instance, key, day) > compared for key in WATCHED.values())
 
 
+def _being_judged(instance) -> set[str]:
+    """Days a `served_days_job` run in flight covers: it compares them itself."""
+    days: set[str] = set()
+    runs = instance.get_runs(RunsFilter(job_name=served_days_job.name, statuses=IN_FLIGHT))
+    for run in runs:
+        days.update(d.isoformat() for d in tagged_days(run.tags) or [])
+    return days
+
+
 @sensor(
     name="serving_skew_sensor",
     jobs=[serving_skew_job],
@@ -85,10 +97,12 @@ def serving_skew_sensor(context: SensorEvaluationContext) -> SensorResult:
         days, cursor[name] = _changed(context.instance, key, int(cursor.get(name, 0)))
         due |= days
     partitions = set(daily_partitions.get_partition_keys())
+    busy = _being_judged(context.instance)
     ready = sorted(
         d
         for d in due
         if d in partitions
+        and d not in busy
         and layout.scored_orders(d).exists()
         and layout.entity_features(d).exists()
         and _stale(context.instance, d)
