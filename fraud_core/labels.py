@@ -63,6 +63,7 @@ LABEL_SCHEMA = pa.schema(
 )
 LABEL_COLUMNS = tuple(LABEL_SCHEMA.names)
 _ORDER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+_EMPTY = ("", "nan", "NaN", "NaT", "None")  # an optional value left out, as text or parquet
 _TRUE = {"1", "true", "t", "yes", "y"}
 _FALSE = {"0", "false", "f", "no", "n"}
 
@@ -223,8 +224,9 @@ def read_label_file(path: Path) -> LabelFile:
     )
     if "order_date" in frame.columns:
         text_dates = frame["order_date"].astype(str).str.strip()
-        placed = pd.to_datetime(text_dates.where(text_dates != ""), utc=True, errors="coerce")
-        unreadable = (placed.isna() & (text_dates != "") & (text_dates != "nan")).to_numpy()
+        empty = text_dates.isin(_EMPTY) | frame["order_date"].isna()
+        placed = pd.to_datetime(text_dates.where(~empty), utc=True, errors="coerce", format="mixed")
+        unreadable = (placed.isna() & ~empty).to_numpy()
         refuse(unreadable, "order_date", "not a date or time", frame["order_date"])
         refuse(
             (placed > stamps).fillna(False).to_numpy(),

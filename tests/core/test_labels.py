@@ -181,3 +181,19 @@ def test_a_label_reaches_features_from_its_date_or_its_orders_risk_window(tmp_pa
     assert first_affected(events.slice(1, 1), week) == date(2026, 3, 20)
     assert first_affected(events, week) == date(2026, 3, 4)
     assert first_affected(events.slice(0, 0), week) is None
+
+
+def test_a_parquet_label_file_with_some_order_dates_left_out(tmp_path) -> None:
+    path = tmp_path / "cb.parquet"
+    pd.DataFrame(
+        {
+            "order_id": ["O1", "O2"],
+            "is_fraud": [True, False],
+            "label_date": pd.to_datetime(["2026-03-02 10:00", "2026-03-03 00:00"], utc=True),
+            "order_date": pd.to_datetime(["2026-03-01 09:00", None], utc=True),
+        }
+    ).to_parquet(path)
+    read = read_label_file(path)
+    assert read.problem is None and read.refused.empty
+    assert read.events.column("order_date").to_pylist()[1] is None
+    assert read.events.column("is_fraud").to_pylist() == [True, False]
