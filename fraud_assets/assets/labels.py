@@ -8,8 +8,9 @@ columns of the order rows (`fraud_core.labels.apply_feed`).
 
 A label file's refused rows (bad order id, `is_fraud`, `label_date` or source) are quarantined
 with the field and the reason, and a check fails (warns) naming the file and the rows; the
-file's other rows stand. The metadata names the served days (`scored_orders` partitions) the
-run's labels judge (`label_feed_sensor` refreshes their `model_performance`) and the label days
+file's other rows stand. The metadata names the served days (`scored_orders` partitions) whose
+orders the run's new or removed labels judge (`label_feed_sensor` refreshes their
+`model_performance`) and the label days
 whose events changed, with the first day whose features they can change (a label reaches the
 risk features of orders after it whose risk window reaches its order, so with the order's date
 known from the label date or the order date plus the risk delay, whichever is later):
@@ -99,7 +100,8 @@ def label_log(
     description=(
         "The label feed: every fraud verdict known on a label day (UTC, by label_date) with its "
         "source: chargebacks and disputes from label files in landing/labels (CSV or parquet: "
-        "order_id, is_fraud, label_date, optional source), labels posted to /v1/labels "
+        "order_id, is_fraud, label_date, optional source and order_date), labels posted to "
+        "/v1/labels "
         "(label_log) and analyst verdicts. One row per distinct event. A late chargeback is one "
         "more event on its own day; the order's day file is never needed again. Training sets "
         "and model_performance read it, merged with the label columns of the order rows (the "
@@ -118,22 +120,21 @@ def labels(context: AssetExecutionContext, layout: DataLayoutResource) -> Materi
         events = sources.day(day)
         target = data.labels(day)
         before = pq.read_table(target) if target.exists() else None
-        if before is not None and before.num_rows:
-            order_ids.update(before.column("order_id").to_pylist())  # a removed label judged too
-        if not events.num_rows:
-            if before is not None:  # a file that held the day's labels is gone or emptied
-                target.unlink()
-                changed.append(day.isoformat())
-                reach.append(first_affected(concat_events([before]), risk_delay_s))
+        if before is None and not events.num_rows:
             per_day[day.isoformat()] = {"events": 0}
             continue
         if before is None or not before.equals(events):
+            # the orders these labels judge, a removed label's too
+            moved = concat_events([events] if before is None else [events, before])
             changed.append(day.isoformat())
-            moved = [events] if before is None else [events, before]
-            reach.append(first_affected(concat_events(moved), risk_delay_s))
+            reach.append(first_affected(moved, risk_delay_s))
+            order_ids.update(moved.column("order_id").to_pylist())
+        if not events.num_rows:  # a file that held the day's labels is gone or emptied
+            target.unlink()
+            per_day[day.isoformat()] = {"events": 0}
+            continue
         write_parquet(events, target)
         frame = events.to_pandas()
-        order_ids.update(frame["order_id"])
         per_day[day.isoformat()] = {
             "events": len(frame),
             "fraud": int(frame["is_fraud"].sum()),
