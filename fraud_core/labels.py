@@ -91,10 +91,18 @@ class LabelEvent:
     order_date: datetime | None = None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_us(moment: datetime) -> int:
+    """Whole microseconds since the epoch, exactly (no float on the way)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
 def encode_entry(event: LabelEvent, received_ms: int | None = None) -> bytes:
     """A `{p}labels` stream entry: msgpack of plain values, version first."""
-    label_us = int(event.label_date.timestamp() * 1_000_000)
-    order_us = None if event.order_date is None else int(event.order_date.timestamp() * 1e6)
+    label_us = _epoch_us(event.label_date)
+    order_us = None if event.order_date is None else _epoch_us(event.order_date)
     received = int(time.time() * 1000) if received_ms is None else received_ms
     return msgpack.packb(
         [
@@ -289,7 +297,7 @@ def first_affected(events: pa.Table, risk_delay_s: int) -> date | None:
     reach = placed.to_numpy(zero_copy_only=False)
     reach = np.where(reach == np.iinfo(np.int64).min, label, reach + risk_delay_s * 1_000_000)
     first_us = int(np.maximum(label, reach).min())
-    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=first_us)).date()
+    return (_EPOCH + timedelta(microseconds=first_us)).date()
 
 
 def deduplicated(events: pa.Table) -> pa.Table:
