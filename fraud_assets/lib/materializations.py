@@ -47,3 +47,14 @@ def latest_materializations(
             limit=1,
         ).records
         cache[(asset_key, partition)] = _target(records[0]) if records else None
+
+
+def latest_storage_ids(
+    instance: DagsterInstance, asset_key: AssetKey, partitions: list[str]
+) -> dict[str, int]:
+    """Each partition's newest materialization's storage id (0: never materialized), by
+    `latest_materializations`."""
+    cache: MaterializationCache = {}
+    latest_materializations(instance, asset_key, list(partitions), cache)
+    found = {p: cache.get((asset_key, p)) for p in partitions}
+    return {p: m.storage_id if m is not None else 0 for p, m in found.items()}

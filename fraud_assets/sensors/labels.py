@@ -26,7 +26,6 @@ from pathlib import Path
 
 from dagster import (
     AssetKey,
-    AssetRecordsFilter,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -41,6 +40,7 @@ from fraud_assets.jobs import (
     labels_job,
     model_performance_job,
 )
+from fraud_assets.lib.materializations import latest_storage_ids
 from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.sensors.ticks import tick_interval_s
 from fraud_core.labels import label_file_paths, read_label_file
@@ -92,14 +92,6 @@ def _newest(instance, key: AssetKey, after: int):
     return None
 
 
-def _latest(instance, key: AssetKey, partition: str) -> int:
-    """The storage id of the partition's newest materialization (0: never materialized)."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
-    ).records
-    return records[0].storage_id if records else 0
-
-
 def _metadata_days(record, name: str) -> list[str]:
     materialization = record.asset_materialization
     value = materialization.metadata.get(name) if materialization else None
@@ -149,11 +141,9 @@ def label_feed_sensor(context: SensorEvaluationContext) -> SensorResult:
     judged = _newest(instance, LABELS, cursor["labels"])
     if judged is not None:
         # a served day judged after these labels counts them already (a served_days_job run)
-        days = [
-            d
-            for d in _metadata_days(judged, "served_days")
-            if d in partitions and _latest(instance, PERFORMANCE, d) < judged.storage_id
-        ]
+        served = [d for d in _metadata_days(judged, "served_days") if d in partitions]
+        judged_at = latest_storage_ids(instance, PERFORMANCE, served)
+        days = [d for d in served if judged_at[d] < judged.storage_id]
         if days:
             requests.append(
                 RunRequest(
@@ -169,11 +159,9 @@ def label_feed_sensor(context: SensorEvaluationContext) -> SensorResult:
         featured = [d.isoformat() for d in layout.entity_features_days()]
         # features the changed labels can reach, computed before them (a day computed after
         # them counts them already)
-        stale = [
-            d
-            for d in featured
-            if start and d >= start and _latest(instance, ENTITY_FEATURES, d) < judged.storage_id
-        ]
+        reached = [d for d in featured if start and d >= start]
+        computed_at = latest_storage_ids(instance, ENTITY_FEATURES, reached)
+        stale = [d for d in reached if computed_at[d] < judged.storage_id]
         if stale:
             first = stale[0]
             requests.append(

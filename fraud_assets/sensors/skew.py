@@ -29,6 +29,7 @@ from dagster import (
 )
 
 from fraud_assets.jobs import served_days_job, serving_skew_job
+from fraud_assets.lib.materializations import latest_storage_ids
 from fraud_assets.partitions import daily_partitions, partition_range_tags, tagged_days
 from fraud_assets.sensors.decisions import IN_FLIGHT
 from fraud_assets.sensors.ticks import tick_interval_s
@@ -57,17 +58,11 @@ def _changed(instance, key: AssetKey, after: int) -> tuple[set[str], int]:
             return days, newest
 
 
-def _latest(instance, key: AssetKey, partition: str) -> int:
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
-    ).records
-    return records[0].storage_id if records else 0
-
-
-def _stale(instance, day: str) -> bool:
-    """Whether the day's serving skew predates its scored orders or its features."""
-    compared = _latest(instance, SKEW, day)
-    return any(_latest(instance, key, day) > compared for key in WATCHED.values())
+def _stale(instance, days: list[str]) -> set[str]:
+    """The days whose serving skew predates their scored orders or their features."""
+    compared = latest_storage_ids(instance, SKEW, days)
+    inputs = [latest_storage_ids(instance, key, days) for key in WATCHED.values()]
+    return {d for d in days if any(ids[d] > compared[d] for ids in inputs)}
 
 
 def _being_judged(instance) -> set[str]:
@@ -98,15 +93,15 @@ def serving_skew_sensor(context: SensorEvaluationContext) -> SensorResult:
         due |= days
     partitions = set(daily_partitions.get_partition_keys())
     busy = _being_judged(context.instance)
-    ready = sorted(
+    candidates = [
         d
-        for d in due
+        for d in sorted(due)
         if d in partitions
         and d not in busy
         and layout.scored_orders(d).exists()
         and layout.entity_features(d).exists()
-        and _stale(context.instance, d)
-    )
+    ]
+    ready = sorted(_stale(context.instance, candidates))
     text = json.dumps(cursor, sort_keys=True)
     if not ready:
         return SensorResult(cursor=text, skip_reason=SkipReason("no served day to compare"))
