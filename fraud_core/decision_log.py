@@ -8,7 +8,7 @@ answer has exactly one entry, a commit that did not store has none, a replay add
 entry is msgpack of plain values (no pickle) with a version first; the feature vector is packed
 as little-endian float64 bytes (a few hundred ns to write, exact to the bit).
 
-A drain copies the stream's oldest entries as they are into one segment file (`segment_table`:
+A drain copies the stream's oldest entries as they are into one segment file (`segment_batch`:
 the entries with their order id and time beside them; named by the first entry's id, so a drain
 that died before trimming the stream rewrites the same file with a superset) and only then trims
 them from the stream. `scored_orders` decodes each order day's entries (`log_table`), one per
@@ -274,12 +274,6 @@ def segment_batch(ids: Sequence[bytes | str], blobs: Sequence[bytes]) -> pa.Reco
     return pa.RecordBatch.from_arrays(
         [log_ids, order_ids, pa.array(times, pa.int64()), entries], schema=SEGMENT_SCHEMA
     )
-
-
-def segment_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
-    """(stream id, encoded entry) pairs as a segment (`segment_batch`)."""
-    batch = segment_batch([i for i, _ in entries], [b for _, b in entries])
-    return pa.Table.from_batches([batch], schema=SEGMENT_SCHEMA)
 
 
 def scored_orders_of_day(segments: Sequence[Path], day: date) -> pa.Table | None:

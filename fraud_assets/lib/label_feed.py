@@ -99,21 +99,13 @@ class LabelSources:
         parts = [events_of_day(f.events, day) for f in self.files] + [events_of_day(self.api, day)]
         return deduplicated(concat_events(parts))
 
-    def days(self) -> list[date]:
-        return sorted({d for f in self.files for d in f.days} | set(label_days(self.api)))
 
-
-def read_feed(layout: DataLayout, days: Iterable[date] | None = None) -> pd.DataFrame:
-    """The `labels` partitions on disk (all, or those of `days`) as one events frame."""
-    wanted = None if days is None else set(days)
-    paths = [Path(p) for d, p in _labels_files(layout).items() if wanted is None or d in wanted]
+def read_feed(layout: DataLayout) -> pd.DataFrame:
+    """Every `labels` partition on disk as one events frame."""
+    paths = [Path(layout.labels(d)) for d in layout.labels_days()]
     if not paths:
         return empty_events().to_pandas()
     return read_parquet_files(paths).to_pandas()
-
-
-def _labels_files(layout: DataLayout) -> dict[date, Path]:
-    return {d: Path(layout.labels(d)) for d in layout.labels_days()}
 
 
 def served_days(layout: DataLayout, order_ids: Iterable[str]) -> list[date]:

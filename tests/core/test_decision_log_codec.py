@@ -13,7 +13,6 @@ from fraud_core.decision_log import (
     _heads_one_by_one,
     encode_decision,
     segment_batch,
-    segment_table,
 )
 
 
@@ -51,7 +50,7 @@ def test_vectorized_heads_equal_msgpack_for_every_shape() -> None:
     ids, times = _heads_one_by_one(blobs)
     assert ids.to_pylist() == batch.column("order_id").to_pylist()
     assert times.tolist() == batch.column("t_s").to_pylist()
-    assert segment_table([]).num_rows == 0
+    assert segment_batch([], []).num_rows == 0
 
 
 def test_an_entry_of_another_shape_is_refused() -> None:
