@@ -373,6 +373,21 @@ def resolve(
     return out
 
 
+def merged_events(order_ids: pd.Series, *parts: pd.DataFrame) -> pd.DataFrame:
+    """The events of several sources (the order rows', the feed's) about `order_ids`, as one
+    frame of the feed's columns that `resolve` reads."""
+    frames = [
+        part[part["order_id"].isin(order_ids)].reindex(columns=list(LABEL_COLUMNS))
+        for part in parts
+        if len(part)
+    ]
+    if not frames:
+        return empty_events().to_pandas()
+    events = pd.concat(frames, ignore_index=True)
+    events["label_date"] = pd.to_datetime(events["label_date"], utc=True)
+    return events
+
+
 def apply_feed(
     frame: pd.DataFrame, feed: pd.DataFrame | None, known_by: pd.Timestamp | None = None
 ) -> pd.DataFrame:
@@ -385,10 +400,7 @@ def apply_feed(
     relevant = feed[feed["order_id"].isin(ids)]
     if not len(relevant):
         return frame
-    events = pd.concat(
-        [row_events(frame), relevant.reindex(columns=list(LABEL_COLUMNS))], ignore_index=True
-    )
-    events["label_date"] = pd.to_datetime(events["label_date"], utc=True)
+    events = merged_events(ids, row_events(frame), relevant)
     resolved = resolve(ids.reset_index(drop=True), events, known_by)
     out = frame.copy()
     kind = out["is_fraud"].dtype if "is_fraud" in out else np.int8

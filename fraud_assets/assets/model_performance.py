@@ -33,7 +33,7 @@ from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource
 from fraud_core.env import env_number
 from fraud_core.freshness import monitoring_clock
-from fraud_core.labels import LABEL_COLUMNS, resolve, row_events
+from fraud_core.labels import empty_events, merged_events, resolve, row_events
 from fraud_core.model.dataset import TrainingSetConfig
 from fraud_core.model.evaluate import png_bytes
 from fraud_core.performance import maturity, performance, performance_figure
@@ -49,9 +49,11 @@ MATURE_DAYS = TrainingSetConfig().maturity_days
 
 
 def _row_labels(data: DataLayout, day, order_ids: pd.Series) -> pd.DataFrame:
+    """The label columns of the day's order rows (when its orders also arrived in a landing
+    file), as events."""
     path = Path(data.raw_orders(day))
     if not path.exists():
-        return pd.DataFrame(columns=list(LABEL_COLUMNS))
+        return empty_events().to_pandas()
     names = set(pq.read_schema(path).names)
     columns = [c for c in ("order_id", "is_fraud", "label_date") if c in names]
     rows = pq.read_table(path, columns=columns).to_pandas()
@@ -139,10 +141,7 @@ def model_performance(
             path, columns=["order_id", "cents", "model_version", "score", "decision"]
         ).to_pandas()
         ids = scored["order_id"].astype(str)
-        events = pd.concat(
-            [_row_labels(data, day, ids), feed[feed["order_id"].isin(ids)]], ignore_index=True
-        )
-        events["label_date"] = pd.to_datetime(events["label_date"], utc=True)
+        events = merged_events(ids, _row_labels(data, day, ids), feed)
         known = resolve(ids, events, pd.Timestamp(clock))
         fraud = known["is_fraud"].to_numpy() == 1
         age = maturity(day, clock)

@@ -36,7 +36,7 @@ from fraud_core.features.offline import (
 )
 from fraud_core.features.rules import forbidden_nans, out_of_range
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
-from fraud_core.labels import ORDER_ROW, apply_feed, resolve
+from fraud_core.labels import apply_feed, merged_events, resolve, row_events
 from fraud_core.storage import (
     DataLayout,
     atomic_path,
@@ -121,18 +121,14 @@ def relabel_state(state: pd.DataFrame, feed: pd.DataFrame | None) -> pd.DataFram
     ids = state["order_id"][hit].astype(str).reset_index(drop=True)
     label_s = state["label_s"].to_numpy()[hit]
     known = label_s != NO_LABEL
-    own = pd.DataFrame(
+    own = pd.DataFrame(  # the state's labels, as order rows carry them
         {
-            "order_id": ids[known].to_numpy(),
-            "is_fraud": True,
-            "label_date": pd.to_datetime(label_s[known], unit="s", utc=True),
-            "source": ORDER_ROW,
-            "origin": "",
+            "order_id": ids,
+            "is_fraud": known.astype(np.int8),
+            "label_date": pd.to_datetime(np.where(known, label_s, 0), unit="s", utc=True),
         }
     )
-    events = pd.concat([own, feed[feed["order_id"].isin(ids)]], ignore_index=True)
-    events["label_date"] = pd.to_datetime(events["label_date"], utc=True)
-    resolved = resolve(ids, events)
+    resolved = resolve(ids, merged_events(ids, row_events(own), feed))
     fraud = resolved["is_fraud"].to_numpy() == 1
     new = np.full(len(ids), NO_LABEL, dtype=np.int64)
     if fraud.any():
