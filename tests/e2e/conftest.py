@@ -3,6 +3,8 @@ scheduler, two single-threaded workers on loopback), shared by every test of the
 
 Use it as `dask_cluster` (the scheduler address): set `DASK_SCHEDULER_ADDRESS` to it, or pass it
 to `DaskResource(scheduler_address=...)`, and the assets' Dask work runs on those workers.
+
+`store` is the real Redis under a key prefix of the test's own, its keys removed afterwards.
 """
 
 from __future__ import annotations
@@ -12,16 +14,34 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from fraud_core.net import free_port
+from fraud_core.online_keys import OnlineKeys
+from fraud_core.redis_server import ensure_redis
+
+from ..serving.support import delete_prefix
 
 DASK_CLI = Path(sys.executable).with_name("dask")
 N_WORKERS = 2
 START_TIMEOUT_S = 60
+
+
+@pytest.fixture
+def store(request) -> Iterator[tuple[str, OnlineKeys, redis.Redis]]:
+    """(Redis URL, the keys under a prefix of this test's module, a client)."""
+    handle = ensure_redis()
+    module = request.node.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    keys = OnlineKeys(f"test-{module}:{uuid.uuid4().hex[:8]}:")
+    client = redis.Redis.from_url(handle.url)
+    yield handle.url, keys, client
+    client.close()
+    delete_prefix(handle.url, keys.prefix)
 
 
 def poll(predicate: Callable[[], object], timeout_s: float, step_s: float = 0.1) -> object:

@@ -6,13 +6,11 @@ Every step takes its columns, entities and features from `contracts/card_present
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import redis
 from dagster import materialize
 from litestar.testing import TestClient
 
@@ -36,8 +34,6 @@ from fraud_core.contract import (
 from fraud_core.model.artifact import current_version, load_version
 from fraud_core.model.dataset import read_latest_manifest
 from fraud_core.model.replay import feature_days, validated_days
-from fraud_core.online_keys import OnlineKeys
-from fraud_core.redis_server import ensure_redis
 from fraud_core.schema import order_schema
 from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
@@ -72,18 +68,6 @@ def card_data(tmp_path, monkeypatch):
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     write_card_files(DATA, layout.landing, CONTRACT)
     return layout
-
-
-@pytest.fixture
-def store():
-    handle = ensure_redis()
-    keys = OnlineKeys(f"test-card:{uuid.uuid4().hex[:8]}:")
-    client = redis.Redis.from_url(handle.url)
-    yield handle.url, keys, client
-    found = list(client.scan_iter(match=keys.prefix + "*", count=10_000))
-    if found:
-        client.delete(*found)
-    client.close()
 
 
 def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_data, store):

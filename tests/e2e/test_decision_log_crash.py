@@ -12,19 +12,14 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 import httpx
 import pandas as pd
-import pytest
-import redis
 
 from fraud_assets.lib.decision_drain import drain_decisions
 from fraud_core.decision_log import scored_orders_of_day
 from fraud_core.net import free_port
-from fraud_core.online_keys import OnlineKeys
-from fraud_core.redis_server import ensure_redis
 from fraud_core.storage import DataLayout
 
 from ..serving.support import deploy, payload, small_orders, trained_booster
@@ -33,18 +28,6 @@ from .conftest import poll
 API_KEY = "crash-test-key"
 CLIENTS = 4
 KILL_AFTER = 80  # answers before the kill
-
-
-@pytest.fixture
-def store():
-    handle = ensure_redis()
-    keys = OnlineKeys(f"test-crash:{uuid.uuid4().hex[:8]}:")
-    client = redis.Redis.from_url(handle.url)
-    yield handle.url, keys, client
-    found = list(client.scan_iter(match=keys.prefix + "*", count=10_000))
-    if found:
-        client.delete(*found)
-    client.close()
 
 
 def _serve(data: Path, redis_url: str, prefix: str, port: int, log: Path) -> subprocess.Popen:

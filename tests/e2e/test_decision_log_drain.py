@@ -5,8 +5,6 @@ before trimming the stream, then the `decision_log` and `scored_orders` assets t
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -20,8 +18,6 @@ from fraud_assets.assets.scored_orders import SCORED_ORDER_IDS_ARE_UNIQUE, score
 from fraud_assets.lib.decision_drain import drain_decisions
 from fraud_assets.resources import DataLayoutResource, RedisResource
 from fraud_core.features.spec import DEFAULT_SPEC
-from fraud_core.online_keys import OnlineKeys
-from fraud_core.redis_server import ensure_redis
 from fraud_core.storage import DataLayout
 from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
@@ -40,23 +36,17 @@ class _DiesBeforeTrim(redis.Redis):
 
 
 @pytest.fixture
-def served(tmp_path):
-    handle = ensure_redis()
-    keys = OnlineKeys(f"test-drain:{uuid.uuid4().hex[:8]}:")
+def served(tmp_path, store):
+    url, keys, client = store
     deploy(tmp_path / "models", trained_booster())
     settings = Settings(
         api_keys=frozenset({API_KEY}),
-        redis_url=handle.url,
+        redis_url=url,
         key_prefix=keys.prefix,
         data_dir=tmp_path,
         model_poll_s=0.1,
     )
-    client = redis.Redis.from_url(handle.url)
-    yield settings, keys, client, DataLayout(tmp_path)
-    found = list(client.scan_iter(match=keys.prefix + "*", count=10_000))
-    if found:
-        client.delete(*found)
-    client.close()
+    return settings, keys, client, DataLayout(tmp_path)
 
 
 def test_every_stored_answer_reaches_scored_orders_once(served):

@@ -11,14 +11,12 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import redis
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
@@ -39,8 +37,6 @@ from fraud_assets.sensors.labels import label_feed_sensor
 from fraud_core.generator import iter_daily_orders
 from fraud_core.model.dataset import LABEL, TrainingSetConfig, keep_share, read_latest_manifest
 from fraud_core.model.replay import feature_days
-from fraud_core.online_keys import OnlineKeys
-from fraud_core.redis_server import ensure_redis
 from fraud_core.storage import DataLayout, write_parquet
 from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
@@ -52,28 +48,22 @@ API_KEY = "label-feed-key"
 
 
 @pytest.fixture
-def setup(tmp_path, monkeypatch):
-    handle = ensure_redis()
-    keys = OnlineKeys(f"test-labels:{uuid.uuid4().hex[:8]}:")
+def setup(tmp_path, monkeypatch, store):
+    url, keys, client = store
     monkeypatch.setenv("FRAUD_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FRAUD_REDIS_PREFIX", keys.prefix)
-    monkeypatch.setenv("REDIS_URL", handle.url)
+    monkeypatch.setenv("REDIS_URL", url)
     monkeypatch.setenv("FRAUD_LABEL_DRAIN_AFTER_S", "0")
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     deploy(tmp_path / "models", trained_booster())
     settings = Settings(
         api_keys=frozenset({API_KEY}),
-        redis_url=handle.url,
+        redis_url=url,
         key_prefix=keys.prefix,
         data_dir=tmp_path,
         model_poll_s=0.1,
     )
-    client = redis.Redis.from_url(handle.url)
-    yield settings, keys, client, DataLayout(tmp_path)
-    found = list(client.scan_iter(match=keys.prefix + "*", count=10_000))
-    if found:
-        client.delete(*found)
-    client.close()
+    return settings, keys, client, DataLayout(tmp_path)
 
 
 def _resources(settings, layout) -> dict:
