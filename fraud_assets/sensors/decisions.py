@@ -100,11 +100,17 @@ def _drained_days(instance, run_id: str) -> list[str]:
     return days
 
 
+def _oldest_ms(client: redis.Redis, stream: str) -> int | None:
+    """When the stream's oldest entry was added (epoch ms, from its id), None when empty."""
+    head = client.xrange(stream, "-", "+", count=1)
+    return int(head[0][0].decode().split("-")[0]) if head else None
+
+
 def _label_due(client: redis.Redis, keys: OnlineKeys, now_s: float) -> str | None:
-    head = client.xrange(keys.labels, "-", "+", count=1)
-    if not head:
+    oldest = _oldest_ms(client, keys.labels)
+    if oldest is None:
         return None
-    waited = now_s - int(head[0][0].decode().split("-")[0]) / 1000
+    waited = now_s - oldest / 1000
     after = env_number(LABEL_DRAIN_AFTER_ENV, DEFAULT_LABEL_DRAIN_AFTER_S, float, low=0)
     if waited >= after:
         return f"a posted label waited {waited:,.0f} s (drain after {after:,.0f} s)"
@@ -157,8 +163,7 @@ def decision_log_sensor(context: SensorEvaluationContext) -> SensorResult:
         now = time.time()
         try:
             length = client.xlen(keys.decisions)
-            head = client.xrange(keys.decisions, "-", "+", count=1)
-            oldest = int(head[0][0].decode().split("-")[0]) if head else None
+            oldest = _oldest_ms(client, keys.decisions)
             why = drain_due(length, oldest, now) or _label_due(client, keys, now)
         except (redis.RedisError, OSError) as err:
             return SensorResult(
