@@ -125,63 +125,57 @@ online_store_job = define_asset_job(
     "the service to it.",
 )
 
-# The feedback loop's jobs (the drains, the judged days, freshness) yield to the daily lane and
-# retraining in the run queue (QueuedRunCoordinator dequeues higher `dagster/priority` first):
-# what the service scores with comes first, what judges it follows.
+# The feedback loop's jobs (the drains, the judged days, freshness) run in one process and yield
+# to the daily lane and retraining in the run queue (QueuedRunCoordinator dequeues higher
+# `dagster/priority` first): what the service scores with comes first, what judges it follows.
 MONITORING_PRIORITY = {"dagster/priority": "-1"}
+
+
+def _monitoring_job(name: str, selection: AssetSelection, description: str):
+    return define_asset_job(
+        name,
+        selection=selection,
+        executor_def=in_process_executor,
+        tags=MONITORING_PRIORITY,
+        description=description,
+    )
+
 
 # The feedback loop in two runs: one drain of both streams the service writes (decisions and
 # posted labels; unpartitioned), then one run over the days the drain touched (daily partitions:
 # a job holds assets of one partitioning) that brings each day's scored orders and labels up to
 # date and judges it. The single-asset jobs below are what the other sensors and people run.
-feedback_drain_job = define_asset_job(
+feedback_drain_job = _monitoring_job(
     "feedback_drain_job",
-    selection=AssetSelection.assets(decision_log, label_log),
-    executor_def=in_process_executor,
-    tags=MONITORING_PRIORITY,
-    description="Move the scoring service's decision log and posted labels from Redis into "
-    "parquet segments.",
+    AssetSelection.assets(decision_log, label_log),
+    "Move the scoring service's decision log and posted labels from Redis into parquet segments.",
 )
-served_days_job = define_asset_job(
+served_days_job = _monitoring_job(
     "served_days_job",
-    selection=AssetSelection.assets(scored_orders, labels, model_performance, serving_skew),
-    executor_def=in_process_executor,
-    tags=MONITORING_PRIORITY,
-    description="Each selected day's scored orders and labels, then its realized performance "
-    "and serving skew.",
+    AssetSelection.assets(scored_orders, labels, model_performance, serving_skew),
+    "Each selected day's scored orders and labels, then its realized performance and serving skew.",
 )
-labels_job = define_asset_job(
+labels_job = _monitoring_job(
     "labels_job",
-    selection=AssetSelection.assets(labels),
-    executor_def=in_process_executor,
-    tags=MONITORING_PRIORITY,
-    description="Each selected label day's events from the label files and the posted labels.",
+    AssetSelection.assets(labels),
+    "Each selected label day's events from the label files and the posted labels.",
 )
-
-model_performance_job = define_asset_job(
+model_performance_job = _monitoring_job(
     "model_performance_job",
-    tags=MONITORING_PRIORITY,
-    selection=AssetSelection.assets(model_performance),
-    executor_def=in_process_executor,
-    description="Each selected served day's realized performance with the labels known so far.",
+    AssetSelection.assets(model_performance),
+    "Each selected served day's realized performance with the labels known so far.",
 )
-
-serving_skew_job = define_asset_job(
+serving_skew_job = _monitoring_job(
     "serving_skew_job",
-    tags=MONITORING_PRIORITY,
-    selection=AssetSelection.assets(serving_skew),
-    executor_def=in_process_executor,
-    description="Each selected served day's features as served against the offline ones.",
+    AssetSelection.assets(serving_skew),
+    "Each selected served day's features as served against the offline ones.",
 )
-
 # The freshness checks of the data the service depends on (no asset is materialized).
-freshness_checks_job = define_asset_job(
+freshness_checks_job = _monitoring_job(
     "freshness_checks_job",
-    tags=MONITORING_PRIORITY,
-    selection=AssetSelection.checks(*FRESHNESS_CHECKS),
-    executor_def=in_process_executor,
-    description="Check that raw orders, features, the online store and the deployed model are "
-    "recent enough, against the platform's clock.",
+    AssetSelection.checks(*FRESHNESS_CHECKS),
+    "Check that raw orders, features, the online store and the deployed model are recent "
+    "enough, against the platform's clock.",
 )
 
 # The prequential backtest of the model against the rules baseline.
