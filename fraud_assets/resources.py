@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 
 import redis
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import Config, ConfigurableResource, InitResourceContext
 from distributed import Client, LocalCluster, get_worker, worker_client
 from pydantic import Field, PrivateAttr
 from redis.backoff import ExponentialWithJitterBackoff
@@ -20,6 +20,7 @@ from redis.retry import Retry
 from fraud_assets.partitions import tagged_days
 from fraud_core.contract import Contract, applied_contract
 from fraud_core.contract.folder import pin_contract
+from fraud_core.online_keys import DEFAULT_PREFIX, KEY_PREFIX_ENV, OnlineKeys, resolve_key_prefix
 from fraud_core.redis_server import RedisHandle, ensure_redis
 from fraud_core.storage import DataLayout
 
@@ -130,6 +131,19 @@ def _in_dask_worker() -> bool:
     except ValueError:
         return False
     return True
+
+
+class ServiceKeysConfig(Config):
+    """The run config of an asset that reads or writes the scoring service's Redis keys."""
+
+    key_prefix: str | None = Field(
+        default=None,
+        description=f"Prefix of the service's keys; empty: ${KEY_PREFIX_ENV}, else "
+        f"{DEFAULT_PREFIX!r} (the loader, the service and the drains must use the same).",
+    )
+
+    def keys(self) -> OnlineKeys:
+        return OnlineKeys(resolve_key_prefix(self.key_prefix))
 
 
 class RedisResource(ConfigurableResource):

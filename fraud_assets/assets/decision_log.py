@@ -16,7 +16,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    Config,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -24,19 +23,14 @@ from dagster import (
 from pydantic import Field
 
 from fraud_assets.lib.decision_drain import drain_decisions
-from fraud_assets.resources import DataLayoutResource, RedisResource
-from fraud_core.online_keys import KEY_PREFIX_ENV, OnlineKeys, resolve_key_prefix
+from fraud_assets.resources import DataLayoutResource, RedisResource, ServiceKeysConfig
 
 DECISION_LOG_IS_BOUNDED = "decision_log_is_bounded"
 WARN_ENTRIES_ENV = "FRAUD_DECISION_LOG_WARN"
 DEFAULT_WARN_ENTRIES = 1_000_000  # about 1.5 GB of Redis at ~1.5 kB an entry
 
 
-class DecisionLogConfig(Config):
-    key_prefix: str | None = Field(
-        default=None,
-        description=f"Prefix of the service's keys; empty: ${KEY_PREFIX_ENV}, else 'fraud:'.",
-    )
+class DecisionLogConfig(ServiceKeysConfig):
     limit: int = Field(default=1_000_000, description="At most this many entries move in one run.")
     warn_entries: int | None = Field(
         default=None,
@@ -71,7 +65,7 @@ def decision_log(
     layout: DataLayoutResource,
     redis: RedisResource,
 ) -> MaterializeResult:
-    keys = OnlineKeys(resolve_key_prefix(config.key_prefix))
+    keys = config.keys()
     client = redis.get_client()
     try:
         report = drain_decisions(client, keys, layout.layout(), config.limit)

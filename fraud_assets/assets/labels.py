@@ -25,28 +25,18 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     BackfillPolicy,
-    Config,
     MaterializeResult,
     MetadataValue,
     asset,
 )
-from pydantic import Field
 
 from fraud_assets.lib.label_feed import LabelSources, drain_labels, served_days
 from fraud_assets.partitions import daily_partitions, partition_days
-from fraud_assets.resources import DataLayoutResource, RedisResource
+from fraud_assets.resources import DataLayoutResource, RedisResource, ServiceKeysConfig
 from fraud_core.labels import concat_events, first_affected
-from fraud_core.online_keys import KEY_PREFIX_ENV, OnlineKeys, resolve_key_prefix
 from fraud_core.storage import write_parquet
 
 LABEL_FILES_ARE_VALID = "label_files_are_valid"
-
-
-class LabelLogConfig(Config):
-    key_prefix: str | None = Field(
-        default=None,
-        description=f"Prefix of the service's keys; empty: ${KEY_PREFIX_ENV}, else 'fraud:'.",
-    )
 
 
 @asset(
@@ -60,11 +50,11 @@ class LabelLogConfig(Config):
 )
 def label_log(
     context: AssetExecutionContext,
-    config: LabelLogConfig,
+    config: ServiceKeysConfig,
     layout: DataLayoutResource,
     redis: RedisResource,
 ) -> MaterializeResult:
-    keys = OnlineKeys(resolve_key_prefix(config.key_prefix))
+    keys = config.keys()
     client = redis.get_client()
     try:
         report = drain_labels(client, keys, layout.layout())

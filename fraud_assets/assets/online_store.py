@@ -16,7 +16,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    Config,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -25,15 +24,11 @@ from pydantic import Field
 
 from fraud_assets.lib.online_loader import load_online_store
 from fraud_assets.lib.online_memory import MemoryReport, measure_memory
-from fraud_assets.resources import DataLayoutResource, RedisResource
+from fraud_assets.resources import DataLayoutResource, RedisResource, ServiceKeysConfig
 from fraud_core.online_keys import (
     DAY_S,
     DEFAULT_ORDER_INDEX_DAYS,
-    DEFAULT_PREFIX,
-    KEY_PREFIX_ENV,
-    OnlineKeys,
     OrderIndexWindow,
-    resolve_key_prefix,
 )
 
 SAMPLE_MATCHES_OFFLINE_STATE = "sample_matches_offline_state"
@@ -42,12 +37,7 @@ ORDER_INDEX_DAYS_ENV = "FRAUD_ORDER_INDEX_DAYS"
 MEMORY_HEADROOM_SHARE = 0.8  # Redis' used memory at most this share of its limit
 
 
-class OnlineStoreConfig(Config):
-    key_prefix: str | None = Field(
-        default=None,
-        description=f"Prefix of every key; empty: ${KEY_PREFIX_ENV}, else {DEFAULT_PREFIX!r} "
-        "(the scoring service must use the same).",
-    )
+class OnlineStoreConfig(ServiceKeysConfig):
     keep_previous: bool = Field(
         default=True, description="Keep the replaced namespace for a rollback."
     )
@@ -102,12 +92,11 @@ def online_store(
     layout: DataLayoutResource,
     redis: RedisResource,
 ) -> MaterializeResult:
-    prefix = resolve_key_prefix(config.key_prefix)
     days = config.order_index_days or float(
         os.environ.get(ORDER_INDEX_DAYS_ENV) or DEFAULT_ORDER_INDEX_DAYS
     )
     window = OrderIndexWindow(max(1, round(days * DAY_S)))
-    keys = OnlineKeys(prefix)
+    keys = config.keys()
     data, spec = layout.layout(), layout.contract().spec
     client = redis.get_client()
     try:
@@ -160,7 +149,7 @@ def online_store(
             "load_seconds": round(report.load_seconds, 3),
             "load_rate_entities_per_s": round(report.entities_per_s),
             "carried_over_from_service": report.carried_over,
-            "key_prefix": prefix,
+            "key_prefix": keys.prefix,
             "redis_url": MetadataValue.text(redis.resolved_url.split("@")[-1]),
         },
         check_results=[check, _memory_check(memory, report.entities, spec.primary)],
