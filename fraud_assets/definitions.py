@@ -22,6 +22,7 @@ from fraud_assets.assets.fraud_model import fraud_model
 from fraud_assets.assets.freshness import FRESHNESS_CHECKS
 from fraud_assets.assets.labels import label_log, labels
 from fraud_assets.assets.model_performance import model_performance
+from fraud_assets.assets.model_selection import model_selection
 from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
@@ -39,8 +40,10 @@ from fraud_assets.jobs import (
     ingest_orders_job,
     labels_job,
     model_performance_job,
+    model_selection_job,
     online_store_job,
     retrain_job,
+    select_and_retrain_job,
     served_days_job,
     serving_skew_job,
     train_model_job,
@@ -66,6 +69,7 @@ ASSETS = map_asset_specs(
         entity_features,
         feature_drift,
         training_set,
+        model_selection,
         fraud_model,
         deployed_model,
         backtest_report,
@@ -98,6 +102,8 @@ JOBS = [
     daily_features_job,
     daily_features_dask_job,
     retrain_job,
+    model_selection_job,
+    select_and_retrain_job,
     online_store_job,
     feedback_drain_job,
     served_days_job,

@@ -13,6 +13,7 @@ from fraud_assets.assets.fraud_model import fraud_model
 from fraud_assets.assets.freshness import FRESHNESS_CHECKS
 from fraud_assets.assets.labels import label_log, labels
 from fraud_assets.assets.model_performance import model_performance
+from fraud_assets.assets.model_selection import model_selection
 from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
@@ -112,6 +113,27 @@ retrain_job = define_asset_job(
     tags=RETRAIN_LANE,
     description="Retrain, gate and deploy the model on the newest features and load their "
     "entity states into the online store.",
+)
+
+# The same after a fresh model selection: features_updated_sensor's choice when the latest
+# selection is older than $FRAUD_SELECTION_EVERY_DAYS (fraud_model then trains with its setting).
+select_and_retrain_job = define_asset_job(
+    "select_and_retrain_job",
+    selection=AssetSelection.assets(
+        model_selection, training_set, fraud_model, deployed_model, online_store
+    ),
+    executor_def=in_process_executor,
+    tags=RETRAIN_LANE,
+    description="Select hyperparameters on time-ordered folds, then retrain, gate and deploy "
+    "the model and load the online store.",
+)
+
+# Model selection alone, on demand (its result serves the next fraud_model run).
+model_selection_job = define_asset_job(
+    "model_selection_job",
+    selection=AssetSelection.assets(model_selection),
+    tags=RETRAIN_LANE,
+    description="Select the model's hyperparameters on time-ordered folds of the features.",
 )
 
 # The online store alone: the sensor's choice when new features arrive while a retrain is

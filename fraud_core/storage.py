@@ -282,6 +282,11 @@ class DataLayout:
         """A served day's online/offline skew (`serving_skew`)."""
         return self.root / "serving_skew" / _partition(day) / "skew.json"
 
+    def model_selection(self, suffix: str = "json") -> UPath:
+        """The latest model selection: `json` for machines (and `fraud_model`), `md` for
+        people."""
+        return self.root / "model_selection" / f"latest.{suffix}"
+
     def backtest_report(self, suffix: str = "json") -> UPath:
         """The latest backtest's report: `json` for machines, `md` for people."""
         return self.root / "backtest" / f"report.{suffix}"

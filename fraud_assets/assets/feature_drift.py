@@ -127,7 +127,7 @@ class _Reference:
             values = {c: sample[c].to_numpy(np.float64) for c in self.features}
             if self.model is not None:
                 booster, card = self.model
-                values[SCORE] = predict(booster, sample, card.feature_names)
+                values[SCORE] = predict(booster, sample, card.feature_names, card.calibrator())
             self._days[day] = values
         return self._days[day]
 
@@ -230,7 +230,10 @@ def feature_drift(
             bins, report.reference["rows"] = reference.bins(ref_days, kind)
             report.psi = bins.psi(current)
             if model is not None:
-                scores = pd.DataFrame({SCORE: predict(model[0], current, model[1].feature_names)})
+                booster, card = model
+                scores = pd.DataFrame(
+                    {SCORE: predict(booster, current, card.feature_names, card.calibrator())}
+                )
                 report.score_psi = bins.psi(scores).get(SCORE, float("nan"))
         if model is None:
             report.note = (report.note + "; " if report.note else "") + f"score PSI: {NO_MODEL}"

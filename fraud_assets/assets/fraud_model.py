@@ -12,22 +12,25 @@ client, the run id and what the UI shows.
 import dataclasses
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field, create_model
 
+from fraud_assets.assets.model_selection import model_selection
 from fraud_assets.assets.training_set import training_set
 from fraud_assets.lib.images import png_markdown, save_png
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.model.artifact import CARD_FILE
-from fraud_core.model.candidate import register_candidate, train_candidate
+from fraud_core.model.candidate import register_candidate, spec_hash, train_candidate
 from fraud_core.model.dataset import read_latest_manifest
 from fraud_core.model.decisions import FALLBACK, ThresholdTargets
 from fraud_core.model.evaluate import DEFAULT_K
+from fraud_core.model.selection import read_selection
 from fraud_core.model.settings import describe
 from fraud_core.model.summary import quality_figures, window_entries
 from fraud_core.model.train import TrainParams
+from fraud_core.storage import DataLayout
 
 
 def _config_fields(*settings: type) -> dict[str, Any]:
@@ -58,6 +61,12 @@ class FraudModelConfig(
     """Hyperparameters and decision targets (the Launchpad shows these): the fields, defaults
     and descriptions of `TrainParams` and `ThresholdTargets`, declared once in fraud_core."""
 
+    hyperparameters: Literal["selected", "pinned"] = Field(
+        default="selected",
+        description="selected: the latest model_selection's setting when there is one for "
+        "these features (else the values below); pinned: the values below.",
+    )
+
     def params(self) -> TrainParams:
         return _settings(TrainParams, self)
 
@@ -66,7 +75,7 @@ class FraudModelConfig(
 
 
 @asset(
-    deps=[training_set],
+    deps=[training_set, model_selection],
     group_name="model",
     kinds={"xgboost", "dask"},
     description=(
@@ -86,14 +95,18 @@ def fraud_model(
 ) -> MaterializeResult:
     data = layout.layout()
     manifest = read_latest_manifest(data)
+    params, negative_rate, selection = chosen_params(data, config, list(manifest.feature_names))
+    context.log.info(f"hyperparameters: {selection['source']} ({selection['why']})")
     with dask.get_client() as client:
         candidate = train_candidate(
             client,
             manifest,
-            config.params(),
+            params,
             config.targets(),
             k=DEFAULT_K,
             lineage={"dagster_run_id": context.run.run_id},
+            selection=selection,
+            negative_rate=negative_rate,
         )
     card = register_candidate(data.models, candidate)
     folder = data.models / card.version
@@ -117,6 +130,11 @@ def fraud_model(
             "version": card.version,
             **quality_metadata(metrics, thresholds, card.training_window),
             "threshold_rule": candidate.choice.rule,
+            "hyperparameters": selection["source"],
+            "hyperparameters_why": selection["why"],
+            "brier": MetadataValue.float(float(metrics["brier"] or 0.0)),
+            "brier_raw": MetadataValue.float(float(metrics["brier_raw"] or 0.0)),
+            "calibration": MetadataValue.json(card.calibration),
             "validation_orders": int(metrics["orders"]),
             "validation_fraud_orders": int(metrics["fraud_orders"]),
             "best_iteration": result.best_iteration,
@@ -126,6 +144,40 @@ def fraud_model(
             "metrics": MetadataValue.json(metrics),
             **plot_metadata,
         }
+    )
+
+
+def chosen_params(
+    data: DataLayout, config: FraudModelConfig, names: list[str]
+) -> tuple[TrainParams, float | None, dict[str, Any]]:
+    """(params, negative rate or None, what the card records about them): the latest
+    selection's setting when asked for and made for these features, else the config's."""
+    pinned = config.params()
+    if config.hyperparameters == "pinned":
+        return pinned, None, {"source": "pinned", "why": "pinned in the run config"}
+    report = read_selection(data.model_selection())
+    if report is None:
+        return pinned, None, {"source": "config", "why": "no model_selection yet"}
+    if report.feature_spec != spec_hash(names):
+        return (
+            pinned,
+            None,
+            {
+                "source": "config",
+                "why": "the latest model_selection was made for other features",
+            },
+        )
+    setting = report.selected_setting()
+    return (
+        TrainParams(**setting["params"]),
+        setting["negative_rate"],
+        {
+            "source": "selected",
+            "setting": report.selected,
+            "why": report.reason,
+            "report": str(data.model_selection()),
+            "assessed": [f["test"] for f in report.folds],
+        },
     )
 
 

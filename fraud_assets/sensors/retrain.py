@@ -14,7 +14,9 @@ cursor, `{"seen": id, "trained": id, "retrain_requested_at": epoch s}`:
   waiting on it would hold retraining until then even though a later run redid its work;
 - newer than `trained` and the last retrain was requested at least `FRAUD_RETRAIN_MIN_INTERVAL_S`
   (default 1 h) ago: `retrain_job` (training_set, fraud_model, gate, deployed_model,
-  online_store), run key `retrain:<storage id>`;
+  online_store), run key `retrain:<storage id>`; when the latest `model_selection` is older than
+  `FRAUD_SELECTION_EVERY_DAYS` (default 7; 0: never) or there is none, `select_and_retrain_job`
+  instead, which selects the hyperparameters first (run key `select+retrain:<storage id>`);
 - otherwise (a retrain is debounced): `online_store_job`, so serving gets the newest entity
   states now; the retrain stays due and is requested on the first tick after the interval.
 
@@ -53,9 +55,16 @@ from fraud_assets.jobs import (
     RETRAIN_LANE,
     online_store_job,
     retrain_job,
+    select_and_retrain_job,
 )
-from fraud_assets.sensors.keys import ENTITY_FEATURES, FRAUD_MODEL, ONLINE_STORE
-from fraud_assets.sensors.ticks import MIN_INTERVAL_ENV, tick_interval_s
+from fraud_assets.sensors.keys import ENTITY_FEATURES, FRAUD_MODEL, MODEL_SELECTION, ONLINE_STORE
+from fraud_assets.sensors.ticks import (
+    DEFAULT_SELECTION_EVERY_DAYS,
+    MIN_INTERVAL_ENV,
+    SELECTION_EVERY_ENV,
+    tick_interval_s,
+)
+from fraud_core.env import env_number
 
 DEFAULT_MIN_INTERVAL_S = 3600.0
 TICK_INTERVAL_S = 60
@@ -95,6 +104,20 @@ class RetrainCursor:
 def min_retrain_interval_s() -> float:
     text = os.environ.get(MIN_INTERVAL_ENV, "").strip()
     return float(text) if text else DEFAULT_MIN_INTERVAL_S
+
+
+def selection_every_s() -> float:
+    """How old the latest model selection may be before a retrain selects again (0: never)."""
+    return 86_400.0 * env_number(SELECTION_EVERY_ENV, DEFAULT_SELECTION_EVERY_DAYS, float, low=0)
+
+
+def selection_due(instance: DagsterInstance, now: float, every_s: float) -> bool:
+    """Whether the next retrain selects first: never when `every_s` is 0, else when no
+    `model_selection` was materialized or the latest is at least `every_s` old."""
+    if every_s <= 0:
+        return False
+    records = instance.fetch_materializations(MODEL_SELECTION, limit=1).records
+    return not records or now - records[0].timestamp >= every_s
 
 
 def latest_storage_id(instance: DagsterInstance, key: AssetKey) -> int:
@@ -163,6 +186,7 @@ def plan_retrain(
     cursor: RetrainCursor | None,
     now: float,
     min_interval_s: float,
+    selection_every_s: float = 0.0,
 ) -> RetrainPlan:
     """The decision of one tick (see the module docstring)."""
     features = latest_storage_id(instance, ENTITY_FEATURES)
@@ -195,9 +219,11 @@ def plan_retrain(
     tags = {"fraud/source": "features_updated_sensor", "fraud/entity_features_id": str(features)}
     wait_s = cursor.retrain_requested_at + min_interval_s - now
     if retrain_due and wait_s <= 0:
-        request = RunRequest(
-            run_key=f"retrain:{features}", job_name=retrain_job.name, tags={**tags, **RETRAIN_LANE}
-        )
+        if selection_due(instance, now, selection_every_s):
+            key, job = f"select+retrain:{features}", select_and_retrain_job
+        else:
+            key, job = f"retrain:{features}", retrain_job
+        request = RunRequest(run_key=key, job_name=job.name, tags={**tags, **RETRAIN_LANE})
         return RetrainPlan(
             RetrainCursor(features, features, now), run_request=request, superseded=superseded
         )
@@ -222,14 +248,17 @@ def plan_retrain(
 
 @sensor(
     name="features_updated_sensor",
-    jobs=[retrain_job, online_store_job],
+    jobs=[retrain_job, select_and_retrain_job, online_store_job],
     minimum_interval_seconds=tick_interval_s(TICK_INTERVAL_S),
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "New entity_features materializations start retrain_job (training set, model, promotion "
         "gate, deployed model, online store) once the daily-features lane is idle, at most one "
         f"at a time and at most once per ${MIN_INTERVAL_ENV} (default 1 h); in between, "
-        "online_store_job refreshes the entity states that serving reads."
+        "online_store_job refreshes the entity states that serving reads. When the latest "
+        f"model_selection is older than ${SELECTION_EVERY_ENV} days (default "
+        f"{DEFAULT_SELECTION_EVERY_DAYS:g}; 0: never), select_and_retrain_job selects the "
+        "hyperparameters first."
     ),
 )
 def features_updated_sensor(context: SensorEvaluationContext) -> SensorResult:
@@ -238,6 +267,7 @@ def features_updated_sensor(context: SensorEvaluationContext) -> SensorResult:
         RetrainCursor.read(context.cursor),
         now=time.time(),
         min_interval_s=min_retrain_interval_s(),
+        selection_every_s=selection_every_s(),
     )
     if plan.superseded:
         context.log.warning(

@@ -12,6 +12,9 @@ from fraud_core.env import env_number
 TICK_ENV = "FRAUD_SENSOR_TICK_S"
 # How often features_updated_sensor may retrain at most (read on every tick; `sensors.retrain`).
 MIN_INTERVAL_ENV = "FRAUD_RETRAIN_MIN_INTERVAL_S"
+# How old the latest model selection may be before a retrain selects again (days; 0: never).
+SELECTION_EVERY_ENV = "FRAUD_SELECTION_EVERY_DAYS"
+DEFAULT_SELECTION_EVERY_DAYS = 7.0
 
 
 def tick_interval_s(default: int) -> int:

@@ -31,6 +31,7 @@ import numpy as np
 
 from fraud_core.contract import Contract, applied_contract
 from fraud_core.contract.model import differing_terms
+from fraud_core.model.calibration import Calibration
 from fraud_core.storage import atomic_path
 
 if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
@@ -64,6 +65,12 @@ class ModelCard:
     notes: str = ""
     # The data contract it was trained under (`Contract.record()`); empty on older cards
     contract: dict[str, Any] = field(default_factory=dict)
+    # Platt scaling of the margin (`fraud_core.model.calibration`); empty: the raw probability
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    def calibrator(self) -> Calibration:
+        """The score's calibration (ValueError when the card's is malformed)."""
+        return Calibration.from_dict(self.calibration)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=_json_default)
@@ -144,6 +151,7 @@ def save_version(registry: Path, booster: xgb.Booster, card: ModelCard) -> Model
     Returns the completed card (checksums filled in). ValueError for bad thresholds and
     ModelIntegrityError for a version that is not a name, before anything is written."""
     check_thresholds(card.thresholds)
+    card.calibrator()
     if card.version:
         check_version(card.version)
     raw = model_bytes(booster)
@@ -186,8 +194,10 @@ def read_card(registry: Path, version: str) -> ModelCard:
         raise ModelIntegrityError(f"{path} is the card of {data.get('version')}, not of {version}")
     try:
         check_thresholds(data.get("thresholds"))
-        return ModelCard.from_dict(data)
-    except (ValueError, TypeError) as exc:
+        card = ModelCard.from_dict(data)
+        card.calibrator()
+        return card
+    except (ValueError, TypeError, KeyError) as exc:
         raise ModelIntegrityError(f"{path}: {exc}") from exc
 
 

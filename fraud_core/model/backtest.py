@@ -1,97 +1,60 @@
 """Prequential backtest: how the production training code would have done, fold by fold, on days
 it had not seen, next to a hand-written rules baseline.
 
-Fold 0 assesses the last `test_days` up to `end`; each further fold shifts back by `test_days`.
-A fold's cutoff is the first day of its assessment window: its training set is built exactly as
-the `training_set` asset builds one at that cutoff (labels known by then, orders at least
-`delay_days` old, the newest matured days for early stopping and thresholds), the model is trained
-with the same `train_model`, and the assessment days are scored with their final labels.
+The folds are `fraud_core.model.folds`': each fold's training set is built exactly as the
+`training_set` asset builds one at the fold's cutoff, the model is trained with the same
+`train_model` and calibrated like `fraud_model`'s, and the assessment days are scored with their
+final labels.
+
+Default versus selected hyperparameters: with `compare` (given parameters) or `nested` (a model
+selection run inside every fold, on days before its cutoff with the labels known at the cutoff,
+so a fold's assessment days are never seen by its selection), each fold also trains the selected
+model, and the report gives both systems' metrics in the same folds and the paired AP
+differences with their 95 % interval.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
-from fraud_core.labels import apply_feed
+from fraud_core.model.calibration import fit_platt
 from fraud_core.model.dataset import (
     FeatureSource,
     TrainingSetConfig,
-    TrainingWindow,
     build_training_set,
-    labels_known_at,
-    merge_known_fraud,
-    plan_window,
+    resample_negatives,
 )
 from fraud_core.model.decisions import ThresholdTargets, choose_thresholds
 from fraud_core.model.evaluate import DEFAULT_K, customer_precision_at_k, evaluate_scores
-from fraud_core.model.train import TrainParams, predict, train_model
+from fraud_core.model.folds import (
+    FoldConfig,
+    assessment_frame,
+    known_fraud_before,
+    plan_folds,
+    training_config,
+)
+from fraud_core.model.selection import (
+    SelectionConfig,
+    nested_end,
+    paired_difference,
+    run_selection,
+)
+from fraud_core.model.train import TrainParams, margins, train_model
 
 MODEL = "model"
 RULES = "rules"
+SELECTED = "selected"  # the compared hyperparameters, given or selected inside each fold
 HEADLINE = ("average_precision", "roc_auc", f"customer_precision_at_{DEFAULT_K}")
 
 
-@dataclass(frozen=True)
-class BacktestConfig:
-    end: date  # last assessed day (inclusive)
-    train_days: int = 90  # matured days per training set (train + gap + validation)
-    delay_days: int = 30  # maturity: skipped between the training days and the cutoff
-    test_days: int = 14
-    folds: int = 4
-    k: int = DEFAULT_K
-
-    def __post_init__(self) -> None:
-        for name in ("train_days", "test_days", "folds", "k"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.delay_days < 0:
-            raise ValueError(f"delay_days must be >= 0, got {self.delay_days}")
-
-
-@dataclass(frozen=True)
-class Fold:
-    index: int  # 0 = the most recent
-    window: TrainingWindow
-    test_first: date
-    test_last: date
-
-    @property
-    def test_days(self) -> list[date]:
-        n = (self.test_last - self.test_first).days + 1
-        return [self.test_first + timedelta(days=i) for i in range(n)]
-
-
-def training_config(config: BacktestConfig, base: TrainingSetConfig) -> TrainingSetConfig:
-    """The production training-set settings with the backtest's window and delay; validation
-    and gap shrink when the training window is short."""
-    validation = min(base.validation_days, max(1, config.train_days // 5))
-    gap = min(base.gap_days, max(0, config.train_days - validation - 1))
-    return replace(
-        base,
-        window_days=config.train_days,
-        maturity_days=config.delay_days,
-        validation_days=validation,
-        gap_days=gap,
-    )
-
-
-def plan_folds(
-    config: BacktestConfig, training: TrainingSetConfig, first_day: date | None = None
-) -> list[Fold]:
-    folds = []
-    for i in range(config.folds):
-        test_last = config.end - timedelta(days=i * config.test_days)
-        test_first = test_last - timedelta(days=config.test_days - 1)
-        window = plan_window(test_first, training, first_day)
-        folds.append(Fold(i, window, test_first, test_last))
-    return folds
+BacktestConfig = FoldConfig  # end, train_days, delay_days, test_days, folds, k
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,8 +157,9 @@ class FoldResult:
     test_fraud: int
     best_iteration: int
     thresholds: dict[str, float]
-    metrics: dict[str, dict[str, float]]  # MODEL / RULES -> metrics on the test days
+    metrics: dict[str, dict[str, float]]  # MODEL / RULES (/ SELECTED) -> metrics on the test days
     ceiling_cp: float = float("nan")  # customer precision@k of a perfect ranking
+    selected: dict[str, Any] = field(default_factory=dict)  # the compared params, where from
 
 
 @dataclass
@@ -204,11 +168,16 @@ class BacktestReport:
     training: dict[str, Any]
     params: dict[str, Any]
     folds: list[FoldResult] = field(default_factory=list)
+    compared: str = ""  # "", "given" or "nested": how the SELECTED system's params were chosen
+
+    @property
+    def systems(self) -> tuple[str, ...]:
+        return (MODEL, SELECTED, RULES) if self.compared else (MODEL, RULES)
 
     def summary(self) -> dict[str, dict[str, tuple[float, float]]]:
         """system -> metric -> (mean, std) over folds."""
         out: dict[str, dict[str, tuple[float, float]]] = {}
-        for system in (MODEL, RULES):
+        for system in self.systems:
             out[system] = {}
             for metric in HEADLINE:
                 values = np.array([f.metrics[system][metric] for f in self.folds], dtype=float)
@@ -217,6 +186,17 @@ class BacktestReport:
                 std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
                 out[system][metric] = (mean, std)
         return out
+
+    def paired_ap(self) -> dict[str, float] | None:
+        """SELECTED minus MODEL (the defaults) AP over the folds: mean, standard error and
+        95 % interval; None without a compared system."""
+        if not self.compared:
+            return None
+        ap = "average_precision"
+        return paired_difference(
+            np.array([f.metrics[SELECTED][ap] for f in self.folds], dtype=float),
+            np.array([f.metrics[MODEL][ap] for f in self.folds], dtype=float),
+        )
 
     def result_line(self) -> str:
         s = self.summary()[MODEL]
@@ -227,24 +207,33 @@ class BacktestReport:
 
     def to_markdown(self) -> str:
         k = DEFAULT_K
+        selected = self.compared != ""
         lines = [
             f"| fold | cutoff | train days | test days | test orders (fraud) | "
-            f"model AP | rules AP | model AUC | rules AUC | model cp@{k} | rules cp@{k} |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            f"model AP | {'selected AP | ' if selected else ''}rules AP | model AUC | rules AUC "
+            f"| model cp@{k} | rules cp@{k} |",
+            "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if selected else ""),
         ]
         for f in self.folds:
             m, r = f.metrics[MODEL], f.metrics[RULES]
+            sel = f"{f.metrics[SELECTED]['average_precision']:.3f} | " if selected else ""
             lines.append(
                 f"| {f.index} | {f.cutoff} | {f.train} | {f.test} | {f.test_rows:,} "
-                f"({f.test_fraud:,}) | {m['average_precision']:.3f} | "
+                f"({f.test_fraud:,}) | {m['average_precision']:.3f} | {sel}"
                 f"{r['average_precision']:.3f} | {m['roc_auc']:.3f} | {r['roc_auc']:.3f} | "
                 f"{m[f'customer_precision_at_{k}']:.3f} | {r[f'customer_precision_at_{k}']:.3f} |"
             )
         s = self.summary()
         lines += ["", f"| system | AP | ROC AUC | customer precision@{k} |", "|---|---|---|---|"]
-        for system in (MODEL, RULES):
+        for system in self.systems:
             cells = [f"{s[system][m][0]:.3f} ± {s[system][m][1]:.3f}" for m in HEADLINE]
             lines.append(f"| {system} | " + " | ".join(cells) + " |")
+        gain = self.paired_ap()
+        if gain is not None and gain["n"]:
+            lines.append(
+                f"\nSelected ({self.compared}) minus default AP over {gain['n']} folds: "
+                f"{gain['mean']:+.4f}, 95 % interval {gain['low']:+.4f}..{gain['high']:+.4f}."
+            )
         ceiling = float(np.nanmean([f.ceiling_cp for f in self.folds]))
         lines.append(
             f"\nA perfect ranking would reach customer precision@{k} = {ceiling:.3f}: fewer "
@@ -257,13 +246,35 @@ class BacktestReport:
             "config": self.config,
             "training": self.training,
             "params": self.params,
+            "compared": self.compared,
             "folds": [asdict(f) for f in self.folds],
             "summary": {
                 system: {m: {"mean": v[0], "std": v[1]} for m, v in metrics.items()}
                 for system, metrics in self.summary().items()
             },
+            "selected_minus_default_ap": self.paired_ap(),
             "ceiling_customer_precision": float(np.nanmean([f.ceiling_cp for f in self.folds])),
         }
+
+
+def _fit(
+    client: Any,
+    fold_data: tuple[pd.DataFrame, pd.DataFrame, pd.Series, int, str],
+    train: pd.DataFrame,
+    params: TrainParams,
+    names: list[str],
+    targets: ThresholdTargets | None,
+) -> tuple[Any, dict[str, float], dict[str, float]]:
+    """Train on `train`, calibrate and choose thresholds on the validation rows as `fraud_model`
+    does, and evaluate on the assessment rows: (result, thresholds, metrics)."""
+    validation, test, known, k, primary = fold_data
+    labels = validation["label"].to_numpy()
+    result = train_model(client, train, validation, names, params)
+    valid_margins = margins(result.booster, validation, names)
+    calibration = fit_platt(valid_margins, labels)
+    thresholds = choose_thresholds(labels, calibration.apply(valid_margins), targets)
+    scores = calibration.apply(margins(result.booster, test, names))
+    return result, thresholds, evaluate_scores(test, scores, thresholds, k, known, entity=primary)
 
 
 def _clean(metrics: dict[str, float]) -> dict[str, float]:
@@ -281,54 +292,93 @@ def run_backtest(
     log: Callable[[str], None] | None = None,
     spec: FeatureSpec = DEFAULT_SPEC,
     feed: pd.DataFrame | None = None,
+    *,
+    compare: dict[str, Any] | None = None,
+    nested: SelectionConfig | None = None,
 ) -> BacktestReport:
-    """Every fold: build the training set at the fold's cutoff, train, choose thresholds on its
-    validation days, score the assessment days with the model and the rules. `feed`: the label
-    feed's events (`fraud_core.labels`), merged with the rows' own labels everywhere.
+    """Every fold: build the training set at the fold's cutoff, train, calibrate and choose
+    thresholds on its validation days, score the assessment days with the model and the rules.
+    `feed`: the label feed's events (`fraud_core.labels`), merged with the rows' own labels
+    everywhere.
 
-    `source(day)` gives a day's feature rows (None: no data); `client` is a
-    `distributed.Client`. `first_day` (the first day with data) clips training windows; `spec`
-    (the contract's) names the features, the primary entity and the rules baseline."""
-    training = training_config(config, training or TrainingSetConfig())
+    `compare` ({"params": TrainParams fields, "negative_rate": rate or None}, e.g. a selection's
+    selected setting) or `nested` (a selection config whose `end` is replaced per fold) adds the
+    SELECTED system, trained in the same folds. `source(day)` gives a day's feature rows (None:
+    no data); `client` is a `distributed.Client`. `first_day` (the first day with data) clips
+    training windows; `spec` (the contract's) names the features, the primary entity and the
+    rules baseline."""
+    if compare is not None and nested is not None:
+        raise ValueError("give either compare (fixed parameters) or nested (a selection), not both")
+    base = TrainingSetConfig() if training is None else training
+    training = training_config(config, base)
     params = params or TrainParams()
     names = spec.feature_names
     report = BacktestReport(
         config={k: str(v) if isinstance(v, date) else v for k, v in asdict(config).items()},
         training=asdict(training),
         params=params.to_dict(),
+        compared="nested" if nested is not None else "given" if compare is not None else "",
     )
     for fold in plan_folds(config, training, first_day):
         w = fold.window
         ts = build_training_set(source, w, training, spec, feed)
-        result = train_model(client, ts.train, ts.validation, names, params)
-        valid_scores = predict(result.booster, ts.validation, names)
-        thresholds = choose_thresholds(ts.validation["label"].to_numpy(), valid_scores, targets)
-
-        test_frames = [f for d in fold.test_days if (f := source(d)) is not None]
-        if not test_frames:
-            raise ValueError(f"fold {fold.index}: no data in {fold.test_first}..{fold.test_last}")
-        # assessed with final labels: the truth as known today, not at the cutoff
-        test = apply_feed(pd.concat(test_frames, ignore_index=True), feed)
-        test["label"] = test["is_fraud"].fillna(0).to_numpy(dtype=np.int8)
-        known = _known_fraud_before(source, w, fold, spec.primary, feed)
-        scores = {MODEL: predict(result.booster, test, names), RULES: rules_score(test, spec)}
-        rules_thresholds = choose_thresholds(
-            ts.validation["label"].to_numpy(), rules_score(ts.validation, spec), targets
-        )
+        test = assessment_frame(source, fold, feed)  # final labels: the truth as known today
+        known = known_fraud_before(source, w, fold, spec.primary, feed)
         k, p = config.k, spec.primary
+        valid_labels = ts.validation["label"].to_numpy()
+
+        fold_data = (ts.validation, test, known, k, p)
+        result, thresholds, model_metrics = _fit(
+            client, fold_data, ts.train, params, names, targets
+        )
+        rules_thresholds = choose_thresholds(
+            valid_labels, rules_score(ts.validation, spec), targets
+        )
         metrics = {
-            MODEL: _clean(evaluate_scores(test, scores[MODEL], thresholds, k, known, entity=p)),
+            MODEL: _clean(model_metrics),
             RULES: _clean(
-                evaluate_scores(test, scores[RULES], rules_thresholds, k, known, entity=p)
+                evaluate_scores(test, rules_score(test, spec), rules_thresholds, k, known, entity=p)
             ),
         }
+        chosen: dict[str, Any] = {}
+        if nested is not None:
+            inner = run_selection(
+                client,
+                source,
+                replace(nested, end=nested_end(w.cutoff, nested.delay_days)),
+                base,
+                params,
+                first_day=first_day,
+                spec=spec,
+                feed=feed,
+                known_by=w.cutoff_ts,
+            )
+            setting = inner.selected_setting()
+            chosen = {
+                "setting": inner.selected,
+                "params": setting["params"],
+                "negative_rate": setting["negative_rate"],
+                "reason": inner.reason,
+                "days_read": [inner.days_read[0], inner.days_read[-1]],
+                "wall_seconds": inner.wall_seconds,
+            }
+        elif compare is not None:
+            chosen = {"setting": "given", **compare}
+        if chosen:
+            rate = chosen.get("negative_rate")
+            train = ts.train
+            if rate is not None:
+                train = resample_negatives(train, rate, training.negative_rate, training.seed)
+            selected_params = TrainParams(**chosen["params"])
+            _, _, selected_metrics = _fit(client, fold_data, train, selected_params, names, targets)
+            metrics[SELECTED] = _clean(selected_metrics)
         report.folds.append(
             FoldResult(
                 index=fold.index,
                 cutoff=w.cutoff.isoformat(),
                 train=f"{w.train_first}..{w.train_last}",
                 validation=f"{w.validation_first}..{w.validation_last}",
-                test=f"{fold.test_first}..{fold.test_last}",
+                test=fold.test,
                 train_rows=len(ts.train),
                 test_rows=len(test),
                 test_fraud=int(test["label"].sum()),
@@ -338,40 +388,22 @@ def run_backtest(
                 ceiling_cp=customer_precision_at_k(
                     test, test["label"].to_numpy(dtype=float), k, known, entity=p
                 )[0],
+                selected=chosen,
             )
         )
         if log is not None:
             m, r = metrics[MODEL], metrics[RULES]
+            extra = (
+                f" | selected ({chosen['setting']}) AP {metrics[SELECTED]['average_precision']:.3f}"
+                if chosen
+                else ""
+            )
             log(
-                f"fold {fold.index}: cutoff {w.cutoff}, test {fold.test_first}..{fold.test_last}: "
+                f"fold {fold.index}: cutoff {w.cutoff}, test {fold.test}: "
                 f"model AP {m['average_precision']:.3f} cp@{config.k} "
                 f"{m[f'customer_precision_at_{config.k}']:.3f} | rules AP "
                 f"{r['average_precision']:.3f} cp@{config.k} "
-                f"{r[f'customer_precision_at_{config.k}']:.3f} "
+                f"{r[f'customer_precision_at_{config.k}']:.3f}{extra} "
                 f"({len(ts.train):,} training rows, {result.train_seconds:.1f} s)"
             )
     return report
-
-
-def _known_fraud_before(
-    source: FeatureSource,
-    window: TrainingWindow,
-    fold: Fold,
-    primary: str,
-    feed: pd.DataFrame | None = None,
-) -> pd.Series:
-    """Per customer (the `primary` entity), the first fraud label that had arrived by the end of the assessment window
-    (customer precision@k leaves a customer out from the day after that)."""
-    last = fold.test_last + timedelta(days=1)
-    parts = []
-    day = window.train_first
-    while day <= fold.test_last:
-        frame = source(day)
-        if frame is not None and len(frame):
-            known_by = pd.Timestamp(last.isoformat(), tz="UTC")
-            frame = apply_feed(frame, feed, known_by)
-            label = labels_known_at(frame, known_by)
-            rows = frame.loc[label == 1, [primary, "label_date"]]
-            parts.append(rows.groupby(primary)["label_date"].min())
-        day += timedelta(days=1)
-    return merge_known_fraud(parts)

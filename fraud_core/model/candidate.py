@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,21 @@ import numpy as np
 
 from fraud_core.contract import applied_contract
 from fraud_core.model.artifact import ModelCard, save_version
-from fraud_core.model.dataset import LABEL, TRAIN, VALIDATION, WEIGHT, Manifest
+from fraud_core.model.calibration import (
+    Calibration,
+    brier_score,
+    fit_platt,
+    reliability,
+    reliability_png,
+)
+from fraud_core.model.dataset import (
+    LABEL,
+    TRAIN,
+    VALIDATION,
+    WEIGHT,
+    Manifest,
+    resample_negatives,
+)
 from fraud_core.model.decisions import ThresholdChoice, ThresholdTargets, pick_thresholds
 from fraud_core.model.evaluate import (
     DEFAULT_K,
@@ -31,7 +45,7 @@ from fraud_core.model.evaluate import (
 )
 from fraud_core.model.promotion import set_candidate
 from fraud_core.model.summary import summary_markdown, threshold_note
-from fraud_core.model.train import TrainParams, TrainResult, predict, train_model
+from fraud_core.model.train import TrainParams, TrainResult, margins, train_model
 
 if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is trained
     import xgboost as xgb
@@ -51,9 +65,12 @@ class Candidate:
     metrics: dict[str, float | None]  # on the validation days, NaN as None
     importance: dict[str, float]  # feature -> share of total gain, largest first
     labels: np.ndarray  # validation labels (known at the cutoff)
-    scores: np.ndarray  # the model's validation scores
+    scores: np.ndarray  # the model's validation scores (calibrated)
+    raw_scores: np.ndarray  # the same before calibration
+    calibration: Calibration
     withheld_labels: int | None = None  # validation frauds without a label at the cutoff
     k: int = DEFAULT_K
+    selection: dict[str, Any] = field(default_factory=dict)  # where the params came from
 
     @property
     def booster(self) -> xgb.Booster:
@@ -97,6 +114,10 @@ class Candidate:
                 score_distribution_png(self.labels, self.scores, self.thresholds),
             ),
             "feature_importance": ("Feature importance", feature_importance_png(self.booster)),
+            "reliability": (
+                "Reliability",
+                reliability_png(self.labels, self.raw_scores, self.scores),
+            ),
         }
 
 
@@ -114,24 +135,44 @@ def train_candidate(
     *,
     k: int = DEFAULT_K,
     lineage: Mapping[str, str] | None = None,
+    selection: Mapping[str, Any] | None = None,
+    negative_rate: float | None = None,
 ) -> Candidate:
     """Train on the training set `manifest` describes (its training files read by the Dask
     workers, never through this process), choose the thresholds on its validation days, evaluate
-    there and write the card. `client` is a `distributed.Client`; `lineage` adds entries to the
-    card's `data_versions` (e.g. the orchestrator's run id)."""
+    there and write the card. The served score is Platt-calibrated on the validation days
+    (`fraud_core.model.calibration`) and the thresholds are chosen on it. `client` is a
+    `distributed.Client`; `lineage` adds entries to the card's `data_versions` (e.g. the
+    orchestrator's run id); `selection` says where `params` came from (the card records it);
+    `negative_rate` below the training set's keeps fewer non-fraud training rows (a selected
+    setting's, `fraud_core.model.selection.resample_negatives`)."""
     params = params or TrainParams()
     targets = targets or ThresholdTargets()
     names = list(manifest.feature_names)
     validation = manifest.read_role(VALIDATION)
     # numeric columns only: no string conversion to worry about
-    train = dd.read_parquet(manifest.files[TRAIN], columns=[*names, LABEL, WEIGHT])
+    train = dd.read_parquet(manifest.files[TRAIN], columns=["order_id", *names, LABEL, WEIGHT])
+    config = manifest.config
+    if negative_rate is not None and negative_rate < config["negative_rate"]:
+        train = train.map_partitions(
+            resample_negatives, negative_rate, config["negative_rate"], config["seed"]
+        )
     result = train_model(client, train, validation, names, params)
-    scores = predict(result.booster, validation, names)
     labels = validation[LABEL].to_numpy()
+    raw_margins = margins(result.booster, validation, names)
+    calibration = fit_platt(raw_margins, labels)
+    scores = calibration.apply(raw_margins)
+    raw_scores = Calibration().apply(raw_margins)
     choice = pick_thresholds(labels, scores, targets)
     known = manifest.known_fraud_since()
     metrics = clean(
-        evaluate_scores(validation, scores, choice.thresholds, k, known, entity=manifest.primary)
+        {
+            **evaluate_scores(
+                validation, scores, choice.thresholds, k, known, entity=manifest.primary
+            ),
+            "brier": brier_score(labels, scores),
+            "brier_raw": brier_score(labels, raw_scores),
+        }
     )
     importance = feature_importance(result.booster)
     candidate = Candidate(
@@ -143,8 +184,11 @@ def train_candidate(
         importance=importance,
         labels=labels,
         scores=scores,
+        raw_scores=raw_scores,
+        calibration=calibration,
         withheld_labels=withheld_labels(manifest),
         k=k,
+        selection=dict(selection or {}),
     )
     candidate.card = _card(manifest, params, candidate, lineage)
     return candidate
@@ -171,6 +215,7 @@ def _card(
         feature_names=names,
         thresholds=candidate.choice.thresholds,
         contract=applied_contract().record(),
+        calibration=candidate.calibration.to_dict(),
         training_window=window,
         params={
             **params.to_dict(),
@@ -180,10 +225,12 @@ def _card(
             "threshold_targets": candidate.targets.to_dict(),
             "threshold_choice": candidate.choice.to_dict(),
             "training_set": manifest.config,
+            "selection": candidate.selection,
         },
         metrics={
             "validation": candidate.metrics,
             "validation_withheld_labels": candidate.withheld_labels,
+            "reliability": reliability(candidate.labels, candidate.scores),
             "train_rows": result.n_train,
             "train_seconds": round(result.train_seconds, 2),
             "top_features": dict(list(importance.items())[:TOP_FEATURES_IN_CARD]),

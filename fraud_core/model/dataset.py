@@ -195,6 +195,19 @@ def keep_share(order_ids: pd.Series, seed: int) -> np.ndarray:
     return (hashed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+def resample_negatives(
+    frame: pd.DataFrame, rate: float, from_rate: float, seed: int
+) -> pd.DataFrame:
+    """Training rows as if the training set had kept non-fraud rows at `rate` (< `from_rate`,
+    the rate it kept): the same hash rule keeps a subset, weights become 1 / rate."""
+    if rate >= from_rate:
+        return frame
+    keep = (frame[LABEL] == 1) | (keep_share(frame["order_id"], seed) < rate)
+    out = frame[keep.to_numpy(dtype=bool)].copy()
+    out[WEIGHT] = np.where(out[LABEL] == 1, out[WEIGHT], np.float32(1.0 / rate)).astype(np.float32)
+    return out
+
+
 @dataclass
 class DayStats:
     day: str

@@ -156,7 +156,7 @@ def version_scores(
     """A model's scores on the rows; None when the rows lack one of its features."""
     if any(name not in validation.columns for name in card.feature_names):
         return None
-    return predict(booster, validation, card.feature_names)
+    return predict(booster, validation, card.feature_names, card.calibrator())
 
 
 def score_version(

@@ -17,6 +17,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
+from fraud_core.model.calibration import Calibration
 from fraud_core.model.dataset import LABEL, WEIGHT
 from fraud_core.model.settings import setting
 
@@ -41,6 +42,9 @@ class TrainParams:
     subsample: float = setting(0.8, "Share of training rows sampled for each tree.")
     colsample_bytree: float = setting(0.8, "Share of features sampled for each tree.")
     reg_lambda: float = setting(1.0, "L2 regularisation of leaf weights.")
+    scale_pos_weight: float = setting(
+        1.0, "Weight of fraud rows against the rest (class weighting; 1: none)."
+    )
     max_bin: int = setting(256, "Histogram bins per feature.")
     eval_metric: str = setting("aucpr", "Validation metric for early stopping (XGBoost's name).")
     seed: int = setting(0, "Random seed of row and feature sampling.")
@@ -56,6 +60,7 @@ class TrainParams:
             "subsample": self.subsample,
             "colsample_bytree": self.colsample_bytree,
             "reg_lambda": self.reg_lambda,
+            "scale_pos_weight": self.scale_pos_weight,
             "max_bin": self.max_bin,
             "seed": self.seed,
         }
@@ -180,9 +185,20 @@ def _rows(frame: Frame, frame_dd: dd.DataFrame) -> int:
     return int(frame_dd.map_partitions(len).sum().compute())
 
 
-def predict(booster: xgb.Booster, frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
-    """Fraud probability per row (numpy in, as the service does; NaN = missing)."""
+def margins(booster: xgb.Booster, frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
+    """The raw log-odds per row (float32, as XGBoost adds up the trees; NaN = missing)."""
     if not len(frame):
         return np.empty(0, dtype=np.float32)
     matrix = frame[feature_names].to_numpy(dtype=np.float32)
-    return np.asarray(booster.inplace_predict(matrix), dtype=np.float64)
+    return np.asarray(booster.inplace_predict(matrix, predict_type="margin"), dtype=np.float32)
+
+
+def predict(
+    booster: xgb.Booster,
+    frame: pd.DataFrame,
+    feature_names: list[str],
+    calibration: Calibration | None = None,
+) -> np.ndarray:
+    """Fraud probability per row (numpy in, as the service does): `calibration` (a card's
+    `calibrator()`) of the margins, the model's own probability when None."""
+    return (calibration or Calibration()).apply(margins(booster, frame, feature_names))

@@ -40,7 +40,7 @@ class Reason:
 
 @dataclass(frozen=True)
 class BatchScores:
-    scores: np.ndarray  # (rows,) fraud probability, XGBoost's prediction (within 1e-6)
+    scores: np.ndarray  # (rows,) calibrated fraud probability (offline's within 1e-6)
     decisions: list[str]
     reasons: list[list[Reason]]
 
@@ -67,6 +67,10 @@ class Scorer:
                 raise ModelIntegrityError(
                     f"model {card.version}: no {name!r} threshold in its card"
                 )
+        try:
+            self.calibration = card.calibrator()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelIntegrityError(f"model {card.version}: bad calibration: {exc}") from exc
         booster.set_param({"nthread": 1})  # one request batch at a time; threads only add latency
         self.booster = booster
         self.card = card
@@ -110,21 +114,25 @@ class Scorer:
         return probe
 
     def _trees_predict_like_xgboost(self, spec: FeatureSpec) -> bool:
-        """Whether the compiled trees give XGBoost's probabilities (to 1e-6) on probe rows: then
-        scoring skips XGBoost's per-call overhead (~150 us), else it calls XGBoost."""
+        """Whether the compiled trees give XGBoost's scores (the calibrated margins, to 1e-6)
+        on probe rows: then scoring skips XGBoost's per-call overhead (~150 us), else it calls
+        XGBoost."""
         if self.trees.base_margin is None:
             return False
         probe = self._probe(2_000, spec)
-        ours = self.trees.probability(self.trees.leaves(probe))
-        theirs = self.booster.inplace_predict(probe)
-        return bool(np.max(np.abs(ours.astype(np.float64) - theirs)) <= 1e-6)
+        ours = self.calibration.apply(self.trees.margin(self.trees.leaves(probe)))
+        theirs = self.calibration.apply(self.booster.inplace_predict(probe, predict_type="margin"))
+        return bool(np.max(np.abs(ours - theirs)) <= 1e-6)
 
     def predict(self, features: np.ndarray, leaves: np.ndarray | None = None) -> np.ndarray:
-        """Fraud probabilities, as XGBoost computes them (within 1e-6)."""
+        """Fraud probabilities: the card's calibration of XGBoost's margins (within 1e-6 of
+        `fraud_core.model.train.predict` on the same rows)."""
         if self.exact_trees:
             leaves = self.trees.leaves(features) if leaves is None else leaves
-            return self.trees.probability(leaves).astype(np.float64)
-        return np.asarray(self.booster.inplace_predict(features), dtype=np.float64)
+            margin = self.trees.margin(leaves)
+        else:
+            margin = self.booster.inplace_predict(features, predict_type="margin")
+        return self.calibration.apply(margin)
 
     def score(self, features: np.ndarray) -> BatchScores:
         """Probabilities, decisions and the features that moved each score most."""

@@ -202,13 +202,17 @@ class TreeEnsemble:
         """Sum of the leaf values per row: the margin without the base score."""
         return self.leaf_value[self.leaves(x)].sum(axis=1)
 
-    def probability(self, leaves: np.ndarray) -> np.ndarray:
-        """Fraud probability from the rows' leaves, computed as XGBoost's CPU predictor does:
-        float32, base margin first, then the trees in order, then the logistic function.
-        `Scorer` checks it against XGBoost before relying on it."""
+    def margin(self, leaves: np.ndarray) -> np.ndarray:
+        """float32 log-odds from the rows' leaves, computed as XGBoost's CPU predictor does:
+        base margin first, then the trees in order. `Scorer` checks it against XGBoost before
+        relying on it."""
         if self.base_margin is None:
             raise ValueError("no base margin: not a logistic model")
-        margin = _margins(leaves, self.leaf_value, np.float32(self.base_margin))
+        return _margins(leaves, self.leaf_value, np.float32(self.base_margin))
+
+    def probability(self, leaves: np.ndarray) -> np.ndarray:
+        """The model's own (uncalibrated) fraud probability, float32 as XGBoost's."""
+        margin = self.margin(leaves)
         return np.float32(1) / (np.float32(1) + np.exp(-margin))
 
     def contributions(self, x: np.ndarray, leaves: np.ndarray | None = None) -> np.ndarray:

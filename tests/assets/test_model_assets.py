@@ -27,28 +27,18 @@ from fraud_assets.assets.training_set import (
     training_set,
 )
 from fraud_cli.main import main as fraud_cli
-from fraud_core.generator import iter_daily_orders
 from fraud_core.model.artifact import current_version, list_versions, load_version
 from fraud_core.model.dataset import TRAIN, VALIDATION, time_rule_violations
 from fraud_core.model.decisions import ThresholdTargets
 from fraud_core.model.promotion import candidate_version, read_decision
-from fraud_core.model.replay import feature_days
 from fraud_core.model.settings import describe
 from fraud_core.model.train import TrainParams
-from fraud_core.storage import DataLayout, write_parquet
+from fraud_core.storage import write_parquet
 
 from ..configs import MODEL_DATA as DATA
 from ..configs import START, TRAINING_OPS, feature_resources
 
 RUN_CONFIG = {"ops": TRAINING_OPS}
-
-
-@pytest.fixture
-def features_on_disk(data_dir) -> DataLayout:
-    """`entity_features` files as the asset writes them, from the production feature code."""
-    for day, frame in feature_days(iter_daily_orders(DATA), dtype=np.float64):
-        write_parquet(frame, data_dir.entity_features(day))
-    return data_dir
 
 
 FIGURES = [
@@ -236,7 +226,8 @@ def test_the_config_is_train_params_and_threshold_targets_declared_once() -> Non
             assert fields[f.name].description == describe(f) and describe(f), f.name
     assert set(fields) == {
         f.name for cls in (TrainParams, ThresholdTargets) for f in dataclasses.fields(cls)
-    }
+    } | {"hyperparameters"}  # selected (model_selection's) or pinned (these fields)
+    assert fields["hyperparameters"].default_value == "selected"
     assert FraudModelConfig().params() == TrainParams()
     assert FraudModelConfig().targets() == ThresholdTargets()
     config = FraudModelConfig(**RUN_CONFIG["ops"]["fraud_model"]["config"], review_share=0.02)

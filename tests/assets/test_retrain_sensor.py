@@ -30,8 +30,15 @@ from fraud_assets.sensors.retrain import (
     plan_retrain,
     runs_in_flight,
 )
+from fraud_assets.sensors.ticks import SELECTION_EVERY_ENV
 
 HOUR = 3600.0
+
+
+@pytest.fixture(autouse=True)
+def no_selection(monkeypatch) -> None:
+    """Retrains without a model selection first, except where a test says otherwise."""
+    monkeypatch.setenv(SELECTION_EVERY_ENV, "0")
 
 
 @pytest.fixture
@@ -96,6 +103,31 @@ def test_new_features_retrain_then_debounce_then_retrain(instance, monkeypatch) 
     # the interval comes from the environment
     monkeypatch.setenv(MIN_INTERVAL_ENV, "0")
     assert [r.job_name for r in _tick(instance, store.cursor).run_requests] == ["retrain_job"]
+
+
+def test_a_retrain_selects_first_when_the_latest_selection_is_too_old(
+    instance, monkeypatch
+) -> None:
+    monkeypatch.delenv(SELECTION_EVERY_ENV, raising=False)  # the default: every 7 days
+    monkeypatch.setenv(MIN_INTERVAL_ENV, "0")
+    _features(instance, 1)
+    first = _tick(instance, None)
+    [request] = first.run_requests  # never selected: select, then retrain
+    assert request.job_name == "select_and_retrain_job"
+    assert request.run_key.startswith("select+retrain:")
+    assert request.tags["fraud/lane"] == "retrain"
+
+    _materialize(instance, "model_selection")
+    _features(instance, 2)
+    [fresh] = _tick(instance, first.cursor).run_requests  # selected just now: only retrain
+    assert fresh.job_name == "retrain_job"
+    _features(instance, 3)
+    week = 7 * 24 * HOUR
+    stale = plan_retrain(instance, None, time.time() + week, 0.0, selection_every_s=week)
+    assert stale.run_request is not None
+    assert stale.run_request.job_name == "select_and_retrain_job"
+    never = plan_retrain(instance, None, time.time() + week, 0.0, selection_every_s=0.0)
+    assert never.run_request is not None and never.run_request.job_name == "retrain_job"
 
 
 def test_no_cursor_respects_what_was_already_done(instance) -> None:

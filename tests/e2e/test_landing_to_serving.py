@@ -43,6 +43,7 @@ from fraud_assets.jobs import daily_features_job, online_store_job, retrain_job
 from fraud_assets.resources import DataLayoutResource, RedisResource
 from fraud_assets.sensors import features_updated_sensor, landing_folder_sensor
 from fraud_assets.sensors.retrain import MIN_INTERVAL_ENV
+from fraud_assets.sensors.ticks import SELECTION_EVERY_ENV
 from fraud_core.generator import write_landing_files
 from fraud_core.model.artifact import current_version
 from fraud_core.net import free_port
@@ -145,6 +146,8 @@ def data_dir(tmp_path: Path, monkeypatch) -> DataLayout:
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     monkeypatch.delenv("FRAUD_MAX_QUARANTINE_SHARE", raising=False)
     monkeypatch.delenv(MIN_INTERVAL_ENV, raising=False)  # the default debounce: 1 h
+    # retrains without a model selection first (tests/assets/test_retrain_sensor.py covers it)
+    monkeypatch.setenv(SELECTION_EVERY_ENV, "0")
     return DataLayout(tmp_path / "data")
 
 

@@ -50,6 +50,7 @@ from fraud_assets.sensors.retrain import (
     plan_retrain,
     runs_in_flight,
 )
+from fraud_assets.sensors.ticks import SELECTION_EVERY_ENV
 from fraud_core.generator import GeneratorConfig, write_landing_files
 from fraud_core.net import free_port
 from fraud_core.storage import DataLayout
@@ -164,6 +165,8 @@ def deployment(tmp_path: Path, monkeypatch) -> Iterator[tuple[Deployment, Dagste
     for name in ("DASK_SCHEDULER_ADDRESS", "FRAUD_MAX_QUARANTINE_SHARE", MIN_INTERVAL_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FRAUD_DATA_DIR", str(layout.root))
+    # the retrain without a model selection first (tests/assets/test_retrain_sensor.py covers it)
+    monkeypatch.setenv(SELECTION_EVERY_ENV, "0")
     deployment = Deployment(tmp_path, {})
     home = _instance_home(tmp_path, deployment.port)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
