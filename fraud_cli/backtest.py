@@ -21,8 +21,10 @@ from typing import Any
 
 from fraud_cli.args import day, non_negative_int, positive_int
 from fraud_core.model.backtest import BacktestConfig
+from fraud_core.model.selection import DEFAULTS, SEARCH_SPACE, SelectionConfig
 
 _D = BacktestConfig(end=date(2026, 1, 1))
+_S = SelectionConfig(end=date(2026, 1, 1))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +57,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--folds", type=positive_int, default=_D.folds, help=f"folds (default {_D.folds})"
+    )
+    parser.add_argument(
+        "--compare",
+        choices=("none", "nested"),
+        default="none",
+        help="nested: also train, in every fold, the setting a model selection picks on the "
+        "days before the fold's cutoff (labels known then), and report default vs selected",
+    )
+    parser.add_argument(
+        "--selection-folds",
+        type=positive_int,
+        default=_S.folds,
+        help=f"folds of each nested selection (default {_S.folds}; test and train days as above)",
+    )
+    parser.add_argument(
+        "--selection-budget",
+        type=float,
+        default=_S.budget_seconds,
+        help=f"wall seconds of each nested selection (default {_S.budget_seconds:g})",
+    )
+    parser.add_argument(
+        "--settings",
+        default=",".join(s.name for s in SEARCH_SPACE),
+        help="the nested selection's settings, comma-separated (default: all of them)",
     )
     parser.add_argument(
         "--contract",
@@ -124,6 +150,23 @@ def run(args: argparse.Namespace) -> int:
             test_days=args.test_days,
             folds=args.folds,
         )
+        known = {s.name: s for s in SEARCH_SPACE}
+        names = [n.strip() for n in args.settings.split(",") if n.strip()]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"--settings: unknown {unknown}; known: {sorted(known)}")
+        space = (known[DEFAULTS], *(known[n] for n in names if n != DEFAULTS))
+        nested = None
+        if args.compare == "nested":
+            nested = SelectionConfig(
+                end=end,  # replaced in each fold
+                train_days=args.train_days,
+                delay_days=args.delay_days,
+                test_days=args.test_days,
+                folds=args.selection_folds,
+                budget_seconds=args.selection_budget,
+                evidence=False,
+            )
     except ValueError as err:
         print(f"fraud backtest: {err}", file=sys.stderr)
         return 2
@@ -154,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
                 first_day=days[0],
                 log=print,
                 spec=spec,
+                nested=nested,
+                space=space,
             )
     except ValueError as err:
         print(f"fraud backtest: {err}", file=sys.stderr)

@@ -9,6 +9,7 @@ per fold on the Dask resource; see `fraud_core.model.backtest` for the fold rule
 # definition time.
 import json
 from datetime import date
+from typing import Literal
 
 from dagster import (
     AssetExecutionContext,
@@ -23,8 +24,6 @@ from pydantic import Field
 from fraud_assets.lib.label_feed import read_feed
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.model.backtest import (
-    MODEL,
-    RULES,
     RULES_TEXT,
     BacktestConfig,
     rules_text,
@@ -32,9 +31,11 @@ from fraud_core.model.backtest import (
 )
 from fraud_core.model.dataset import TrainingSetConfig, feature_days_on_disk, read_feature_day
 from fraud_core.model.evaluate import DEFAULT_K
+from fraud_core.model.selection import SelectionConfig, read_selection
 from fraud_core.storage import atomic_path
 
 _B = BacktestConfig(end=date(2026, 1, 1))
+_S = SelectionConfig(end=date(2026, 1, 1))
 
 
 class BacktestReportConfig(Config):
@@ -48,6 +49,19 @@ class BacktestReportConfig(Config):
     )
     test_days: int = Field(default=_B.test_days, description="Assessment days per fold.")
     folds: int = Field(default=_B.folds, description="Folds, each shifted back by test_days.")
+    compare: Literal["none", "selected", "nested"] = Field(
+        default="none",
+        description="Also train, in every fold, other hyperparameters and report default vs "
+        "them: 'selected' = the latest model_selection's setting (chosen on days that may "
+        "overlap the assessed ones: optimistic); 'nested' = a model selection inside each fold "
+        "on the days before its cutoff (honest, slower).",
+    )
+    selection_folds: int = Field(
+        default=_S.folds, description="Folds of each nested selection (compare = nested)."
+    )
+    selection_budget_seconds: float = Field(
+        default=_S.budget_seconds, description="Wall seconds of each nested selection."
+    )
 
 
 @asset(
@@ -82,6 +96,27 @@ def backtest_report(
             test_days=config.test_days,
             folds=config.folds,
         )
+        nested = compare = None
+        if config.compare == "nested":
+            nested = SelectionConfig(
+                end=end,  # replaced in each fold
+                train_days=config.train_days,
+                delay_days=config.delay_days,
+                test_days=config.test_days,
+                folds=config.selection_folds,
+                budget_seconds=config.selection_budget_seconds,
+                evidence=False,
+            )
+        elif config.compare == "selected":
+            selection = read_selection(data.model_selection())
+            if selection is None:
+                raise ValueError("compare = selected, but model_selection has not run yet")
+            setting = selection.selected_setting()
+            compare = {
+                "params": setting["params"],
+                "negative_rate": setting["negative_rate"],
+                "setting": selection.selected,
+            }
     except ValueError as err:
         raise Failure(str(err)) from err
     available = set(on_disk)
@@ -100,6 +135,8 @@ def backtest_report(
                 log=context.log.info,
                 spec=spec,
                 feed=read_feed(data),
+                compare=compare,
+                nested=nested,
             )
     except ValueError as err:
         raise Failure(f"backtest impossible on the features on disk: {err}") from err
@@ -118,7 +155,10 @@ def backtest_report(
         "result": report.result_line(),
         "rules_baseline": rules_text(spec),
     }
-    for system in (MODEL, RULES):
+    gain = report.paired_ap()
+    if gain is not None:
+        metadata["selected_minus_default_ap"] = MetadataValue.json(gain)
+    for system in report.systems:
         for metric, (mean, std) in summary[system].items():
             metadata[f"{system}_{metric}"] = MetadataValue.float(mean)
             metadata[f"{system}_{metric}_std"] = MetadataValue.float(std)

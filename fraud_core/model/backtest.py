@@ -41,7 +41,9 @@ from fraud_core.model.folds import (
     training_config,
 )
 from fraud_core.model.selection import (
+    SEARCH_SPACE,
     SelectionConfig,
+    Setting,
     nested_end,
     paired_difference,
     run_selection,
@@ -295,6 +297,7 @@ def run_backtest(
     *,
     compare: dict[str, Any] | None = None,
     nested: SelectionConfig | None = None,
+    space: tuple[Setting, ...] = SEARCH_SPACE,
 ) -> BacktestReport:
     """Every fold: build the training set at the fold's cutoff, train, calibrate and choose
     thresholds on its validation days, score the assessment days with the model and the rules.
@@ -303,7 +306,7 @@ def run_backtest(
 
     `compare` ({"params": TrainParams fields, "negative_rate": rate or None}, e.g. a selection's
     selected setting) or `nested` (a selection config whose `end` is replaced per fold) adds the
-    SELECTED system, trained in the same folds. `source(day)` gives a day's feature rows (None:
+    SELECTED system, trained in the same folds (`space`: the nested selection's settings). `source(day)` gives a day's feature rows (None:
     no data); `client` is a `distributed.Client`. `first_day` (the first day with data) clips
     training windows; `spec` (the contract's) names the features, the primary entity and the
     rules baseline."""
@@ -348,6 +351,7 @@ def run_backtest(
                 replace(nested, end=nested_end(w.cutoff, nested.delay_days)),
                 base,
                 params,
+                space,
                 first_day=first_day,
                 spec=spec,
                 feed=feed,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from dagster import materialize
 
+from fraud_assets.assets.backtest_report import backtest_report
 from fraud_assets.assets.fraud_model import fraud_model
 from fraud_assets.assets.model_selection import NO_LIKELY_LEAKS, model_selection
 from fraud_assets.assets.training_set import TRAINING_SET_CHECKS, training_set
@@ -29,6 +30,9 @@ SELECTION = {
     "folds": 2,
     "settings": [DEFAULTS, "shallow"],
 }
+
+
+BACKTEST = {"train_days": 20, "delay_days": 8, "test_days": 4, "folds": 2}
 
 
 def _run_config(hyperparameters: str = "selected") -> dict:
@@ -90,6 +94,19 @@ def test_the_model_trains_with_the_selected_setting(features_on_disk) -> None:
     _, card = load_version(layout.models, _metadata(pinned, "fraud_model")["version"])
     assert card.params["selection"]["source"] == "pinned"
     assert card.params["max_depth"] == TRAINING_OPS["fraud_model"]["config"]["max_depth"]
+
+    # the backtest trains the selected setting beside the defaults in the same folds
+    backtest = materialize(
+        [backtest_report],
+        resources=feature_resources(),
+        run_config={"ops": {"backtest_report": {"config": {**BACKTEST, "compare": "selected"}}}},
+    )
+    meta = _metadata(backtest, "backtest_report")
+    assert "selected_average_precision" in meta and "model_average_precision" in meta
+    assert meta["selected_minus_default_ap"]["n"] == 2
+    saved = json.loads(layout.backtest_report("json").read_text())
+    assert saved["compared"] == "given"
+    assert all(f["selected"]["setting"] == report.selected for f in saved["folds"])
 
 
 def test_a_planted_leak_fails_the_check_and_no_model_trains_on_it(features_on_disk) -> None:

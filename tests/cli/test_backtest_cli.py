@@ -62,3 +62,21 @@ def test_backtest_of_another_contracts_landing_files(
     ap, auc = float(match.group(1)), float(match.group(2))
     assert ap > 0.2 and auc > 0.8, last  # card-present fraud, found by the contract's features
     print(last)
+
+
+def test_backtest_with_a_selection_nested_in_each_fold(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--compare nested`: each fold also trains what a selection on the days before its cutoff
+    picks (2 settings x 2 inner folds here); the report gives default vs selected."""
+    write_landing_files(DATA, tmp_path / "landing")
+    args = ["--train-days", "20", "--delay-days", "3", "--test-days", "4", "--folds", "2"]
+    nested = ["--compare", "nested", "--selection-folds", "2", "--settings", "defaults,shallow"]
+    code = main(["backtest", "--data-dir", str(tmp_path), *args, *nested])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "| selected |" in out
+    assert re.search(r"Selected \(nested\) minus default AP over 2 folds: [+-]0\.\d{4}", out)
+    assert re.search(r"fold 0: .*\| selected \((defaults|shallow)\) AP 0\.\d{3}", out)
+    assert main(["backtest", "--data-dir", str(tmp_path), "--settings", "nope"]) == 2
+    assert "unknown ['nope']" in capsys.readouterr().err

@@ -77,12 +77,14 @@ def deploy(
     booster: xgb.Booster,
     notes: str = "",
     feature_names: list[str] | None = None,
+    calibration: dict | None = None,
 ) -> ModelCard:
     card = ModelCard(
         version="",
         feature_names=feature_names or DEFAULT_SPEC.feature_names,
         thresholds=dict(THRESHOLDS),
         notes=notes,
+        calibration=calibration or {},
     )
     card = save_version(registry, booster, card)
     set_current(registry, card.version, reason="test")
