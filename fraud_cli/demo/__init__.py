@@ -103,7 +103,7 @@ def _instance() -> DagsterInstance:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fraud_assets.sensors.ticks import MIN_INTERVAL_ENV, TICK_ENV
+    from fraud_assets.sensors.ticks import MIN_INTERVAL_ENV, SELECTION_EVERY_ENV, TICK_ENV
     from fraud_cli.demo.context import DemoContext, StepFailed
     from fraud_cli.demo.dagster_runs import DagsterProcesses
     from fraud_cli.demo.retrain import TICK_S
@@ -139,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
     os.environ[TICK_ENV] = str(TICK_S)  # the code server reads it when it loads
     # The demo retrains on its last day at once, whenever it last retrained (a demo run twice).
     os.environ[MIN_INTERVAL_ENV] = "0"
+    # Its 100 days are too few for a model selection's folds (train, skip 30 days of label
+    # delay, assess, three times): the retrain does not try one (model_selection_job does).
+    os.environ.setdefault(SELECTION_EVERY_ENV, "0")
     # Its feedback loop at once too: the decision log and the posted labels drained as soon as
     # they wait, and the monitoring judged by the data's own clock (its days are history).
     os.environ[DRAIN_AFTER_ENV] = "0"

@@ -1,0 +1,149 @@
+"""Model selection that holds on unseen data, measured (issue 19).
+
+1. **Default vs selected, nested**: `fraud backtest --compare nested` on the default sample data
+   (`fraud generate`, 365 days, ~1.2M orders) and on generated card-present transactions (the
+   card_present contract): in each of 4 folds a model selection runs on the days before the
+   fold's cutoff (labels known then) and its pick is trained beside the defaults; the per-fold AP
+   of both, the paired differences and their 95 % t interval come from the command's report.
+2. **Selection's wall time**: `model_selection` materialized with `dagster asset materialize` on
+   a persistent SQLite instance (what a user waits for), over entity_features files of the
+   default data (written here with the production feature code, not timed), default config:
+   3 folds x 7 settings within the 900 s budget. Peak RSS of that process tree.
+
+    .venv/bin/python bench/selection.py [--work DIR] [--only backtest|selection]
+
+Prints the commands' own output and one `RESULT` line per measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+PROJECT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+FRAUD = [PYTHON, "-m", "fraud_cli.main"]
+CARD_CONTRACT = PROJECT / "contracts" / "card_present.yaml"
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str, float, float]:
+    """(stdout, wall seconds, peak RSS in GB over the process tree)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        cmd,
+        cwd=PROJECT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    peak = 0.0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(process.pid)
+        while not stop.wait(0.5):
+            try:
+                procs = [root, *root.children(recursive=True)]
+                rss = sum(p.memory_info().rss for p in procs if p.is_running())
+            except psutil.Error:
+                continue
+            peak = max(peak, rss / 1e9)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    out, _ = process.communicate()
+    stop.set()
+    watcher.join()
+    if process.returncode != 0:
+        print(out)
+        raise SystemExit(f"{' '.join(cmd)} failed ({process.returncode})")
+    return out, time.perf_counter() - started, peak
+
+
+def _default_landing(work: Path) -> Path:
+    root = work / "default"
+    if not (root / "landing").exists():
+        _run([*FRAUD, "generate", "--out", str(root / "landing")])
+    return root
+
+
+def _card_landing(work: Path) -> Path:
+    root = work / "card"
+    if not (root / "landing").exists():
+        from fraud_core.card_generator import CardGeneratorConfig, write_card_files
+        from fraud_core.contract import load_contract
+
+        config = CardGeneratorConfig(n_cards=5_000, n_merchants=400, txns_per_day=1_500, days=300)
+        _, orders, fraud = write_card_files(config, root / "landing", load_contract(CARD_CONTRACT))
+        print(f"card-present: {orders:,} transactions, {fraud:,} fraud, 300 days")
+    return root
+
+
+def nested_backtest(root: Path, contract: Path | None, end: str, label: str) -> None:
+    cmd = [*FRAUD, "backtest", "--data-dir", str(root), "--end", end, "--folds", "4"]
+    cmd += ["--train-days", "90", "--delay-days", "30", "--test-days", "14"]
+    cmd += ["--compare", "nested", "--selection-folds", "3"]
+    if contract is not None:
+        cmd += ["--contract", str(contract)]
+    out, seconds, peak = _run(cmd)
+    print(out)
+    gain = re.search(r"minus default AP over (\d+) folds: ([+-][\d.]+), 95 % interval (\S+)", out)
+    print(
+        f"RESULT {label} nested backtest: {seconds:.0f} s wall, peak RSS {peak:.2f} GB; "
+        f"selected - default AP {gain.group(2) if gain else '?'} "
+        f"(95 % interval {gain.group(3) if gain else '?'})"
+    )
+
+
+def selection_job(work: Path) -> None:
+    root = _default_landing(work)
+    data = root / "data"
+    if not data.exists():
+        from fraud_core.generator import GeneratorConfig, iter_daily_orders
+        from fraud_core.model.replay import feature_days
+        from fraud_core.storage import DataLayout, write_parquet
+
+        layout = DataLayout(data)
+        for day, frame in feature_days(iter_daily_orders(GeneratorConfig())):
+            write_parquet(frame, layout.entity_features(day))
+    home = Path(tempfile.mkdtemp(prefix="selection_home_"))
+    (home / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
+    env = {"DAGSTER_HOME": str(home), "FRAUD_DATA_DIR": str(data)}
+    cmd = [PYTHON, "-m", "dagster", "asset", "materialize", "-m", "fraud_assets.definitions"]
+    cmd += ["--select", "model_selection"]
+    out, seconds, peak = _run(cmd, env)
+    lines = [x for x in out.splitlines() if ("fold" in x and "AP" in x) or "selected" in x]
+    print("\n".join(lines[-30:]))
+    print(
+        f"RESULT model_selection (dagster asset materialize, persistent SQLite instance): "
+        f"{seconds:.0f} s wall, peak RSS {peak:.2f} GB"
+    )
+    print((data / "model_selection" / "latest.md").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "selection")
+    parser.add_argument("--only", choices=("backtest", "selection"), default=None)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.only in (None, "backtest"):
+        nested_backtest(_default_landing(args.work), None, "2026-12-31", "default data")
+        nested_backtest(_card_landing(args.work), CARD_CONTRACT, "2026-10-27", "card-present")
+    if args.only in (None, "selection"):
+        selection_job(args.work)
+
+
+if __name__ == "__main__":
+    main()
