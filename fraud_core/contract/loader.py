@@ -377,7 +377,7 @@ def _features(doc: _Doc, value: Any) -> Features:
         doc,
         value,
         "features",
-        ("history_n", "windows", "distinct_windows", "risk_windows", "risk_delay"),
+        ("history_n", "windows", "distinct_windows", "risk_windows", "risk_delay", "switched_off"),
     )
     history_n = r.take("history_n", types=(int,))
     if not 1 <= history_n <= 100:
@@ -394,7 +394,26 @@ def _features(doc: _Doc, value: Any) -> Features:
         raise doc.error("features.distinct_windows", "a window is listed twice")
     risk = _windows(doc, "features.risk_windows", r.take("risk_windows"))
     delay = _duration(doc, "features.risk_delay", r.take("risk_delay"))
-    return Features(history_n, windows, tuple(distinct), risk, delay)
+    off = r.take("switched_off", [], types=(list,))
+    for i, name in enumerate(off):
+        if not isinstance(name, str):
+            raise doc.error(f"features.switched_off[{i}]", f"{name!r} is not a feature name")
+    if len(set(off)) != len(off):
+        raise doc.error("features.switched_off", "a feature is listed twice")
+    return Features(history_n, windows, tuple(distinct), risk, delay, tuple(off))
+
+
+def _check_switched_off(doc: _Doc, contract: Contract) -> None:
+    """Every switched-off feature must be one the contract computes."""
+    names = contract.spec.feature_names
+    for i, name in enumerate(contract.features.switched_off):
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise doc.error(
+                f"features.switched_off[{i}]",
+                f"{name!r} is not one of this contract's {len(names)} features{hint}",
+            )
 
 
 def _check_columns(doc: _Doc, contract: Contract) -> None:
@@ -474,6 +493,7 @@ def contract_from_text(
             raise doc.error("privacy.key_env", f"{key_env!r} is not an environment variable name")
     contract = Contract(name, source, entities, attributes, features, key_env, version)
     _check_columns(doc, contract)
+    _check_switched_off(doc, contract)
     personal = [i for i, e in enumerate(entities) if e.personal]
     if personal and key_env is None:
         raise doc.error(

@@ -102,6 +102,7 @@ class Features:
     distinct_windows: tuple[str, ...]
     risk_windows: tuple[Window, ...]
     risk_delay_s: int
+    switched_off: tuple[str, ...] = ()  # feature names no model may use
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class Contract:
             primary=self.primary.name,
             categorical=categorical,
             numeric=tuple(NumericSpec(a.name, a.decimals) for a in self.attributes if a.aggregate),
+            switched_off=f.switched_off,
         )
 
     def model_terms(self) -> dict:
@@ -201,7 +203,9 @@ class Contract:
                 "distinct_windows": list(f.distinct_windows),
                 "risk_windows": {w.name: w.seconds for w in f.risk_windows},
                 "risk_delay_s": f.risk_delay_s,
-            },
+            }
+            # only when set: the contracts (and models) from before it keep their digest
+            | ({"switched_off": list(f.switched_off)} if f.switched_off else {}),
         }
 
     def record(self) -> dict:

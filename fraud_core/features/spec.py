@@ -83,6 +83,9 @@ class FeatureSpec:
     # "share of the last orders with this value" and "first use in a window"
     categorical: tuple[str, ...] = ()
     numeric: tuple[NumericSpec, ...] = ()  # aggregated per entity like amounts
+    # features still computed and served but never used by a model (the contract's
+    # `features.switched_off`): training blanks them, so no tree splits on them
+    switched_off: tuple[str, ...] = ()
 
     def entity(self, kind: str) -> EntitySpec:
         for e in self.entities:

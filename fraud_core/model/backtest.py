@@ -266,12 +266,13 @@ def _fit(
     params: TrainParams,
     names: list[str],
     targets: ThresholdTargets | None,
+    switched_off: tuple[str, ...] = (),
 ) -> tuple[Any, dict[str, float], dict[str, float]]:
     """Train on `train`, calibrate and choose thresholds on the validation rows as `fraud_model`
     does, and evaluate on the assessment rows: (result, thresholds, metrics)."""
     validation, test, known, k, primary = fold_data
     labels = validation["label"].to_numpy()
-    result = train_model(client, train, validation, names, params)
+    result = train_model(client, train, validation, names, params, switched_off)
     valid_margins = margins(result.booster, validation, names)
     calibration = fit_platt(valid_margins, labels)
     thresholds = choose_thresholds(labels, calibration.apply(valid_margins), targets)
@@ -374,7 +375,9 @@ def run_backtest(
             if rate is not None:
                 train = resample_negatives(train, rate, training.negative_rate, training.seed)
             selected_params = TrainParams(**chosen["params"])
-            _, _, selected_metrics = _fit(client, fold_data, train, selected_params, names, targets)
+            _, _, selected_metrics = _fit(
+                client, fold_data, train, selected_params, names, targets, spec.switched_off
+            )
             metrics[SELECTED] = _clean(selected_metrics)
         report.folds.append(
             FoldResult(

@@ -157,7 +157,8 @@ def train_candidate(
         train = train.map_partitions(
             resample_negatives, negative_rate, config["negative_rate"], config["seed"]
         )
-    result = train_model(client, train, validation, names, params)
+    switched_off = tuple(n for n in applied_contract().spec.switched_off if n in names)
+    result = train_model(client, train, validation, names, params, switched_off)
     labels = validation[LABEL].to_numpy()
     raw_margins = margins(result.booster, validation, names)
     calibration = fit_platt(raw_margins, labels)
@@ -226,6 +227,7 @@ def _card(
             "threshold_choice": candidate.choice.to_dict(),
             "training_set": manifest.config,
             "selection": candidate.selection,
+            "switched_off": list(applied_contract().spec.switched_off),
         },
         metrics={
             "validation": candidate.metrics,

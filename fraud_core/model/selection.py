@@ -63,7 +63,7 @@ from fraud_core.model.folds import (
     plan_folds,
     training_config,
 )
-from fraud_core.model.train import TrainParams
+from fraud_core.model.train import TrainParams, blank
 
 DEFAULTS = "defaults"
 AP = "average_precision"
@@ -144,6 +144,7 @@ class FoldData:
     k: int
     training_rate: float
     seed: int
+    switched_off: tuple[str, ...] = ()
 
 
 def _matrix(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
@@ -159,7 +160,8 @@ def evaluate_setting(
 
     started = time.perf_counter()
     params = setting.params(base)
-    train = data.train
+    train = blank(data.train, data.switched_off)
+    validation = blank(data.validation, data.switched_off)
     if setting.negative_rate is not None:
         train = resample_negatives(train, setting.negative_rate, data.training_rate, data.seed)
     names = data.names
@@ -171,9 +173,9 @@ def evaluate_setting(
         nthread=1,
     )
     dvalid = xgb.QuantileDMatrix(
-        _matrix(data.validation, names),
-        label=data.validation[LABEL].to_numpy(),
-        weight=data.validation[WEIGHT].to_numpy(),
+        _matrix(validation, names),
+        label=validation[LABEL].to_numpy(),
+        weight=validation[WEIGHT].to_numpy(),
         ref=dtrain,
         max_bin=params.max_bin,
         nthread=1,
@@ -574,6 +576,7 @@ def _fold_data(
         k=config.k,
         training_rate=training.negative_rate,
         seed=training.seed,
+        switched_off=spec.switched_off,
     )
 
 

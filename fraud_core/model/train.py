@@ -107,6 +107,15 @@ def _as_dask(client: Any, frame: Frame, columns: list[str], npartitions: int) ->
     return dd.from_delayed(futures, meta=frame.iloc[:0], verify_meta=False)
 
 
+def blank(frame: Any, switched_off: tuple[str, ...]) -> Any:
+    """`frame` (pandas or Dask) with the `switched_off` columns empty (NaN, float32)."""
+    if not switched_off:
+        return frame
+    if isinstance(frame, pd.DataFrame):
+        return frame.assign(**{name: np.float32(np.nan) for name in switched_off})
+    return frame.map_partitions(blank, switched_off)
+
+
 def _n_threads(client: Any) -> int:
     try:
         return max(1, sum(client.nthreads().values()))
@@ -120,19 +129,22 @@ def train_model(
     validation: Frame,
     feature_names: list[str],
     params: TrainParams | None = None,
+    switched_off: tuple[str, ...] = (),
 ) -> TrainResult:
     """Train on `train` (columns: features, `label`, `weight`) with early stopping on
     `validation` (same columns). `client` is a `distributed.Client`; pandas frames are split into
     Dask partitions, Dask frames (e.g. `dd.read_parquet` of the training-set files) are used as
-    they are, so rows never pass through this process.
+    they are, so rows never pass through this process. `switched_off` features (the contract's)
+    are blanked: a column that is always empty is never split on, so the model ignores them
+    while it keeps the spec's columns (the service still sends every feature).
     """
     import xgboost.dask as dxgb
 
     params = params or TrainParams()
     parts = _n_threads(client)
     columns = [*feature_names, LABEL, WEIGHT]
-    train_dd = _as_dask(client, train, columns, parts)
-    valid_dd = _as_dask(client, validation, columns, parts)
+    train_dd = _as_dask(client, blank(train, switched_off), columns, parts)
+    valid_dd = _as_dask(client, blank(validation, switched_off), columns, parts)
     started = time.perf_counter()
     dtrain = dxgb.DaskQuantileDMatrix(
         client,

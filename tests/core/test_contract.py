@@ -52,6 +52,20 @@ def test_the_digest_follows_the_meaning_not_the_text():
     assert changed.digest != plain.digest
 
 
+def test_switched_off_features_stay_in_the_spec_and_change_the_digest_only_when_set():
+    plain = contract_from_text(BUILTIN)
+    assert "switched_off" not in plain.model_terms()["features"]  # older digests unchanged
+    text = BUILTIN.replace(
+        "  risk_delay: 7d", "  risk_delay: 7d\n  switched_off: [email__first_seen, order_hour_utc]"
+    )
+    assert text != BUILTIN
+    off = contract_from_text(text)
+    assert off.spec.switched_off == ("email__first_seen", "order_hour_utc")
+    assert off.spec.feature_names == plain.spec.feature_names  # still computed and served
+    assert off.digest != plain.digest
+    assert off.model_terms()["features"]["switched_off"] == ["email__first_seen", "order_hour_utc"]
+
+
 def _line_of(text: str, needle: str) -> int:
     return next(i + 1 for i, line in enumerate(text.splitlines()) if needle in line)
 
@@ -227,6 +241,16 @@ BAD = [
         "# clash",
         r"attributes\[1\]\.name",
         "the feature 'order_amount' would come out twice",
+    ),
+    (
+        "a switched-off feature the contract does not compute",
+        lambda t: t.replace(
+            "  risk_delay: 7d", "  risk_delay: 7d\n  switched_off: [email__first_sen] # off"
+        ),
+        "# off",
+        r"features\.switched_off\[0\]",
+        "'email__first_sen' is not one of this contract's 110 features; did you mean "
+        "'email__first_seen'",
     ),
     (
         "an unknown version",

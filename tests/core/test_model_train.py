@@ -21,7 +21,7 @@ from fraud_core.model.artifact import (
     set_current,
 )
 from fraud_core.model.dataset import build_training_set, plan_window
-from fraud_core.model.evaluate import average_precision
+from fraud_core.model.evaluate import average_precision, feature_importance
 from fraud_core.model.promotion import (
     GatePolicy,
     gate_candidate,
@@ -154,3 +154,17 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels(
     same = gate_candidate(registry, champion.version, training_set.validation, GatePolicy())
     assert same.passed
     assert promote(registry, same) == champion.version
+
+
+def test_switched_off_features_are_never_split_on(client, training_set) -> None:
+    """The contract's switched-off features are blanked for training: the model keeps every
+    column but no tree uses them (the strongest ones here, so the test can fail)."""
+    strongest = list(feature_importance(trained_on(client, training_set, ())).keys())[:2]
+    result = trained_on(client, training_set, tuple(strongest))
+    used = set(result.get_score(importance_type="total_gain"))
+    assert used and not used & set(strongest)
+    assert result.feature_names == NAMES
+
+
+def trained_on(client, ts, switched_off):
+    return train_model(client, ts.train, ts.validation, NAMES, FAST, switched_off).booster
