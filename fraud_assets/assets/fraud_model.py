@@ -135,6 +135,9 @@ def fraud_model(
             "brier": MetadataValue.float(float(metrics["brier"] or 0.0)),
             "brier_raw": MetadataValue.float(float(metrics["brier_raw"] or 0.0)),
             "calibration": MetadataValue.json(card.calibration),
+            "mean_abs_contribution": MetadataValue.json(
+                {k: round(v, 4) for k, v in list(candidate.contributions.items())[:20]}
+            ),
             "validation_orders": int(metrics["orders"]),
             "validation_fraud_orders": int(metrics["fraud_orders"]),
             "best_iteration": result.best_iteration,

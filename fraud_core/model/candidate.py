@@ -40,6 +40,7 @@ from fraud_core.model.evaluate import (
     evaluate_scores,
     feature_importance,
     feature_importance_png,
+    mean_contributions,
     pr_curve_png,
     score_distribution_png,
 )
@@ -64,6 +65,7 @@ class Candidate:
     choice: ThresholdChoice  # the thresholds and the rule that set them
     metrics: dict[str, float | None]  # on the validation days, NaN as None
     importance: dict[str, float]  # feature -> share of total gain, largest first
+    contributions: dict[str, float]  # feature -> mean |SHAP| on the validation days
     labels: np.ndarray  # validation labels (known at the cutoff)
     scores: np.ndarray  # the model's validation scores (calibrated)
     raw_scores: np.ndarray  # the same before calibration
@@ -176,6 +178,7 @@ def train_candidate(
         }
     )
     importance = feature_importance(result.booster)
+    contributions = mean_contributions(result.booster, validation, names)
     candidate = Candidate(
         card=ModelCard(version="", feature_names=names, thresholds=choice.thresholds),
         result=result,
@@ -183,6 +186,7 @@ def train_candidate(
         choice=choice,
         metrics=metrics,
         importance=importance,
+        contributions=contributions,
         labels=labels,
         scores=scores,
         raw_scores=raw_scores,
@@ -236,6 +240,7 @@ def _card(
             "train_rows": result.n_train,
             "train_seconds": round(result.train_seconds, 2),
             "top_features": dict(list(importance.items())[:TOP_FEATURES_IN_CARD]),
+            "top_contributions": dict(list(candidate.contributions.items())[:TOP_FEATURES_IN_CARD]),
         },
         data_versions={
             "training_set": {"path": manifest.folder, "fingerprint": manifest.fingerprint},
