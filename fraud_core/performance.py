@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from fraud_core.model.calibration import brier_score
 from fraud_core.model.decisions import HOLDOUT
 from fraud_core.model.evaluate import average_precision
 
@@ -58,6 +59,10 @@ class Performance:
     precision_at_decline_holdout: float | None = None  # fraud among them
     fraud_cents_held_out: int = 0
     label_sources: dict[str, int] = field(default_factory=dict)
+    # Realized calibration on watched orders: the fraud the served (calibrated) scores expected
+    # against the fraud known so far, and the Brier score (young days: labels still arriving)
+    expected_fraud_watched: float | None = None
+    brier_watched: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +86,8 @@ def performance(
     reviewed = decision == REVIEW
     caught = fraud & np.isin(decision, (REVIEW, DECLINE))
     labels = fraud[watched].astype(np.int8)
-    ap = average_precision(labels, np.asarray(score)[watched]) if watched.any() else float("nan")
+    watched_scores = np.asarray(score, dtype=np.float64)[watched]
+    ap = average_precision(labels, watched_scores) if watched.any() else float("nan")
     return Performance(
         orders=n,
         decisions=counts,
@@ -104,6 +110,8 @@ def performance(
             if sources is not None
             else {}
         ),
+        expected_fraud_watched=float(watched_scores.sum()) if watched.any() else None,
+        brier_watched=brier_score(labels, watched_scores) if watched.any() else None,
     )
 
 

@@ -71,12 +71,15 @@ def _day_metadata(figures: dict) -> dict:
             "recall_at_review",
             "decline_rate",
             "precision_at_decline_holdout",
+            "expected_fraud_watched",  # what the calibrated scores expected ...
+            "brier_watched",
         )
-        if overall[name] is not None
+        if overall.get(name) is not None
     }
     return {
         **numbers,
         "labelled_fraud": overall["labelled_fraud"],
+        "watched_fraud": overall["watched_fraud"],  # ... and the fraud known among them
         "fraud_amount_missed": MetadataValue.float(overall["fraud_cents_missed"] / 100),
         "fraud_amount_caught": MetadataValue.float(overall["fraud_cents_caught"] / 100),
         "maturity_days": MetadataValue.float(figures["maturity_days"]),

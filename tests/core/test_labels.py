@@ -141,12 +141,16 @@ def test_performance_matches_a_computation_by_hand() -> None:
     assert got.fraud_cents_caught == cents[fraud & (decision != "approve")].sum()
     assert got.fraud_cents_missed == cents[fraud & (decision == "approve")].sum()
     assert got.decline_rate == pytest.approx((~watched).mean())
+    # realized calibration: what the scores expected among watched orders, and the Brier score
+    assert got.expected_fraud_watched == pytest.approx(score[watched].sum())
+    assert got.brier_watched == pytest.approx(np.mean((score[watched] - fraud[watched]) ** 2))
 
 
 def test_a_day_without_review_or_fraud_has_no_figure_rather_than_a_wrong_one() -> None:
     got = performance(np.array(["approve"] * 5), np.linspace(0, 1, 5), np.ones(5), np.zeros(5))
     assert got.precision_at_review is None and got.recall_at_review is None
     assert got.ap_watched is None
+    assert got.brier_watched == pytest.approx(np.mean(np.linspace(0, 1, 5) ** 2))
     assert maturity(datetime(2026, 3, 1).date(), datetime(2026, 3, 12, tzinfo=UTC)) == 10.0
 
 
