@@ -117,7 +117,7 @@ def describe_setting(setting: Setting) -> str:
 class SelectionConfig(FoldConfig):
     folds: int = 3
     budget_seconds: float = 900.0  # wall time of the search; settings not finished are dropped
-    min_gain_se: float = 1.0  # the best must beat the defaults by this many standard errors
+    min_gain_se: float = 2.0  # the best must beat the defaults by this many standard errors
     leak_auc: float = 0.98  # a feature alone at or above this ROC AUC is flagged as a leak
     evidence: bool = True  # gather feature evidence on the defaults' fold models
     evidence_rows: int = 20_000  # non-fraud rows sampled for SHAP and permutation (all fraud)
