@@ -147,15 +147,19 @@ def train_candidate(
     `distributed.Client`; `lineage` adds entries to the card's `data_versions` (e.g. the
     orchestrator's run id); `selection` says where `params` came from (the card records it);
     `negative_rate` below the training set's keeps fewer non-fraud training rows (a selected
-    setting's, `fraud_core.model.selection.resample_negatives`)."""
+    setting's, `fraud_core.model.dataset.resample_negatives`; one above it changes nothing: the
+    set holds no more rows)."""
     params = params or TrainParams()
     targets = targets or ThresholdTargets()
     names = list(manifest.feature_names)
     validation = manifest.read_role(VALIDATION)
-    # numeric columns only: no string conversion to worry about
-    train = dd.read_parquet(manifest.files[TRAIN], columns=["order_id", *names, LABEL, WEIGHT])
     config = manifest.config
-    if negative_rate is not None and negative_rate < config["negative_rate"]:
+    resample = negative_rate is not None and negative_rate < config["negative_rate"]
+    # numeric columns only (no string conversion to worry about), but the order ids that
+    # decide which non-fraud rows a lower negative rate keeps
+    columns = [*names, LABEL, WEIGHT] + (["order_id"] if resample else [])
+    train = dd.read_parquet(manifest.files[TRAIN], columns=columns)
+    if resample:
         train = train.map_partitions(
             resample_negatives, negative_rate, config["negative_rate"], config["seed"]
         )
