@@ -9,8 +9,10 @@
    a persistent SQLite instance (what a user waits for), over entity_features files of the
    default data (written here with the production feature code, not timed), default config:
    3 folds x 7 settings within the 900 s budget. Peak RSS of that process tree.
+3. **No false leaks**: each feature's ROC AUC on its own over the last 88 days of both datasets,
+   against the leak check's 0.98.
 
-    .venv/bin/python bench/selection.py [--work DIR] [--only default|card|selection]
+    .venv/bin/python bench/selection.py [--work DIR] [--only default|card|selection|auc]
 
 Prints the commands' own output and one `RESULT` line per measurement.
 """
@@ -113,6 +115,42 @@ def nested_backtest(root: Path, contract: Path | None, label: str) -> None:
     )
 
 
+def alone_auc(root: Path, contract: Path | None, label: str, days: int = 88) -> None:
+    """The leak check's view of honest data: each feature's ROC AUC on its own (folded,
+    empty values lowest) over the last `days` days, the highest five."""
+    import numpy as np
+    import pandas as pd
+
+    from fraud_core.contract import CONTRACT_ENV, applied_contract
+    from fraud_core.model.evaluate import roc_auc
+    from fraud_core.model.replay import feature_days, landing_days, validated_days
+    from fraud_core.storage import DataLayout
+
+    if contract is not None:
+        os.environ[CONTRACT_ENV] = str(contract)
+    spec = applied_contract().spec
+    layout = DataLayout(root)
+    on_disk = landing_days(layout.landing)
+    first = on_disk[-1] - timedelta(days=days - 1)
+    frames = [
+        f
+        for d, f in feature_days(validated_days(layout.landing, on_disk[0], on_disk[-1], {}), spec)
+        if d >= first
+    ]
+    frame = pd.concat(frames, ignore_index=True)
+    labels = frame["is_fraud"].fillna(0).to_numpy()
+    aucs = []
+    for name in spec.feature_names:
+        x = frame[name].to_numpy(dtype=np.float64)
+        finite = np.isfinite(x)
+        x = np.where(finite, x, x[finite].min() - 1.0 if finite.any() else 0.0)
+        auc = roc_auc(labels, x)
+        aucs.append((max(auc, 1.0 - auc), name))
+    top = ", ".join(f"{n} {a:.3f}" for a, n in sorted(aucs, reverse=True)[:5])
+    print(f"RESULT {label}: highest AUC of one feature alone, last {days} days: {top}")
+    os.environ.pop(CONTRACT_ENV, None)
+
+
 def selection_job(work: Path) -> None:
     root = _default_landing(work)
     data = root / "data"
@@ -144,10 +182,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "selection")
     parser.add_argument(
         "--only",
-        choices=("default", "card", "selection"),
+        choices=("default", "card", "selection", "auc"),
         default=None,
         help="one measurement: the nested backtest on the default or the card-present data, "
-        "or the model_selection job",
+        "the model_selection job, or each feature's AUC alone on both datasets",
     )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -157,6 +195,9 @@ def main() -> None:
         nested_backtest(_card_landing(args.work), CARD_CONTRACT, "card-present")
     if args.only in (None, "selection"):
         selection_job(args.work)
+    if args.only in (None, "auc"):
+        alone_auc(_default_landing(args.work), None, "default data")
+        alone_auc(_card_landing(args.work), CARD_CONTRACT, "card-present")
 
 
 if __name__ == "__main__":
