@@ -307,10 +307,12 @@ def run_backtest(
 
     `compare` ({"params": TrainParams fields, "negative_rate": rate or None}, e.g. a selection's
     selected setting) or `nested` (a selection config whose `end` is replaced per fold) adds the
-    SELECTED system, trained in the same folds (`space`: the nested selection's settings). `source(day)` gives a day's feature rows (None:
-    no data); `client` is a `distributed.Client`. `first_day` (the first day with data) clips
-    training windows; `spec` (the contract's) names the features, the primary entity and the
-    rules baseline."""
+    SELECTED system, trained in the same folds (`space`: the nested selection's settings).
+
+    `source(day)` gives a day's feature rows (None: no data); `client` is a
+    `distributed.Client`. `first_day` (the first day with data) clips training windows; `spec`
+    (the contract's) names the features, the primary entity and the rules baseline (and the
+    switched-off features no model may use)."""
     if compare is not None and nested is not None:
         raise ValueError("give either compare (fixed parameters) or nested (a selection), not both")
     base = TrainingSetConfig() if training is None else training
@@ -333,7 +335,7 @@ def run_backtest(
 
         fold_data = (ts.validation, test, known, k, p)
         result, thresholds, model_metrics = _fit(
-            client, fold_data, ts.train, params, names, targets
+            client, fold_data, ts.train, params, names, targets, spec.switched_off
         )
         rules_thresholds = choose_thresholds(
             valid_labels, rules_score(ts.validation, spec), targets
