@@ -21,7 +21,7 @@ from typing import Any
 
 from fraud_cli.args import day, non_negative_int, positive_int
 from fraud_core.model.backtest import BacktestConfig
-from fraud_core.model.selection import DEFAULTS, SEARCH_SPACE, SelectionConfig
+from fraud_core.model.selection import SEARCH_SPACE, SelectionConfig, search_space
 
 _D = BacktestConfig(end=date(2026, 1, 1))
 _S = SelectionConfig(end=date(2026, 1, 1))
@@ -150,23 +150,10 @@ def run(args: argparse.Namespace) -> int:
             test_days=args.test_days,
             folds=args.folds,
         )
-        known = {s.name: s for s in SEARCH_SPACE}
-        names = [n.strip() for n in args.settings.split(",") if n.strip()]
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise ValueError(f"--settings: unknown {unknown}; known: {sorted(known)}")
-        space = (known[DEFAULTS], *(known[n] for n in names if n != DEFAULTS))
+        space = search_space([n.strip() for n in args.settings.split(",") if n.strip()])
         nested = None
         if args.compare == "nested":
-            nested = SelectionConfig(
-                end=end,  # replaced in each fold
-                train_days=args.train_days,
-                delay_days=args.delay_days,
-                test_days=args.test_days,
-                folds=args.selection_folds,
-                budget_seconds=args.selection_budget,
-                evidence=False,
-            )
+            nested = SelectionConfig.nested_in(config, args.selection_folds, args.selection_budget)
     except ValueError as err:
         print(f"fraud backtest: {err}", file=sys.stderr)
         return 2

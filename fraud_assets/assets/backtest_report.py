@@ -29,7 +29,7 @@ from fraud_core.model.backtest import (
     rules_text,
     run_backtest,
 )
-from fraud_core.model.dataset import TrainingSetConfig, feature_days_on_disk, read_feature_day
+from fraud_core.model.dataset import TrainingSetConfig, disk_source, feature_days_on_disk
 from fraud_core.model.evaluate import DEFAULT_K
 from fraud_core.model.selection import SelectionConfig, read_selection
 from fraud_core.storage import atomic_path
@@ -98,14 +98,8 @@ def backtest_report(
         )
         nested = compare = None
         if config.compare == "nested":
-            nested = SelectionConfig(
-                end=end,  # replaced in each fold
-                train_days=config.train_days,
-                delay_days=config.delay_days,
-                test_days=config.test_days,
-                folds=config.selection_folds,
-                budget_seconds=config.selection_budget_seconds,
-                evidence=False,
+            nested = SelectionConfig.nested_in(
+                settings, config.selection_folds, config.selection_budget_seconds
             )
         elif config.compare == "selected":
             selection = read_selection(data.model_selection())
@@ -119,16 +113,11 @@ def backtest_report(
             }
     except ValueError as err:
         raise Failure(str(err)) from err
-    available = set(on_disk)
-
-    def source(day: date):
-        return read_feature_day(data, day) if day in available else None
-
     try:
         with dask.get_client() as client:
             report = run_backtest(
                 client,
-                source,
+                disk_source(data, on_disk),
                 settings,
                 TrainingSetConfig(warmup_days=spec.warmup_days),
                 first_day=on_disk[0],

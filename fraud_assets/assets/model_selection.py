@@ -28,14 +28,14 @@ from pydantic import Field
 from fraud_assets.lib.images import png_markdown
 from fraud_assets.lib.label_feed import read_feed
 from fraud_assets.resources import DaskResource, DataLayoutResource
-from fraud_core.model.dataset import TrainingSetConfig, feature_days_on_disk, read_feature_day
+from fraud_core.model.dataset import TrainingSetConfig, disk_source, feature_days_on_disk
 from fraud_core.model.selection import (
     AP,
-    DEFAULTS,
     SEARCH_SPACE,
     SelectionConfig,
     describe_setting,
     run_selection,
+    search_space,
 )
 from fraud_core.storage import atomic_path
 
@@ -125,23 +125,14 @@ def model_selection(
             min_gain_se=config.min_gain_se,
             leak_auc=config.leak_auc,
         )
+        space = search_space(config.settings)
     except ValueError as err:
         raise Failure(str(err)) from err
-    known = {s.name: s for s in SEARCH_SPACE}
-    unknown = [n for n in config.settings if n not in known]
-    if unknown:
-        raise Failure(f"settings: unknown {unknown}; known: {sorted(known)}")
-    space = (known[DEFAULTS], *(known[n] for n in config.settings if n != DEFAULTS))
-    available = set(on_disk)
-
-    def source(day: date):
-        return read_feature_day(data, day) if day in available else None
-
     try:
         with dask.get_client() as client:
             report = run_selection(
                 client,
-                source,
+                disk_source(data, on_disk),
                 settings,
                 TrainingSetConfig(warmup_days=spec.warmup_days),
                 space=space,

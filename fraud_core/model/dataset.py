@@ -367,6 +367,16 @@ def read_feature_day(layout: DataLayout, day: date, columns: list[str] | None = 
     return pq.read_table(path, columns=columns).to_pandas()
 
 
+def disk_source(layout: DataLayout, days: list[date]) -> FeatureSource:
+    """The `entity_features` files of `days` as a feature source (None for any other day)."""
+    available = set(days)
+
+    def source(day: date) -> pd.DataFrame | None:
+        return read_feature_day(layout, day) if day in available else None
+
+    return source
+
+
 def feature_days_on_disk(layout: DataLayout) -> list[date]:
     """Days with an `entity_features` file, oldest first."""
     return layout.entity_features_days()

@@ -105,6 +105,16 @@ SEARCH_SPACE: tuple[Setting, ...] = (
 """The default search, in the order it is tried (the defaults first)."""
 
 
+def search_space(names: list[str] | tuple[str, ...]) -> tuple[Setting, ...]:
+    """The settings of `SEARCH_SPACE` called `names`, in that order, the defaults first
+    whether named or not; ValueError naming the unknown ones."""
+    known = {s.name: s for s in SEARCH_SPACE}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}; known: {sorted(known)}")
+    return (known[DEFAULTS], *(known[n] for n in names if n != DEFAULTS))
+
+
 def describe_setting(setting: Setting) -> str:
     """What a setting changes, in one line."""
     changes = [f"{k}={v}" for k, v in setting.overrides]
@@ -121,6 +131,21 @@ class SelectionConfig(FoldConfig):
     leak_auc: float = 0.98  # a feature alone at or above this ROC AUC is flagged as a leak
     evidence: bool = True  # gather feature evidence on the defaults' fold models
     evidence_rows: int = 20_000  # non-fraud rows sampled for SHAP and permutation (all fraud)
+
+    @classmethod
+    def nested_in(cls, folds: FoldConfig, selection_folds: int, budget_s: float) -> SelectionConfig:
+        """The selection a backtest with `folds` runs inside each of its folds: the same
+        training, delay and test lengths, `selection_folds` folds ending before the fold's
+        cutoff (`end` is set per fold, `nested_end`), no feature evidence."""
+        return cls(
+            end=folds.end,
+            train_days=folds.train_days,
+            delay_days=folds.delay_days,
+            test_days=folds.test_days,
+            folds=selection_folds,
+            budget_seconds=budget_s,
+            evidence=False,
+        )
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -79,4 +79,4 @@ def test_backtest_with_a_selection_nested_in_each_fold(
     assert re.search(r"Selected \(nested\) minus default AP over 2 folds: [+-]0\.\d{4}", out)
     assert re.search(r"fold 0: .*\| selected \((defaults|shallow)\) AP 0\.\d{3}", out)
     assert main(["backtest", "--data-dir", str(tmp_path), "--settings", "nope"]) == 2
-    assert "unknown ['nope']" in capsys.readouterr().err
+    assert "unknown settings ['nope']" in capsys.readouterr().err
