@@ -218,7 +218,7 @@ def feature_importance(booster: xgb.Booster, kind: str = "total_gain") -> dict[s
 
 
 def mean_contributions(
-    booster: xgb.Booster, frame: pd.DataFrame, names: list[str], rows: int = 20_000, seed: int = 0
+    booster: xgb.Booster, frame: pd.DataFrame, names: list[str], rows: int = 5_000, seed: int = 0
 ) -> dict[str, float]:
     """Feature -> mean |SHAP contribution| (XGBoost's `pred_contribs`, in log-odds) over the
     rows (a sample of at most `rows`), largest first: how much each feature moves the scores
