@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from datetime import date
 
 import redis
-from dagster import Config, ConfigurableResource, InitResourceContext
+from dagster import Config, ConfigurableResource, Failure, InitResourceContext
 from distributed import Client, LocalCluster, get_worker, worker_client
 from pydantic import Field, PrivateAttr
 from redis.backoff import ExponentialWithJitterBackoff
@@ -20,6 +21,7 @@ from redis.retry import Retry
 from fraud_assets.partitions import tagged_days
 from fraud_core.contract import Contract, applied_contract
 from fraud_core.contract.folder import pin_contract
+from fraud_core.model.dataset import feature_days_on_disk
 from fraud_core.online_keys import DEFAULT_PREFIX, KEY_PREFIX_ENV, OnlineKeys, resolve_key_prefix
 from fraud_core.redis_server import RedisHandle, ensure_redis
 from fraud_core.storage import DataLayout
@@ -42,6 +44,15 @@ class DataLayoutResource(ConfigurableResource):
         layout = DataLayout.at(self.data_dir or os.environ.get("FRAUD_DATA_DIR") or "data")
         pin_contract(layout, applied_contract())
         return layout
+
+    @staticmethod
+    def feature_days(layout: DataLayout) -> list[date]:
+        """The days with `entity_features` files in `layout`, oldest first; a failure saying
+        what to run first when there is none (the steps that read features across days)."""
+        days = feature_days_on_disk(layout)
+        if not days:
+            raise Failure("no entity_features partition on disk: materialize entity_features first")
+        return days
 
     def contract(self) -> Contract:
         """The data contract the step applies ($FRAUD_CONTRACT, else the built-in one): its

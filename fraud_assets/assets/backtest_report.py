@@ -29,7 +29,7 @@ from fraud_core.model.backtest import (
     rules_text,
     run_backtest,
 )
-from fraud_core.model.dataset import TrainingSetConfig, disk_source, feature_days_on_disk
+from fraud_core.model.dataset import TrainingSetConfig, disk_source
 from fraud_core.model.evaluate import DEFAULT_K
 from fraud_core.model.selection import SelectionConfig, read_selection
 from fraud_core.storage import atomic_path
@@ -84,9 +84,7 @@ def backtest_report(
 ) -> MaterializeResult:
     data = layout.layout()
     spec = layout.contract().spec
-    on_disk = feature_days_on_disk(data)
-    if not on_disk:
-        raise Failure("no entity_features partition on disk: materialize entity_features first")
+    on_disk = layout.feature_days(data)
     end = date.fromisoformat(config.end) if config.end else on_disk[-1]
     try:
         settings = BacktestConfig(

@@ -28,7 +28,7 @@ from pydantic import Field
 from fraud_assets.lib.images import png_markdown
 from fraud_assets.lib.label_feed import read_feed
 from fraud_assets.resources import DaskResource, DataLayoutResource
-from fraud_core.model.dataset import TrainingSetConfig, disk_source, feature_days_on_disk
+from fraud_core.model.dataset import TrainingSetConfig, disk_source
 from fraud_core.model.selection import (
     AP,
     SEARCH_SPACE,
@@ -106,9 +106,7 @@ def model_selection(
 ) -> MaterializeResult:
     data = layout.layout()
     spec = layout.contract().spec
-    on_disk = feature_days_on_disk(data)
-    if not on_disk:
-        raise Failure("no entity_features partition on disk: materialize entity_features first")
+    on_disk = layout.feature_days(data)
     end = (
         date.fromisoformat(config.end)
         if config.end

@@ -38,7 +38,6 @@ from fraud_core.model.dataset import (
     TrainingSetConfig,
     class_counts,
     day_file,
-    feature_days_on_disk,
     feed_for_cutoff,
     file_fingerprint,
     latest_manifest_path,
@@ -132,9 +131,7 @@ def training_set(
     dask: DaskResource,
 ) -> MaterializeResult:
     data = layout.layout()
-    on_disk = feature_days_on_disk(data)
-    if not on_disk:
-        raise Failure("no entity_features partition on disk: materialize entity_features first")
+    on_disk = layout.feature_days(data)
     cutoff = date.fromisoformat(config.cutoff) if config.cutoff else on_disk[-1] + timedelta(1)
     spec = layout.contract().spec
     settings = config.training(spec)
