@@ -130,14 +130,15 @@ def backtest_report(
 
     with atomic_path(data.backtest_report("json")) as tmp:
         tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    markdown = report.to_markdown()
     with atomic_path(data.backtest_report("md")) as tmp:
-        tmp.write_text(report.to_markdown() + "\n\n" + report.result_line() + "\n")
+        tmp.write_text(markdown + "\n\n" + report.result_line() + "\n")
     summary = report.summary()
     metadata = {
         "folds": len(report.folds),
         "end": str(end),
         "first_cutoff": str(min(f.cutoff for f in report.folds)),
-        "report": MetadataValue.md(report.to_markdown()),
+        "report": MetadataValue.md(markdown),
         "report_path": MetadataValue.path(str(data.backtest_report("json"))),
         "result": report.result_line(),
         "rules_baseline": rules_text(spec),

@@ -157,15 +157,16 @@ def model_selection(
 
     with atomic_path(data.model_selection("json")) as tmp:
         tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    markdown = report.to_markdown()
     with atomic_path(data.model_selection("md")) as tmp:
-        tmp.write_text(report.to_markdown() + "\n")
+        tmp.write_text(markdown + "\n")
     context.log.info(f"selected {report.selected}: {report.reason}")
     summary = report.summary()
     metadata = {
         "selected": report.selected,
         "reason": report.reason,
         "selected_params": MetadataValue.json(report.selected_params()),
-        "report": MetadataValue.md(report.to_markdown()),
+        "report": MetadataValue.md(markdown),
         "ap_by_setting_plot": png_markdown("AP by setting", report.plot_png()),
         "report_path": MetadataValue.path(str(data.model_selection("json"))),
         "folds": MetadataValue.json(report.folds),
