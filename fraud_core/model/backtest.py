@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
-from fraud_core.model.calibration import fit_platt
+from fraud_core.model.candidate import decide
 from fraud_core.model.dataset import (
     FeatureSource,
     TrainingSetConfig,
@@ -271,11 +271,9 @@ def _fit(
     """Train on `train`, calibrate and choose thresholds on the validation rows as `fraud_model`
     does, and evaluate on the assessment rows: (result, thresholds, metrics)."""
     validation, test, known, k, primary = fold_data
-    labels = validation["label"].to_numpy()
     result = train_model(client, train, validation, names, params, switched_off)
-    valid_margins = margins(result.booster, validation, names)
-    calibration = fit_platt(valid_margins, labels)
-    thresholds = choose_thresholds(labels, calibration.apply(valid_margins), targets)
+    _, calibration, _, choice = decide(result.booster, validation, names, targets)
+    thresholds = choice.thresholds
     scores = calibration.apply(margins(result.booster, test, names))
     return result, thresholds, evaluate_scores(test, scores, thresholds, k, known, entity=primary)
 

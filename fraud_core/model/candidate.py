@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import dask.dataframe as dd
 import numpy as np
+import pandas as pd
 
 from fraud_core.contract import applied_contract
 from fraud_core.model.artifact import ModelCard, save_version
@@ -123,6 +124,22 @@ class Candidate:
         }
 
 
+def decide(
+    booster: xgb.Booster,
+    validation: pd.DataFrame,
+    names: list[str],
+    targets: ThresholdTargets | None = None,
+) -> tuple[np.ndarray, Calibration, np.ndarray, ThresholdChoice]:
+    """What a trained model's validation days set: its Platt calibration of the margins and,
+    on the calibrated scores, its decision thresholds. Returns (margins, calibration, scores,
+    threshold choice); the backtest's fold models are decided the same way."""
+    labels = validation[LABEL].to_numpy()
+    raw = margins(booster, validation, names)
+    calibration = fit_platt(raw, labels)
+    scores = calibration.apply(raw)
+    return raw, calibration, scores, pick_thresholds(labels, scores, targets)
+
+
 def spec_hash(names: list[str]) -> str:
     """A short hash of the feature names in order: models with the same one read the same
     columns."""
@@ -166,11 +183,8 @@ def train_candidate(
     switched_off = tuple(n for n in applied_contract().spec.switched_off if n in names)
     result = train_model(client, train, validation, names, params, switched_off)
     labels = validation[LABEL].to_numpy()
-    raw_margins = margins(result.booster, validation, names)
-    calibration = fit_platt(raw_margins, labels)
-    scores = calibration.apply(raw_margins)
+    raw_margins, calibration, scores, choice = decide(result.booster, validation, names, targets)
     raw_scores = Calibration().apply(raw_margins)
-    choice = pick_thresholds(labels, scores, targets)
     known = manifest.known_fraud_since()
     metrics = clean(
         {
