@@ -118,12 +118,11 @@ def nested_backtest(root: Path, contract: Path | None, label: str) -> None:
 def alone_auc(root: Path, contract: Path | None, label: str, days: int = 88) -> None:
     """The leak check's view of honest data: each feature's ROC AUC on its own (folded,
     empty values lowest) over the last `days` days, the highest five."""
-    import numpy as np
     import pandas as pd
 
     from fraud_core.contract import CONTRACT_ENV, applied_contract
-    from fraud_core.model.evaluate import roc_auc
     from fraud_core.model.replay import feature_days, landing_days, validated_days
+    from fraud_core.model.selection import alone_auc
     from fraud_core.storage import DataLayout
 
     if contract is not None:
@@ -139,13 +138,7 @@ def alone_auc(root: Path, contract: Path | None, label: str, days: int = 88) -> 
     ]
     frame = pd.concat(frames, ignore_index=True)
     labels = frame["is_fraud"].fillna(0).to_numpy()
-    aucs = []
-    for name in spec.feature_names:
-        x = frame[name].to_numpy(dtype=np.float64)
-        finite = np.isfinite(x)
-        x = np.where(finite, x, x[finite].min() - 1.0 if finite.any() else 0.0)
-        auc = roc_auc(labels, x)
-        aucs.append((max(auc, 1.0 - auc), name))
+    aucs = [(alone_auc(frame[name].to_numpy(), labels), name) for name in spec.feature_names]
     top = ", ".join(f"{n} {a:.3f}" for a, n in sorted(aucs, reverse=True)[:5])
     print(f"RESULT {label}: highest AUC of one feature alone, last {days} days: {top}")
     os.environ.pop(CONTRACT_ENV, None)
