@@ -1,12 +1,27 @@
-"""Small deterministic order tables for the feature tests."""
+"""Small deterministic order tables for the feature tests, and the model tests' Dask cluster."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from distributed import Client, LocalCluster
 
+from fraud_assets.resources import LOOPBACK_DASHBOARD
 from fraud_core.features.spec import FeatureSpec
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A Dask client on an in-process cluster (one worker, two threads), one per test module."""
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=LOOPBACK_DASHBOARD
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
 
 # Short windows so that a few hundred orders over a few days exercise every window edge.
 SMALL_SPEC = FeatureSpec(

@@ -8,9 +8,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 
-from fraud_assets.resources import LOOPBACK_DASHBOARD
 from fraud_core.model.backtest import (
     MODEL,
     RULES,
@@ -23,17 +21,11 @@ from .model_data import CUTOFF, FAST, START, TRAINING, small_features, source
 
 
 @pytest.fixture(scope="module")
-def report():
+def report(dask_client):
     config = BacktestConfig(
         end=CUTOFF - timedelta(days=1), train_days=25, delay_days=10, test_days=5, folds=2
     )
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=LOOPBACK_DASHBOARD
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        return run_backtest(client, source, config, TRAINING, FAST, first_day=START)
+    return run_backtest(dask_client, source, config, TRAINING, FAST, first_day=START)
 
 
 def test_folds_step_back_by_the_test_length(report) -> None:

@@ -11,9 +11,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
 
-from fraud_assets.resources import LOOPBACK_DASHBOARD
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.model.backtest import MODEL, SELECTED, BacktestConfig, run_backtest
 from fraud_core.model.dataset import resample_negatives
@@ -38,17 +36,6 @@ CONFIG = SelectionConfig(
 )
 
 
-@pytest.fixture(scope="module")
-def client():
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=LOOPBACK_DASHBOARD
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
-
-
 def _planted(name_a: str, name_b: str, name_c: str):
     """The generated days with three features replaced by noise and the labels by an
     interaction of them: fraud when exactly one of a, b is above 0.5 and c above 0.8. A sum
@@ -66,11 +53,11 @@ def _planted(name_a: str, name_b: str, name_c: str):
     return days.get
 
 
-def test_selection_finds_the_setting_that_reaches_a_planted_interaction(client) -> None:
+def test_selection_finds_the_setting_that_reaches_a_planted_interaction(dask_client) -> None:
     names = DEFAULT_SPEC.feature_names
     planted = _planted(names[-1], names[-2], names[-3])
     report = run_selection(
-        client,
+        dask_client,
         planted,
         replace(CONFIG, evidence=False),
         TRAINING,
@@ -91,9 +78,9 @@ def test_selection_finds_the_setting_that_reaches_a_planted_interaction(client) 
     assert "deeper" in report.to_markdown() and report.plot_png().startswith(b"\x89PNG")
 
 
-def test_a_setting_no_better_than_the_defaults_is_not_selected(client) -> None:
+def test_a_setting_no_better_than_the_defaults_is_not_selected(dask_client) -> None:
     report = run_selection(
-        client,
+        dask_client,
         source,
         replace(CONFIG, evidence=False),
         TRAINING,
@@ -106,7 +93,7 @@ def test_a_setting_no_better_than_the_defaults_is_not_selected(client) -> None:
 
 
 def test_selection_reads_no_day_after_its_last_assessment_day_and_catches_a_planted_leak(
-    client,
+    dask_client,
 ) -> None:
     leak = DEFAULT_SPEC.feature_names[5]
     rng = np.random.default_rng(1)
@@ -120,7 +107,7 @@ def test_selection_reads_no_day_after_its_last_assessment_day_and_catches_a_plan
         return frame
 
     report = run_selection(
-        client, leaking, CONFIG, TRAINING, FAST, (Setting(DEFAULTS), DEEPER), first_day=START
+        dask_client, leaking, CONFIG, TRAINING, FAST, (Setting(DEFAULTS), DEEPER), first_day=START
     )
     assert max(report.days_read) == CONFIG.end.isoformat()
     assert [x["feature"] for x in report.leaks] == [leak]
@@ -132,7 +119,9 @@ def test_selection_reads_no_day_after_its_last_assessment_day_and_catches_a_plan
     assert set(report.evidence) == set(DEFAULT_SPEC.feature_names)
 
 
-def test_a_selection_nested_in_a_backtest_never_reads_the_folds_assessment_days(client) -> None:
+def test_a_selection_nested_in_a_backtest_never_reads_the_folds_assessment_days(
+    dask_client,
+) -> None:
     read: list[date] = []
 
     def recording(day: date) -> pd.DataFrame | None:
@@ -144,7 +133,7 @@ def test_a_selection_nested_in_a_backtest_never_reads_the_folds_assessment_days(
         end=LAST, train_days=20, delay_days=5, test_days=4, folds=2, evidence=False
     )
     report = run_backtest(
-        client, recording, config, TRAINING, STUMPS, first_day=START, nested=nested
+        dask_client, recording, config, TRAINING, STUMPS, first_day=START, nested=nested
     )
     assert report.compared == "nested"
     for fold in report.folds:
@@ -165,9 +154,9 @@ def test_a_selection_nested_in_a_backtest_never_reads_the_folds_assessment_days(
     assert "Selected (nested) minus default AP" in report.to_markdown()
 
 
-def test_the_budget_stops_the_search_after_the_defaults(client) -> None:
+def test_the_budget_stops_the_search_after_the_defaults(dask_client) -> None:
     report = run_selection(
-        client,
+        dask_client,
         source,
         replace(CONFIG, evidence=False, budget_seconds=0.001),
         TRAINING,

@@ -7,9 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 
-from fraud_assets.resources import LOOPBACK_DASHBOARD
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.model.artifact import (
     MODEL_FILE,
@@ -37,24 +35,13 @@ NAMES = DEFAULT_SPEC.feature_names
 
 
 @pytest.fixture(scope="module")
-def client():
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=LOOPBACK_DASHBOARD
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
-@pytest.fixture(scope="module")
 def training_set():
     return build_training_set(source, plan_window(CUTOFF, TRAINING, first_day=START), TRAINING)
 
 
 @pytest.fixture(scope="module")
-def trained(client, training_set):
-    return train_model(client, training_set.train, training_set.validation, NAMES, FAST)
+def trained(dask_client, training_set):
+    return train_model(dask_client, training_set.train, training_set.validation, NAMES, FAST)
 
 
 def _card(result, ts) -> ModelCard:
@@ -107,7 +94,7 @@ def test_model_and_card_round_trip_without_pickle(tmp_path, trained, training_se
 
 
 def test_gate_refuses_a_model_trained_on_shuffled_labels(
-    tmp_path, client, trained, training_set
+    tmp_path, dask_client, trained, training_set
 ) -> None:
     registry = tmp_path / "models"
     champion = save_version(registry, trained.booster, _card(trained, training_set))
@@ -115,7 +102,7 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels(
 
     shuffled = training_set.train.copy()
     shuffled["label"] = np.random.default_rng(0).permutation(shuffled["label"].to_numpy())
-    noise = train_model(client, shuffled, training_set.validation, NAMES, FAST)
+    noise = train_model(dask_client, shuffled, training_set.validation, NAMES, FAST)
     candidate = save_version(registry, noise.booster, _card(noise, training_set))
     assert candidate.version != champion.version
 
@@ -156,15 +143,15 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels(
     assert promote(registry, same) == champion.version
 
 
-def test_switched_off_features_are_never_split_on(client, training_set) -> None:
+def test_switched_off_features_are_never_split_on(dask_client, training_set) -> None:
     """The contract's switched-off features are blanked for training: the model keeps every
     column but no tree uses them (the strongest ones here, so the test can fail)."""
-    strongest = list(feature_importance(trained_on(client, training_set, ())).keys())[:2]
-    result = trained_on(client, training_set, tuple(strongest))
+    strongest = list(feature_importance(trained_on(dask_client, training_set, ())).keys())[:2]
+    result = trained_on(dask_client, training_set, tuple(strongest))
     used = set(result.get_score(importance_type="total_gain"))
     assert used and not used & set(strongest)
     assert result.feature_names == NAMES
 
 
-def trained_on(client, ts, switched_off):
-    return train_model(client, ts.train, ts.validation, NAMES, FAST, switched_off).booster
+def trained_on(dask_client, ts, switched_off):
+    return train_model(dask_client, ts.train, ts.validation, NAMES, FAST, switched_off).booster
