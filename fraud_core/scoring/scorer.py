@@ -1,12 +1,13 @@
-"""A loaded model ready to score batches: XGBoost's probability plus the top reasons.
+"""A loaded model ready to score batches: the calibrated probability plus the top reasons.
 
 `Scorer` is what the scoring service holds and hot-swaps. Building one validates the model for
 serving: its card must list exactly the spec's features in the spec's order (the service builds
 feature rows in that order), and the compiled trees must reproduce XGBoost's margins on probe rows,
 so the reasons explain the returned score. A model that fails is refused with
-`ModelIntegrityError` and the service keeps the one it has. When the compiled trees also give
-XGBoost's probabilities (to 1e-6, checked on 2,000 probe rows) they score the batch themselves,
-which saves XGBoost's fixed cost per call; otherwise XGBoost predicts.
+`ModelIntegrityError` and the service keeps the one it has. When the compiled trees' margins
+also give XGBoost's calibrated scores (to 1e-6, checked on 2,000 probe rows) they score the batch
+themselves, which saves XGBoost's fixed cost per call; otherwise XGBoost computes the margins.
+Either way the card's calibration turns margins into the served probability.
 """
 
 from __future__ import annotations

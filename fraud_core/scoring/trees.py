@@ -210,11 +210,6 @@ class TreeEnsemble:
             raise ValueError("no base margin: not a logistic model")
         return _margins(leaves, self.leaf_value, np.float32(self.base_margin))
 
-    def probability(self, leaves: np.ndarray) -> np.ndarray:
-        """The model's own (uncalibrated) fraud probability, float32 as XGBoost's."""
-        margin = self.margin(leaves)
-        return np.float32(1) / (np.float32(1) + np.exp(-margin))
-
     def contributions(self, x: np.ndarray, leaves: np.ndarray | None = None) -> np.ndarray:
         """(rows, features) Saabas contributions to the margin; each row sums to
         `leaf_sum(row) - root_value`."""

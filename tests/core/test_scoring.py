@@ -1,5 +1,6 @@
-"""The compiled tree ensemble and the scorer: XGBoost's probabilities, contributions that add up
-to the margin and equal XGBoost's own (Saabas) decomposition, and models refused for serving."""
+"""The compiled tree ensemble and the scorer: XGBoost's margins and probabilities, contributions
+that add up to the margin and equal XGBoost's own (Saabas) decomposition, and models refused for
+serving."""
 
 from __future__ import annotations
 
@@ -48,8 +49,8 @@ def test_trees_reproduce_xgboost(booster) -> None:
     x[0, :] = np.inf  # extremes take XGBoost's path too
     trees = TreeEnsemble.from_booster(booster)
     leaves = trees.leaves(x)
-    np.testing.assert_allclose(
-        trees.probability(leaves), booster.inplace_predict(x), rtol=0, atol=1e-6
+    np.testing.assert_allclose(  # the margins the served (calibrated) score is made from
+        trees.margin(leaves), booster.inplace_predict(x, predict_type="margin"), rtol=0, atol=1e-6
     )
     contrib = trees.contributions(x, leaves)
     margin = booster.inplace_predict(x, predict_type="margin")
