@@ -22,6 +22,7 @@ import json
 import numbers
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,11 +87,18 @@ class ModelCard:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def decision(self, score: float) -> str:
-        if score >= self.thresholds["decline"]:
-            return "decline"
-        if score >= self.thresholds["review"]:
-            return "review"
-        return "approve"
+        return decision_for(score, self.thresholds)
+
+
+def decision_for(score: float, thresholds: Mapping[str, float]) -> str:
+    """approve, review or decline for `score` under {"review": r, "decline": d}: decline first,
+    each threshold inclusive. A NaN score reaches neither threshold: approve. The card's and a
+    policy's thresholds both decide through this."""
+    if score >= thresholds["decline"]:
+        return "decline"
+    if score >= thresholds["review"]:
+        return "review"
+    return "approve"
 
 
 def _json_default(value: Any) -> Any:
