@@ -6,7 +6,10 @@ The service writes an entry in the same atomic step that stores the order's answ
 states (`online_keys.FENCED_COMMIT_SCRIPT` adds it to the `{p}decisions` stream): a stored
 answer has exactly one entry, a commit that did not store has none, a replay adds none. The
 entry is msgpack of plain values (no pickle) with a version first; the feature vector is packed
-as little-endian float64 bytes (a few hundred ns to write, exact to the bit).
+as little-endian float64 bytes (a few hundred ns to write, exact to the bit). Version 2 adds one
+last element holding what the policy made of the order (its version, the rules it matched, the
+segment, list hits, new entity kinds, the numeric attributes sent) and a shadow model's score;
+version 1 entries, written before, are still read, with those extras left at their defaults.
 
 A drain copies the stream's oldest entries as they are into one segment file (`segment_batch`:
 the entries with their order id and time beside them; named by the first entry's id, so a drain
@@ -18,11 +21,12 @@ order id.
 from __future__ import annotations
 
 import gc
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -30,7 +34,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-LOG_VERSION = 1
+LOG_VERSION = 2
+# (version, elements) of the entries read: version 1 lacks the extras, version 2 has them last
+_SHAPES = ((1, 14), (LOG_VERSION, 15))  # `_check` tests the same, spelled out for speed
+_EXTRAS = 8  # elements of version 2's extras list
+# a version 1 entry's extras, as `Decision`'s defaults (shared: read, never changed)
+_V1_EXTRAS = ("", (), "", (), (), {}, "", None)
 LOG_FIELD = b"d"  # the stream entry's one field
 # when `decision_log_sensor` drains: at this many entries, or once the oldest waited this long
 DRAIN_AT_ENV = "FRAUD_DRAIN_AT_ENTRIES"
@@ -54,12 +63,15 @@ class Decision:
     reasons: list[tuple[str, float | None, float]] = field(default_factory=list)
     latency_us: int = 0  # received -> decided (before the commit)
     key_id: str = ""  # which API key asked (`key_id`), never the key
-
-
-def key_id(api_key: str) -> str:
-    """A short public id of an API key: the first 12 hex digits of its SHA-256 (a key is long
-    and random, so this tells nothing about it)."""
-    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
+    # what the policy made of the order (version 2; entries written before keep the defaults)
+    policy_version: str = ""  # the policy that decided ("" for entries written before policies)
+    rules: tuple[str, ...] | list[str] = ()  # the policy rules the order matched, in policy order
+    segment: str = ""  # the policy segment whose thresholds applied ("" none)
+    list_hits: list[str] = field(default_factory=list)  # "list:kind", e.g. "block:email"
+    new_kinds: list[str] = field(default_factory=list)  # entity kinds first seen with this order
+    numbers: dict[str, float] = field(default_factory=dict)  # numeric attributes as sent
+    shadow_version: str = ""  # a challenger model scored beside the champion ("" none)
+    shadow_score: float | None = None  # its calibrated score, never used for the decision
 
 
 def encode_decision(d: Decision) -> bytes:
@@ -68,19 +80,38 @@ def encode_decision(d: Decision) -> bytes:
         LOG_VERSION, d.order_id, d.t_s, d.received_ms, d.cents, d.ids, d.namespace,
         d.model_version, features, d.score, d.decision, [list(r) for r in d.reasons],
         d.latency_us, d.key_id,
+        # float(): numpy scalars other than float64 are no msgpack type, and the columns are float64
+        [d.policy_version, list(d.rules), d.segment, list(d.list_hits), list(d.new_kinds),
+         {k: float(v) for k, v in d.numbers.items()}, d.shadow_version,
+         None if d.shadow_score is None else float(d.shadow_score)],
     ]  # fmt: skip
     return msgpack.packb(payload, use_bin_type=True)
 
 
+def _check(row: Any) -> None:
+    """Refuse a decoded entry of neither version 1's shape nor version 2's (whose last element
+    is the list of its `_EXTRAS` extras). Once per entry in `log_table`: kept to plain tests."""
+    n = len(row) if type(row) is list else 0
+    if n == 15:
+        ok = row[0] == LOG_VERSION and type(row[14]) is list and len(row[14]) == _EXTRAS
+    else:
+        ok = n == 14 and row[0] == 1
+    if not ok and not n:
+        raise ValueError("not a decision-log entry: not a non-empty array")
+    if not ok:
+        raise ValueError(f"decision-log entry version {row[0]} of {n} elements is not supported")
+
+
 def decode_decision(blob: bytes) -> Decision:
     try:
-        version, *rest = msgpack.unpackb(blob, raw=False)
+        row = msgpack.unpackb(blob, raw=False)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, TypeError) as exc:
         raise ValueError(f"not a decision-log entry: {exc}") from exc
-    if version != LOG_VERSION or len(rest) != 13:
-        raise ValueError(f"decision-log entry version {version} is not supported")
-    (order_id, t_s, received_ms, cents, ids, namespace, model_version, features, score,
-     decision, reasons, latency_us, key) = rest  # fmt: skip
+    _check(row)
+    (_, order_id, t_s, received_ms, cents, ids, namespace, model_version, features, score,
+     decision, reasons, latency_us, key) = row[:14]  # fmt: skip
+    (policy_version, rules, segment, list_hits, new_kinds, numbers, shadow_version,
+     shadow_score) = row[14] if len(row) == 15 else _V1_EXTRAS  # fmt: skip
     return Decision(
         order_id=order_id,
         t_s=t_s,
@@ -95,13 +126,24 @@ def decode_decision(blob: bytes) -> Decision:
         reasons=[tuple(r) for r in reasons],
         latency_us=latency_us,
         key_id=key,
+        policy_version=policy_version,
+        rules=tuple(rules),  # a tuple, as the default is
+        segment=segment,
+        # copies: a version 1 entry's defaults are shared
+        list_hits=list(list_hits),
+        new_kinds=list(new_kinds),
+        numbers=dict(numbers),
+        shadow_version=shadow_version,
+        shadow_score=shadow_score,
     )
 
 
 def log_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
     """(stream id, encoded entry) pairs as one table: a row per entry, entity keys and attribute
     values as columns of their own, the feature vector as a list column. Decodes in bulk (a few
-    microseconds an entry: the drain's pace), checking each entry's version."""
+    microseconds an entry: the drain's pace), checking each entry's version. Version 1 and 2
+    entries may be mixed; version 1 rows get the defaults in the columns version 2 added
+    (`num:<name>`: one per numeric attribute sent in any row, null where not sent)."""
     rows = []
     # Millions of small containers at once: the cyclic collector would scan them again and again
     # (it tripled the cost); none of them can form a cycle.
@@ -113,8 +155,9 @@ def log_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
                 row = msgpack.unpackb(blob, raw=False)
             except (ValueError, msgpack.ExtraData, msgpack.FormatError, TypeError) as exc:
                 raise ValueError(f"not a decision-log entry: {exc}") from exc
-            if row[0] != LOG_VERSION or len(row) != 14:
-                raise ValueError(f"decision-log entry version {row[0]} is not supported")
+            _check(row)
+            if len(row) == 14:
+                row.append(_V1_EXTRAS)  # one shape for all rows, so they transpose at once
             rows.append(row)
         return _columns(entries, rows)
     finally:
@@ -123,9 +166,11 @@ def log_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
 
 
 def _columns(entries: Sequence[tuple[str, bytes]], rows: list[list]) -> pa.Table:
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 14
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 15
     (_, order_id, t_s, received_ms, cents, ids, namespace, model_version, features, score,
-     decision, reasons, latency_us, key) = cols  # fmt: skip
+     decision, reasons, latency_us, key, extras) = cols  # fmt: skip
+    (policy_version, rules, segment, list_hits, new_kinds, numbers, shadow_version,
+     shadow_score) = zip(*extras, strict=True) if rows else [()] * _EXTRAS  # fmt: skip
     kinds = list(dict.fromkeys(k for d in ids for k in d))
     columns: dict[str, pa.Array] = {
         "log_id": pa.array([i for i, _ in entries], pa.string()),
@@ -148,16 +193,25 @@ def _columns(entries: Sequence[tuple[str, bytes]], rows: list[list]) -> pa.Table
         "reasons": _string_lists([[r[0] for r in rs] for rs in reasons]),
         "latency_us": pa.array(latency_us, pa.int64()),
         "key_id": pa.array(key, pa.string()),
+        "policy_version": pa.array(policy_version, pa.string()),
+        "rules": _string_lists(rules),
+        "segment": pa.array(segment, pa.string()),
+        "list_hits": _string_lists(list_hits),
+        "new_kinds": _string_lists(new_kinds),
+        "shadow_version": pa.array(shadow_version, pa.string()),
+        "shadow_score": pa.array(shadow_score, pa.float64()),
     }
+    for name in dict.fromkeys(chain.from_iterable(numbers)):
+        columns[f"num:{name}"] = pa.array([d.get(name) for d in numbers], pa.float64())
     return pa.table(columns)
 
 
-def _string_lists(lists: list[list[str]]) -> pa.Array:
+def _string_lists(lists: Sequence[Sequence[str]]) -> pa.Array:
     """A list<string> array built from one flat array and offsets (nested Python lists cost
     several times more to convert)."""
     offsets = np.zeros(len(lists) + 1, dtype=np.int32)
-    np.cumsum([len(x) for x in lists], out=offsets[1:])
-    flat = pa.array([v for x in lists for v in x], pa.string())
+    np.cumsum(np.fromiter(map(len, lists), np.int32, len(lists)), out=offsets[1:])
+    flat = pa.array(list(chain.from_iterable(lists)), pa.string())
     return pa.ListArray.from_arrays(pa.array(offsets), flat)
 
 
@@ -210,7 +264,8 @@ def _gather(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndar
 def _heads(buf: np.ndarray, starts: np.ndarray) -> tuple[pa.Array, np.ndarray] | None:
     """Order ids and times of entries starting at `starts` in `buf`, read from their msgpack
     heads with array operations; None when any head has another shape (the caller then reads
-    them one by one, which also says what is wrong)."""
+    them one by one, which also says what is wrong). Both versions keep the order id and time
+    in the same places; only the array header differs (14 elements or 15)."""
     if not len(starts):
         return pa.array([], pa.string()), np.empty(0, dtype=np.int64)
     if len(buf) < int(starts.max()) + 16:
@@ -218,7 +273,9 @@ def _heads(buf: np.ndarray, starts: np.ndarray) -> tuple[pa.Array, np.ndarray] |
     tag = buf[starts + 2]
     fix = (tag & 0xE0) == _STR_FIX
     str8 = tag == _STR8
-    ok = (buf[starts] == 0x9E) & (buf[starts + 1] == LOG_VERSION) & (fix | str8)
+    header, version = buf[starts], buf[starts + 1]  # fixarray of 14 is 0x9E, of 15 0x9F
+    known_shape = ((header == 0x9E) & (version == 1)) | ((header == 0x9F) & (version == 2))
+    ok = known_shape & (fix | str8)
     lengths = np.where(fix, tag & 0x1F, buf[starts + 3]).astype(np.int64)
     text = starts + np.where(fix, 3, 4)
     at = text + lengths  # the time's tag
@@ -251,11 +308,12 @@ def _heads_one_by_one(blobs: Sequence[bytes]) -> tuple[pa.Array, np.ndarray]:
     for blob in blobs:
         unpacker.feed(blob)
         try:
-            if unpacker.read_array_header() != 14 or unpacker.unpack() != LOG_VERSION:
-                raise ValueError("a decision-log entry of another version")
+            n = unpacker.read_array_header()
+            if (unpacker.unpack(), n) not in _SHAPES:
+                raise ValueError("a decision-log entry of another version or length")
             order_ids.append(unpacker.unpack())
             times.append(unpacker.unpack())
-            for _ in range(11):  # the rest of the entry, unread
+            for _ in range(n - 3):  # the rest of the entry, unread
                 unpacker.skip()
         except (ValueError, msgpack.ExtraData, msgpack.FormatError, TypeError) as exc:
             raise ValueError(f"not a decision-log entry: {exc}") from exc
