@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from fraud_core.access import ADMIN, KEYS_ENV, KEYS_FILE_ENV, KeyConfigError, KeyRing
     from fraud_core.contract import ContractError, serving_contract
 
     try:
@@ -34,13 +35,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     host = args.host or os.environ.get("FRAUD_HOST") or "127.0.0.1"
     port = args.port or int(os.environ.get("FRAUD_PORT") or 8000)
-    if not os.environ.get("FRAUD_API_KEYS", "").strip():
-        # one key for every worker process, shown once
-        os.environ["FRAUD_API_KEYS"] = secrets.token_urlsafe(24)
-        print(
-            f"FRAUD_API_KEYS is not set; this run's API key is: {os.environ['FRAUD_API_KEYS']}",
-            file=sys.stderr,
-        )
+    if not (os.environ.get(KEYS_ENV, "").strip() or os.environ.get(KEYS_FILE_ENV, "").strip()):
+        # one admin key for every worker process, shown once
+        key = secrets.token_urlsafe(24)
+        os.environ[KEYS_ENV] = f"{ADMIN}:generated:{key}"
+        print(f"{KEYS_ENV} is not set; this run's admin API key is: {key}", file=sys.stderr)
+    try:  # a bad entry is named here, once, not by each worker's traceback
+        KeyRing.of(os.environ.get(KEYS_ENV, "").split(","), os.environ.get(KEYS_FILE_ENV) or None)
+    except KeyConfigError as err:
+        print(f"fraud serve: {err}", file=sys.stderr)
+        return 2
     os.environ["FRAUD_LOG_LEVEL"] = args.log_level.upper()  # the service's own loggers, per worker
     uvicorn.run(
         "fraud_serving.app:create_app",

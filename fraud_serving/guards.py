@@ -1,31 +1,46 @@
-"""The API key guard of `/v1/*`: an `X-API-Key` header equal to one of `FRAUD_API_KEYS`."""
+"""The API key check of `/v1/*`: an `X-API-Key` header that is one of the configured keys
+(`fraud_core.access`), whose role allows the route. A route states the least role it needs in
+its `opt` (`needs(ANALYST)`); without one, any key may call it (scoring)."""
 
 from __future__ import annotations
 
-import hmac
-
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from fraud_core.decision_log import key_id
+from fraud_core.access import SCORING, ApiKey, allows
 
 API_KEY_HEADER = "X-API-Key"
 SECURITY_SCHEME = "ApiKey"
+ROLE_OPT = "role"
 
 
-async def api_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def needs(role: str) -> dict[str, str]:
+    """A route handler's `opt` for routes that need more than the scoring role."""
+    return {ROLE_OPT: role}
+
+
+async def api_key_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     # async: Litestar runs a sync guard in a worker thread, which costs more than the check
     given = connection.headers.get(API_KEY_HEADER, "").encode("utf-8", "replace")
-    keys = connection.app.state.settings.api_keys
-    # compare with every key, in constant time, so timing tells nothing about a key
-    matched = [key for key in keys if hmac.compare_digest(given, key.encode())]
-    if not given or not matched:
+    key = connection.app.state.settings.key_ring.match(given)
+    if key is None:
         raise NotAuthorizedException(f"missing or unknown {API_KEY_HEADER} header")
-    # who asked, for the decision log: the key's public id, never the key
-    connection.state.api_key_id = key_id(matched[0])
+    needed = handler.opt.get(ROLE_OPT, SCORING)
+    if not allows(key.role, needed):
+        raise PermissionDeniedException(
+            f"the key {key.id!r} has the role {key.role!r}; this needs {needed!r} or above"
+        )
+    # who asked, for the decision log and the audit trail: the key's public id, never the key
+    connection.state.api_key = key
+
+
+def request_key(connection: ASGIConnection) -> ApiKey | None:
+    """The key that passed `api_key_guard` (None before it ran)."""
+    return getattr(connection.state, "api_key", None)
 
 
 def request_key_id(connection: ASGIConnection) -> str:
-    """The public id of the API key that passed `api_key_guard` ("" before it ran)."""
-    return getattr(connection.state, "api_key_id", "")
+    """The public id of the key that passed `api_key_guard` ("" before it ran)."""
+    key = request_key(connection)
+    return key.id if key is not None else ""

@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fraud_core.access import ADMIN, KEYS_ENV, KEYS_FILE_ENV, KeyRing
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, max_future_s
 from fraud_core.contract import Contract, builtin_contract, serving_contract
 from fraud_core.contract.request import RequestShape
@@ -50,8 +51,10 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
 class Settings:
     """What the service needs to know. Environment variable in brackets."""
 
-    # FRAUD_API_KEYS (comma separated); kept out of repr so logging the settings leaks no key
+    # FRAUD_API_KEYS (comma separated `role:id:key` entries, `fraud_core.access`); kept out of
+    # repr so logging the settings leaks no key
     api_keys: frozenset[str] = field(default_factory=frozenset, repr=False)
+    keys_file: str | None = None  # FRAUD_API_KEYS_FILE: more entries, keys or their SHA-256
     contract: Contract = field(default_factory=builtin_contract)  # FRAUD_CONTRACT
     # the value of the contract's privacy.key_env, when an entity is personal (never in repr)
     privacy_key: bytes | None = field(default=None, repr=False)
@@ -89,6 +92,11 @@ class Settings:
         """How requests carry the contract's entities and attributes."""
         return RequestShape.keyed(self.contract, self.privacy_key)
 
+    @functools.cached_property
+    def key_ring(self) -> KeyRing:
+        """The accepted keys with their roles (KeyConfigError names a bad entry, never a key)."""
+        return KeyRing.of(self.api_keys, self.keys_file)
+
     @property
     def order_index_s(self) -> int:
         return max(1, round(self.order_index_days * DAY_S))
@@ -101,12 +109,14 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         contract = serving_contract(env)  # one the service cannot serve is refused at start
-        keys = frozenset(k.strip() for k in env.get("FRAUD_API_KEYS", "").split(",") if k.strip())
-        generated = not keys
+        keys = frozenset(k.strip() for k in env.get(KEYS_ENV, "").split(",") if k.strip())
+        keys_file = env.get(KEYS_FILE_ENV, "").strip() or None
+        generated = not keys and not keys_file
         if generated:
-            keys = frozenset({secrets.token_urlsafe(24)})
-        return cls(
+            keys = frozenset({f"{ADMIN}:generated:{secrets.token_urlsafe(24)}"})
+        settings = cls(
             api_keys=keys,
+            keys_file=keys_file,
             contract=contract,
             privacy_key=SourceFormat.of(contract).personal_key(env),
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
@@ -127,3 +137,5 @@ class Settings:
             generated_api_key=generated,
             log_level=_log_level(env),
         )
+        settings.key_ring  # noqa: B018 -- a bad key entry is refused at start, not per request
+        return settings

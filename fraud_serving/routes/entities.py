@@ -14,7 +14,15 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import FromQuery, PathParameter, QueryParameter
 
-from fraud_serving.routes.responses import BAD_INPUT, UNAUTHORIZED, UNAVAILABLE, problem
+from fraud_core.access import ANALYST
+from fraud_serving.guards import needs
+from fraud_serving.routes.responses import (
+    BAD_INPUT,
+    FORBIDDEN,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    problem,
+)
 from fraud_serving.schemas import EARLIEST, LATEST, EntityView, OrderTypes
 from fraud_serving.services.entities import EntityService
 
@@ -26,6 +34,7 @@ _DESCRIPTION = (
 _RESPONSES = {
     **BAD_INPUT,
     **UNAUTHORIZED,
+    **FORBIDDEN,
     404: problem("The entity is not in the online store"),
     **UNAVAILABLE,
 }
@@ -45,6 +54,7 @@ def entity_controller(types: OrderTypes) -> type[Controller]:
     class EntityController(Controller):
         path = "/entities"
         tags = ("entities",)
+        opt = needs(ANALYST)  # an entity's history: more than a scoring client needs
 
         @get(
             "/{kind:str}",

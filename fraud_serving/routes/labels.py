@@ -6,9 +6,11 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from fraud_serving.guards import request_key_id
+from fraud_core.access import ANALYST
+from fraud_serving.guards import needs, request_key_id
 from fraud_serving.routes.responses import (
     BAD_INPUT,
+    FORBIDDEN,
     UNAUTHORIZED,
     UNAVAILABLE,
     UNKNOWN_OUTCOME,
@@ -21,6 +23,7 @@ from fraud_serving.services.labels import LabelService
 class LabelController(Controller):
     path = "/labels"
     tags = ("feedback",)
+    opt = needs(ANALYST)  # a label changes what later orders' features see
 
     @post(
         "/",
@@ -35,6 +38,7 @@ class LabelController(Controller):
         responses={
             **BAD_INPUT,
             **UNAUTHORIZED,
+            **FORBIDDEN,
             404: problem("The order is in no entity history (unknown or too old to matter)"),
             **UNAVAILABLE,
             **UNKNOWN_OUTCOME,

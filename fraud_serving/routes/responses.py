@@ -15,6 +15,7 @@ def problem(description: str) -> ResponseSpec:
 
 BAD_INPUT = {400: problem("Invalid input: `errors` lists each field with the reason")}
 UNAUTHORIZED = {401: problem("Missing or unknown X-API-Key")}
+FORBIDDEN = {403: problem("The key's role does not allow this (the detail names both)")}
 UNAVAILABLE = {
     503: problem("Online store (Redis) unreachable, or no model loaded: nothing was stored; retry")
 }

@@ -12,7 +12,8 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
-from fraud_core.decision_log import decode_decision, key_id, log_table
+from fraud_core.access import key_id
+from fraud_core.decision_log import decode_decision, log_table
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.model.artifact import ModelCard, save_version, set_current
 from fraud_core.model.decisions import HOLDOUT, held_out
