@@ -18,6 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("fraud_cli.backtest", "backtest the model fold by fold against a rules baseline"),
     "model": ("fraud_cli.model", "list the model registry or roll back to an earlier version"),
     "contract": ("fraud_cli.contract", "validate a data contract and show what it declares"),
+    "policy": ("fraud_cli.policy", "check, submit or activate the decision policy"),
+    "lists": ("fraud_cli.lists", "block, allow and watch lists of entities"),
+    "audit": ("fraud_cli.audit", "who changed policies, lists and models, and why"),
 }
 
 

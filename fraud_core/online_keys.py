@@ -156,6 +156,17 @@ class OnlineKeys:
         return f"{self.prefix}decisions"
 
     @property
+    def lists(self) -> str:
+        """Block/allow/watch list entries (a hash, `fraud_core.policy.lists`): outside the
+        namespaces, so a store load keeps them."""
+        return f"{self.prefix}lists"
+
+    @property
+    def lists_version(self) -> str:
+        """Incremented with every list change; read with each batch's states."""
+        return f"{self.prefix}lists:version"
+
+    @property
     def labels(self) -> str:
         """The labels posted to the service (a stream), for the label feed."""
         return f"{self.prefix}labels"

@@ -220,6 +220,21 @@ class DataLayout:
         """The model registry (its versions' files are named by `fraud_core.model.artifact`)."""
         return self.root / "models"
 
+    @property
+    def policies(self) -> UPath:
+        """The policy registry (`fraud_core.policy.registry`): versions and their pointers."""
+        return self.root / "policies"
+
+    @property
+    def policy_replays(self) -> UPath:
+        """Reports of candidate policies replayed next to the active one (`policy_replay`)."""
+        return self.root / "policy_replay"
+
+    @property
+    def audit(self) -> UPath:
+        """The append-only audit trail (`fraud_core.audit`)."""
+        return self.root / "audit"
+
     def feature_drift_report(self, day: date | str) -> UPath:
         return self.root / "feature_drift" / _partition(day) / "psi.json"
 

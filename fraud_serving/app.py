@@ -31,6 +31,7 @@ from fraud_serving.routes.entities import entity_controller
 from fraud_serving.routes.labels import LabelController
 from fraud_serving.routes.model import ModelController
 from fraud_serving.routes.ops import OpsController
+from fraud_serving.routes.policy import AuditController, ListController, PolicyController
 from fraud_serving.routes.score import score_controller
 from fraud_serving.schemas import order_types
 from fraud_serving.settings import Settings
@@ -54,8 +55,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     log.setLevel(settings.log_level)
     if settings.generated_api_key:
         log.warning(
-            "FRAUD_API_KEYS is not set: generated the API key %s for this run",
-            next(iter(settings.api_keys)),
+            "FRAUD_API_KEYS is not set: generated the admin API key %s for this run",
+            next(iter(settings.api_keys)).rpartition(":")[2],
+        )
+    elif settings.key_ring.has_legacy:
+        log.warning(
+            "FRAUD_API_KEYS holds keys without a role: they act as admin keys; "
+            "write role:id:key entries (roles: scoring, analyst, admin) to narrow them"
         )
     metrics = ServiceMetrics()
     # Swagger UI 5 (it reads OpenAPI 3.1, which Litestar writes) from an installed package, not
@@ -72,6 +78,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             LabelController,
             entity_controller(types),
             ModelController,
+            ListController,
+            PolicyController,
+            AuditController,
         ],
         middleware=[api_key_middleware],  # the API key check (not a guard: see auth.py)
         security=[{SECURITY_SCHEME: []}],

@@ -12,7 +12,9 @@ from litestar.di import Provide
 from fraud_serving.lifespan import Services
 from fraud_serving.services.entities import EntityService
 from fraud_serving.services.labels import LabelService
+from fraud_serving.services.lists import ListService
 from fraud_serving.services.models import ModelHolder
+from fraud_serving.services.policies import PolicyHolder
 from fraud_serving.services.scoring import ScoringService
 from fraud_serving.services.store import OnlineStore
 from fraud_serving.settings import Settings
@@ -42,6 +44,14 @@ def provide_store(state: State) -> OnlineStore:
     return _services(state).store
 
 
+def provide_policies(state: State) -> PolicyHolder:
+    return _services(state).policies
+
+
+def provide_lists(state: State) -> ListService:
+    return _services(state).lists
+
+
 def provide_settings(state: State) -> Settings:
     return state.settings
 
@@ -53,4 +63,6 @@ DEPENDENCIES = {
     "models": Provide(provide_models, sync_to_thread=False),
     "store": Provide(provide_store, sync_to_thread=False),
     "settings": Provide(provide_settings, sync_to_thread=False),
+    "policies": Provide(provide_policies, sync_to_thread=False),
+    "list_service": Provide(provide_lists, sync_to_thread=False),
 }

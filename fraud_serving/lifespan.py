@@ -16,10 +16,15 @@ from litestar import Litestar
 
 from fraud_core.features.kernel import warm_up
 from fraud_core.online_keys import OnlineKeys, OrderIndexWindow
+from fraud_core.policy import PolicyFields
+from fraud_core.policy.registry import PolicyRegistry
+from fraud_core.storage import DataLayout
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.services.entities import EntityService
 from fraud_serving.services.labels import LabelService
+from fraud_serving.services.lists import ListService
 from fraud_serving.services.models import ModelHolder
+from fraud_serving.services.policies import PolicyHolder
 from fraud_serving.services.scoring import ScoringService
 from fraud_serving.services.store import OnlineStore, make_client
 from fraud_serving.settings import Settings
@@ -37,6 +42,8 @@ class Services:
     scoring: ScoringService
     labels: LabelService
     entities: EntityService
+    policies: PolicyHolder
+    lists: ListService
 
 
 @contextlib.asynccontextmanager
@@ -57,8 +64,12 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     metrics.redis_up.set_function(lambda: 1.0 if store.up else 0.0)
     spec = settings.contract.spec
     models = ModelHolder(settings.models_dir, metrics, settings.contract)
+    layout = DataLayout(settings.data_dir)
+    policies = PolicyHolder(PolicyRegistry(layout), PolicyFields.of(settings.contract), metrics)
+    lists = ListService(store, settings.request_shape, layout.audit)
     await store.probe()
     await models.poll_once()
+    await policies.poll_once()
     # load the compiled feature kernel now, not on the first order (compiles on a first run)
     await asyncio.to_thread(warm_up)
     # Everything built so far (libraries, numba's compiler objects, the model) lives as long as
@@ -72,6 +83,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         metrics,
         settings.request_shape,
         spec,
+        policies,
+        lists,
         batch_max_orders=settings.batch_max_orders,
         batch_wait_s=settings.batch_wait_ms / 1000,
         max_future_s=settings.max_future_s,
@@ -81,6 +94,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(store.watch(), name="store-health"),
         asyncio.create_task(models.watch(settings.model_poll_s), name="model-reload"),
+        asyncio.create_task(policies.watch(settings.model_poll_s), name="policy-reload"),
     ]
     app.state.services = Services(
         settings=settings,
@@ -90,6 +104,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         scoring=scoring,
         labels=LabelService(store, metrics, spec),
         entities=EntityService(store, settings.request_shape, spec),
+        policies=policies,
+        lists=lists,
     )
     try:
         yield

@@ -61,6 +61,29 @@ class ServiceMetrics:
         )
         self.model_reloads = Counter("fraud_model_reloads", "Model loads", ["result"], registry=r)
         self.redis_up = Gauge("fraud_redis_up", "1 when the online store answers", registry=r)
+        self.policy_info = Gauge(
+            "fraud_policy_info", "The applied policy version (value 1)", ["version"], registry=r
+        )
+        self.policy_reloads = Counter(
+            "fraud_policy_reloads", "Policy loads", ["result"], registry=r
+        )
+        self.rule_matches = Counter(
+            "fraud_policy_rule_matches", "Orders each policy rule matched", ["rule"], registry=r
+        )
+        self.shadow_scored = Counter(
+            "fraud_shadow_scored", "Orders the challenger model scored in shadow", registry=r
+        )
+        self._policy_version: str | None = None
+
+    def policy_loaded(self, version: str) -> None:
+        if self._policy_version is not None and self._policy_version != version:
+            self.policy_info.remove(self._policy_version)
+        self._policy_version = version
+        self.policy_info.labels(version=version).set(1)
+        self.policy_reloads.labels(result="loaded").inc()
+
+    def policy_refused(self) -> None:
+        self.policy_reloads.labels(result="refused").inc()
 
     def model_loaded(self, version: str, previous: str | None) -> None:
         if previous is not None and previous != version:

@@ -147,6 +147,15 @@ class ScoreResult(Struct, omit_defaults=True):
     model_version: str
     new_entities: list[EntityKind]  # scored with cold-start features: never seen before
     features: dict[str, float | None] | None = None  # with ?features=true (not kept for replays)
+    # the policy's part (fraud_core.policy): the rules the order matched, in policy order; the
+    # one that decided ("" when the score did, by the segment's thresholds); the lists its
+    # entities are on ("block:email"); the rules' tags; the policy version
+    rules: list[str] = msgspec.field(default_factory=list)
+    decided_by: str = ""
+    segment: str = ""
+    list_hits: list[str] = msgspec.field(default_factory=list)
+    tags: list[str] = msgspec.field(default_factory=list)
+    policy_version: str = ""
 
 
 class BatchResult(Struct):
@@ -216,3 +225,90 @@ class Problem(Struct):
     status_code: int
     detail: str
     errors: list[dict[str, str]] = msgspec.field(default_factory=list)
+
+
+ListName = Literal["block", "allow", "watch"]  # fraud_core.policy.LIST_NAMES (checked in a test)
+Reason500 = Annotated[str, Meta(min_length=1, max_length=500, pattern=r"\S")]
+
+
+class ListEntryIn(Struct, forbid_unknown_fields=True):
+    """An entity to put on a list: the value an order sends (`kind` names the entity), why, and
+    for how long (`ttl_s`; none: until removed)."""
+
+    list: ListName
+    kind: EntityKind
+    value: EntityId
+    reason: Reason500
+    ttl_s: Annotated[float, Meta(gt=0, le=10 * 365 * 86_400)] | None = None
+
+
+class ListEntryOut(Struct):
+    list: str
+    kind: str
+    key: str  # the entity's key as the store keeps it (a keyed digest for a personal entity)
+    reason: str
+    author: str  # "key:<id>" or "cli:<login>"
+    added_at: datetime
+    expires_at: datetime | None = None
+
+
+class ListPage(Struct):
+    entries: list[ListEntryOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class PolicyRuleView(Struct):
+    name: str
+    when: str
+    action: str | None
+    tags: list[str]
+
+
+class PolicySegmentView(Struct):
+    name: str
+    when: str
+    thresholds: dict[str, float] | None
+
+
+class PolicyView(Struct):
+    version: str
+    name: str
+    description: str
+    default: bool  # the built-in policy: no policy was activated
+    loaded_at: datetime
+    rules: list[PolicyRuleView]
+    segments: list[PolicySegmentView]
+    thresholds: dict[str, float] | None  # None: the model card's
+
+
+class PolicySubmission(Struct, forbid_unknown_fields=True):
+    """A policy's YAML text (see the README's Policies section), kept as the candidate that the
+    next `policy_replay` judges."""
+
+    text: Annotated[str, Meta(min_length=1, max_length=200_000)]
+    reason: Reason500
+
+
+class PolicyActivation(Struct, forbid_unknown_fields=True):
+    """Apply a kept version at once, without a replay: an override, audited with its reason."""
+
+    version: Annotated[str, Meta(pattern=r"^p-[0-9a-f]{12}$")]
+    reason: Reason500
+
+
+class PolicySaved(Struct):
+    version: str
+    name: str
+    pointer: str  # which pointer now names it: candidate or active
+
+
+class AuditEntry(Struct):
+    at: str
+    action: str
+    actor: str
+    target: str
+    reason: str = ""
+    before: Any = None
+    after: Any = None

@@ -32,12 +32,16 @@ from fraud_core.features.online import OrderEvent, append_order, batch_features
 from fraud_core.features.spec import NO_VALUE, FeatureSpec, NumericSpec
 from fraud_core.features.state import EntityState, decode_state, encode_state
 from fraud_core.model.decisions import HOLDOUT, check_holdout_share, held_out
+from fraud_core.policy import DECIDED_BY_SCORE, OrderFacts, Outcome, Policy
+from fraud_core.policy.lists import ListIndex
 from fraud_core.scoring.future_events import without_future_events
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.schemas import Reason, ScoreResult
 from fraud_serving.services.answers import StoredAnswer, decode_record, encode_record, fingerprint
 from fraud_serving.services.batcher import MicroBatcher
+from fraud_serving.services.lists import ListService
 from fraud_serving.services.models import ModelHolder, ServedModel
+from fraud_serving.services.policies import PolicyHolder
 from fraud_serving.services.store import (
     CommitOutcome,
     EntityWrite,
@@ -87,6 +91,12 @@ class ScoredOrder:
 
 def _plain(value: float) -> float | None:
     return None if math.isnan(value) else value
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    outcome: Outcome
+    listed: frozenset[tuple[str, str]]  # (list, kind) the order's entities are on
 
 
 @dataclass(frozen=True)
@@ -179,6 +189,8 @@ class ScoringService:
         metrics: ServiceMetrics,
         shape: RequestShape,
         spec: FeatureSpec,
+        policies: PolicyHolder,
+        lists: ListService,
         *,
         batch_max_orders: int = 64,
         batch_wait_s: float = 0.0,
@@ -194,6 +206,10 @@ class ScoringService:
         self.kinds = shape.kinds
         self.feature_names = spec.feature_names
         self.max_future_s = max_future_s
+        self.policies = policies
+        self.lists = lists
+        self.numeric = tuple(a.name for a in shape.attributes if a.type == "numeric")
+        self._rule_counters: dict[str, Any] = {}
         self.batcher: MicroBatcher[_Job, list[ScoredOrder]] = MicroBatcher(
             self.process, lambda job: len(job.orders), batch_max_orders, batch_wait_s
         )
@@ -237,8 +253,11 @@ class ScoringService:
                         failed[j] = OrderConflictError(hit)
                 continue
             fresh = [item for oid, item in plan.orders.items() if oid not in stored]
+            lists = await self.lists.current(snapshot.lists_version) if fresh else None
             scored, records, writes = (
-                self._compute(model, snapshot, fresh) if fresh else ({}, [], [])
+                self._compute(model, snapshot, fresh, self.policies.current, lists)
+                if fresh
+                else ({}, [], [])
             )
             code = CommitOutcome.OK
             if records or writes:
@@ -277,8 +296,68 @@ class ScoringService:
             self.metrics.replays.inc(replayed)
         return out
 
+    def _numbers(self, order: Order) -> dict[str, float]:
+        """The order's numeric attributes as sent (absent ones left out)."""
+        out = {}
+        for name in self.numeric:
+            value = getattr(order, name)
+            if value is not None:
+                out[name] = float(value)
+        return out
+
+    def _decide(
+        self,
+        policy: Policy,
+        lists: ListIndex | None,
+        model: ServedModel,
+        fresh: list[_Planned],
+        events: list[OrderEvent],
+        features: np.ndarray,
+        scores: np.ndarray,
+        new_entities: list[list[str]],
+        numbers: list[dict[str, float]],
+    ) -> list[_Decided]:
+        """The policy's outcome for each order: its conditions read the order's fields, its
+        features, its score, its entities' list memberships and which entities are new."""
+        now = time.time()
+        thresholds = model.scorer.card.thresholds
+        names = self.feature_names
+        categorical = self.shape.categorical
+        nan = math.nan
+        out = []
+        for i, planned in enumerate(fresh):
+            order = planned.order
+            values: dict[str, float | str] = dict(zip(names, features[i].tolist(), strict=True))
+            values.update(planned.keys)
+            for name in categorical:
+                values[name] = getattr(order, name) or ""
+            for name in self.numeric:
+                values[name] = numbers[i].get(name, nan)
+            values["amount"] = float(order.order_amount)
+            values["score"] = float(scores[i])
+            values["hour"] = float(events[i].t_s % 86_400 // 3_600)
+            hits = lists.hits(planned.keys, now) if lists is not None else frozenset()
+            outcome = policy.decide(
+                OrderFacts(values, hits, frozenset(new_entities[i])), thresholds
+            )
+            out.append(_Decided(outcome, hits))
+        return out
+
+    def _count_rules(self, outcomes: list[_Decided]) -> None:
+        matched = collections.Counter(rule for o in outcomes for rule in o.outcome.rules)
+        for rule, n in matched.items():
+            counter = self._rule_counters.get(rule)
+            if counter is None:  # labels() takes a lock and checks: once per rule name
+                counter = self._rule_counters[rule] = self.metrics.rule_matches.labels(rule)
+            counter.inc(n)
+
     def _compute(
-        self, model: ServedModel, snapshot: Snapshot, fresh: list[_Planned]
+        self,
+        model: ServedModel,
+        snapshot: Snapshot,
+        fresh: list[_Planned],
+        policy: Policy,
+        lists: ListIndex | None,
     ) -> tuple[dict[str, ScoredOrder], list[tuple[str, str, bytes, bytes]], list[EntityWrite]]:
         """Features, scores and reasons of orders never scored before (with their fingerprints
         and entity keys), the records to store (order id, primary key, stored answer,
@@ -340,14 +419,26 @@ class ScoringService:
             if state is not None and (kind, value) in last_t
         ]
 
+        numbers = [self._numbers(p.order) for p in fresh]
+        outcomes = self._decide(
+            policy, lists, model, fresh, events, features, batch.scores, new_entities, numbers
+        )
+        self._count_rules(outcomes)
         answers: dict[str, ScoredOrder] = {}
         records: list[tuple[str, str, bytes, bytes]] = []
         decided_ms = time.time_ns() / 1e6
         for i, planned in enumerate(fresh):
             order = planned.order
-            decided = batch.decisions[i]
-            # a would-be decline held out: the shop is told to approve, the log says why
-            holdout = decided == "decline" and held_out(order.order_id, self.holdout_share)
+            outcome = outcomes[i].outcome
+            decided = outcome.decision
+            # a would-be decline by the score held out: the shop is told to approve, the log
+            # says why (a rule's decline is the team's own call: never held out)
+            holdout = (
+                decided == "decline"
+                and outcome.decided_by == DECIDED_BY_SCORE
+                and held_out(order.order_id, self.holdout_share)
+            )
+            hits = [f"{name}:{kind}" for name, kind in sorted(outcomes[i].listed)]
             result = ScoreResult(
                 order_id=order.order_id,
                 score=float(batch.scores[i]),
@@ -357,6 +448,12 @@ class ScoringService:
                 ],
                 model_version=model.version,
                 new_entities=new_entities[i],  # type: ignore[arg-type]
+                rules=list(outcome.rules),
+                decided_by=outcome.decided_by,
+                segment=outcome.segment,
+                list_hits=hits,
+                tags=list(outcome.tags),
+                policy_version=policy.version,
             )
             answers[order.order_id] = ScoredOrder(result, features[i], False)
             stored = StoredAnswer(
@@ -376,6 +473,12 @@ class ScoringService:
                 reasons=[(r.feature, r.value, r.contribution) for r in result.reasons],
                 latency_us=max(0, int((decided_ms - planned.job.received_ms) * 1000)),
                 key_id=planned.job.key_id,
+                policy_version=policy.version,
+                rules=list(outcome.rules),
+                segment=outcome.segment,
+                list_hits=hits,
+                new_kinds=list(new_entities[i]),
+                numbers=numbers[i],
             )
             records.append(
                 (

@@ -101,6 +101,7 @@ class Snapshot:
     namespace: str
     records: dict[str, bytes]
     states: dict[tuple[str, str], bytes | None]
+    lists_version: int = 0  # the lists' change counter (`fraud_core.policy.lists`)
 
 
 @dataclass(frozen=True)
@@ -297,13 +298,14 @@ class OnlineStore:
 
     async def read(self, order_ids: Sequence[str], entities: Sequence[tuple[str, str]]) -> Snapshot:
         """Stored answers of `order_ids` and states of `entities`, in one MGET together with the
-        active pointer (read again if the namespace moved since it was cached)."""
+        active pointer (read again if the namespace moved since it was cached) and the lists'
+        change counter."""
         self._check_up()
         keys = self.keys
 
         async def attempt() -> Snapshot | None:
             ns = self.namespace or await self._active_namespace()
-            names = [keys.active]
+            names = [keys.active, keys.lists_version]
             names += [keys.scored(o) for o in order_ids]
             names += [keys.entity(ns, kind, value) for kind, value in entities]
             values = await self._call(_pack("MGET", *names))
@@ -312,9 +314,9 @@ class OnlineStore:
                 self.namespace = None
                 return None
             n = len(order_ids)
-            records = {o: v for o, v in zip(order_ids, values[1 : 1 + n], strict=True) if v}
-            states = dict(zip(entities, values[1 + n :], strict=True))
-            return Snapshot(ns, records, states)
+            records = {o: v for o, v in zip(order_ids, values[2 : 2 + n], strict=True) if v}
+            states = dict(zip(entities, values[2 + n :], strict=True))
+            return Snapshot(ns, records, states, int(values[1] or 0))
 
         for _ in range(3):
             snapshot = await self._retrying(attempt)
@@ -453,6 +455,41 @@ class OnlineStore:
         a timeout: an entry written twice is one event once the feed deduplicates it."""
         self._check_up()
         await self._retrying(lambda: self.client.xadd(self.keys.labels, {LABEL_FIELD: entry}))
+
+    # -- lists --------------------------------------------------------------------------------
+
+    async def list_fields(self) -> tuple[int, dict[bytes, bytes]]:
+        """The lists' change counter and every entry (HGETALL), read together."""
+        self._check_up()
+
+        async def attempt() -> list:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.get(self.keys.lists_version)
+                pipe.hgetall(self.keys.lists)
+                return await pipe.execute()
+
+        version, fields = await self._retrying(attempt)
+        return int(version or 0), fields
+
+    async def change_list(
+        self, put: Sequence[tuple[str, str]] = (), drop: Sequence[str] = ()
+    ) -> list[int]:
+        """Set (field, value) entries and delete fields, and bump the change counter, in one
+        transaction; the number of fields each HSET added / HDEL removed. Not retried after a
+        timeout (it may have been applied): the caller sees a 503 and may repeat it, which is
+        harmless (a set of the same entry, a delete of a missing one)."""
+        self._check_up()
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                for field, value in put:
+                    pipe.hset(self.keys.lists, field, value)
+                for field in drop:
+                    pipe.hdel(self.keys.lists, field)
+                pipe.incr(self.keys.lists_version)
+                replies = await pipe.execute()
+        except (TimeoutError, RedisError, OSError) as exc:
+            raise self._down(exc) from exc
+        return [int(r) for r in replies[:-1]]
 
     async def close(self) -> None:
         with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
