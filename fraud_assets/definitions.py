@@ -25,6 +25,7 @@ from fraud_assets.assets.model_performance import model_performance
 from fraud_assets.assets.model_selection import model_selection
 from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
+from fraud_assets.assets.policy import active_policy, policy_replay
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
 from fraud_assets.assets.scored_orders import scored_orders
 from fraud_assets.assets.serving_skew import serving_skew
@@ -42,6 +43,7 @@ from fraud_assets.jobs import (
     model_performance_job,
     model_selection_job,
     online_store_job,
+    policy_job,
     retrain_job,
     select_and_retrain_job,
     served_days_job,
@@ -57,6 +59,7 @@ from fraud_assets.sensors import (
     label_feed_sensor,
     landing_folder_sensor,
     model_deployed_sensor,
+    policy_candidate_sensor,
     serving_skew_sensor,
 )
 
@@ -80,6 +83,8 @@ ASSETS = map_asset_specs(
         labels,
         model_performance,
         serving_skew,
+        policy_replay,
+        active_policy,
     ],
 )
 
@@ -111,6 +116,7 @@ JOBS = [
     model_performance_job,
     serving_skew_job,
     freshness_checks_job,
+    policy_job,
 ]
 
 SCHEDULES: list = [freshness_schedule]
@@ -122,6 +128,7 @@ SENSORS: list = [
     decision_log_sensor,
     label_feed_sensor,
     serving_skew_sensor,
+    policy_candidate_sensor,
 ]
 
 # Defaults read the environment at run time: FRAUD_DATA_DIR, DASK_SCHEDULER_ADDRESS, REDIS_URL.

@@ -16,6 +16,7 @@ from fraud_assets.assets.model_performance import model_performance
 from fraud_assets.assets.model_selection import model_selection
 from fraud_assets.assets.online_store import online_store
 from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
+from fraud_assets.assets.policy import active_policy, policy_replay
 from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
 from fraud_assets.assets.scored_orders import scored_orders
 from fraud_assets.assets.serving_skew import serving_skew
@@ -134,6 +135,15 @@ model_selection_job = define_asset_job(
     selection=AssetSelection.assets(model_selection),
     tags=RETRAIN_LANE,
     description="Select the model's hyperparameters on time-ordered folds of the features.",
+)
+
+# A candidate decision policy replayed next to the active one and, when its guardrails hold,
+# made active: what policy_candidate_sensor launches when a policy is submitted.
+policy_job = define_asset_job(
+    "policy_job",
+    selection=AssetSelection.assets(policy_replay, active_policy),
+    description="Replay the candidate policy next to the active one; activate it when the "
+    "guardrails hold.",
 )
 
 # The online store alone: the sensor's choice when new features arrive while a retrain is

@@ -26,11 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rollback.add_argument("--reason", default="", help="why, for the registry's record")
 
 
-def _registry(args: argparse.Namespace) -> Path:
+def _layout(args: argparse.Namespace):
     from fraud_core.storage import DataLayout
 
-    layout = DataLayout(args.data_dir.resolve()) if args.data_dir else DataLayout.from_env()
-    return layout.models
+    return DataLayout(args.data_dir.resolve()) if args.data_dir else DataLayout.from_env()
 
 
 def _fmt(value: object) -> str:
@@ -64,7 +63,8 @@ def list_models(registry: Path) -> int:
     return 0
 
 
-def rollback(registry: Path, version: str, reason: str) -> int:
+def rollback(registry: Path, version: str, reason: str, audit_folder: Path) -> int:
+    from fraud_core import audit
     from fraud_core.model.artifact import (
         ModelIntegrityError,
         current_version,
@@ -87,12 +87,18 @@ def rollback(registry: Path, version: str, reason: str) -> int:
     set_current(
         registry, version, reason=f"rollback (CLI): {reason}" if reason else "rollback (CLI)"
     )
+    audit.append(
+        audit_folder,
+        audit.AuditRecord(
+            "model.promote", audit.cli_actor(), "model", f"rollback: {reason}", before, version
+        ),
+    )
     print(f"serving {version} (was {before or 'none'})")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    registry = _registry(args)
+    layout = _layout(args)
     if args.action == "list":
-        return list_models(registry)
-    return rollback(registry, args.version, args.reason)
+        return list_models(layout.models)
+    return rollback(layout.models, args.version, args.reason, layout.audit)

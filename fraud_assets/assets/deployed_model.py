@@ -26,6 +26,7 @@ from pydantic import Field
 
 from fraud_assets.assets.fraud_model import fraud_model, quality_metadata
 from fraud_assets.resources import DataLayoutResource
+from fraud_core import audit
 from fraud_core.model.artifact import (
     ModelIntegrityError,
     check_version,
@@ -217,6 +218,18 @@ def deployed_model(
     now = current_version(registry)
     if now is None:
         raise Failure("no model is deployed: the first model did not pass the gate")
+    if now != before:
+        audit.append(
+            data.audit,
+            audit.AuditRecord(
+                action="model.promote",
+                actor=f"dagster:{context.run.run_id}",
+                target="model",
+                reason=f"{action}: {config.reason or (decision.summary if decision else '')}",
+                before=before,
+                after=now,
+            ),
+        )
     card = read_card(registry, now)
     summary = deployment_markdown(card, action, before, decision, DEFAULT_K, config.reason)
     return MaterializeResult(

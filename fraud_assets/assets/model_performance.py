@@ -27,17 +27,17 @@ from dagster import (
 from fraud_assets.assets.labels import labels
 from fraud_assets.assets.scored_orders import scored_orders
 from fraud_assets.lib.images import png_markdown
-from fraud_assets.lib.label_feed import read_feed
+from fraud_assets.lib.label_feed import order_row_labels, read_feed
 from fraud_assets.lib.range_checks import DayResult, range_check_result
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource
 from fraud_core.env import env_number
 from fraud_core.freshness import monitoring_clock
-from fraud_core.labels import empty_events, merged_events, resolve, row_events
+from fraud_core.labels import merged_events, resolve
 from fraud_core.model.dataset import TrainingSetConfig
 from fraud_core.model.evaluate import png_bytes
 from fraud_core.performance import maturity, performance, performance_figure
-from fraud_core.storage import DataLayout, atomic_path
+from fraud_core.storage import atomic_path
 
 REVIEW_PRECISION_IN_BAND = "review_precision_in_band"
 DECLINE_RATE_IN_BAND = "decline_rate_in_band"
@@ -46,18 +46,6 @@ DECLINE_RATE_MAX_ENV = "FRAUD_DECLINE_RATE_MAX"
 DEFAULT_REVIEW_PRECISION_MIN = 0.05
 DEFAULT_DECLINE_RATE_MAX = 0.05
 MATURE_DAYS = TrainingSetConfig().maturity_days
-
-
-def _row_labels(data: DataLayout, day, order_ids: pd.Series) -> pd.DataFrame:
-    """The label columns of the day's order rows (when its orders also arrived in a landing
-    file), as events."""
-    path = Path(data.raw_orders(day))
-    if not path.exists():
-        return empty_events().to_pandas()
-    names = set(pq.read_schema(path).names)
-    columns = [c for c in ("order_id", "is_fraud", "label_date") if c in names]
-    rows = pq.read_table(path, columns=columns).to_pandas()
-    return row_events(rows[rows["order_id"].isin(order_ids)])
 
 
 def _day_metadata(figures: dict) -> dict:
@@ -144,7 +132,7 @@ def model_performance(
             path, columns=["order_id", "cents", "model_version", "score", "decision"]
         ).to_pandas()
         ids = scored["order_id"].astype(str)
-        events = merged_events(ids, _row_labels(data, day, ids), feed)
+        events = merged_events(ids, order_row_labels(data, day, ids), feed)
         known = resolve(ids, events, pd.Timestamp(clock))
         fraud = known["is_fraud"].to_numpy() == 1
         age = maturity(day, clock)

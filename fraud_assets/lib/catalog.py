@@ -16,6 +16,7 @@ from dagster import AssetSpec
 
 DATA_TEAM = "team:fraud-data"  # landing files, validation, features
 ML_TEAM = "team:fraud-ml"  # training, promotion, serving and monitoring of the model
+RISK_TEAM = "team:fraud-risk"  # the analysts who own the decision policy and the lists
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ LAYERS = {
     "model": Layer(ML_TEAM, "json"),  # the registry's model and card files, the backtest report
     "serving": Layer(ML_TEAM),
     "monitoring": Layer(ML_TEAM),
+    "policy": Layer(RISK_TEAM, "json"),  # the policy pointers and replay reports
 }
 LAYER_TAG = "layer"
 STORAGE_KIND_TAG = "dagster/storage_kind"

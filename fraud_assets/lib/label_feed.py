@@ -28,6 +28,7 @@ from fraud_core.labels import (
     label_days,
     label_file_paths,
     read_label_file,
+    row_events,
 )
 from fraud_core.online_keys import OnlineKeys
 from fraud_core.storage import DataLayout, read_parquet_files, write_parquet
@@ -106,6 +107,18 @@ def read_feed(layout: DataLayout) -> pd.DataFrame:
     if not paths:
         return empty_events().to_pandas()
     return read_parquet_files(paths).to_pandas()
+
+
+def order_row_labels(layout: DataLayout, day: date, order_ids: pd.Series) -> pd.DataFrame:
+    """The label columns of the day's order rows (when its orders also arrived in a landing
+    file), as events, for `order_ids`."""
+    path = Path(layout.raw_orders(day))
+    if not path.exists():
+        return empty_events().to_pandas()
+    names = set(pq.read_schema(path).names)
+    columns = [c for c in ("order_id", "is_fraud", "label_date") if c in names]
+    rows = pq.read_table(path, columns=columns).to_pandas()
+    return row_events(rows[rows["order_id"].isin(order_ids)])
 
 
 def served_days(layout: DataLayout, order_ids: Iterable[str]) -> list[date]:

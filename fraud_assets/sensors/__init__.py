@@ -2,7 +2,7 @@
 feature runs, `retrain` turns new features into a retrained model and a fresh online store,
 `drift` recomputes drift against a newly deployed model, `decisions` drains the service's
 decision log and brings `scored_orders` up to date, `labels` keeps the label feed and
-`model_performance` up to date, `skew` compares served days with their offline features. `keys` holds the asset keys they share,
+`model_performance` up to date, `skew` compares served days with their offline features, `policy` replays a submitted policy. `keys` holds the asset keys they share,
 `ticks` their tick interval.
 
 The sensors are imported on first use (`from fraud_assets.sensors import landing_folder_sensor`
@@ -20,6 +20,7 @@ _WHERE = {
     "decision_log_sensor": "fraud_assets.sensors.decisions",
     "label_feed_sensor": "fraud_assets.sensors.labels",
     "serving_skew_sensor": "fraud_assets.sensors.skew",
+    "policy_candidate_sensor": "fraud_assets.sensors.policy",
 }
 
 __all__ = sorted(_WHERE)
