@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from litestar import Litestar
 
 from fraud_core.features.kernel import warm_up
+from fraud_core.model.artifact import CHALLENGER_FILE
 from fraud_core.online_keys import OnlineKeys, OrderIndexWindow
 from fraud_core.policy import PolicyFields
 from fraud_core.policy.registry import PolicyRegistry
@@ -64,11 +65,13 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     metrics.redis_up.set_function(lambda: 1.0 if store.up else 0.0)
     spec = settings.contract.spec
     models = ModelHolder(settings.models_dir, metrics, settings.contract)
+    challengers = ModelHolder(settings.models_dir, metrics, settings.contract, CHALLENGER_FILE)
     layout = DataLayout(settings.data_dir)
     policies = PolicyHolder(PolicyRegistry(layout), PolicyFields.of(settings.contract), metrics)
     lists = ListService(store, settings.request_shape, layout.audit)
     await store.probe()
     await models.poll_once()
+    await challengers.poll_once()
     await policies.poll_once()
     # load the compiled feature kernel now, not on the first order (compiles on a first run)
     await asyncio.to_thread(warm_up)
@@ -85,6 +88,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         spec,
         policies,
         lists,
+        challengers=challengers,
         batch_max_orders=settings.batch_max_orders,
         batch_wait_s=settings.batch_wait_ms / 1000,
         max_future_s=settings.max_future_s,
@@ -95,6 +99,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         asyncio.create_task(store.watch(), name="store-health"),
         asyncio.create_task(models.watch(settings.model_poll_s), name="model-reload"),
         asyncio.create_task(policies.watch(settings.model_poll_s), name="policy-reload"),
+        asyncio.create_task(challengers.watch(settings.model_poll_s), name="shadow-reload"),
     ]
     app.state.services = Services(
         settings=settings,

@@ -73,7 +73,21 @@ class ServiceMetrics:
         self.shadow_scored = Counter(
             "fraud_shadow_scored", "Orders the challenger model scored in shadow", registry=r
         )
+        self.shadow_info = Gauge(
+            "fraud_shadow_model_info",
+            "The challenger model scored in shadow (value 1; none when absent)",
+            ["version"],
+            registry=r,
+        )
         self._policy_version: str | None = None
+        self._shadow_version: str | None = None
+
+    def shadow_model(self, version: str | None) -> None:
+        if self._shadow_version is not None and self._shadow_version != version:
+            self.shadow_info.remove(self._shadow_version)
+        self._shadow_version = version
+        if version is not None:
+            self.shadow_info.labels(version=version).set(1)
 
     def policy_loaded(self, version: str) -> None:
         if self._policy_version is not None and self._policy_version != version:

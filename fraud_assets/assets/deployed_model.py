@@ -9,6 +9,10 @@ version: a rollback (the CLI's `fraud model rollback VERSION` does the same).
 
 # No `from __future__ import annotations`: Dagster checks the `context` annotation at
 # definition time.
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -25,14 +29,20 @@ from dagster import (
 from pydantic import Field
 
 from fraud_assets.assets.fraud_model import fraud_model, quality_metadata
+from fraud_assets.assets.model_performance import MATURE_DAYS
+from fraud_assets.lib.label_feed import order_row_labels, read_feed
 from fraud_assets.resources import DataLayoutResource
 from fraud_core import audit
+from fraud_core.freshness import monitoring_clock
+from fraud_core.labels import merged_events, resolve
 from fraud_core.model.artifact import (
+    CHALLENGER_FILE,
     ModelIntegrityError,
     check_version,
     current_version,
     load_version,
     read_card,
+    set_challenger,
     set_current,
 )
 from fraud_core.model.dataset import VALIDATION, Manifest, read_latest_manifest
@@ -47,7 +57,9 @@ from fraud_core.model.promotion import (
     read_decision,
     record_decision,
 )
+from fraud_core.model.shadow import ShadowVerdict, shadow_verdict
 from fraud_core.model.summary import deployment_markdown, rounded
+from fraud_core.performance import maturity
 from fraud_core.storage import DataLayout
 
 CANDIDATE_NOT_WORSE = "fraud_model_not_worse_than_champion"
@@ -75,6 +87,18 @@ class PromotionGate(ConfigurableResource):
     bootstrap_rounds: int = Field(
         default=_GATE.bootstrap_rounds,
         description="Bootstrap resamples; 0 compares the two AP point estimates instead.",
+    )
+
+    shadow_days: int = Field(
+        default=0,
+        description="When > 0, a new model is promoted only after it was scored in shadow "
+        "(the challenger) on at least this many matured served days, with a watched-order AP at "
+        "least the champion's minus the tolerance. 0: the validation gate alone.",
+    )
+    shadow_refused: bool = Field(
+        default=True,
+        description="A candidate the gate refuses (or that still needs shadow evidence) becomes "
+        "the challenger: the service scores it in shadow beside the champion.",
     )
 
     def policy(self) -> GatePolicy:
@@ -119,6 +143,49 @@ def _decide(data: DataLayout, gate: PromotionGate) -> GateDecision:
     )
     record_decision(data.models, decision)
     return decision
+
+
+def _shadow_verdict(data: DataLayout, version: str, gate: PromotionGate) -> ShadowVerdict:
+    """The challenger's record on matured served days (`fraud_core.model.shadow`)."""
+    clock = monitoring_clock(data)
+    feed = read_feed(data)
+    days = []
+    columns = ["order_id", "score", "decision", "shadow_version", "shadow_score"]
+    for day in data.scored_orders_days():
+        path = Path(data.scored_orders(day))
+        if maturity(day, clock) < MATURE_DAYS or "shadow_version" not in pq.read_schema(path).names:
+            continue
+        frame = pq.read_table(path, columns=columns).to_pandas()
+        ids = frame["order_id"].astype(str)
+        events = merged_events(ids, order_row_labels(data, day, ids), feed)
+        frame["is_fraud"] = resolve(ids, events, pd.Timestamp(clock))["is_fraud"].to_numpy() == 1
+        days.append(frame)
+    return shadow_verdict(version, days, gate.shadow_days, gate.tolerance)
+
+
+def _update_challenger(
+    context: AssetExecutionContext, data: DataLayout, gate: PromotionGate, decision: GateDecision
+) -> None:
+    """A refused candidate goes into shadow (`shadow_refused`); a promoted one leaves it."""
+    registry = data.models
+    shadow = current_version(registry, CHALLENGER_FILE)
+    served = current_version(registry)
+    candidate = decision.candidate_version
+    if candidate == served and shadow == candidate:
+        after, why = None, "promoted: no longer a challenger"
+    elif candidate != served and gate.shadow_refused and shadow != candidate:
+        after, why = candidate, f"not promoted ({decision.summary}): scored in shadow"
+    else:
+        return
+    set_challenger(registry, after, why)
+    audit.append(
+        data.audit,
+        audit.AuditRecord(
+            "model.challenger", f"dagster:{context.run.run_id}", "model:challenger", why,
+            shadow, after,
+        ),
+    )  # fmt: skip
+    context.log.info(f"challenger: {after or 'none'} (was {shadow or 'none'})")
 
 
 def _decision_metadata(decision: GateDecision) -> dict:
@@ -208,7 +275,13 @@ def deployed_model(
         decision = read_decision(registry, version)
         if decision is None or decision.champion_version != before:
             decision = _decide(data, gate)  # the check did not run for this champion
+        if decision.passed and gate.shadow_days > 0 and before is not None and version != before:
+            verdict = _shadow_verdict(data, version, gate)
+            metadata["shadow"] = MetadataValue.json(verdict.to_dict())
+            decision.reasons.append(verdict.reason)
+            decision.passed = verdict.passed
         promote(registry, decision)
+        _update_challenger(context, data, gate, decision)
         metadata.update(_decision_metadata(decision))
         if decision.passed:
             action = "promoted" if version != before else "unchanged"

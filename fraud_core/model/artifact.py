@@ -41,6 +41,9 @@ if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model i
 MODEL_FILE = "model.ubj"
 CARD_FILE = "card.json"
 CURRENT_FILE = "current.json"
+# the model the service scores in shadow beside the served one (never deciding); no file: none
+CHALLENGER_FILE = "challenger.json"
+POINTER_FILES = (CURRENT_FILE, CHALLENGER_FILE)
 VERSION_PATTERN = re.compile(r"[0-9a-f]{16}")
 """A registry version: the first 16 hex digits of the model's SHA-256, as `save_version` names it."""
 THRESHOLD_NAMES = frozenset({"review", "decline"})
@@ -264,10 +267,12 @@ def list_versions(registry: Path) -> list[ModelCard]:
     return sorted(cards, key=lambda c: (c.created_at, c.version))
 
 
-def current_version(registry: Path) -> str | None:
-    """The served version, or None when nothing was promoted yet. ModelIntegrityError when
-    `current.json` is unreadable or does not name a registry version."""
-    path = Path(registry) / CURRENT_FILE
+def current_version(registry: Path, pointer: str = CURRENT_FILE) -> str | None:
+    """The served version (or the challenger's, `pointer=CHALLENGER_FILE`), None when there is
+    none. ModelIntegrityError when the pointer is unreadable or names no registry version."""
+    if pointer not in POINTER_FILES:
+        raise ValueError(f"no model pointer {pointer!r}")
+    path = Path(registry) / pointer
     try:
         text = path.read_bytes()
     except FileNotFoundError:
@@ -296,3 +301,21 @@ def set_current(registry: Path, version: str, reason: str = "") -> None:
     with atomic_path(Path(registry) / CURRENT_FILE) as tmp:
         tmp.write_text(json.dumps(pointer))
     os.utime(Path(registry) / CURRENT_FILE)
+
+
+def set_challenger(registry: Path, version: str | None, reason: str = "") -> None:
+    """Point `challenger` at an existing version (the service scores it in shadow), or remove
+    the pointer (`None`: no shadow model)."""
+    path = Path(registry) / CHALLENGER_FILE
+    if version is None:
+        path.unlink(missing_ok=True)
+        return
+    if not (Path(registry) / check_version(version) / CARD_FILE).exists():
+        raise FileNotFoundError(f"no model version {version!r} in {registry}")
+    pointer = {
+        "version": version,
+        "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        "reason": reason,
+    }
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(pointer))

@@ -125,27 +125,33 @@ def offline_orders(
 ) -> ReplayOrders:
     """A day's offline feature rows joined to its validated orders (entity keys, attributes,
     time) and scored by `score` (the deployed model)."""
+    # the order's own columns win over features of the same name (`order_amount` is both)
+    clash = {c: f"{c}__order" for c in orders.columns if c != "order_id" and c in feature_names}
     joined = features[["order_id", *feature_names]].merge(
-        orders, on="order_id", how="inner", suffixes=("", "_order")
+        orders.rename(columns=clash), on="order_id", how="inner"
     )
+
+    def column(name: str) -> pd.Series:
+        return joined[clash.get(name, name)]
+
     matrix = joined[feature_names].to_numpy(dtype=np.float64)
+    times = pd.to_datetime(column("order_date"), utc=True)
     frame = pd.DataFrame(
         {
             "order_id": joined["order_id"].astype(str).to_numpy(),
-            "t_s": pd.to_datetime(joined["order_date"], utc=True).astype("int64").to_numpy()
-            // 10**9
-            if len(joined)
-            else np.empty(0, dtype=np.int64),
-            "amount": joined["order_amount"].to_numpy(dtype=float),
+            "t_s": (times - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(np.int64),
+            "amount": column("order_amount").to_numpy(dtype=float),
             "score": score(matrix) if len(joined) else np.empty(0),
             "model_version": model_version,
             "source": SOURCE_OFFLINE,
         }
     )
     for name in _strings(fields):
-        frame[name] = joined[name].fillna("").astype(str).to_numpy() if name in joined else ""
+        present = clash.get(name, name) in joined
+        frame[name] = column(name).fillna("").astype(str).to_numpy() if present else ""
     for name in _numbers(fields, feature_names):
-        frame[name] = joined[name].to_numpy(dtype=float) if name in joined else np.nan
+        present = clash.get(name, name) in joined
+        frame[name] = column(name).to_numpy(dtype=float) if present else np.nan
     frame["list_hits"] = [[] for _ in range(len(frame))]
     first_seen = {
         kind: joined[f"{kind}__first_seen"].to_numpy() == 1.0

@@ -55,9 +55,17 @@ class ServedModel:
 
 class ModelHolder:
     def __init__(
-        self, registry: Path, metrics: ServiceMetrics, contract: Contract | None = None
+        self,
+        registry: Path,
+        metrics: ServiceMetrics,
+        contract: Contract | None = None,
+        pointer: str = CURRENT_FILE,
     ) -> None:
+        """`pointer`: the served model's (`current.json`) or the shadow model's
+        (`challenger.json`: scored beside the served one, never deciding; optional)."""
         self.registry = Path(registry)
+        self.pointer = pointer
+        self.shadow = pointer != CURRENT_FILE
         self.metrics = metrics
         # a model trained under another contract, or of other features, is refused
         self.contract = contract or builtin_contract()
@@ -76,9 +84,10 @@ class ModelHolder:
 
     def _signature(self) -> Signature | None:
         try:
-            version = current_version(self.registry)  # refuses a pointer that is no version name
+            # refuses a pointer that is no version name
+            version = current_version(self.registry, self.pointer)
         except OSError as exc:
-            raise ModelIntegrityError(f"{CURRENT_FILE} is unreadable: {exc}") from exc
+            raise ModelIntegrityError(f"{self.pointer} is unreadable: {exc}") from exc
         if version is None:
             return None
         folder = self.registry / version
@@ -90,15 +99,19 @@ class ModelHolder:
             signature = await asyncio.to_thread(self._signature)
         except ModelIntegrityError as exc:
             # once per change of current.json, not at every poll
-            pointer = await asyncio.to_thread(_stat, self.registry / CURRENT_FILE)
+            pointer = await asyncio.to_thread(_stat, self.registry / self.pointer)
             if pointer != self._refused_pointer:
                 self._refused_pointer = pointer
-                self._refuse(None, f"{CURRENT_FILE} refused: {exc}")
+                self._refuse(None, f"{self.pointer} refused: {exc}")
             return False
         self._refused_pointer = None
         if signature is None:
             if self.current is None:
-                self.last_error = f"no {CURRENT_FILE} in {self.registry}"
+                self.last_error = f"no {self.pointer} in {self.registry}"
+            elif self.shadow:  # the challenger was withdrawn
+                log.info("no shadow model any more (was %s)", self.current.version)
+                self.current = None
+                self.metrics.shadow_model(None)
             return False
         if (self.current and self.current.signature == signature) or signature in self._refused:
             return False
@@ -118,8 +131,12 @@ class ModelHolder:
         previous = self.current.version if self.current else None
         self.current = ServedModel(scorer, datetime.now(UTC), signature)
         self.last_error = ""
-        self.metrics.model_loaded(version, previous)
-        log.info("serving model %s (was %s)", version, previous)
+        if self.shadow:
+            self.metrics.shadow_model(version)
+            log.info("scoring model %s in shadow (was %s)", version, previous)
+        else:
+            self.metrics.model_loaded(version, previous)
+            log.info("serving model %s (was %s)", version, previous)
         return True
 
     def _refuse(self, signature: Signature | None, message: str) -> None:
@@ -127,10 +144,11 @@ class ModelHolder:
             self._refused.add(signature)
         self.last_error = message
         self.metrics.model_refused()
+        doing = "scoring in shadow" if self.shadow else "serving"
         log.error(
             "%s; %s",
             message,
-            f"still serving {self.current.version}" if self.current else "no model served",
+            f"still {doing} {self.current.version}" if self.current else f"nothing {doing}",
         )
 
     async def watch(self, interval_s: float) -> None:

@@ -192,6 +192,7 @@ class ScoringService:
         policies: PolicyHolder,
         lists: ListService,
         *,
+        challengers: ModelHolder | None = None,
         batch_max_orders: int = 64,
         batch_wait_s: float = 0.0,
         max_future_s: int = DEFAULT_MAX_FUTURE_S,
@@ -208,6 +209,7 @@ class ScoringService:
         self.max_future_s = max_future_s
         self.policies = policies
         self.lists = lists
+        self.challengers = challengers  # a model scored in shadow, for the decision log only
         self.numeric = tuple(a.name for a in shape.attributes if a.type == "numeric")
         self._rule_counters: dict[str, Any] = {}
         self.batcher: MicroBatcher[_Job, list[ScoredOrder]] = MicroBatcher(
@@ -407,6 +409,12 @@ class ScoringService:
                 by_kind[kind][value] = state
         features = batch_features(by_kind, events, spec)
         batch = model.scorer.score(features)
+        shadow = self.challengers.current if self.challengers is not None else None
+        shadow_scores = None
+        if shadow is not None and shadow.version != model.version:
+            # the challenger's calibrated scores only (no reasons): what promotion compares
+            shadow_scores = shadow.scorer.predict(np.asarray(features, dtype=np.float64))
+            self.metrics.shadow_scored.inc(len(fresh))
 
         current = dict(states)
         for event in events:
@@ -479,6 +487,8 @@ class ScoringService:
                 list_hits=hits,
                 new_kinds=list(new_entities[i]),
                 numbers=numbers[i],
+                shadow_version=shadow.version if shadow_scores is not None else "",
+                shadow_score=float(shadow_scores[i]) if shadow_scores is not None else None,
             )
             records.append(
                 (

@@ -27,7 +27,13 @@ from fraud_assets.assets.training_set import (
     training_set,
 )
 from fraud_cli.main import main as fraud_cli
-from fraud_core.model.artifact import current_version, list_versions, load_version
+from fraud_core import audit
+from fraud_core.model.artifact import (
+    CHALLENGER_FILE,
+    current_version,
+    list_versions,
+    load_version,
+)
 from fraud_core.model.dataset import TRAIN, VALIDATION, time_rule_violations
 from fraud_core.model.decisions import ThresholdTargets
 from fraud_core.model.promotion import candidate_version, read_decision
@@ -155,6 +161,12 @@ def test_train_gate_deploy_and_rollback(features_on_disk, capsys) -> None:
     kept = _metadata(alone, "deployed_model")
     assert kept["action"] == "refused"
     assert current_version(registry) == champion
+    # the refused candidate is scored in shadow beside the champion from now on, audited
+    assert current_version(registry, CHALLENGER_FILE) == refused
+    [moved] = audit.read(layout.audit, action="model.challenger")
+    assert moved["after"] == refused and moved["before"] is None and "shadow" in moved["reason"]
+    promoted = audit.read(layout.audit, action="model.promote")
+    assert [r["after"] for r in promoted] == [champion]
     # the candidate and the champion side by side, on the same validation orders
     summary = kept["summary"]
     assert len(summary) <= 1_000 and "Gate **refused**" in summary and "vs the champion" in summary
