@@ -7,6 +7,7 @@ key in the environment). Every change is audited as `cli:<login>` ($FRAUD_ACTOR 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import UTC, datetime

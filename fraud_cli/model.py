@@ -1,8 +1,10 @@
-"""`fraud model list | rollback VERSION`: the model registry from the command line.
+"""`fraud model list | rollback VERSION | challenger VERSION`: the model registry from the
+command line.
 
 `list` shows every version with its validation metrics, the gate's verdict and which one serves;
 `rollback` re-points `current` to an earlier version (the service hot-reloads it), the same as
-materializing `deployed_model` with `version` set in the Dagster UI.
+materializing `deployed_model` with `version` set in the Dagster UI; `challenger` names the
+version the service scores in shadow beside the served one (`--clear`: none). Both are audited.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rollback = sub.add_parser("rollback", help="serve an earlier version")
     rollback.add_argument("version", help="a version from `fraud model list`")
     rollback.add_argument("--reason", default="", help="why, for the registry's record")
+    shadow = sub.add_parser("challenger", help="score a version in shadow beside the served one")
+    shadow.add_argument("version", nargs="?", help="a version from `fraud model list`")
+    shadow.add_argument("--clear", action="store_true", help="no model in shadow")
+    shadow.add_argument("--reason", required=True, help="why (audited)")
 
 
 def _layout(args: argparse.Namespace):
@@ -97,8 +103,44 @@ def rollback(registry: Path, version: str, reason: str, audit_folder: Path) -> i
     return 0
 
 
+def challenger(registry: Path, version: str | None, reason: str, audit_folder: Path) -> int:
+    from fraud_core import audit
+    from fraud_core.model.artifact import (
+        CHALLENGER_FILE,
+        ModelIntegrityError,
+        current_version,
+        load_version,
+        set_challenger,
+    )
+
+    before = current_version(registry, CHALLENGER_FILE)
+    if version is not None:
+        try:
+            load_version(registry, version)  # never score a file that does not verify
+        except FileNotFoundError:
+            print(f"fraud model: no version {version!r} in {registry}", file=sys.stderr)
+            return 2
+        except ModelIntegrityError as err:
+            print(f"fraud model: {err}", file=sys.stderr)
+            return 2
+    set_challenger(registry, version, reason)
+    audit.append(
+        audit_folder,
+        audit.AuditRecord(
+            "model.challenger", audit.cli_actor(), "model:challenger", reason, before, version
+        ),
+    )
+    print(f"in shadow: {version or 'none'} (was {before or 'none'})")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     layout = _layout(args)
     if args.action == "list":
         return list_models(layout.models)
+    if args.action == "challenger":
+        if (args.version is None) == (not args.clear):
+            print("fraud model challenger: give a VERSION or --clear", file=sys.stderr)
+            return 2
+        return challenger(layout.models, args.version, args.reason, layout.audit)
     return rollback(layout.models, args.version, args.reason, layout.audit)
