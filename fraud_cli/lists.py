@@ -41,8 +41,6 @@ def _when(epoch_s: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
     import redis
 
     from fraud_core import audit
