@@ -14,6 +14,9 @@ over 100,000 customers and e-mails (150,000 generated, 45 days of orders), drive
 Prints `RESULT p50_ms=`, `RESULT p99_ms=` (at the fixed rate), `RESULT max_rps=` (saturation) and
 `RESULT score_max_abs_diff=`. Goals on 2 cores: p99 <= 10 ms at 500/s, >= 2,000 scores/s.
 
+`--policy-rules 50` then activates a 50-rule policy (bench/policy_rules.py) on the same service
+and measures again: `RESULT p99_ms_policy50=`, `RESULT max_rps_policy50=` and the overhead.
+
 `--wrk 16,64` then drives the same service with `wrk` (Debian's package: `apt-get install wrk`)
 and bench/score.lua, `--seconds` per connection count: `RESULT wrk_<n>_rps=`, p50/p99, the
 non-2xx count and the workers' CPU time per scored order (issue 14's measure: `--workers 2 --wrk
@@ -306,6 +309,70 @@ def store_memory(url: str, prefix: str, namespace: str) -> None:
         )
 
 
+def measure(args, port: int, maker, checks: list, suffix: str) -> tuple[float, float]:
+    """The fixed-rate run and the saturation run; their RESULT lines (named with `suffix`)."""
+    lat, statuses = asyncio.run(
+        fixed_rate("127.0.0.1", port, maker, args.rate, args.seconds, checks)
+    )
+    print(
+        f"fixed {args.rate:.0f}/s for {args.seconds:.0f} s: {len(lat):,} requests, statuses {statuses}"
+    )
+    print(f"RESULT p50_ms{suffix}={_pct(lat, 50):.2f} ms")
+    print(f"RESULT p99_ms{suffix}={_pct(lat, 99):.2f} ms")
+    sat, statuses, elapsed = asyncio.run(
+        saturation("127.0.0.1", port, maker, args.seconds, args.concurrency, checks)
+    )
+    ok = statuses.get(200, 0)
+    print(
+        f"saturation, {args.concurrency} connections for {elapsed:.1f} s: {len(sat):,} requests, "
+        f"statuses {statuses}, p50 {_pct(sat, 50):.1f} ms, p99 {_pct(sat, 99):.1f} ms"
+    )
+    print(f"RESULT max_rps{suffix}={ok / elapsed:.0f} scores/s")
+    return _pct(lat, 99), ok / elapsed
+
+
+def activate_bench_policy(root: Path, url: str, prefix: str, orders, n_rules: int, port: int):
+    """A policy of `n_rules` rules made active (the service hot-reloads it) and 20 customers on
+    the block list; returns when the service applies it."""
+    import httpx
+    import redis
+    from policy_rules import policy_text
+
+    from fraud_core.contract import builtin_contract
+    from fraud_core.online_keys import OnlineKeys
+    from fraud_core.policy import PolicyFields, load_policy
+    from fraud_core.policy.lists import new_entry
+    from fraud_core.policy.registry import ACTIVE, PolicyRegistry
+    from fraud_core.storage import DataLayout
+
+    policy = load_policy(
+        policy_text(PolicyFields.of(builtin_contract()), n_rules),
+        PolicyFields.of(builtin_contract()),
+    )
+    registry = PolicyRegistry(DataLayout(root))
+    registry.save(policy, "cli:bench", "bench")
+    registry.point(ACTIVE, policy.version, "cli:bench", "bench")
+    keys = OnlineKeys(prefix)
+    client = redis.Redis.from_url(url)
+    try:
+        for customer in orders["customer_id"].drop_duplicates().head(20):
+            entry = new_entry("block", "customer_id", str(customer), "bench", "cli:bench")
+            client.hset(keys.lists, entry.field, entry.to_json())
+        client.incr(keys.lists_version)
+    finally:
+        client.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        got = httpx.get(
+            f"http://127.0.0.1:{port}/v1/policy", headers={"X-API-Key": API_KEY}, timeout=5
+        ).json()
+        if got.get("version") == policy.version:
+            print(f"policy {policy.version}: {n_rules} rules, 2 segments, 20 blocked customers")
+            return
+        time.sleep(0.2)
+    raise SystemExit("the service did not apply the bench policy within 30 s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -320,6 +387,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
         "--wrk", default="", help="connection counts for a wrk run each, e.g. 16,64 (needs wrk)"
+    )
+    parser.add_argument(
+        "--policy-rules",
+        type=int,
+        default=0,
+        help="then activate a policy of this many rules (and 20 blocked customers) and measure "
+        "again on the same service (issue 17)",
     )
     args = parser.parse_args()
     wrk = shutil.which("wrk")
@@ -370,24 +444,15 @@ def main() -> None:
             # them out of the measured latencies (the service does the same at start-up)
             gc.collect()
             gc.freeze()
-            (
-                lat,
-                statuses,
-            ) = asyncio.run(fixed_rate("127.0.0.1", port, maker, args.rate, args.seconds, checks))
-            print(
-                f"fixed {args.rate:.0f}/s for {args.seconds:.0f} s: {len(lat):,} requests, statuses {statuses}"
-            )
-            print(f"RESULT p50_ms={_pct(lat, 50):.2f} ms")
-            print(f"RESULT p99_ms={_pct(lat, 99):.2f} ms")
-            sat, statuses, elapsed = asyncio.run(
-                saturation("127.0.0.1", port, maker, args.seconds, args.concurrency, checks)
-            )
-            ok = statuses.get(200, 0)
-            print(
-                f"saturation, {args.concurrency} connections for {elapsed:.1f} s: {len(sat):,} requests, "
-                f"statuses {statuses}, p50 {_pct(sat, 50):.1f} ms, p99 {_pct(sat, 99):.1f} ms"
-            )
-            print(f"RESULT max_rps={ok / elapsed:.0f} scores/s")
+            base_p99, base_rps = measure(args, port, maker, checks, "")
+            if args.policy_rules:
+                activate_bench_policy(root, handle.url, prefix, orders, args.policy_rules, port)
+                p99, rps = measure(args, port, maker, checks, f"_policy{args.policy_rules}")
+                print(
+                    f"RESULT policy_overhead p99 {p99 / base_p99 - 1:+.1%}, "
+                    f"saturation {rps / base_rps - 1:+.1%} ({args.policy_rules} rules vs the "
+                    "built-in policy, same run)"
+                )
             x = np.array([[np.nan if v is None else v for v in f.values()] for _, f in checks])
             expected = booster.inplace_predict(x)
             diff = float(np.max(np.abs(expected - np.array([s for s, _ in checks]))))

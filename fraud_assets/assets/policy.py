@@ -49,6 +49,7 @@ from fraud_core.scoring.scorer import load_scorer
 from fraud_core.storage import DataLayout, atomic_path
 
 POLICY_WITHIN_GUARDRAILS = "policy_within_guardrails"
+LATEST_REPLAY = "latest.json"
 _G = Guardrails()
 
 
@@ -198,10 +199,11 @@ def policy_replay(
     report = replayer.report(guardrails, [d.isoformat() for d in days])
     markdown = report_markdown(report)
     out = Path(data.policy_replays)
-    with atomic_path(out / f"{candidate.version}.json") as tmp:
-        tmp.write_text(json.dumps(report.to_dict(), indent=1))
-    with atomic_path(out / "latest.json") as tmp:
-        tmp.write_text(json.dumps(report.to_dict(), indent=1))
+    # which submission was judged: policy_candidate_sensor does not replay it again
+    record = {**report.to_dict(), "candidate_since": pointer.since}
+    for path in (out / f"{candidate.version}.json", out / LATEST_REPLAY):
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(record, indent=1))
     actor = f"dagster:{context.run.run_id}"
     if not report.passed:
         registry.refuse(candidate.version, actor, "; ".join(report.breaches))
@@ -259,7 +261,7 @@ def active_policy(context: AssetExecutionContext, layout: DataLayoutResource) ->
     registry = PolicyRegistry(data)
     candidate = registry.pointer(CANDIDATE)
     before = registry.pointer(ACTIVE)
-    replayed = Path(data.policy_replays) / "latest.json"
+    replayed = Path(data.policy_replays) / LATEST_REPLAY
     judged = json.loads(replayed.read_text()) if replayed.exists() else {}
     if candidate is None or (before is not None and before.version == candidate.version):
         action, now = "unchanged", before.version if before else "default"

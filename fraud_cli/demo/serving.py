@@ -161,7 +161,10 @@ def running_service(ctx: DemoContext) -> Iterator[tuple[str, str]]:
 
     api_key = secrets.token_urlsafe(18)
     port = free_port()
-    env = dict(os.environ, FRAUD_API_KEYS=api_key, FRAUD_DATA_DIR=str(ctx.layout.root))
+    # an admin key (the demo also edits lists and policies), shown with its id "demo"
+    env = dict(
+        os.environ, FRAUD_API_KEYS=f"admin:demo:{api_key}", FRAUD_DATA_DIR=str(ctx.layout.root)
+    )
     command = [
         sys.executable,
         "-m",
@@ -200,6 +203,7 @@ def score_with_the_service(ctx: DemoContext) -> None:
     import httpx
 
     from fraud_cli.demo.context import StepFailed
+    from fraud_cli.demo.controls import show_team_controls
     from fraud_core.contract.loader import unserved_terms
     from fraud_core.contract.request import request_fields
     from fraud_core.model.artifact import current_version
@@ -250,6 +254,7 @@ def score_with_the_service(ctx: DemoContext) -> None:
                     f"score {answer['score']:.3f} {answer['decision'].upper()}{new}\n"
                     f"                    reasons: {reasons}"
                 )
+            show_team_controls(ctx, client, samples[1][1], primary)
         example = json.dumps({**order, "order_id": "my-order-1"})
         print(
             f"    try it: fraud serve, then\n    curl -s -H '{_HEADER}: <key>' -H 'Content-Type: application/json' "

@@ -108,5 +108,9 @@ STEPS: list[Step] = [
         "ingest it, retrain, reload, judge the served day",
         feed_one_more_day,
     ),
-    Step("score orders through the scoring service (fraud serve)", score_with_the_service),
+    Step(
+        "score orders through the scoring service (fraud serve); a list entry, a policy rule, "
+        "a refused policy",
+        score_with_the_service,
+    ),
 ]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
+from fraud_assets.assets.policy import POLICY_WITHIN_GUARDRAILS
 from fraud_cli.demo import DEFAULT_DAYS
 from fraud_cli.demo.model import days_for_a_full_window
 from fraud_core.calendar import START_ENV, first_day
@@ -35,6 +36,16 @@ def test_the_demo_keeps_its_budget_and_ends_scoring_orders(small_demo) -> None:
     decisions = re.findall(r"-> score (\d\.\d{3}) (APPROVE|REVIEW|DECLINE)", last_step)
     assert len(decisions) == 3, last_step
     assert decisions[-1][1] != "APPROVE"  # the account takeover is not waved through
+    # the fraud team's controls (issue 17): a list entry and a rule change decisions, a greedy
+    # policy is refused by its replay's guardrails
+    assert re.search(
+        r"block list \+ customer_id \S+: their next order -> DECLINE \(by block_listed\)", last_step
+    ), last_step
+    assert re.search(
+        r"rule big_first_order\): a first order of 1,500\.00 \w+ \(by score\) -> REVIEW \(by big_first_order\)",
+        last_step,
+    ), last_step
+    assert re.search(r"replayed by policy_replay: REFUSED: decline rate \+", last_step), last_step
     assert str(home / "demo.log") in lines[-1]
     assert "Traceback" not in stdout + small_demo.stderr
     # the feedback loop (issue 16): the day the service scored before its file landed is in
@@ -59,6 +70,14 @@ def test_the_demo_runs_are_runs_of_the_code_location(small_demo, monkeypatch) ->
     instance = DagsterInstance.from_config(str(home))
     try:
         runs = instance.get_runs()
+        # every run succeeds but the demo's greedy policy's replay: refused by its blocking check
+        (refused,) = [r for r in runs if r.job_name == "policy_job"]
+        assert refused.status == DagsterRunStatus.FAILURE
+        (check,) = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [AssetCheckKey(AssetKey("policy_replay"), POLICY_WITHIN_GUARDRAILS)]
+        ).values()
+        assert check.run_id == refused.run_id
+        runs = [r for r in runs if r.job_name != "policy_job"]
         assert runs and all(r.status == DagsterRunStatus.SUCCESS for r in runs)
         # What a job page of the UI asks for: the job's runs in this repository and location.
         for job, count in (("daily_features_job", 2), ("retrain_job", 2)):  # demo's, sensor's
