@@ -59,11 +59,15 @@ def main() -> None:
     card = {"review": 0.3, "decline": 0.7}
     n = len(orders)
 
+    # as ScoringService._decide builds them: only the names the policy reads
+    columns = [(name, j) for j, name in enumerate(names) if name in policy.reads]
+    read_kinds = [k for k in kinds if k in policy.reads]
+
     def facts(i: int) -> OrderFacts:
-        # as ScoringService._decide builds them
-        values: dict[str, float | str] = dict(zip(names, rows[i].tolist(), strict=True))
-        values.update(keys[i])
-        values["location_lat"] = values["location_long"] = math.nan
+        row = rows[i]
+        values: dict[str, float | str] = {name: float(row[j]) for name, j in columns}
+        for kind in read_kinds:
+            values[kind] = keys[i][kind]
         values["amount"], values["score"], values["hour"] = amounts[i], float(scores[i]), hours[i]
         return OrderFacts(values, lists.hits(keys[i], 0.0), frozenset())
 
@@ -84,7 +88,7 @@ def main() -> None:
     outcomes = [decide(f, card) for f in built]
     matched = sum(len(o.rules) for o in outcomes) / n
     by_rule = sum(o.decided_by != "score" for o in outcomes) / n
-    print(f"{n:,} orders, {len(policy.rules)} rules: {matched:.1f} rules match an order on average, "
+    print(f"{n:,} orders, {len(policy.rules)} rules reading {len(policy.reads)} names: {matched:.1f} rules match an order on average, "
           f"{by_rule:.1%} decided by a rule")  # fmt: skip
     print(f"RESULT policy_decide_us={best_decide * 1e6:.1f} µs per order (best of 5)")
     print(f"RESULT policy_step_us={best_step * 1e6:.1f} µs per order (facts + decide, best of 5)")

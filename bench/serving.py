@@ -331,10 +331,11 @@ def measure(args, port: int, maker, checks: list, suffix: str) -> tuple[float, f
     return _pct(lat, 99), ok / elapsed
 
 
-def activate_bench_policy(root: Path, url: str, prefix: str, orders, n_rules: int, port: int):
+def activate_bench_policy(
+    root: Path, url: str, prefix: str, orders, n_rules: int, port: int
+) -> str:
     """A policy of `n_rules` rules made active (the service hot-reloads it) and 20 customers on
-    the block list; returns when the service applies it."""
-    import httpx
+    the block list; its version, once the service applies it."""
     import redis
     from policy_rules import policy_text
 
@@ -361,13 +362,20 @@ def activate_bench_policy(root: Path, url: str, prefix: str, orders, n_rules: in
         client.incr(keys.lists_version)
     finally:
         client.close()
+    _wait_policy(port, lambda v: v == policy.version)
+    print(f"policy {policy.version}: {n_rules} rules, 2 segments, 20 blocked customers")
+    return policy.version
+
+
+def _wait_policy(port: int, wanted) -> None:
+    import httpx
+
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         got = httpx.get(
             f"http://127.0.0.1:{port}/v1/policy", headers={"X-API-Key": API_KEY}, timeout=5
         ).json()
-        if got.get("version") == policy.version:
-            print(f"policy {policy.version}: {n_rules} rules, 2 segments, 20 blocked customers")
+        if wanted(got.get("version")):
             return
         time.sleep(0.2)
     raise SystemExit("the service did not apply the bench policy within 30 s")
@@ -446,12 +454,20 @@ def main() -> None:
             gc.freeze()
             base_p99, base_rps = measure(args, port, maker, checks, "")
             if args.policy_rules:
-                activate_bench_policy(root, handle.url, prefix, orders, args.policy_rules, port)
+                # A, B, A: the states grow with every order scored, so the policy's run is
+                # compared with the mean of a run before it and one after it
+                policy = activate_bench_policy(
+                    root, handle.url, prefix, orders, args.policy_rules, port
+                )
                 p99, rps = measure(args, port, maker, checks, f"_policy{args.policy_rules}")
+                (root / "policies" / "active.json").unlink()  # back to the built-in policy
+                _wait_policy(port, lambda v: v != policy)
+                after_p99, after_rps = measure(args, port, maker, checks, "_after")
+                base_p99, base_rps = (base_p99 + after_p99) / 2, (base_rps + after_rps) / 2
                 print(
                     f"RESULT policy_overhead p99 {p99 / base_p99 - 1:+.1%}, "
                     f"saturation {rps / base_rps - 1:+.1%} ({args.policy_rules} rules vs the "
-                    "built-in policy, same run)"
+                    "built-in policy before and after, same run)"
                 )
             x = np.array([[np.nan if v is None else v for v in f.values()] for _, f in checks])
             expected = booster.inplace_predict(x)

@@ -10,6 +10,7 @@ Readers skip a torn last line (a writer that died mid-write) and say so.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,7 @@ ACTIONS = (
 )
 ACTOR_ENV = "FRAUD_ACTOR"  # who runs the CLI (default: the login name)
 MAX_TEXT = 2_000  # a reason longer than this is cut: the trail is for people
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ def append(folder: str | os.PathLike[str], record: AuditRecord) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    # who did it by id (a key's id, never the key), for the logs too; a list entry's entity
+    # value stays in the trail ("list:block:email", not the address: logs are not the store)
+    what = ":".join(record.target.split(":")[:3])
+    log.info("audit: %s %s by %s", record.action, what, record.actor)
 
 
 def _records(folder: Path) -> Iterator[tuple[Path, int, dict]]:

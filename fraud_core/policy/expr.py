@@ -91,6 +91,13 @@ def compile_condition(text: str, fields: PolicyFields, where: str = "condition")
     return node.fn
 
 
+def condition_reads(text: str, fields: PolicyFields) -> frozenset[str]:
+    """The names a valid condition reads (so a caller fills only those in `OrderFacts`)."""
+    parser = _Parser(text, fields, "condition")
+    parser.parse()
+    return frozenset(parser.reads)
+
+
 @dataclass(frozen=True, slots=True)
 class _Token:
     kind: str  # "number" | "string" | "name" | "end" | the operator or keyword itself
@@ -142,6 +149,7 @@ class _Parser:
         self.types = fields.types
         self.where = where
         self.nesting = 0
+        self.reads: set[str] = set()  # the names the condition reads
         self.tokens = self.tokenize()
         self.i = 0
 
@@ -385,6 +393,7 @@ class _Parser:
             if name in FUNCTIONS:
                 self.fail(tok.start, f"{name} is a function: call it, as in {name}(...)")
             self.fail(tok.start, f"unknown name {name!r}{_did_you_mean(name, self.types)}")
+        self.reads.add(name)
         return self.node(type_, _read(name), tok.start, tok.end, field=name)
 
     # -- operators --------------------------------------------------------------------------

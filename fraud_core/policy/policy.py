@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from fraud_core.model.artifact import check_thresholds, decision_for
-from fraud_core.policy.expr import Condition, compile_condition
+from fraud_core.policy.expr import Condition, compile_condition, condition_reads
 from fraud_core.policy.fields import LIST_NAMES, OrderFacts, PolicyError, PolicyFields
 
 __all__ = [  # what the policy's users import from here, the fields' names included
@@ -90,6 +90,9 @@ class Policy:
     segments: tuple[Segment, ...]
     thresholds: dict[str, float] | None
     text: str  # the file's text as loaded
+    # every name its conditions read, and the score (the thresholds read it): what a caller must
+    # put in `OrderFacts.values`
+    reads: frozenset[str] = frozenset({SCORE})
     # "p-" + the first 12 hex digits of the text's SHA-256: the registry and the decision log
     # know a policy by it
     version: str = field(init=False)
@@ -179,6 +182,9 @@ def load_policy(text: str, fields: PolicyFields) -> Policy:
             if len(problems) == 1
             else f"{len(problems)} problems in the policy:\n  " + "\n  ".join(problems)
         )
+    reads = {SCORE}
+    for item in (*rules, *segments):
+        reads |= condition_reads(item.when, fields)
     return Policy(
         name=name,
         description=description,
@@ -186,6 +192,7 @@ def load_policy(text: str, fields: PolicyFields) -> Policy:
         segments=segments,
         thresholds=thresholds,
         text=text,
+        reads=frozenset(reads),
     )
 
 

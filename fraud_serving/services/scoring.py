@@ -1,5 +1,7 @@
 """Scoring orders: read their entities' states, compute features with the `fraud_core` online
-path, predict and explain, then store the answer and the updated states in one atomic step.
+path, predict and explain, apply the fraud team's policy (rules, lists, segment thresholds:
+`fraud_core.policy`; a challenger model is scored in shadow beside, for the log only), then store
+the answer and the updated states in one atomic step.
 
 `process` is the micro-batcher's callback: it gets the jobs (requests) that arrived together and
 handles all their orders at once, in arrival order, so an order sees the earlier orders of the
@@ -323,17 +325,23 @@ class ScoringService:
         features, its score, its entities' list memberships and which entities are new."""
         now = time.time()
         thresholds = model.scorer.card.thresholds
-        names = self.feature_names
-        categorical = self.shape.categorical
+        # only what the policy's conditions read (the built-in policy reads no feature)
+        reads = policy.reads
+        columns = [(name, j) for j, name in enumerate(self.feature_names) if name in reads]
+        kinds = [k for k in self.kinds if k in reads]
+        categorical = [a for a in self.shape.categorical if a in reads]
+        numeric = [a for a in self.numeric if a in reads]
         nan = math.nan
         out = []
         for i, planned in enumerate(fresh):
             order = planned.order
-            values: dict[str, float | str] = dict(zip(names, features[i].tolist(), strict=True))
-            values.update(planned.keys)
+            row = features[i]
+            values: dict[str, float | str] = {name: float(row[j]) for name, j in columns}
+            for kind in kinds:
+                values[kind] = planned.keys[kind]
             for name in categorical:
                 values[name] = getattr(order, name) or ""
-            for name in self.numeric:
+            for name in numeric:
                 values[name] = numbers[i].get(name, nan)
             values["amount"] = float(order.order_amount)
             values["score"] = float(scores[i])

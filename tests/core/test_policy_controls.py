@@ -49,9 +49,12 @@ def test_key_entries_give_roles_ids_and_never_echo_a_key(tmp_path) -> None:
         KeyRing.of(["scoring:a:aaaaaaaaaa", "analyst:a:bbbbbbbbbb"])
 
 
-def test_the_audit_trail_appends_and_filters(tmp_path) -> None:
+def test_the_audit_trail_appends_and_filters(tmp_path, caplog) -> None:
     folder = tmp_path / "audit"
-    audit.append(folder, audit.AuditRecord("list.add", "key:ana", "list:block:email:x", "r1"))
+    caplog.set_level("INFO", logger="fraud_core.audit")
+    audit.append(folder, audit.AuditRecord("list.add", "key:ana", "list:block:email:x@y.z", "r1"))
+    # the log names who and what by id, never the listed value
+    assert "list.add list:block:email by key:ana" in caplog.text and "x@y.z" not in caplog.text
     audit.append(folder, audit.AuditRecord("policy.activate", "cli:lead", "policy:active", "go",
                                            before="p-000000000000", after="p-111111111111"))  # fmt: skip
     (month,) = folder.glob("*.jsonl")
@@ -75,6 +78,8 @@ def test_the_registry_keeps_versions_by_checksum_and_audits_pointer_moves(tmp_pa
     registry = PolicyRegistry(layout)
     assert registry.active(FIELDS) is None and registry.pointer(CANDIDATE) is None
     policy = load_policy(POLICY, FIELDS)
+    assert policy.reads == {"amount", "score"}  # what the service puts in the facts
+    assert default_policy(FIELDS).reads == {"score"}
     assert registry.save(policy, "cli:a", "first") == policy.version
     assert registry.pointer(CANDIDATE).version == policy.version
     registry.point(ACTIVE, policy.version, "cli:a", "go")

@@ -199,6 +199,8 @@ rules:
     when: amount >= 900
     action: review
     tags: [big]
+  - name: seen_before
+    when: customer_id__order_count__30d >= 0 and email != ""
 segments:
   - name: mid
     when: amount >= 400 and amount < 900
@@ -230,6 +232,7 @@ def test_a_policy_is_submitted_activated_hot_reloaded_and_an_invalid_one_refused
     assert r.status_code == 200, r.text
     big = _score(keyed, {**orders[1], "order_amount": 950.0})
     assert big["decision"] == "review" and big["decided_by"] == "big_order"
+    assert big["rules"] == ["big_order", "seen_before"]  # a feature and an entity key read
     assert big.get("tags", []) == ["big"] and big["policy_version"] == version
     # segment thresholds: every mid-sized order is declined by its segment's thresholds
     mid = _score(keyed, {**orders[2], "order_amount": 500.0})
