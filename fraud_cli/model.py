@@ -69,12 +69,26 @@ def list_models(registry: Path) -> int:
     return 0
 
 
+def _verifies(registry: Path, version: str) -> bool:
+    """Whether `version` loads and verifies (never point at a file that does not); says why not."""
+    from fraud_core.model.artifact import ModelIntegrityError, load_version
+
+    try:
+        load_version(registry, version)
+    except FileNotFoundError:
+        print(f"fraud model: no version {version!r} in {registry}", file=sys.stderr)
+        return False
+    except ModelIntegrityError as err:
+        print(f"fraud model: {err}", file=sys.stderr)
+        return False
+    return True
+
+
 def rollback(registry: Path, version: str, reason: str, audit_folder: Path) -> int:
     from fraud_core import audit
     from fraud_core.model.artifact import (
         ModelIntegrityError,
         current_version,
-        load_version,
         set_current,
     )
 
@@ -82,13 +96,7 @@ def rollback(registry: Path, version: str, reason: str, audit_folder: Path) -> i
         before = current_version(registry)
     except ModelIntegrityError as err:  # a broken pointer is what a rollback repairs
         before = f"an invalid pointer ({err})"
-    try:
-        load_version(registry, version)  # never serve a file that does not verify
-    except FileNotFoundError:
-        print(f"fraud model: no version {version!r} in {registry}", file=sys.stderr)
-        return 2
-    except ModelIntegrityError as err:
-        print(f"fraud model: {err}", file=sys.stderr)
+    if not _verifies(registry, version):
         return 2
     set_current(
         registry, version, reason=f"rollback (CLI): {reason}" if reason else "rollback (CLI)"
@@ -107,22 +115,13 @@ def challenger(registry: Path, version: str | None, reason: str, audit_folder: P
     from fraud_core import audit
     from fraud_core.model.artifact import (
         CHALLENGER_FILE,
-        ModelIntegrityError,
         current_version,
-        load_version,
         set_challenger,
     )
 
     before = current_version(registry, CHALLENGER_FILE)
-    if version is not None:
-        try:
-            load_version(registry, version)  # never score a file that does not verify
-        except FileNotFoundError:
-            print(f"fraud model: no version {version!r} in {registry}", file=sys.stderr)
-            return 2
-        except ModelIntegrityError as err:
-            print(f"fraud model: {err}", file=sys.stderr)
-            return 2
+    if version is not None and not _verifies(registry, version):
+        return 2
     set_challenger(registry, version, reason)
     audit.append(
         audit_folder,

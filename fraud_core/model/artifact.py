@@ -291,31 +291,27 @@ def set_current(registry: Path, version: str, reason: str = "") -> None:
     """Point `current` at an existing version (promotion or rollback), atomically. The version
     must be a registry name (ModelIntegrityError otherwise); callers verify it with
     `load_version` first, the service verifies it again before serving it."""
+    _point(registry, CURRENT_FILE, version, reason)
+    os.utime(Path(registry) / CURRENT_FILE)
+
+
+def _point(registry: Path, pointer: str, version: str, reason: str) -> None:
+    """Write pointer file `pointer` naming an existing `version`, atomically."""
     if not (Path(registry) / check_version(version) / CARD_FILE).exists():
         raise FileNotFoundError(f"no model version {version!r} in {registry}")
-    pointer = {
+    record = {
         "version": version,
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
         "reason": reason,
     }
-    with atomic_path(Path(registry) / CURRENT_FILE) as tmp:
-        tmp.write_text(json.dumps(pointer))
-    os.utime(Path(registry) / CURRENT_FILE)
+    with atomic_path(Path(registry) / pointer) as tmp:
+        tmp.write_text(json.dumps(record))
 
 
 def set_challenger(registry: Path, version: str | None, reason: str = "") -> None:
     """Point `challenger` at an existing version (the service scores it in shadow), or remove
     the pointer (`None`: no shadow model)."""
-    path = Path(registry) / CHALLENGER_FILE
     if version is None:
-        path.unlink(missing_ok=True)
+        (Path(registry) / CHALLENGER_FILE).unlink(missing_ok=True)
         return
-    if not (Path(registry) / check_version(version) / CARD_FILE).exists():
-        raise FileNotFoundError(f"no model version {version!r} in {registry}")
-    pointer = {
-        "version": version,
-        "since": datetime.now(UTC).isoformat(timespec="seconds"),
-        "reason": reason,
-    }
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(pointer))
+    _point(registry, CHALLENGER_FILE, version, reason)
