@@ -20,6 +20,7 @@ from .support import OfflinePage
 PAGE_TIMEOUT_MS = 30_000
 # On the lineage page this key expands every asset group (the UI's shortcut "⌥E").
 EXPAND_ALL_GROUPS = "Alt+KeyE"
+EXPANDED_VIEWPORT = {"width": 1600, "height": 2600}
 LOCATION = "fraud_assets.definitions"
 JOB = "daily_features_job"
 
@@ -50,6 +51,9 @@ def test_the_ui_shows_the_project_and_the_demo_runs_on_the_job_page(
     for group in sorted({asset.group_names_by_key[asset.key] for asset in ASSETS}):
         node = page.locator(f'[data-tooltip="{group}"]').first
         expect(node).to_be_visible(timeout=PAGE_TIMEOUT_MS)
+    # Expanded, the graph of every group is taller than a screen, and the UI draws only the
+    # nodes in view: a tall window shows them all.
+    page.set_viewport_size(EXPANDED_VIEWPORT)
     page.keyboard.press(EXPAND_ALL_GROUPS)
     for asset in ASSETS:
         name = asset.key.to_user_string()
