@@ -53,6 +53,7 @@ def swagger_ui_dir() -> Path:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     log.setLevel(settings.log_level)
+    logging.getLogger("fraud_core").setLevel(settings.log_level)  # the audit's lines, say
     if settings.generated_api_key:
         log.warning(
             "FRAUD_API_KEYS is not set: generated the admin API key %s for this run",

@@ -1,11 +1,13 @@
 """The fraud team's controls in `fraud demo`, on the running service: a block-list entry that
-declines a customer's next order, a policy rule that sends a big first order to review (applied
-at once by an audited override), and a candidate policy that declines too much, refused by
-`policy_replay`'s guardrails in a run of `policy_job` (a failed run: the refusal)."""
+declines a customer's next order; a candidate policy that declines too much, refused by
+`policy_replay`'s guardrails in a run of `policy_job` (a failed run: the refusal), launched
+before the service starts so that its worker starts while the service does; and a policy rule
+that sends a first order to review (applied at once by an audited override)."""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,7 +16,8 @@ if TYPE_CHECKING:
     from fraud_cli.demo.context import DemoContext
 
 RULE_POLICY = """\
-# written by fraud demo: the lists decide first, then a big first order goes to review
+# written by fraud demo: the lists decide first, then a first order of {amount:.0f} or more
+# goes to review
 name: demo-first-orders
 rules:
   - name: allow_listed
@@ -24,7 +27,7 @@ rules:
     when: listed("block")
     action: decline
   - name: big_first_order
-    when: is_new("{primary}") and amount >= 1000
+    when: is_new("{kind}") and amount >= {amount:.0f}
     action: review
 """
 GREEDY_POLICY = """\
@@ -35,6 +38,26 @@ rules:
     when: amount > 50
     action: decline
 """
+# first-order amounts tried for the rule: the first one the model alone approves is used
+RULE_AMOUNTS = (300.0, 200.0, 120.0, 60.0)
+
+
+@dataclass(frozen=True)
+class PendingReplay:
+    version: str
+    run_id: str
+
+
+def start_policy_replay(ctx: DemoContext) -> PendingReplay:
+    """Submit the greedy policy (as `fraud policy submit` does) and launch `policy_job`."""
+    from fraud_core.contract import applied_contract
+    from fraud_core.policy import PolicyFields, load_policy
+    from fraud_core.policy.registry import PolicyRegistry
+
+    policy = load_policy(GREEDY_POLICY, PolicyFields.of(applied_contract()))
+    PolicyRegistry(ctx.layout).save(policy, "cli:fraud-demo", "demo: declines every order over 50")
+    run_id = ctx.dagster.launch("policy_job", {"fraud/source": "demo"})
+    return PendingReplay(policy.version, run_id)
 
 
 def _score(client: httpx.Client, order: dict) -> dict:
@@ -51,7 +74,7 @@ def _said(answer: dict) -> str:
 
 
 def show_team_controls(
-    ctx: DemoContext, client: httpx.Client, new_order: dict, primary: str
+    ctx: DemoContext, client: httpx.Client, new_order: dict, primary: str, pending: PendingReplay
 ) -> None:
     """`new_order`: the demo's order of a customer never seen (its `primary` request field)."""
     from fraud_assets.assets.policy import POLICY_WITHIN_GUARDRAILS
@@ -70,42 +93,35 @@ def show_team_controls(
     again = _score(client, {**new_order, "order_id": f"demo-{run}-again"})
     print(f"    block list + {kind} {value}: their next order -> {_said(again)}")
 
-    # 2. a rule: a big first order goes to review (activated now: an audited override)
-    text = RULE_POLICY.format(primary=kind)
-    fresh = {
-        **new_order,
-        primary: f"new-{run}",
-        "order_id": f"demo-{run}-big",
-        "order_amount": 1500.0,
-    }
-    before = _score(client, {**fresh, "order_id": f"demo-{run}-big0", primary: f"new0-{run}"})
-    saved = client.post(
-        "/v1/policy", json={"text": text, "reason": "demo: review big first orders"}
+    # 2. the greedy candidate's replay, launched before the service started
+    report = ctx.dagster.wait(pending.run_id)
+    check = report.check(POLICY_WITHIN_GUARDRAILS)
+    if check is None:
+        raise StepFailed("policy_replay did not judge the candidate (see `make dev`, Runs)")
+    verdict = "REFUSED" if not check.passed else "passed (unexpected)"
+    print(
+        f"    policy {pending.version} (decline over 50) replayed by policy_job: "
+        f"{verdict}: {check.description.removeprefix('refused: ')}"
     )
+
+    # 3. a rule: a first order the model approves goes to review (an audited override)
+    for i, amount in enumerate(RULE_AMOUNTS):
+        fresh = {**new_order, primary: f"new{i}-{run}", "order_amount": amount,
+                 "order_id": f"demo-{run}-first{i}"}  # fmt: skip
+        before = _score(client, fresh)
+        if before["decision"] == "approve":
+            break
+    text = RULE_POLICY.format(kind=kind, amount=amount)
+    saved = client.post("/v1/policy", json={"text": text, "reason": "demo: review first orders"})
     if saved.status_code != 201:
         raise StepFailed(f"submitting the policy failed: {saved.status_code} {saved.text}")
     version = saved.json()["version"]
     r = client.post("/v1/policy/active", json={"version": version, "reason": "demo"})
     if r.status_code != 200:
         raise StepFailed(f"activating the policy failed: {r.status_code} {r.text}")
-    after = _score(client, fresh)
+    after = _score(client, {**fresh, primary: f"new-{run}", "order_id": f"demo-{run}-first"})
     print(
-        f"    policy {version} (rule big_first_order): a first order of 1,500.00 "
+        f"    policy {version} (rule big_first_order): a first order of {amount:,.2f} "
         f"{_said(before)} -> {_said(after)}"
-    )
-
-    # 3. a candidate that declines too much, replayed through Dagster and refused
-    r = client.post("/v1/policy", json={"text": GREEDY_POLICY, "reason": "demo: too greedy"})
-    if r.status_code != 201:
-        raise StepFailed(f"submitting the policy failed: {r.status_code} {r.text}")
-    # the run policy_candidate_sensor launches in production (the daemon is stopped here)
-    report = ctx.dagster.wait(ctx.dagster.launch("policy_job", {"fraud/source": "demo"}))
-    check = report.check(POLICY_WITHIN_GUARDRAILS)
-    if check is None:
-        raise StepFailed("policy_replay did not judge the candidate (see `make dev`, Runs)")
-    verdict = "REFUSED" if not check.passed else "passed (unexpected)"
-    print(
-        f"    policy {r.json()['version']} (decline over 50) replayed by policy_replay: "
-        f"{verdict}: {check.description.removeprefix('refused: ')}"
     )
     print("    every change is in the audit trail: fraud audit")

@@ -203,7 +203,7 @@ def score_with_the_service(ctx: DemoContext) -> None:
     import httpx
 
     from fraud_cli.demo.context import StepFailed
-    from fraud_cli.demo.controls import show_team_controls
+    from fraud_cli.demo.controls import show_team_controls, start_policy_replay
     from fraud_core.contract.loader import unserved_terms
     from fraud_core.contract.request import request_fields
     from fraud_core.model.artifact import current_version
@@ -233,6 +233,7 @@ def score_with_the_service(ctx: DemoContext) -> None:
         raise StepFailed(
             f"no model deployed in {ctx.layout.models}: the training steps must run first"
         )
+    pending = start_policy_replay(ctx)  # its run worker starts while the service does
     with running_service(ctx) as (base, api_key):
         model = httpx.get(f"{base}/v1/model", headers={_HEADER: api_key}).json()["version"]
         print(f"    service on {base} (model {model}); API key for this run: {api_key}")
@@ -254,7 +255,7 @@ def score_with_the_service(ctx: DemoContext) -> None:
                     f"score {answer['score']:.3f} {answer['decision'].upper()}{new}\n"
                     f"                    reasons: {reasons}"
                 )
-            show_team_controls(ctx, client, samples[1][1], primary)
+            show_team_controls(ctx, client, samples[1][1], primary, pending)
         example = json.dumps({**order, "order_id": "my-order-1"})
         print(
             f"    try it: fraud serve, then\n    curl -s -H '{_HEADER}: <key>' -H 'Content-Type: application/json' "
