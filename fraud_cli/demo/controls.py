@@ -69,6 +69,22 @@ def _score(client: httpx.Client, order: dict) -> dict:
     return r.json()
 
 
+def _first_order(order: dict, fields: list[str], tag: str) -> dict:
+    """`order` as the first order of people never seen: every entity field a fresh value of the
+    same shape (an e-mail stays an e-mail, an IPv4 address an address)."""
+    fresh = dict(order, order_id=f"demo-{tag}-first")
+    n = int(tag, 16) if all(c in "0123456789abcdef" for c in tag) else 7
+    for field in fields:
+        value = str(order[field])
+        if "@" in value:
+            fresh[field] = f"first-{tag}@example.com"
+        elif value.count(".") == 3 and value.replace(".", "").isdigit():
+            fresh[field] = f"198.51.{100 + n % 100}.{n % 250 + 1}"
+        else:
+            fresh[field] = f"{value}-first-{tag}"
+    return fresh
+
+
 def _said(answer: dict) -> str:
     return f"{answer['decision'].upper()} (by {answer['decided_by']})"
 
@@ -79,6 +95,7 @@ def show_team_controls(
     """`new_order`: the demo's order of a customer never seen (its `primary` request field)."""
     from fraud_assets.assets.policy import POLICY_WITHIN_GUARDRAILS
     from fraud_cli.demo.context import StepFailed
+    from fraud_core.contract.request import request_fields
 
     run = secrets.token_hex(3)
     kind = ctx.contract.primary.name
@@ -105,9 +122,9 @@ def show_team_controls(
     )
 
     # 3. a rule: a first order the model approves goes to review (an audited override)
+    fields = list(dict.fromkeys(request_fields(ctx.contract).values()))
     for i, amount in enumerate(RULE_AMOUNTS):
-        fresh = {**new_order, primary: f"new{i}-{run}", "order_amount": amount,
-                 "order_id": f"demo-{run}-first{i}"}  # fmt: skip
+        fresh = {**_first_order(new_order, fields, f"{run}{i}"), "order_amount": amount}
         before = _score(client, fresh)
         if before["decision"] == "approve":
             break
@@ -119,9 +136,8 @@ def show_team_controls(
     r = client.post("/v1/policy/active", json={"version": version, "reason": "demo"})
     if r.status_code != 200:
         raise StepFailed(f"activating the policy failed: {r.status_code} {r.text}")
-    after = _score(client, {**fresh, primary: f"new-{run}", "order_id": f"demo-{run}-first"})
+    after = _score(client, {**_first_order(new_order, fields, run), "order_amount": amount})
     print(
         f"    policy {version} (rule big_first_order): a first order of {amount:,.2f} "
-        f"{_said(before)} -> {_said(after)}"
+        f"{_said(before)} -> {_said(after)}; each change audited (fraud audit)"
     )
-    print("    every change is in the audit trail: fraud audit")

@@ -258,6 +258,6 @@ def score_with_the_service(ctx: DemoContext) -> None:
             show_team_controls(ctx, client, samples[1][1], primary, pending)
         example = json.dumps({**order, "order_id": "my-order-1"})
         print(
-            f"    try it: fraud serve, then\n    curl -s -H '{_HEADER}: <key>' -H 'Content-Type: application/json' "
+            f"    try it: fraud serve, then curl -s -H '{_HEADER}: <key>' -H 'Content-Type: application/json' "
             f"-d '{example}' http://127.0.0.1:8000/v1/score"
         )
