@@ -69,10 +69,13 @@ _CMP = {
 _MIRROR = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
-def compile_condition(text: str, fields: PolicyFields, where: str = "condition") -> Condition:
+def compile_condition(
+    text: str, fields: PolicyFields, where: str = "condition", reads: set[str] | None = None
+) -> Condition:
     """`text` as a function of one order's facts returning True or False. PolicyError naming
     `where` (a label such as "rule 'big_first_order'"), the column and the reason when the text
-    is not a valid condition over `fields`."""
+    is not a valid condition over `fields`. `reads`, when given, gains the names the condition
+    reads (so a caller fills only those in `OrderFacts`)."""
     if len(text) > MAX_CHARS:
         raise PolicyError(
             f"{where}: the condition is {len(text):,} characters long, more than {MAX_CHARS:,}"
@@ -85,17 +88,12 @@ def compile_condition(text: str, fields: PolicyFields, where: str = "condition")
             f"`{parser.source(node)}` is {_A[node.type]}, and a condition must be true or false "
             "(compare it, as in `amount > 100`)",
         )
+    if reads is not None:
+        reads |= parser.reads
     if node.fn is None:
         value = bool(node.const)
         return lambda f: value
     return node.fn
-
-
-def condition_reads(text: str, fields: PolicyFields) -> frozenset[str]:
-    """The names a valid condition reads (so a caller fills only those in `OrderFacts`)."""
-    parser = _Parser(text, fields, "condition")
-    parser.parse()
-    return frozenset(parser.reads)
 
 
 @dataclass(frozen=True, slots=True)

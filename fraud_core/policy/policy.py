@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from fraud_core.model.artifact import check_thresholds, decision_for
-from fraud_core.policy.expr import Condition, compile_condition, condition_reads
+from fraud_core.policy.expr import Condition, compile_condition
 from fraud_core.policy.fields import LIST_NAMES, OrderFacts, PolicyError, PolicyFields
 
 __all__ = [  # what the policy's users import from here, the fields' names included
@@ -168,12 +168,13 @@ def load_policy(text: str, fields: PolicyFields) -> Policy:
     thresholds = None
     if data.get("thresholds") is not None:
         thresholds = _thresholds(data["thresholds"], "the policy", problems)
+    reads = {SCORE}  # the thresholds read the score; the conditions add theirs
     rules = tuple(
-        _rule(item, where, fields, problems)
+        _rule(item, where, fields, problems, reads)
         for item, where in _items(data, "rules", "rule", MAX_RULES, problems)
     )
     segments = tuple(
-        _segment(item, where, fields, problems)
+        _segment(item, where, fields, problems, reads)
         for item, where in _items(data, "segments", "segment", MAX_SEGMENTS, problems)
     )
     if problems:
@@ -182,9 +183,6 @@ def load_policy(text: str, fields: PolicyFields) -> Policy:
             if len(problems) == 1
             else f"{len(problems)} problems in the policy:\n  " + "\n  ".join(problems)
         )
-    reads = {SCORE}
-    for item in (*rules, *segments):
-        reads |= condition_reads(item.when, fields)
     return Policy(
         name=name,
         description=description,
@@ -327,7 +325,7 @@ def _items(
 
 
 def _condition(
-    item: dict, where: str, fields: PolicyFields, problems: list[str]
+    item: dict, where: str, fields: PolicyFields, problems: list[str], reads: set[str]
 ) -> tuple[str, Condition | None]:
     when = item.get("when")
     if isinstance(when, bool):  # YAML reads an unquoted `true` as a boolean
@@ -339,15 +337,17 @@ def _condition(
         problems.append(f"{where}: when must be a condition in text, got {when!r}")
         return "", None
     try:
-        return when, compile_condition(when, fields, where)
+        return when, compile_condition(when, fields, where, reads)
     except PolicyError as err:
         problems.append(str(err))
         return when, None
 
 
-def _rule(item: dict, where: str, fields: PolicyFields, problems: list[str]) -> Rule | None:
+def _rule(
+    item: dict, where: str, fields: PolicyFields, problems: list[str], reads: set[str]
+) -> Rule | None:
     _unknown_keys(item, RULE_KEYS, where, problems)
-    when, condition = _condition(item, where, fields, problems)
+    when, condition = _condition(item, where, fields, problems, reads)
     action = item.get("action")
     if action is not None and action not in ACTIONS:
         problems.append(
@@ -372,9 +372,11 @@ def _rule(item: dict, where: str, fields: PolicyFields, problems: list[str]) -> 
     return Rule(item.get("name", ""), when, action, tuple(tags), description, condition)
 
 
-def _segment(item: dict, where: str, fields: PolicyFields, problems: list[str]) -> Segment | None:
+def _segment(
+    item: dict, where: str, fields: PolicyFields, problems: list[str], reads: set[str]
+) -> Segment | None:
     _unknown_keys(item, SEGMENT_KEYS, where, problems)
-    when, condition = _condition(item, where, fields, problems)
+    when, condition = _condition(item, where, fields, problems, reads)
     thresholds = None
     if item.get("thresholds") is not None:
         thresholds = _thresholds(item["thresholds"], where, problems)

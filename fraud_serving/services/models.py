@@ -91,7 +91,7 @@ class ModelHolder:
         if version is None:
             return None
         folder = self.registry / version
-        return version, _stat(folder / MODEL_FILE), _stat(folder / CARD_FILE)
+        return version, file_stat(folder / MODEL_FILE), file_stat(folder / CARD_FILE)
 
     async def poll_once(self) -> bool:
         """Load the deployed version if it is new; True when a model was swapped in."""
@@ -99,7 +99,7 @@ class ModelHolder:
             signature = await asyncio.to_thread(self._signature)
         except ModelIntegrityError as exc:
             # once per change of current.json, not at every poll
-            pointer = await asyncio.to_thread(_stat, self.registry / self.pointer)
+            pointer = await asyncio.to_thread(file_stat, self.registry / self.pointer)
             if pointer != self._refused_pointer:
                 self._refused_pointer = pointer
                 self._refuse(None, f"{self.pointer} refused: {exc}")
@@ -161,7 +161,7 @@ class ModelHolder:
             raise_if_cancelled()
 
 
-def _stat(path: Path) -> FileStat:
+def file_stat(path: Path) -> FileStat:
     try:
         st = path.stat()
     except OSError:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from fraud_core.policy.policy import Policy, PolicyError, PolicyFields, default_policy
 from fraud_core.policy.registry import ACTIVE, PolicyRegistry
 from fraud_serving.metrics import ServiceMetrics
-from fraud_serving.services.models import FileStat, _stat
+from fraud_serving.services.models import FileStat, file_stat
 from fraud_serving.services.tasks import raise_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class PolicyHolder:
     async def poll_once(self) -> bool:
         """Apply the active version if `active.json` changed; True when a policy was swapped."""
         path = self.registry.pointer_path(ACTIVE)
-        stat = await asyncio.to_thread(_stat, path)
+        stat = await asyncio.to_thread(file_stat, path)
         if stat == self._seen:
             return False
         self._seen = stat
