@@ -11,7 +11,6 @@ version: a rollback (the CLI's `fraud model rollback VERSION` does the same).
 # definition time.
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext,
@@ -30,11 +29,10 @@ from pydantic import Field
 
 from fraud_assets.assets.fraud_model import fraud_model, quality_metadata
 from fraud_assets.assets.model_performance import MATURE_DAYS
-from fraud_assets.lib.label_feed import order_row_labels, read_feed
+from fraud_assets.lib.label_feed import known_labels, read_feed
 from fraud_assets.resources import DataLayoutResource
 from fraud_core import audit
 from fraud_core.freshness import monitoring_clock
-from fraud_core.labels import merged_events, resolve
 from fraud_core.model.artifact import (
     CHALLENGER_FILE,
     ModelIntegrityError,
@@ -157,8 +155,7 @@ def _shadow_verdict(data: DataLayout, version: str, gate: PromotionGate) -> Shad
             continue
         frame = pq.read_table(path, columns=columns).to_pandas()
         ids = frame["order_id"].astype(str)
-        events = merged_events(ids, order_row_labels(data, day, ids), feed)
-        frame["is_fraud"] = resolve(ids, events, pd.Timestamp(clock))["is_fraud"].to_numpy() == 1
+        frame["is_fraud"] = known_labels(data, day, ids, feed, clock)["is_fraud"].to_numpy() == 1
         days.append(frame)
     return shadow_verdict(version, days, gate.shadow_days, gate.tolerance)
 

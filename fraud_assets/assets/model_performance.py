@@ -12,7 +12,6 @@ precision at review (on mature days) or the decline rate leaves its band.
 import json
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.parquet as pq
 from dagster import (
     AssetCheckSeverity,
@@ -27,13 +26,12 @@ from dagster import (
 from fraud_assets.assets.labels import labels
 from fraud_assets.assets.scored_orders import scored_orders
 from fraud_assets.lib.images import png_markdown
-from fraud_assets.lib.label_feed import order_row_labels, read_feed
+from fraud_assets.lib.label_feed import known_labels, read_feed
 from fraud_assets.lib.range_checks import DayResult, range_check_result
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource
 from fraud_core.env import env_number
 from fraud_core.freshness import monitoring_clock
-from fraud_core.labels import merged_events, resolve
 from fraud_core.model.dataset import TrainingSetConfig
 from fraud_core.model.evaluate import png_bytes
 from fraud_core.performance import maturity, performance, performance_figure
@@ -132,8 +130,7 @@ def model_performance(
             path, columns=["order_id", "cents", "model_version", "score", "decision"]
         ).to_pandas()
         ids = scored["order_id"].astype(str)
-        events = merged_events(ids, order_row_labels(data, day, ids), feed)
-        known = resolve(ids, events, pd.Timestamp(clock))
+        known = known_labels(data, day, ids, feed, clock)
         fraud = known["is_fraud"].to_numpy() == 1
         age = maturity(day, clock)
         figures = {

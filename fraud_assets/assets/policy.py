@@ -29,10 +29,9 @@ from dagster import (
 )
 from pydantic import Field
 
-from fraud_assets.lib.label_feed import order_row_labels, read_feed
+from fraud_assets.lib.label_feed import known_labels, read_feed
 from fraud_assets.resources import DataLayoutResource
 from fraud_core.freshness import monitoring_clock
-from fraud_core.labels import merged_events, resolve
 from fraud_core.model.artifact import current_version, read_card
 from fraud_core.policy import PolicyError, PolicyFields, default_policy
 from fraud_core.policy.registry import ACTIVE, CANDIDATE, PolicyRegistry
@@ -185,15 +184,15 @@ def policy_replay(
     days = sorted(set(data.scored_orders_days()) | set(data.entity_features_days()))
     days = days[-config.days :]
     feed = read_feed(data)
-    clock = pd.Timestamp(monitoring_clock(data))
+    clock = monitoring_clock(data)
     replayer = Replayer(active, candidate, fields, names, thresholds_of)
     for day in days:
         orders = _day_orders(data, day, fields, names, scorer)
         if not len(orders):
             continue
         ids = orders.frame["order_id"].astype(str)
-        events = merged_events(ids, order_row_labels(data, day, ids), feed)
-        orders.frame["is_fraud"] = resolve(ids, events, clock)["is_fraud"].to_numpy() == 1
+        known = known_labels(data, day, ids, feed, clock)
+        orders.frame["is_fraud"] = known["is_fraud"].to_numpy() == 1
         replayer.add(orders)
         context.log.info(f"{day}: {len(orders):,} orders replayed")
     report = replayer.report(guardrails, [d.isoformat() for d in days])

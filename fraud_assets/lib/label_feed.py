@@ -27,7 +27,9 @@ from fraud_core.labels import (
     events_of_day,
     label_days,
     label_file_paths,
+    merged_events,
     read_label_file,
+    resolve,
     row_events,
 )
 from fraud_core.online_keys import OnlineKeys
@@ -119,6 +121,15 @@ def order_row_labels(layout: DataLayout, day: date, order_ids: pd.Series) -> pd.
     columns = [c for c in ("order_id", "is_fraud", "label_date") if c in names]
     rows = pq.read_table(path, columns=columns).to_pandas()
     return row_events(rows[rows["order_id"].isin(order_ids)])
+
+
+def known_labels(
+    layout: DataLayout, day: date, order_ids: pd.Series, feed: pd.DataFrame, clock
+) -> pd.DataFrame:
+    """The labels of a served day's orders as known at `clock`: the label feed's events merged
+    with the day's order rows' own (`labels.resolve`'s frame: is_fraud, label_date, source)."""
+    events = merged_events(order_ids, order_row_labels(layout, day, order_ids), feed)
+    return resolve(order_ids, events, pd.Timestamp(clock))
 
 
 def served_days(layout: DataLayout, order_ids: Iterable[str]) -> list[date]:
