@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fraud_core.access import ADMIN, KEYS_ENV, KEYS_FILE_ENV, KeyConfigError, KeyRing
     from fraud_core.contract import ContractError, serving_contract
+    from fraud_serving.settings import CONSOLE_SECRET_ENV
 
     try:
         serving_contract()
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
         key = secrets.token_urlsafe(24)
         os.environ[KEYS_ENV] = f"{ADMIN}:generated:{key}"
         print(f"{KEYS_ENV} is not set; this run's admin API key is: {key}", file=sys.stderr)
+    if not os.environ.get(CONSOLE_SECRET_ENV, "").strip():
+        # the review console's sessions must open in every worker: one secret for all of them
+        os.environ[CONSOLE_SECRET_ENV] = secrets.token_hex(32)
     try:  # a bad entry is named here, once, not by each worker's traceback
         KeyRing.of(os.environ.get(KEYS_ENV, "").split(","), os.environ.get(KEYS_FILE_ENV) or None)
     except KeyConfigError as err:

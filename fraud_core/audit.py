@@ -27,6 +27,7 @@ ACTIONS = (
     "list.remove",
     "model.promote",  # the served model pointer moved
     "model.challenger",  # the shadow model pointer moved
+    "review.verdict",  # an analyst's verdict on an order from the review console
 )
 ACTOR_ENV = "FRAUD_ACTOR"  # who runs the CLI (default: the login name)
 MAX_TEXT = 2_000  # a reason longer than this is cut: the trail is for people

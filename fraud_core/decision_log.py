@@ -138,6 +138,16 @@ def decode_decision(blob: bytes) -> Decision:
     )
 
 
+def peek_entry(blob: bytes) -> tuple[str, int, str]:
+    """An entry's order id, order time (epoch s) and decision, checking its version."""
+    try:
+        row = msgpack.unpackb(blob, raw=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, TypeError) as exc:
+        raise ValueError(f"not a decision-log entry: {exc}") from exc
+    _check(row)
+    return row[1], row[2], row[10]
+
+
 def log_table(entries: Sequence[tuple[str, bytes]]) -> pa.Table:
     """(stream id, encoded entry) pairs as one table: a row per entry, entity keys and attribute
     values as columns of their own, the feature vector as a list column. Decodes in bulk (a few

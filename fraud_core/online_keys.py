@@ -16,6 +16,8 @@ Every key starts with a configurable prefix (default `fraud:`; tests use `test:<
 | `{p}fence:{token}` | string | `done`: the commit `token` was stored (60 s); `fenced`: its reply was lost and it may never apply (1 h) |
 | `{p}decisions` | stream | one entry per order the service committed (`fraud_core.decision_log`), written by the commit that stores its answer; trimmed only after a drain wrote it to parquet |
 | `{p}labels` | stream | one entry per label `/v1/labels` accepted (`fraud_core.labels`); trimmed only after `label_log` wrote it to parquet |
+| `{p}review:{day}` | hash | order id -> the verdict on it from the review console or a label (`fraud_core.review`), per order day; expires `FRAUD_REVIEW_DAYS` + 7 days after its last verdict |
+| `{p}review:version` | string | counts verdicts, so consoles re-read the hashes only when it moved |
 
 A load writes a new namespace and then moves `active` in one step; the service's writes go through
 `COMMIT_SCRIPT`, which refuses to write into a namespace that is no longer active, so no update is
@@ -170,6 +172,16 @@ class OnlineKeys:
     def labels(self) -> str:
         """The labels posted to the service (a stream), for the label feed."""
         return f"{self.prefix}labels"
+
+    def review_verdicts(self, day: date) -> str:
+        """Verdicts on the orders of one order day (a hash: order id -> `fraud_core.review`
+        record), which take them out of the review queue; expires when verdicts stop coming."""
+        return f"{self.prefix}review:{day.isoformat()}"
+
+    @property
+    def review_version(self) -> str:
+        """Incremented with every verdict: a console reads the verdict hashes again when it moved."""
+        return f"{self.prefix}review:version"
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,16 @@ import logging
 from pathlib import Path
 
 from litestar import Litestar, Router
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
 
 from fraud_serving.auth import api_key_middleware
 from fraud_serving.bodies import StrictJSONRequest
@@ -27,17 +32,27 @@ from fraud_serving.errors import EXCEPTION_HANDLERS
 from fraud_serving.guards import API_KEY_HEADER, SECURITY_SCHEME
 from fraud_serving.lifespan import lifespan
 from fraud_serving.metrics import ServiceMetrics, metrics_middleware
+from fraud_serving.routes.console import (
+    CONSOLE,
+    CONSOLE_EXCEPTION_HANDLERS,
+    SECURITY_HEADERS,
+    ConsoleController,
+    LoginController,
+    session_middleware,
+)
 from fraud_serving.routes.entities import entity_controller
 from fraud_serving.routes.labels import LabelController
 from fraud_serving.routes.model import ModelController
 from fraud_serving.routes.ops import OpsController
 from fraud_serving.routes.policy import AuditController, ListController, PolicyController
+from fraud_serving.routes.review import ReviewController
 from fraud_serving.routes.score import score_controller
 from fraud_serving.schemas import order_types
 from fraud_serving.settings import Settings
 
 log = logging.getLogger("fraud_serving")
 
+HERE = Path(__file__).parent
 DOCS_ASSETS = "/schema/assets"  # Swagger UI's scripts and styles, served by the app itself
 
 
@@ -72,6 +87,39 @@ def create_app(settings: Settings | None = None) -> Litestar:
         path=DOCS_ASSETS, directories=[swagger_ui_dir()], include_in_schema=False
     )
     types = order_types(settings.contract)  # the order's fields and the kinds: the contract's
+    console = Router(
+        path="/",
+        route_handlers=[
+            LoginController,
+            ConsoleController,
+            create_static_files_router(
+                path=f"{CONSOLE}/static", directories=[HERE / "static"], include_in_schema=False
+            ),
+        ],
+        # only here: the scoring API neither reads cookies nor pays for them
+        middleware=[
+            DefineMiddleware(
+                session_middleware,
+                secret=settings.console_secret,
+                max_age_s=settings.console_session_s,
+                secure=settings.console_secure_cookie,
+            ),
+            DefineMiddleware(
+                CSRFMiddleware,
+                config=CSRFConfig(
+                    secret=settings.console_secret.hex(),
+                    cookie_name="fraud_console_csrf",
+                    cookie_path=CONSOLE,
+                    cookie_httponly=True,
+                    cookie_samesite="strict",
+                    cookie_secure=settings.console_secure_cookie,
+                ),
+            ),
+        ],
+        exception_handlers=CONSOLE_EXCEPTION_HANDLERS,
+        response_headers=SECURITY_HEADERS,
+        include_in_schema=False,
+    )
     v1 = Router(
         path="/v1",
         route_handlers=[
@@ -82,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ListController,
             PolicyController,
             AuditController,
+            ReviewController,
         ],
         middleware=[api_key_middleware],  # the API key check (not a guard: see auth.py)
         security=[{SECURITY_SCHEME: []}],
@@ -112,7 +161,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
     )
     return Litestar(
-        route_handlers=[v1, OpsController, docs_assets],
+        route_handlers=[v1, OpsController, docs_assets, console],
+        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[metrics_middleware(metrics)],

@@ -15,6 +15,7 @@ from fraud_serving.services.labels import LabelService
 from fraud_serving.services.lists import ListService
 from fraud_serving.services.models import ModelHolder
 from fraud_serving.services.policies import PolicyHolder
+from fraud_serving.services.review import ReviewService
 from fraud_serving.services.scoring import ScoringService
 from fraud_serving.services.store import OnlineStore
 from fraud_serving.settings import Settings
@@ -52,6 +53,10 @@ def provide_lists(state: State) -> ListService:
     return _services(state).lists
 
 
+def provide_review(state: State) -> ReviewService:
+    return _services(state).review
+
+
 def provide_settings(state: State) -> Settings:
     return state.settings
 
@@ -65,4 +70,6 @@ DEPENDENCIES = {
     "settings": Provide(provide_settings, sync_to_thread=False),
     "policies": Provide(provide_policies, sync_to_thread=False),
     "list_service": Provide(provide_lists, sync_to_thread=False),
+    "review_service": Provide(provide_review, sync_to_thread=False),
+    "services": Provide(_services, sync_to_thread=False),  # the console's pages read several
 }

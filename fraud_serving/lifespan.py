@@ -16,7 +16,7 @@ from litestar import Litestar
 
 from fraud_core.features.kernel import warm_up
 from fraud_core.model.artifact import CHALLENGER_FILE
-from fraud_core.online_keys import OnlineKeys, OrderIndexWindow
+from fraud_core.online_keys import DAY_S, OnlineKeys, OrderIndexWindow
 from fraud_core.policy import PolicyFields
 from fraud_core.policy.registry import PolicyRegistry
 from fraud_core.storage import DataLayout
@@ -26,6 +26,7 @@ from fraud_serving.services.labels import LabelService
 from fraud_serving.services.lists import ListService
 from fraud_serving.services.models import ModelHolder
 from fraud_serving.services.policies import PolicyHolder
+from fraud_serving.services.review import ReviewService
 from fraud_serving.services.scoring import ScoringService
 from fraud_serving.services.store import OnlineStore, make_client
 from fraud_serving.settings import Settings
@@ -45,6 +46,7 @@ class Services:
     entities: EntityService
     policies: PolicyHolder
     lists: ListService
+    review: ReviewService
 
 
 @contextlib.asynccontextmanager
@@ -101,16 +103,23 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         asyncio.create_task(policies.watch(settings.model_poll_s), name="policy-reload"),
         asyncio.create_task(challengers.watch(settings.model_poll_s), name="shadow-reload"),
     ]
+    # a verdict keeps an order out of the queue for as long as the queue reaches back, and a week
+    labels = LabelService(store, metrics, spec, (settings.review_days + 7) * DAY_S)
+    entities = EntityService(store, settings.request_shape, spec)
+    review = ReviewService(
+        store, labels, lists, entities, layout, settings.contract, settings.review_days
+    )
     app.state.services = Services(
         settings=settings,
         metrics=metrics,
         store=store,
         models=models,
         scoring=scoring,
-        labels=LabelService(store, metrics, spec),
-        entities=EntityService(store, settings.request_shape, spec),
+        labels=labels,
+        entities=entities,
         policies=policies,
         lists=lists,
+        review=review,
     )
     try:
         yield

@@ -312,3 +312,25 @@ class AuditEntry(Struct):
     reason: str = ""
     before: Any = None
     after: Any = None
+
+
+class ReviewRow(Struct):
+    order_id: str
+    order_date: datetime
+    order_amount: float
+    score: float
+    model_version: str
+    segment: str
+    rules: list[str]
+    list_hits: list[str]
+
+
+class ReviewQueue(Struct):
+    """The pending REVIEW orders (no verdict yet) that pass the filter, one page of them."""
+
+    orders: list[ReviewRow]
+    total: int  # pending orders that pass the filter
+    pending: int  # pending orders in the window
+    backlog: dict[str, int]  # pending orders per order day (YYYY-MM-DD), newest first
+    page: int
+    pages: int

@@ -7,6 +7,7 @@ reads the environment, and `create_app(settings)` takes the result (tests build 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -25,7 +26,10 @@ from fraud_core.online_keys import (
     resolve_key_prefix,
 )
 from fraud_core.redis_server import DEFAULT_REDIS_URL
+from fraud_core.review import DEFAULT_WINDOW_DAYS
 from fraud_core.storage import DataLayout
+
+CONSOLE_SECRET_ENV = "FRAUD_CONSOLE_SECRET"
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:
@@ -45,6 +49,24 @@ def _log_level(env: dict[str, str]) -> str:
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
+
+
+def _review_days(env: dict[str, str]) -> int:
+    days = _int(env, "FRAUD_REVIEW_DAYS", DEFAULT_WINDOW_DAYS)
+    if days < 1:
+        raise ValueError(f"FRAUD_REVIEW_DAYS={days}: at least 1")
+    return days
+
+
+def _console_secret(env: dict[str, str]) -> bytes:
+    text = env.get(CONSOLE_SECRET_ENV, "").strip()
+    if not text:
+        return secrets.token_bytes(32)
+    if len(text) < 32:
+        raise ValueError(
+            f"{CONSOLE_SECRET_ENV}: at least 32 characters (e.g. openssl rand -hex 32)"
+        )
+    return hashlib.sha256(text.encode()).digest()  # the 32 bytes the cookie's cipher takes
 
 
 @dataclass(frozen=True)
@@ -83,6 +105,16 @@ class Settings:
     # FRAUD_DECLINE_HOLDOUT_SHARE: share of would-be declines approved and watched (0: none)
     decline_holdout_share: float = 0.0
     generated_api_key: bool = False  # True when no key was configured and one was made up
+    # FRAUD_REVIEW_DAYS: how many order days back the review console's queue reaches
+    review_days: int = DEFAULT_WINDOW_DAYS
+    # FRAUD_CONSOLE_SECRET: signs and encrypts the console's session cookie and its CSRF token;
+    # every worker must share it (`fraud serve` makes one for its workers when it is not set).
+    # Never in repr. Made up per process when not given.
+    console_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    # FRAUD_CONSOLE_SECURE_COOKIE=1: the session cookie only travels over HTTPS (set it behind a
+    # TLS proxy; the default serves plain HTTP on 127.0.0.1)
+    console_secure_cookie: bool = False
+    console_session_s: int = 8 * 3600  # FRAUD_CONSOLE_SESSION_S: a sign-in lasts a working day
     log_level: str = (
         "INFO"  # FRAUD_LOG_LEVEL: the service's own log lines (`fraud serve --log-level`)
     )
@@ -136,6 +168,11 @@ class Settings:
             decline_holdout_share=check_holdout_share(_float(env, HOLDOUT_ENV, 0.0)),
             generated_api_key=generated,
             log_level=_log_level(env),
+            review_days=_review_days(env),
+            console_secret=_console_secret(env),
+            console_secure_cookie=env.get("FRAUD_CONSOLE_SECURE_COOKIE", "").strip()
+            in ("1", "true"),
+            console_session_s=_int(env, "FRAUD_CONSOLE_SESSION_S", 8 * 3600),
         )
         settings.key_ring  # noqa: B018 -- a bad key entry is refused at start, not per request
         return settings

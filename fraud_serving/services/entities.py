@@ -38,9 +38,16 @@ class EntityService:
             key = self.shape.key_of(kind, value)
         except RequestValueError as err:
             raise InvalidInputError(err.field, err.reason) from None
+        return await self.view_key(kind, key, as_of, shown=value)
+
+    async def view_key(
+        self, kind: str, key: str, as_of: datetime | None = None, shown: str | None = None
+    ) -> EntityView:
+        """The entity whose key, as the store keeps it, is `key` (`shown`: how to name it in
+        the error when it is not there)."""
         namespace, (blob,) = await self.store.get_states([(kind, key)])
         if blob is None:
-            raise EntityNotFoundError(f"no {kind} {value!r} in the online store")
+            raise EntityNotFoundError(f"no {kind} {shown or key!r} in the online store")
         state = decode_state(blob)
         moment = as_of or datetime.now(UTC)
         features = entity_features_at(state, kind, epoch_seconds(moment), self.spec)

@@ -15,6 +15,7 @@ the states hold and the feed lacks.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from fraud_core.features.kernel import NO_LABEL
@@ -22,6 +23,8 @@ from fraud_core.features.offline import epoch_seconds
 from fraud_core.features.spec import FeatureSpec
 from fraud_core.features.state import decode_state, encode_state
 from fraud_core.labels import LabelEvent, encode_entry
+from fraud_core.online_keys import DAY_S
+from fraud_core.review import DEFAULT_WINDOW_DAYS, Verdict
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.schemas import Label, LabelResult
 from fraud_serving.services.answers import decode_record
@@ -41,9 +44,16 @@ class OrderNotFoundError(LookupError):
 
 
 class LabelService:
-    def __init__(self, store: OnlineStore, metrics: ServiceMetrics, spec: FeatureSpec) -> None:
+    def __init__(
+        self,
+        store: OnlineStore,
+        metrics: ServiceMetrics,
+        spec: FeatureSpec,
+        verdict_ttl_s: int = (DEFAULT_WINDOW_DAYS + 7) * DAY_S,
+    ) -> None:
         self.store = store
         self.metrics = metrics
+        self.verdict_ttl_s = verdict_ttl_s
         self.kinds = tuple(e.kind for e in spec.entities)
         self.primary = spec.primary  # the order index names an order's primary entity
 
@@ -78,7 +88,12 @@ class LabelService:
                 "cannot be known before its order",
             )
 
-    async def apply(self, label: Label, key_id: str = "") -> LabelResult:
+    async def apply(
+        self, label: Label, key_id: str = "", origin: str = "api", note: str = ""
+    ) -> LabelResult:
+        """Label the order in its entities' states and the label feed, and keep the verdict for
+        the review queue (`fraud_core.review`): an order with a label is no longer pending.
+        `origin` says where it came from (`api`, `console`), with the key's id."""
         label_s = epoch_seconds(label.label_date) if label.is_fraud else NO_LABEL
         try:
             ids, order_date = await self._entities_of(label.order_id)
@@ -118,7 +133,7 @@ class LabelService:
                     label.is_fraud,
                     label.label_date,
                     label.source,
-                    f"api:{key_id}",
+                    f"{origin}:{key_id}",
                     order_date=placed,
                 )
                 await self.store.append_label(encode_entry(event))
@@ -127,6 +142,20 @@ class LabelService:
             if writes:
                 code = await self.store.commit(snapshot.namespace, [], writes)
             if code == CommitOutcome.OK:
+                verdict = Verdict(
+                    label.order_id,
+                    label.is_fraud,
+                    int(time.time() * 1000),
+                    f"key:{key_id}",
+                    note,
+                    label.source,
+                )
+                await self.store.record_verdict(
+                    placed.astimezone(UTC).date(),
+                    label.order_id,
+                    verdict.encode(),
+                    self.verdict_ttl_s,
+                )
                 self.metrics.labels.labels(result="updated" if writes else "unchanged").inc()
                 return LabelResult(
                     order_id=label.order_id,

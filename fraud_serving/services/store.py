@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TypeVar
 
 import redis.asyncio as aioredis
@@ -38,6 +38,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from fraud_core.decision_log import LOG_FIELD
 from fraud_core.labels import LABEL_FIELD
 from fraud_core.online_keys import (
     BOOT_SCRIPT,
@@ -455,6 +456,57 @@ class OnlineStore:
         a timeout: an entry written twice is one event once the feed deduplicates it."""
         self._check_up()
         await self._retrying(lambda: self.client.xadd(self.keys.labels, {LABEL_FIELD: entry}))
+
+    # -- the review queue -----------------------------------------------------------------------
+
+    async def decision_entries(self, after: str | None, count: int) -> list[tuple[str, bytes]]:
+        """Up to `count` decision-log entries after stream id `after` (from the first: None),
+        as (id, encoded entry)."""
+        self._check_up()
+        low = "-" if after is None else f"({after}"
+
+        async def attempt() -> list:
+            return await self.client.xrange(self.keys.decisions, low, "+", count=count)
+
+        return [
+            (entry_id.decode(), fields[LOG_FIELD])
+            for entry_id, fields in await self._retrying(attempt)
+            if LOG_FIELD in fields
+        ]
+
+    async def review_version(self) -> int:
+        self._check_up()
+        return int(await self._retrying(lambda: self.client.get(self.keys.review_version)) or 0)
+
+    async def verdict_fields(self, days: Sequence[date]) -> tuple[int, list[dict[bytes, bytes]]]:
+        """The verdict counter and each day's verdict hash, read together."""
+        self._check_up()
+
+        async def attempt() -> list:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.get(self.keys.review_version)
+                for day in days:
+                    pipe.hgetall(self.keys.review_verdicts(day))
+                return await pipe.execute()
+
+        version, *hashes = await self._retrying(attempt)
+        return int(version or 0), hashes
+
+    async def record_verdict(self, day: date, order_id: str, record: bytes, ttl_s: int) -> None:
+        """Keep an order's verdict (in its order day's hash, whose expiry it renews) and bump the
+        counter, in one transaction. Setting the same record again changes nothing that matters,
+        so a timeout is tried again."""
+        self._check_up()
+        name = self.keys.review_verdicts(day)
+
+        async def attempt() -> list:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(name, order_id, record)
+                pipe.expire(name, ttl_s)
+                pipe.incr(self.keys.review_version)
+                return await pipe.execute()
+
+        await self._retrying(attempt)
 
     # -- lists --------------------------------------------------------------------------------
 
