@@ -23,6 +23,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.middleware.session.base import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from litestar.status_codes import (
     HTTP_303_SEE_OTHER,
@@ -228,7 +229,7 @@ class LoginController(Controller):
     include_in_schema = False
 
     @get("/")
-    async def login_form(self, request: Request, next: str | None = None) -> Template:
+    async def login_form(self, request: Request, next: FromQuery[str | None] = None) -> Template:
         return _page(request, "login.html", next=_safe_next(next, CONSOLE), error="")
 
     @post("/", status_code=HTTP_303_SEE_OTHER)
