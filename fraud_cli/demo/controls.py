@@ -2,7 +2,8 @@
 declines a customer's next order; a candidate policy that declines too much, refused by
 `policy_replay`'s guardrails in a run of `policy_job` (a failed run: the refusal), launched
 before the service starts so that its worker starts while the service does; and a policy rule
-that sends a first order to review (applied at once by an audited override)."""
+that sends a first order to review (applied at once by an audited override), and a few more
+first orders left waiting in the review console's queue."""
 
 from __future__ import annotations
 
@@ -140,4 +141,23 @@ def show_team_controls(
     print(
         f"    policy {version} (rule big_first_order): a first order of {amount:,.2f} "
         f"{_said(before)} -> {_said(after)}; each change audited (fraud audit)"
+    )
+    # 4. a few more first orders wait in the review queue for an analyst (the console)
+    for i in range(3):
+        _score(client, {**_first_order(new_order, fields, f"{run}r{i}"), "order_amount": amount})
+
+
+def show_review_console(client: httpx.Client) -> None:
+    """The review queue's size, and how to open the console on it (an analyst key made up for
+    the reader: the demo's service stops with the demo)."""
+    from fraud_cli.demo.context import StepFailed
+
+    r = client.get("/v1/reviews", params={"per_page": 0})
+    if r.status_code != 200:
+        raise StepFailed(f"reading the review queue failed: {r.status_code} {r.text}")
+    key = secrets.token_urlsafe(18)
+    print(
+        f"    review console: {r.json()['pending']} orders waiting for review. Open it with "
+        f"FRAUD_API_KEYS=analyst:you:{key} make serve\n"
+        f"      then http://127.0.0.1:8000/console and sign in with the key {key}"
     )

@@ -203,7 +203,11 @@ def score_with_the_service(ctx: DemoContext) -> None:
     import httpx
 
     from fraud_cli.demo.context import StepFailed
-    from fraud_cli.demo.controls import show_team_controls, start_policy_replay
+    from fraud_cli.demo.controls import (
+        show_review_console,
+        show_team_controls,
+        start_policy_replay,
+    )
     from fraud_core.contract.loader import unserved_terms
     from fraud_core.contract.request import request_fields
     from fraud_core.model.artifact import current_version
@@ -256,6 +260,7 @@ def score_with_the_service(ctx: DemoContext) -> None:
                     f"                    reasons: {reasons}"
                 )
             show_team_controls(ctx, client, samples[1][1], primary, pending)
+            show_review_console(client)
         example = json.dumps({**order, "order_id": "my-order-1"})
         print(
             f"    try it: fraud serve, then curl -s -H '{_HEADER}: <key>' -H 'Content-Type: application/json' "

@@ -20,7 +20,12 @@ from urllib.parse import urlencode
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import (
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
 from litestar.middleware.session.base import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 from litestar.params import FromQuery
@@ -31,6 +36,7 @@ from litestar.status_codes import (
     HTTP_401_UNAUTHORIZED,
     HTTP_403_FORBIDDEN,
     HTTP_404_NOT_FOUND,
+    HTTP_405_METHOD_NOT_ALLOWED,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ASGIApp
@@ -137,7 +143,11 @@ def _error_page(status: int, title: str):
 
 
 def _sign_in_redirect(request: Request, _: Exception) -> Response:
+    # back to the page after signing in; a form posted from an expired session goes back to
+    # the queue (the form's route only takes a POST: its action is not repeated)
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        target = f"{CONSOLE}/queue"
     query = urlencode({"next": _safe_next(target, CONSOLE)})
     return Redirect(f"{CONSOLE}/login?{query}", status_code=HTTP_303_SEE_OTHER)
 
@@ -146,6 +156,7 @@ CONSOLE_EXCEPTION_HANDLERS = {
     SignInRequired: _sign_in_redirect,
     PermissionDeniedException: _error_page(HTTP_403_FORBIDDEN, "Refused"),  # no CSRF token too
     NotFoundException: _error_page(HTTP_404_NOT_FOUND, "Not found"),
+    MethodNotAllowedException: _error_page(HTTP_405_METHOD_NOT_ALLOWED, "Not allowed"),
     InvalidInputError: _error_page(HTTP_400_BAD_REQUEST, "Bad input"),
     StoreUnavailableError: _error_page(HTTP_503_SERVICE_UNAVAILABLE, "Online store unavailable"),
 }
@@ -281,6 +292,7 @@ class ConsoleController(Controller):
         wanted = _filter(request.query_params)
         page = await services.review.queue(wanted)
         params = {k: v for k, v in request.query_params.items() if k not in ("page", "msg") and v}
+        kept = {k: v for k, v in request.query_params.items() if k != "msg" and v}
         return _page(
             request,
             "queue.html",
@@ -288,7 +300,8 @@ class ConsoleController(Controller):
             wanted=wanted,
             params=params,
             query=urlencode(params),
-            here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+            # where a verdict returns to: this page without the last verdict's message
+            here=f"{request.url.path}?{urlencode(kept)}" if kept else request.url.path,
             message=request.query_params.get("msg", ""),
         )
 

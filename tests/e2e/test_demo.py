@@ -46,6 +46,15 @@ def test_the_demo_keeps_its_budget_and_ends_scoring_orders(small_demo) -> None:
         last_step,
     ), last_step
     assert re.search(r"replayed by policy_job: REFUSED: decline rate \+", last_step), last_step
+    # the review console (issue 18): the rule's first orders wait for an analyst, with the key
+    waiting = re.search(
+        r"review console: (\d+) orders waiting for review\. Open it with "
+        r"FRAUD_API_KEYS=analyst:you:(\S+) make serve\n\s+then http://127\.0\.0\.1:8000/console "
+        r"and sign in with the key (\S+)",
+        last_step,
+    )
+    assert waiting and int(waiting.group(1)) >= 4, last_step
+    assert waiting.group(2) == waiting.group(3)
     assert str(home / "demo.log") in lines[-1]
     assert "Traceback" not in stdout + small_demo.stderr
     # the feedback loop (issue 16): the day the service scored before its file landed is in

@@ -33,7 +33,7 @@ KEYS = frozenset({f"scoring:shop:{SCORING}", f"analyst:ana:{ANALYST}", f"admin:b
 # the block list declines; every other order of 100 or more goes to review, whatever its score
 REVIEW_BIG = (
     "name: p\nrules:\n"
-    "  - name: block_listed\n    when: listed(\"block\")\n    action: decline\n"
+    '  - name: block_listed\n    when: listed("block")\n    action: decline\n'
     "  - name: big\n    when: amount >= 100\n    action: review\n"
 )
 TOKEN = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -135,6 +135,15 @@ def test_sign_in_needs_an_analyst_key_a_csrf_token_and_a_configured_key(
     assert console.get("/v1/reviews").status_code == 401
 
     token = _token(console)
+    # a form posted from an expired session goes to the sign-in, then to the queue (the form's
+    # route takes only a POST)
+    posted = console.post(
+        "/console/order/verdict",
+        data={"order_id": "x", "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert posted.status_code == 303
+    assert posted.headers["location"] == "/console/login?next=%2Fconsole%2Fqueue"
     no_token = console.post("/console/login", data={"key": ANALYST}, follow_redirects=False)
     assert no_token.status_code == 403
     scoring = console.post(
@@ -294,6 +303,9 @@ def test_bulk_verdicts_and_a_list_entry_from_the_console(
               "next": "/console/queue?sort=newest"},
     )  # fmt: skip
     assert r.status_code == 200 and "2 marked" in r.text and r.url.params["sort"] == "newest"
+    # the page a verdict returns to keeps the filter, not the last verdict's message
+    assert 'name="next" value="/console/queue?sort=newest"' in r.text
+    assert console.get("/console/queue/verdict").status_code == 405  # the console's error page
     assert {o["order_id"] for o in _pending(console)["orders"]} == {
         orders[1]["order_id"],
         orders[3]["order_id"],
