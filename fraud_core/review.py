@@ -185,6 +185,12 @@ class ReviewIndex:
         return len(self._rows)
 
     @property
+    def floor(self) -> int:
+        """Entries with a smaller stream number are not looked at (logged long before the
+        newest one: outside the window)."""
+        return self._floor
+
+    @property
     def horizon_s(self) -> int:
         """Orders placed before this (epoch s) are out of the window."""
         start = day_of(self.newest_t_s) - timedelta(days=self.window_days - 1)

@@ -60,9 +60,14 @@ SNAPSHOT_MARKER = "_SNAPSHOT.json"
 """Written last into an end-of-day entity-state folder: the snapshot is complete."""
 
 
+def segment_first_id(path: UPath) -> str:
+    """The stream id a decision-log segment file (`segment=<ms>-<seq>.parquet`) starts at."""
+    return _value(path.stem)
+
+
 def _stream_id(path: UPath) -> tuple[int, int]:
-    """The stream id a segment file (`segment=<ms>-<seq>.parquet`) starts at, for sorting."""
-    ms, _, seq = _value(path.stem).partition("-")
+    """A segment's first stream id, for sorting."""
+    ms, _, seq = segment_first_id(path).partition("-")
     return int(ms), int(seq or 0)
 
 

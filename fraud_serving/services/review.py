@@ -28,8 +28,9 @@ from fraud_core.review import (
     ReviewIndex,
     Verdict,
     explain,
+    stream_number,
 )
-from fraud_core.storage import DataLayout
+from fraud_core.storage import DataLayout, segment_first_id
 from fraud_serving.schemas import Label
 from fraud_serving.services.answers import decode_record
 from fraud_serving.services.entities import EntityNotFoundError, EntityService
@@ -115,6 +116,8 @@ class ReviewService:
         self.index = ReviewIndex(window_days)
         self._cursor: str | None = None  # the last stream id read
         self._segments: dict[str, int] = {}  # segment file name -> its size when read
+        self._segments_read = False
+        self._oldest: str | None = None  # the stream's oldest entry when segments were listed
         self._lock = asyncio.Lock()  # one refresh at a time; queries wait for it
         self._verdict_version = -1
         self._verdict_days: tuple[date, ...] = ()
@@ -129,19 +132,35 @@ class ReviewService:
             self.index.add(entries)
 
     async def _refresh(self) -> None:
+        """The stream's new entries, then the segments a drain wrote since: listed only when the
+        stream's oldest entry moved (a drain trims only what its segment holds), so a page costs
+        one round trip when the log did not change."""
         while True:
-            chunk = await self.store.decision_entries(self._cursor, READ_CHUNK)
+            chunk, oldest = await self.store.decision_entries(self._cursor, READ_CHUNK)
             if chunk:
                 await self._add(chunk)
                 self._cursor = chunk[-1][0]
             if len(chunk) < READ_CHUNK:
                 break
-        await asyncio.to_thread(self._read_segments)
+        if not self._segments_read or oldest != self._oldest:
+            await asyncio.to_thread(self._read_segments)
+            self._segments_read, self._oldest = True, oldest
 
     def _read_segments(self) -> None:
-        """Segments not read yet (or grown: a drain that died before its trim writes the same
-        file again with more), newest first, each cut to the window as it is then known."""
-        for path in reversed(self.layout.decision_log_segments()):
+        """Segments not read yet, newest first, each cut to the window as it is then known; the
+        newest one read is looked at again (a drain that died before its trim writes the same
+        file again, with more). Older segments than the window's are not opened."""
+        paths = self.layout.decision_log_segments()
+        newest_read = next((p for p in reversed(paths) if p.name in self._segments), None)
+        for at in range(len(paths) - 1, -1, -1):
+            path = paths[at]
+            if (
+                at + 1 < len(paths)
+                and stream_number(segment_first_id(paths[at + 1])) < self.index.floor
+            ):
+                break  # this one and every older one hold only entries below the window
+            if path.name in self._segments and path != newest_read:
+                continue
             try:
                 size = path.stat().st_size
             except FileNotFoundError:

@@ -459,20 +459,28 @@ class OnlineStore:
 
     # -- the review queue -----------------------------------------------------------------------
 
-    async def decision_entries(self, after: str | None, count: int) -> list[tuple[str, bytes]]:
-        """Up to `count` decision-log entries after stream id `after` (from the first: None),
-        as (id, encoded entry)."""
+    async def decision_entries(
+        self, after: str | None, count: int
+    ) -> tuple[list[tuple[str, bytes]], str | None]:
+        """Up to `count` decision-log entries after stream id `after` (from the first: None), as
+        (id, encoded entry), and the id of the stream's oldest entry (None: empty), read
+        together: when the oldest moved, a drain trimmed the stream."""
         self._check_up()
         low = "-" if after is None else f"({after}"
 
         async def attempt() -> list:
-            return await self.client.xrange(self.keys.decisions, low, "+", count=count)
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.xrange(self.keys.decisions, low, "+", count=count)
+                pipe.xrange(self.keys.decisions, "-", "+", count=1)
+                return await pipe.execute()
 
-        return [
+        entries, oldest = await self._retrying(attempt)
+        found = [
             (entry_id.decode(), fields[LOG_FIELD])
-            for entry_id, fields in await self._retrying(attempt)
+            for entry_id, fields in entries
             if LOG_FIELD in fields
         ]
+        return found, (oldest[0][0].decode() if oldest else None)
 
     async def review_version(self) -> int:
         self._check_up()
