@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -279,3 +280,27 @@ def start_fraud_serve(data_dir: Path, log: Path, timeout_s: float = 60) -> Proce
         return server
     server.stop()
     raise RuntimeError(f"fraud serve on {url} did not start; its log:\n{server.tail()}")
+
+
+@contextlib.contextmanager
+def app_in_thread(settings) -> Iterator[str]:
+    """The service's app for `settings` under uvicorn in a thread on a free loopback port: its
+    URL once it started; stopped afterwards."""
+    import threading
+
+    import uvicorn
+
+    from fraud_serving.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, timeout_s=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

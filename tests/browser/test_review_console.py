@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,14 +22,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import redis
-import uvicorn
 from playwright.sync_api import Page, expect
 
 from fraud_core.labels import LABEL_FIELD, entries_table
-from fraud_core.net import free_port
 from fraud_core.online_keys import OnlineKeys
 from fraud_core.redis_server import ensure_redis
-from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
 
 from ..serving.support import (
@@ -41,7 +37,7 @@ from ..serving.support import (
     trained_booster,
     wait_for,
 )
-from .support import OfflinePage
+from .support import OfflinePage, app_in_thread
 
 ANALYST_KEY, ADMIN_KEY, SCORING_KEY = "analyst-secret-1", "admin-secret-1", "scoring-secret-1"
 KEYS = frozenset(
@@ -104,29 +100,24 @@ def service(tmp_path_factory) -> Iterator[Service]:
         data_dir=data_dir,
         model_poll_s=0.1,
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        wait_for(lambda: server.started, timeout_s=30)
-        running = Service(f"http://127.0.0.1:{port}", prefix, redis_handle.url)
-        wait_for(lambda: running.api("GET", "/ready").status_code == 200, timeout_s=30)
-        submitted = running.api(
-            "POST", "/v1/policy", key=ADMIN_KEY, json={"text": POLICY, "reason": "t"}
-        )
-        assert submitted.status_code == 201, submitted.text
-        version = submitted.json()["version"]
-        activated = running.api(
-            "POST", "/v1/policy/active", key=ADMIN_KEY, json={"version": version, "reason": "t"}
-        )
-        assert activated.status_code == 200, activated.text
-        yield running
+        with app_in_thread(settings) as url:
+            running = Service(url, prefix, redis_handle.url)
+            wait_for(lambda: running.api("GET", "/ready").status_code == 200, timeout_s=30)
+            submitted = running.api(
+                "POST", "/v1/policy", key=ADMIN_KEY, json={"text": POLICY, "reason": "t"}
+            )
+            assert submitted.status_code == 201, submitted.text
+            version = submitted.json()["version"]
+            activated = running.api(
+                "POST",
+                "/v1/policy/active",
+                key=ADMIN_KEY,
+                json={"version": version, "reason": "t"},
+            )
+            assert activated.status_code == 200, activated.text
+            yield running
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         delete_prefix(redis_handle.url, prefix)
         redis_handle.stop()
 

@@ -6,22 +6,18 @@ OpenAPI document, with no console error."""
 from __future__ import annotations
 
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import expect
 
-from fraud_core.net import free_port
 from fraud_core.redis_server import ensure_redis
-from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
 
-from ..serving.support import delete_prefix, wait_for
-from .support import OfflinePage
+from ..serving.support import delete_prefix
+from .support import OfflinePage, app_in_thread
 
 RENDER_TIMEOUT_MS = 15_000
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -39,18 +35,10 @@ def service_url(tmp_path_factory) -> Iterator[str]:
         key_prefix=prefix,
         data_dir=tmp_path_factory.mktemp("schema_page"),
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        wait_for(lambda: server.started, timeout_s=30)
-        yield f"http://127.0.0.1:{port}"
+        with app_in_thread(settings) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         delete_prefix(redis.url, prefix)
         redis.stop()
 

@@ -255,6 +255,12 @@ def test_a_verdict_is_a_label_in_the_states_the_feed_and_the_audit_and_leaves_th
     assert record["reason"] == "card testing" and record["after"] == "fraud"
     shown = console.get("/console/order", params={"id": target["order_id"]})
     assert "Marked <b>fraud</b>" in shown.text and "card testing" in shown.text
+    entity = console.get(
+        "/console/entity", params={"kind": "customer_id", "key": target["customer_id"]}
+    )
+    assert entity.status_code == 200 and "1 labelled fraud" in entity.text
+    assert target["order_id"] in entity.text
+    assert console.get("/console/entity", params={"kind": "shoe", "key": "x"}).status_code == 400
 
     # the same verdict again changes nothing (idempotent); another one is a change, audited
     again = console.post("/console/order/verdict", data={**form, "_csrf_token": token})
