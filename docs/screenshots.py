@@ -5,8 +5,8 @@
 
 It starts `dagster-webserver` (the project's workspace, $DAGSTER_HOME, default ./.dagster) and
 `fraud serve` ($FRAUD_DATA_DIR, default ./data) on free loopback ports, photographs the asset
-lineage, the `fraud_model` and `feature_drift` asset pages, the daily job's runs and the
-service's `/schema` in Debian's Chromium ($FRAUD_CHROMIUM to use another), with every request
+lineage, the `fraud_model` and `feature_drift` asset pages, the daily job's runs, the
+service's `/schema` and the review console's queue and first waiting order in Debian's Chromium ($FRAUD_CHROMIUM to use another), with every request
 that would leave the machine aborted, and stops both servers by their PIDs. The servers and the
 offline browser are the browser tests' own (tests/browser/support.py).
 """
@@ -99,12 +99,41 @@ def _schema_ready(page: Page) -> None:
     _settled(page)
 
 
+def _service_key() -> str:
+    """The key `start_fraud_serve` gives the service: $FRAUD_API_KEYS's first, else its own."""
+    entries = [e.strip() for e in os.environ.get("FRAUD_API_KEYS", "").split(",") if e.strip()]
+    return entries[0].rpartition(":")[2] if entries else "screenshots"
+
+
+def _console(page: Page) -> None:
+    """Signed in (the service's key is an admin key), on the queue page."""
+    if "/console/login" in page.url:
+        page.fill("#key", _service_key())
+        page.click("button[type=submit]")
+    expect(page.locator("#total")).to_be_visible()
+
+
+def _queue_ready(page: Page) -> None:
+    _console(page)
+    _settled(page)
+
+
+def _order_ready(page: Page) -> None:
+    """The first order waiting in the queue (the demo leaves a few)."""
+    _console(page)
+    page.locator("a.order-link").first.click()
+    expect(page.locator("#decision")).to_be_visible()
+    _settled(page)
+
+
 SHOTS = (
     Shot("asset-lineage.png", "dagster", "/asset-groups", _lineage_ready),
     Shot("fraud-model.png", "dagster", "/assets/fraud_model", _asset_ready("summary")),
     Shot("feature-drift.png", "dagster", "/assets/feature_drift", _asset_ready("max_psi")),
     Shot(f"{JOB}-runs.png", "dagster", f"/locations/{LOCATION}/jobs/{JOB}/runs", _runs_ready),
     Shot("service-schema.png", "service", "/schema", _schema_ready),
+    Shot("review-queue.png", "service", "/console/queue", _queue_ready),
+    Shot("review-order.png", "service", "/console/queue", _order_ready),
 )
 
 

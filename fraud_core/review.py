@@ -170,7 +170,7 @@ class ReviewIndex:
             raise ValueError(f"review window: at least one day; got {window_days}")
         self.window_days = window_days
         self.newest_t_s = 0
-        self.counts: dict[date, dict[str, int]] = {}
+        self._counts: dict[int, dict[str, int]] = {}  # per order day (days since the epoch)
         self._seen = np.empty(0, dtype=np.int64)  # stream numbers of every entry taken, sorted
         # entries logged (received) this long before the newest one are not looked at again: the
         # seen numbers stay bounded by the window, not by the service's uptime
@@ -196,10 +196,29 @@ class ReviewIndex:
         start = day_of(self.newest_t_s) - timedelta(days=self.window_days - 1)
         return int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp())
 
+    @property
+    def counts(self) -> dict[date, dict[str, int]]:
+        """Decisions per order day in the window."""
+        epoch = date(1970, 1, 1)
+        return {epoch + timedelta(days=d): dict(c) for d, c in self._counts.items()}
+
+    def _merge_fresh(self) -> None:
+        """Fold the numbers taken since into the sorted seen numbers: an append when they all
+        come after (stream ids grow: the usual case), else a sort of both."""
+        if not self._fresh:
+            return
+        fresh = np.sort(np.asarray(self._fresh, dtype=np.int64))
+        self._fresh = []
+        if not len(self._seen) or fresh[0] > self._seen[-1]:
+            self._seen = np.concatenate((self._seen, fresh))
+            return
+        merged = np.sort(np.concatenate((self._seen, fresh)), kind="stable")
+        keep = np.ones(len(merged), dtype=bool)
+        keep[1:] = merged[1:] != merged[:-1]
+        self._seen = merged[keep]
+
     def _known(self, numbers: np.ndarray) -> np.ndarray:
-        if self._fresh:
-            self._seen = np.union1d(self._seen, np.asarray(self._fresh, dtype=np.int64))
-            self._fresh = []
+        self._merge_fresh()
         at = np.searchsorted(self._seen, numbers)
         at[at == len(self._seen)] = 0
         return (self._seen[at] == numbers) if len(self._seen) else np.zeros(len(numbers), bool)
@@ -218,8 +237,9 @@ class ReviewIndex:
             self._newest_number = max(self._newest_number, int(number))
             self._fresh.append(int(number))
             order_id, t_s, decision = peek_entry(blob)
-            day = day_of(t_s)
-            per_day = self.counts.setdefault(day, dict.fromkeys(DECISIONS, 0))
+            per_day = self._counts.get(t_s // DAY_S)
+            if per_day is None:
+                per_day = self._counts[t_s // DAY_S] = dict.fromkeys(DECISIONS, 0)
             per_day[decision] = per_day.get(decision, 0) + 1
             self.newest_t_s = max(self.newest_t_s, t_s)
             if decision != REVIEW or order_id in self._rows:
@@ -245,16 +265,16 @@ class ReviewIndex:
     def _prune(self) -> None:
         margin_ms = (self.window_days + 1) * DAY_S * 1000
         self._floor = max(0, ((self._newest_number >> 22) - margin_ms) << 22)
-        if self._fresh:
-            self._known(np.empty(0, dtype=np.int64))  # merge the fresh numbers
-        self._seen = self._seen[self._seen >= self._floor]
+        self._merge_fresh()
+        if len(self._seen) and self._seen[0] < self._floor:
+            self._seen = self._seen[self._seen >= self._floor]
         horizon = self.horizon_s
         old = [k for k, row in self._rows.items() if row.t_s < horizon]
         for order_id in old:
             del self._rows[order_id], self._blobs[order_id]
-        first = day_of(horizon)
-        for day in [d for d in self.counts if d < first]:
-            del self.counts[day]
+        first = horizon // DAY_S
+        for day in [d for d in self._counts if d < first]:
+            del self._counts[day]
 
     def decision(self, order_id: str) -> Decision | None:
         """The logged decision of a REVIEW order in the window (None: not one)."""
@@ -266,7 +286,8 @@ class ReviewIndex:
 
     def days(self) -> list[date]:
         """The window's order days that have entries, newest first."""
-        return sorted(self.counts, reverse=True)
+        epoch = date(1970, 1, 1)
+        return [epoch + timedelta(days=d) for d in sorted(self._counts, reverse=True)]
 
     def query(self, wanted: QueueFilter, done: Collection[str]) -> QueuePage:
         """The pending REVIEW orders (no verdict in `done`) that pass `wanted`, ranked, one page."""
@@ -292,7 +313,7 @@ class ReviewIndex:
             "newest": -cols.t_s[chosen].astype(np.float64),
             "oldest": cols.t_s[chosen].astype(np.float64),
         }[wanted.sort]
-        order = chosen[np.lexsort((cols.order_ids[chosen], key))]  # ties: by order id
+        order = chosen[np.lexsort((chosen, key))]  # ties: the first logged first
         total = len(order)
         pages = max(1, -(-total // wanted.per_page)) if wanted.per_page else 1
         page = min(wanted.page, pages)

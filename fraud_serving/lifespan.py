@@ -109,6 +109,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     review = ReviewService(
         store, labels, lists, entities, layout, settings.contract, settings.review_days
     )
+    tasks.append(asyncio.create_task(review.warm(), name="review-warm-up"))
     app.state.services = Services(
         settings=settings,
         metrics=metrics,

@@ -59,6 +59,10 @@ def test_each_entry_is_taken_once_and_every_decision_counted_per_day() -> None:
     assert index.days() == [day1, day0]
     assert index.decision("o1").reasons == [("customer_id__order_count__24h", 3.0, 0.8)]
     assert index.decision("o2") is None  # not a review
+    # a segment's older entries read after newer ones from the stream: each still taken once
+    later = ReviewIndex(window_days=14)
+    assert later.add([entries[3]]) == 1 and later.add(entries) == 1 and later.add(entries) == 0
+    assert later.counts[day0] == {"approve": 1, "review": 2, "decline": 0}
 
 
 def test_the_window_is_anchored_at_the_newest_order_and_old_entries_leave() -> None:
@@ -87,7 +91,7 @@ def test_filters_ranking_and_pages() -> None:
         ]
     )
     ids = lambda page: [r.order_id for r in page.rows]  # noqa: E731
-    # score x amount, ties by order id
+    # score x amount, ties by log order
     assert ids(index.query(QueueFilter(), set())) == ["o2", "o4", "o1", "o3"]
     assert ids(index.query(QueueFilter(sort="newest"), set())) == ["o3", "o4", "o2", "o1"]
     assert ids(index.query(QueueFilter(sort="oldest"), set())) == ["o1", "o2", "o4", "o3"]
