@@ -103,6 +103,14 @@ def _instance() -> DagsterInstance:
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from dagster import BetaWarning
+
+    # Importing the code location's assets (a gate's check name, say) makes Dagster warn that
+    # backfill policies are in beta, once per asset: nothing the demo's reader can act on.
+    warnings.filterwarnings("ignore", category=BetaWarning)
+
     from fraud_assets.sensors.ticks import MIN_INTERVAL_ENV, SELECTION_EVERY_ENV, TICK_ENV
     from fraud_cli.demo.context import DemoContext, StepFailed
     from fraud_cli.demo.dagster_runs import DagsterProcesses
