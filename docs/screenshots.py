@@ -31,6 +31,7 @@ from playwright.sync_api import Page, expect  # noqa: E402
 
 from fraud_core.storage import DataLayout  # noqa: E402
 from tests.browser.support import (  # noqa: E402
+    VIEWPORT,
     Chromium,
     OfflineGuard,
     Process,
@@ -43,6 +44,7 @@ from tests.browser.support import (  # noqa: E402
 LOCATION = "fraud_assets.definitions"  # workspace.yaml's code location
 JOB = "daily_features_job"  # the landing sensor's job: the one that runs every day
 PAGE_TIMEOUT_MS = 60_000
+EXPANDED_VIEWPORT = {"width": 1600, "height": 2600}  # the lineage with every group expanded
 COMMUNITY_DIALOG = "Join the Dagster community"
 ASSETS_QUERY = "{ assetNodes { assetKey { path } groupName } }"
 
@@ -71,6 +73,8 @@ def _lineage_ready(page: Page) -> None:
     groups = asset_groups(f"{parts.scheme}://{parts.netloc}")
     for group in sorted(set(groups.values())):  # the graph is drawn, its groups collapsed
         expect(page.locator(f'[data-tooltip="{group}"]').first).to_be_visible()
+    # expanded, the graph is taller than the window, and the UI draws only the nodes in view
+    page.set_viewport_size(EXPANDED_VIEWPORT)
     page.keyboard.press("Alt+KeyE")  # the UI's "expand all groups"
     for name in groups:
         expect(page.get_by_text(name, exact=True).first).to_be_visible()
@@ -150,6 +154,7 @@ def take(shots: tuple[Shot, ...], urls: dict[str, str], out: Path) -> OfflineGua
         )
         for shot in shots:
             started = time.monotonic()
+            page.set_viewport_size(VIEWPORT)
             page.goto(urls[shot.server] + shot.path)
             shot.ready(page)
             page.screenshot(path=out / shot.file, animations="disabled")
