@@ -170,6 +170,7 @@ class ReviewIndex:
             raise ValueError(f"review window: at least one day; got {window_days}")
         self.window_days = window_days
         self.newest_t_s = 0
+        self.unreadable = 0  # entries skipped: not a decision-log entry of a known version
         self._counts: dict[int, dict[str, int]] = {}  # per order day (days since the epoch)
         self._seen = np.empty(0, dtype=np.int64)  # stream numbers of every entry taken, sorted
         # entries logged (received) this long before the newest one are not looked at again: the
@@ -225,7 +226,7 @@ class ReviewIndex:
 
     def add(self, entries: Sequence[tuple[str | bytes, bytes]]) -> int:
         """Take decision-log entries (stream id, encoded entry) not taken before; the number of
-        REVIEW orders added. A malformed entry raises ValueError (the log is the service's)."""
+        REVIEW orders added. An entry that is no decision is skipped and counted (`unreadable`)."""
         if not entries:
             return 0
         numbers = np.fromiter((stream_number(i) for i, _ in entries), np.int64, len(entries))
@@ -236,7 +237,11 @@ class ReviewIndex:
                 continue
             self._newest_number = max(self._newest_number, int(number))
             self._fresh.append(int(number))
-            order_id, t_s, decision = peek_entry(blob)
+            try:
+                order_id, t_s, decision = peek_entry(blob)
+            except ValueError:
+                self.unreadable += 1  # not the service's entry: skipped, counted, not fatal
+                continue
             per_day = self._counts.get(t_s // DAY_S)
             if per_day is None:
                 per_day = self._counts[t_s // DAY_S] = dict.fromkeys(DECISIONS, 0)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fraud_core import audit
@@ -131,6 +132,7 @@ class ReviewService:
         """The stream's new entries, then the segments a drain wrote since: listed only when the
         stream's oldest entry moved (a drain trims only what its segment holds), so a page costs
         one round trip when the log did not change."""
+        unreadable = self.index.unreadable
         while True:
             chunk, oldest = await self.store.decision_entries(self._cursor, READ_CHUNK)
             if chunk:  # a chunk decodes in a few ms on the event loop: scoring waits no longer
@@ -141,6 +143,11 @@ class ReviewService:
         if not self._segments_read or oldest != self._oldest:
             await asyncio.to_thread(self._read_segments)
             self._segments_read, self._oldest = True, oldest
+        if self.index.unreadable > unreadable:
+            log.warning(
+                "review queue: skipped %d decision-log entries that are no decision",
+                self.index.unreadable - unreadable,
+            )
 
     def _read_segments(self) -> None:
         """Segments not read yet, newest first, each cut to the window as it is then known; the
@@ -164,11 +171,15 @@ class ReviewService:
             if self._segments.get(path.name) == size:
                 continue
             horizon = self.index.horizon_s if self.index.newest_t_s else None
-            table = pq.read_table(
-                str(path),
-                columns=["log_id", "entry"],
-                filters=None if horizon is None else [("t_s", ">=", horizon)],
-            )
+            try:
+                table = pq.read_table(
+                    str(path),
+                    columns=["log_id", "entry"],
+                    filters=None if horizon is None else [("t_s", ">=", horizon)],
+                )
+            except (OSError, pa.ArrowException) as exc:  # being replaced, or damaged
+                log.warning("review queue: segment %s not read: %s", path.name, exc)
+                continue
             self.index.add(
                 list(
                     zip(

@@ -59,6 +59,8 @@ def test_each_entry_is_taken_once_and_every_decision_counted_per_day() -> None:
     assert index.days() == [day1, day0]
     assert index.decision("o1").reasons == [("customer_id__order_count__24h", 3.0, 0.8)]
     assert index.decision("o2") is None  # not a review
+    junk = ReviewIndex()
+    assert junk.add([("1-1", b"\x93\x01\x02\x03"), entries[0]]) == 1 and junk.unreadable == 1
     # a segment's older entries read after newer ones from the stream: each still taken once
     later = ReviewIndex(window_days=14)
     assert later.add([entries[3]]) == 1 and later.add(entries) == 1 and later.add(entries) == 0

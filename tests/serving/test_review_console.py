@@ -349,6 +349,8 @@ def test_the_queue_reads_the_stream_and_the_drained_segments_each_entry_once(
     queue = _pending(console)
     expected = {o["order_id"] for o in first + second}
     assert queue["pending"] == 8 and {o["order_id"] for o in queue["orders"]} == expected
+    # a damaged segment is skipped (and logged), not a failed page
+    Path(DataLayout(data_dir).decision_log_segment("1-0")).write_bytes(b"not parquet")
     # a new worker: the segment and the stream
     with TestClient(create_app(_settings(data_dir, redis_url, prefix))) as fresh:
         again = fresh.get("/v1/reviews", headers=_as(ANALYST)).json()
