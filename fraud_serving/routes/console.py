@@ -25,7 +25,9 @@ from litestar.exceptions import (
     NotAuthorizedException,
     NotFoundException,
     PermissionDeniedException,
+    TooManyRequestsException,
 )
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.middleware.session.base import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 from litestar.params import FromQuery
@@ -37,6 +39,7 @@ from litestar.status_codes import (
     HTTP_403_FORBIDDEN,
     HTTP_404_NOT_FOUND,
     HTTP_405_METHOD_NOT_ALLOWED,
+    HTTP_429_TOO_MANY_REQUESTS,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ASGIApp
@@ -157,6 +160,7 @@ CONSOLE_EXCEPTION_HANDLERS = {
     PermissionDeniedException: _error_page(HTTP_403_FORBIDDEN, "Refused"),  # no CSRF token too
     NotFoundException: _error_page(HTTP_404_NOT_FOUND, "Not found"),
     MethodNotAllowedException: _error_page(HTTP_405_METHOD_NOT_ALLOWED, "Not allowed"),
+    TooManyRequestsException: _error_page(HTTP_429_TOO_MANY_REQUESTS, "Too many sign-in tries"),
     InvalidInputError: _error_page(HTTP_400_BAD_REQUEST, "Bad input"),
     StoreUnavailableError: _error_page(HTTP_503_SERVICE_UNAVAILABLE, "Online store unavailable"),
 }
@@ -235,9 +239,25 @@ def _with_message(target: str, message: str) -> str:
     return f"{target}{sep}{urlencode({'msg': message})}"
 
 
+def _is_sign_in(request: Request) -> bool:
+    return request.method == "POST"
+
+
+# Guessing keys through the form: at most this many tries a minute from one address (per worker
+# process; the keys themselves are long random strings)
+SIGN_IN_TRIES_PER_MINUTE = 10
+
+
 class LoginController(Controller):
     path = f"{CONSOLE}/login"
     include_in_schema = False
+    middleware = (
+        RateLimitConfig(
+            rate_limit=("minute", SIGN_IN_TRIES_PER_MINUTE),
+            check_throttle_handler=_is_sign_in,
+            store="console_sign_in",
+        ).middleware,
+    )
 
     @get("/")
     async def login_form(self, request: Request, next: FromQuery[str | None] = None) -> Template:

@@ -23,6 +23,7 @@ from fraud_core.labels import LABEL_FIELD
 from fraud_core.online_keys import OnlineKeys
 from fraud_core.storage import DataLayout
 from fraud_serving.app import create_app
+from fraud_serving.routes.console import SIGN_IN_TRIES_PER_MINUTE
 from fraud_serving.settings import Settings
 
 from .support import payload, small_orders
@@ -384,3 +385,18 @@ def test_order_fields_show_escaped_and_a_digest_only_entity_says_so(
         assert order["email"] not in page.text  # only its digest is kept, and shown
         queue = http.get("/console/queue")
         assert hostile not in queue.text
+
+
+def test_sign_in_tries_are_limited_per_address(console: TestClient) -> None:
+    token = _token(console)
+    codes = [
+        console.post(
+            "/console/login", data={"key": f"guess-{i}-xxxxxxxx", "_csrf_token": token}
+        ).status_code
+        for i in range(SIGN_IN_TRIES_PER_MINUTE + 2)
+    ]
+    assert codes[:SIGN_IN_TRIES_PER_MINUTE] == [401] * SIGN_IN_TRIES_PER_MINUTE
+    assert codes[-1] == 429
+    refused = console.post("/console/login", data={"key": ANALYST, "_csrf_token": token})
+    assert refused.status_code == 429 and "Too many sign-in tries" in refused.text
+    assert console.get("/console/login").status_code == 200  # the form itself is not limited
