@@ -36,14 +36,23 @@ VERDICT_VERSION = 1
 
 
 def stream_number(entry_id: str | bytes) -> int:
-    """A stream id (`ms-seq`) as one integer that sorts as the ids do."""
+    """A stream id (`ms-seq`) as one integer that sorts as the ids do (an unsigned 64-bit value
+    until the year 2109)."""
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     ms, _, seq = text.partition("-")
     return (int(ms) << 22) + int(seq or 0)
 
 
+EPOCH_DAY = date(1970, 1, 1)
+
+
 def day_of(t_s: int) -> date:
-    return date(1970, 1, 1) + timedelta(days=t_s // DAY_S)
+    return EPOCH_DAY + timedelta(days=t_s // DAY_S)
+
+
+def verdict_lifetime_s(window_days: int) -> int:
+    """How long a day's verdict hash lives after its last verdict: the window and a week."""
+    return (window_days + 7) * DAY_S
 
 
 # -- verdicts ----------------------------------------------------------------------------------
@@ -172,7 +181,7 @@ class ReviewIndex:
         self.newest_t_s = 0
         self.unreadable = 0  # entries skipped: not a decision-log entry of a known version
         self._counts: dict[int, dict[str, int]] = {}  # per order day (days since the epoch)
-        self._seen = np.empty(0, dtype=np.int64)  # stream numbers of every entry taken, sorted
+        self._seen = np.empty(0, dtype=np.uint64)  # stream numbers of every entry taken, sorted
         # entries logged (received) this long before the newest one are not looked at again: the
         # seen numbers stay bounded by the window, not by the service's uptime
         self._floor = 0
@@ -200,15 +209,14 @@ class ReviewIndex:
     @property
     def counts(self) -> dict[date, dict[str, int]]:
         """Decisions per order day in the window."""
-        epoch = date(1970, 1, 1)
-        return {epoch + timedelta(days=d): dict(c) for d, c in self._counts.items()}
+        return {EPOCH_DAY + timedelta(days=d): dict(c) for d, c in self._counts.items()}
 
     def _merge_fresh(self) -> None:
         """Fold the numbers taken since into the sorted seen numbers: an append when they all
         come after (stream ids grow: the usual case), else a sort of both."""
         if not self._fresh:
             return
-        fresh = np.sort(np.asarray(self._fresh, dtype=np.int64))
+        fresh = np.sort(np.asarray(self._fresh, dtype=np.uint64))
         self._fresh = []
         if not len(self._seen) or fresh[0] > self._seen[-1]:
             self._seen = np.concatenate((self._seen, fresh))
@@ -229,7 +237,7 @@ class ReviewIndex:
         REVIEW orders added. An entry that is no decision is skipped and counted (`unreadable`)."""
         if not entries:
             return 0
-        numbers = np.fromiter((stream_number(i) for i, _ in entries), np.int64, len(entries))
+        numbers = np.fromiter((stream_number(i) for i, _ in entries), np.uint64, len(entries))
         known = self._known(numbers) | (numbers < self._floor)
         added = 0
         for (_, blob), number, old in zip(entries, numbers, known, strict=True):
@@ -291,8 +299,7 @@ class ReviewIndex:
 
     def days(self) -> list[date]:
         """The window's order days that have entries, newest first."""
-        epoch = date(1970, 1, 1)
-        return [epoch + timedelta(days=d) for d in sorted(self._counts, reverse=True)]
+        return [EPOCH_DAY + timedelta(days=d) for d in sorted(self._counts, reverse=True)]
 
     def query(self, wanted: QueueFilter, done: Collection[str]) -> QueuePage:
         """The pending REVIEW orders (no verdict in `done`) that pass `wanted`, ranked, one page."""
@@ -300,7 +307,7 @@ class ReviewIndex:
         pending = np.fromiter((o not in done for o in cols.order_ids), bool, len(cols.order_ids))
         mask = pending.copy()
         if wanted.day is not None:
-            mask &= cols.day == (wanted.day - date(1970, 1, 1)).days
+            mask &= cols.day == (wanted.day - EPOCH_DAY).days
         if wanted.segment is not None:
             mask &= cols.segment == wanted.segment
         if wanted.model_version is not None:
@@ -326,7 +333,7 @@ class ReviewIndex:
         shown = order[start : start + wanted.per_page]
         backlog_days, backlog_n = np.unique(cols.day[pending], return_counts=True)
         backlog = {
-            date(1970, 1, 1) + timedelta(days=int(d)): int(n)
+            EPOCH_DAY + timedelta(days=int(d)): int(n)
             for d, n in zip(backlog_days[::-1], backlog_n[::-1], strict=True)
         }
         return QueuePage(
@@ -336,7 +343,7 @@ class ReviewIndex:
             backlog=backlog,
             page=page,
             pages=pages,
-            days=[date(1970, 1, 1) + timedelta(days=int(d)) for d in np.unique(cols.day)[::-1]],
+            days=[EPOCH_DAY + timedelta(days=int(d)) for d in np.unique(cols.day)[::-1]],
             segments=sorted(set(cols.segment) - {""}),
             rules=sorted({r for rules in cols.rules for r in rules}),
             model_versions=sorted(set(cols.model_version)),

@@ -79,6 +79,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "FRAUD_API_KEYS holds keys without a role: they act as admin keys; "
             "write role:id:key entries (roles: scoring, analyst, admin) to narrow them"
         )
+    if settings.console_secret_generated:
+        log.warning(
+            "FRAUD_CONSOLE_SECRET is not set: review console sign-ins hold in this process only "
+            "(`fraud serve` shares one secret among its workers)"
+        )
     metrics = ServiceMetrics()
     # Swagger UI 5 (it reads OpenAPI 3.1, which Litestar writes) from an installed package, not
     # from a CDN, favicon included, so /schema renders on a machine without internet; the other

@@ -16,9 +16,10 @@ from litestar import Litestar
 
 from fraud_core.features.kernel import warm_up
 from fraud_core.model.artifact import CHALLENGER_FILE
-from fraud_core.online_keys import DAY_S, OnlineKeys, OrderIndexWindow
+from fraud_core.online_keys import OnlineKeys, OrderIndexWindow
 from fraud_core.policy import PolicyFields
 from fraud_core.policy.registry import PolicyRegistry
+from fraud_core.review import verdict_lifetime_s
 from fraud_core.storage import DataLayout
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.services.entities import EntityService
@@ -103,8 +104,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         asyncio.create_task(policies.watch(settings.model_poll_s), name="policy-reload"),
         asyncio.create_task(challengers.watch(settings.model_poll_s), name="shadow-reload"),
     ]
-    # a verdict keeps an order out of the queue for as long as the queue reaches back, and a week
-    labels = LabelService(store, metrics, spec, (settings.review_days + 7) * DAY_S)
+    labels = LabelService(store, metrics, spec, verdict_lifetime_s(settings.review_days))
     entities = EntityService(store, settings.request_shape, spec)
     review = ReviewService(
         store, labels, lists, entities, layout, settings.contract, settings.review_days

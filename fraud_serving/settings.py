@@ -115,6 +115,7 @@ class Settings:
     # TLS proxy; the default serves plain HTTP on 127.0.0.1)
     console_secure_cookie: bool = False
     console_session_s: int = 8 * 3600  # FRAUD_CONSOLE_SESSION_S: a sign-in lasts a working day
+    console_secret_generated: bool = False  # True when FRAUD_CONSOLE_SECRET was not given
     log_level: str = (
         "INFO"  # FRAUD_LOG_LEVEL: the service's own log lines (`fraud serve --log-level`)
     )
@@ -170,6 +171,7 @@ class Settings:
             log_level=_log_level(env),
             review_days=_review_days(env),
             console_secret=_console_secret(env),
+            console_secret_generated=not env.get(CONSOLE_SECRET_ENV, "").strip(),
             console_secure_cookie=env.get("FRAUD_CONSOLE_SECURE_COOKIE", "").strip()
             in ("1", "true"),
             console_session_s=_int(env, "FRAUD_CONSOLE_SESSION_S", 8 * 3600),

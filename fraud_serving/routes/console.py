@@ -13,9 +13,11 @@ send a Content-Security-Policy that allows only the console's own script and sty
 from __future__ import annotations
 
 import hashlib
+import posixpath
+import time
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import ResponseHeader
@@ -46,15 +48,16 @@ from litestar.types import ASGIApp
 
 from fraud_core.access import ANALYST, ApiKey, allows
 from fraud_core.policy.lists import LIST_NAMES
-from fraud_core.review import QueueFilter
+from fraud_core.review import MAX_PER_PAGE, QueueFilter
 from fraud_serving.lifespan import Services
 from fraud_serving.services.scoring import InvalidInputError
 from fraud_serving.services.store import StoreUnavailableError
 
 CONSOLE = "/console"
-SESSION_KEY_ID, SESSION_PRINT = "key_id", "key_print"
+SESSION_KEY_ID, SESSION_PRINT, SESSION_AT = "key_id", "key_print", "signed_at"
 VERDICTS = {"fraud": True, "legitimate": False}
 MAX_NOTE = 500
+MAX_LIST_DAYS = 3650  # a list entry's expiry, as the API's ttl_s allows (ten years)
 
 # The console's own script and style only; no inline code, no frames, forms post to itself.
 SECURITY_HEADERS = [
@@ -103,6 +106,11 @@ def session_key(request: Request) -> ApiKey | None:
     key_id, printed = session.get(SESSION_KEY_ID), session.get(SESSION_PRINT)
     if not key_id or not printed:
         return None
+    # the cookie is renewed with every page; the sign-in itself lasts console_session_s
+    signed_at = session.get(SESSION_AT)
+    lifetime = request.app.state.settings.console_session_s
+    if not isinstance(signed_at, int | float) or not 0 <= time.time() - signed_at <= lifetime:
+        return None
     for key in request.app.state.settings.key_ring.keys:
         if key.id == key_id and key_print(key) == printed and allows(key.role, ANALYST):
             return key
@@ -117,10 +125,15 @@ async def console_guard(connection: Any, _: Any) -> None:
 
 
 def _safe_next(target: str | None, default: str = f"{CONSOLE}/queue") -> str:
-    """Only a console path (never another host: `//evil`, `/\\evil`, `https://`)."""
-    if not target or not target.startswith(CONSOLE) or "//" in target or "\\" in target:
+    """Only a page of the console on this host: no scheme or host (`//evil`, `https://`), no
+    way out of /console (`/console/../v1`), no backslash (read as a slash by browsers)."""
+    if not target or "\\" in target:
         return default
-    return target
+    parts = urlsplit(target)
+    path = posixpath.normpath(parts.path) if parts.path else ""
+    if parts.scheme or parts.netloc or not (path == CONSOLE or path.startswith(f"{CONSOLE}/")):
+        return default
+    return path + (f"?{parts.query}" if parts.query else "")
 
 
 def _page(request: Request, name: str, status: int = 200, **context: Any) -> Template:
@@ -129,6 +142,8 @@ def _page(request: Request, name: str, status: int = 200, **context: Any) -> Tem
         template_name=f"console/{name}",
         context={"key_id": key.id if key else None, "path": request.url.path, **context},
         status_code=status,
+        # the router's headers do not reach what its exception handlers answer: given here too
+        headers={h.name: h.value for h in SECURITY_HEADERS if h.value is not None},
     )
 
 
@@ -278,7 +293,9 @@ class LoginController(Controller):
                 next=target,
                 error="Unknown key, or a key without the analyst role.",
             )
-        request.set_session({SESSION_KEY_ID: key.id, SESSION_PRINT: key_print(key)})
+        request.set_session(
+            {SESSION_KEY_ID: key.id, SESSION_PRINT: key_print(key), SESSION_AT: time.time()}
+        )
         return Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
@@ -331,6 +348,8 @@ class ConsoleController(Controller):
         order_ids = [str(o) for o in form.getall("order_id", [])]
         if not order_ids:
             raise InvalidInputError("order_id", "choose at least one order")
+        if len(order_ids) > MAX_PER_PAGE:
+            raise InvalidInputError("order_id", f"at most {MAX_PER_PAGE} orders at once")
         outcomes = await services.review.mark(
             order_ids, _verdict(form), _text(form, "note"), request.state.console_key.id
         )
@@ -373,8 +392,10 @@ class ConsoleController(Controller):
         form = await request.form()
         order_id = _required(form, "order_id")
         days = _optional_float(form.get("days"), "days")
-        if days is not None and days <= 0:
-            raise InvalidInputError("days", "must be more than 0 (or empty: no expiry)")
+        if days is not None and not 0 < days <= MAX_LIST_DAYS:
+            raise InvalidInputError(
+                "days", f"more than 0 and at most {MAX_LIST_DAYS} (or empty: no expiry)"
+            )
         list_name = _text(form, "list", 20)
         kind = _text(form, "kind", 100)
         await services.review.add_to_list(

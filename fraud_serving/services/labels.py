@@ -23,8 +23,7 @@ from fraud_core.features.offline import epoch_seconds
 from fraud_core.features.spec import FeatureSpec
 from fraud_core.features.state import decode_state, encode_state
 from fraud_core.labels import LabelEvent, encode_entry
-from fraud_core.online_keys import DAY_S
-from fraud_core.review import DEFAULT_WINDOW_DAYS, Verdict
+from fraud_core.review import DEFAULT_WINDOW_DAYS, Verdict, verdict_lifetime_s
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.schemas import Label, LabelResult
 from fraud_serving.services.answers import decode_record
@@ -49,7 +48,7 @@ class LabelService:
         store: OnlineStore,
         metrics: ServiceMetrics,
         spec: FeatureSpec,
-        verdict_ttl_s: int = (DEFAULT_WINDOW_DAYS + 7) * DAY_S,
+        verdict_ttl_s: int = verdict_lifetime_s(DEFAULT_WINDOW_DAYS),
     ) -> None:
         self.store = store
         self.metrics = metrics

@@ -29,6 +29,7 @@ from fraud_core.review import (
     QueuePage,
     ReviewIndex,
     Verdict,
+    decode_verdicts,
     explain,
     stream_number,
 )
@@ -124,7 +125,7 @@ class ReviewService:
         self._lock = asyncio.Lock()  # one refresh at a time; queries wait for it
         self._verdict_version = -1
         self._verdict_days: tuple[date, ...] = ()
-        self._verdict_fields: dict[str, bytes] = {}  # order id -> encoded verdict
+        self._verdicts_known: dict[str, Verdict] = {}  # order id -> its verdict
 
     # -- reading the log ------------------------------------------------------------------------
 
@@ -134,11 +135,12 @@ class ReviewService:
         one round trip when the log did not change."""
         unreadable = self.index.unreadable
         while True:
-            chunk, oldest = await self.store.decision_entries(self._cursor, READ_CHUNK)
-            if chunk:  # a chunk decodes in a few ms on the event loop: scoring waits no longer
-                self.index.add(chunk)
-                self._cursor = chunk[-1][0]
-            if len(chunk) < READ_CHUNK:
+            read = await self.store.decision_entries(self._cursor, READ_CHUNK)
+            if read.entries:  # a chunk decodes in a few ms on the event loop: scoring waits
+                self.index.add(read.entries)
+            self._cursor = read.last_id or self._cursor
+            oldest = read.oldest_id
+            if read.count < READ_CHUNK:
                 break
         if not self._segments_read or oldest != self._oldest:
             await asyncio.to_thread(self._read_segments)
@@ -191,16 +193,16 @@ class ReviewService:
             )
             self._segments[path.name] = size
 
-    async def _verdicts(self) -> dict[str, bytes]:
-        """Order id -> encoded verdict of every order day in the window (read again when a
-        verdict was given since, or the window moved)."""
+    async def _verdicts(self) -> dict[str, Verdict]:
+        """Order id -> verdict of every order day in the window (read again when a verdict was
+        given since, or the window moved); an unreadable record counts as no verdict."""
         days = tuple(self.index.days())
         version = await self.store.review_version()
         if version != self._verdict_version or days != self._verdict_days:
             version, hashes = await self.store.verdict_fields(days)
-            self._verdict_fields = {k.decode(): v for h in hashes for k, v in h.items()}
+            self._verdicts_known = {k: v for h in hashes for k, v in decode_verdicts(h).items()}
             self._verdict_version, self._verdict_days = version, days
-        return self._verdict_fields
+        return self._verdicts_known
 
     async def warm(self) -> None:
         """Read the window's log once at start, so the first page does not wait for it."""
@@ -244,7 +246,7 @@ class ReviewService:
             await self._refresh()
             done = await self._verdicts()
             decision = self.index.decision(order_id)
-        verdict = Verdict.decode(order_id, done[order_id]) if order_id in done else None
+        verdict = done.get(order_id)
         if decision is not None:
             view = dict(
                 placed=datetime.fromtimestamp(decision.t_s, UTC),
@@ -341,7 +343,7 @@ class ReviewService:
             done = dict(await self._verdicts())
         outcomes = []
         for order_id in dict.fromkeys(order_ids):
-            before = Verdict.decode(order_id, done[order_id]) if order_id in done else None
+            before = done.get(order_id)
             if before is not None and before.is_fraud == is_fraud:
                 outcomes.append(MarkOutcome(order_id, "unchanged", "that verdict was given before"))
                 continue
@@ -359,7 +361,8 @@ class ReviewService:
             except (OrderNotFoundError, InvalidInputError) as err:
                 outcomes.append(MarkOutcome(order_id, "refused", str(err)))
                 continue
-            audit.append(
+            await asyncio.to_thread(
+                audit.append,
                 self.layout.audit,
                 audit.AuditRecord(
                     action="review.verdict",

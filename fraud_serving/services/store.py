@@ -157,6 +157,18 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, RedisTimeoutError | asyncio.TimeoutError | TimeoutError)
 
 
+@dataclass(frozen=True)
+class LogChunk:
+    """Decision-log entries read from the stream: (id, encoded entry) of those with the log's
+    field, how many entries the read returned in all, the last one's id (to read on from, also
+    past an entry without the field) and the stream's oldest id."""
+
+    entries: list[tuple[str, bytes]]
+    count: int
+    last_id: str | None
+    oldest_id: str | None
+
+
 class OnlineStore:
     def __init__(
         self,
@@ -459,12 +471,10 @@ class OnlineStore:
 
     # -- the review queue -----------------------------------------------------------------------
 
-    async def decision_entries(
-        self, after: str | None, count: int
-    ) -> tuple[list[tuple[str, bytes]], str | None]:
-        """Up to `count` decision-log entries after stream id `after` (from the first: None), as
-        (id, encoded entry), and the id of the stream's oldest entry (None: empty), read
-        together: when the oldest moved, a drain trimmed the stream."""
+    async def decision_entries(self, after: str | None, count: int) -> LogChunk:
+        """Up to `count` decision-log entries after stream id `after` (from the first: None),
+        and the id of the stream's oldest entry, read together: when the oldest moved, a drain
+        trimmed the stream."""
         self._check_up()
         low = "-" if after is None else f"({after}"
 
@@ -475,12 +485,16 @@ class OnlineStore:
                 return await pipe.execute()
 
         entries, oldest = await self._retrying(attempt)
-        found = [
-            (entry_id.decode(), fields[LOG_FIELD])
-            for entry_id, fields in entries
-            if LOG_FIELD in fields
-        ]
-        return found, (oldest[0][0].decode() if oldest else None)
+        return LogChunk(
+            entries=[
+                (entry_id.decode(), fields[LOG_FIELD])
+                for entry_id, fields in entries
+                if LOG_FIELD in fields
+            ],
+            count=len(entries),
+            last_id=entries[-1][0].decode() if entries else None,
+            oldest_id=oldest[0][0].decode() if oldest else None,
+        )
 
     async def review_version(self) -> int:
         self._check_up()

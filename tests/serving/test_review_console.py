@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from fraud_core.online_keys import OnlineKeys
 from fraud_core.storage import DataLayout
 from fraud_serving.app import create_app
 from fraud_serving.routes.console import SIGN_IN_TRIES_PER_MINUTE
+from fraud_serving.services.review import READ_CHUNK
 from fraud_serving.settings import Settings
 
 from .support import payload, small_orders
@@ -400,3 +402,54 @@ def test_sign_in_tries_are_limited_per_address(console: TestClient) -> None:
     refused = console.post("/console/login", data={"key": ANALYST, "_csrf_token": token})
     assert refused.status_code == 429 and "Too many sign-in tries" in refused.text
     assert console.get("/console/login").status_code == 200  # the form itself is not limited
+
+
+def test_console_inputs_and_sessions_are_bounded(
+    data_dir: Path, redis_url: str, prefix: str, model
+) -> None:
+    settings = _settings(data_dir, redis_url, prefix, console_session_s=2)
+    with TestClient(create_app(settings)) as http:
+        _review_everything_big(http)
+        (order,) = _scored_reviews(http, 1, "-i")
+        token = _sign_in(http)
+        # a list entry that never ends would break the lists' listing: refused, as the API does
+        huge = http.post(
+            "/console/order/list",
+            data={"order_id": order["order_id"], "kind": "email", "key": order["email"],
+                  "list": "block", "days": "inf", "_csrf_token": token},
+        )  # fmt: skip
+        assert huge.status_code == 400 and "days" in huge.text
+        assert http.get("/v1/lists", headers=_as(ANALYST)).json()["entries"] == []
+        many = [f"o{i}" for i in range(201)]
+        bulk = http.post(
+            "/console/queue/verdict",
+            data={"order_id": many, "verdict": "fraud", "_csrf_token": token},
+        )
+        assert bulk.status_code == 400 and "at most 200" in bulk.text
+        # error pages carry the console's headers too
+        assert "default-src 'self'" in bulk.headers["content-security-policy"]
+        # no way out of /console through the sign-in's target
+        out = http.post(
+            "/console/login",
+            data={"key": ANALYST, "_csrf_token": token, "next": "/console/../v1/reviews"},
+            follow_redirects=False,
+        )
+        assert out.headers["location"] == "/console"
+        # an unreadable verdict record is no verdict, not a failed page
+        day = datetime.fromisoformat(order["order_date"]).date()
+        redis.Redis.from_url(redis_url).hset(
+            OnlineKeys(prefix).review_verdicts(day), order["order_id"], b"\x93\x01"
+        )
+        redis.Redis.from_url(redis_url).incr(OnlineKeys(prefix).review_version)
+        page = http.get("/console/order", params={"id": order["order_id"]})
+        assert page.status_code == 200 and "Waiting for review." in page.text
+        # entries of the stream that are no decision do not stop the reading
+        with redis.Redis.from_url(redis_url).pipeline() as pipe:
+            for _ in range(READ_CHUNK + 1):  # a whole read of them, and one more
+                pipe.xadd(OnlineKeys(prefix).decisions, {b"other": b"x"})
+            pipe.execute()
+        (later,) = _scored_reviews(http, 1, "-j", start=30)
+        assert later["order_id"] in {o["order_id"] for o in _pending(http)["orders"]}
+        # a sign-in lasts console_session_s, however often its cookie is renewed
+        time.sleep(2.2)
+        assert http.get("/console/queue", follow_redirects=False).status_code == 303
