@@ -55,6 +55,7 @@ from fraud_serving.services.store import StoreUnavailableError
 
 CONSOLE = "/console"
 SESSION_KEY_ID, SESSION_PRINT, SESSION_AT = "key_id", "key_print", "signed_at"
+SESSION_FLASH = "flash"  # the outcome of the last action, shown once on the next page
 VERDICTS = {"fraud": True, "legitimate": False}
 MAX_NOTE = 500
 MAX_LIST_DAYS = 3650  # a list entry's expiry, as the API's ttl_s allows (ten years)
@@ -249,9 +250,18 @@ def _marked_query(outcomes: list) -> str:
     return message
 
 
-def _with_message(target: str, message: str) -> str:
-    sep = "&" if "?" in target else "?"
-    return f"{target}{sep}{urlencode({'msg': message})}"
+def _flash(request: Request, message: str) -> None:
+    """A message for the next page, kept in the session (a link cannot put text in a page)."""
+    request.session[SESSION_FLASH] = message[:MAX_NOTE]
+
+
+def _flashed_target(request: Request, target: str, message: str) -> str:
+    _flash(request, message)
+    return target
+
+
+def _flashed(request: Request) -> str:
+    return str(request.session.pop(SESSION_FLASH, "") or "")
 
 
 def _is_sign_in(request: Request) -> bool:
@@ -328,8 +338,8 @@ class ConsoleController(Controller):
     async def queue(self, request: Request, services: NamedDependency[Services]) -> Template:
         wanted = _filter(request.query_params)
         page = await services.review.queue(wanted)
-        params = {k: v for k, v in request.query_params.items() if k not in ("page", "msg") and v}
-        kept = {k: v for k, v in request.query_params.items() if k != "msg" and v}
+        params = {k: v for k, v in request.query_params.items() if k != "page" and v}
+        kept = {k: v for k, v in request.query_params.items() if v}
         return _page(
             request,
             "queue.html",
@@ -339,7 +349,7 @@ class ConsoleController(Controller):
             query=urlencode(params),
             # where a verdict returns to: this page without the last verdict's message
             here=f"{request.url.path}?{urlencode(kept)}" if kept else request.url.path,
-            message=request.query_params.get("msg", ""),
+            message=_flashed(request),
         )
 
     @post("/queue/verdict", status_code=HTTP_303_SEE_OTHER)
@@ -355,7 +365,8 @@ class ConsoleController(Controller):
         )
         target = _safe_next(form.get("next"))
         return Redirect(
-            _with_message(target, _marked_query(outcomes)), status_code=HTTP_303_SEE_OTHER
+            _flashed_target(request, target, _marked_query(outcomes)),
+            status_code=HTTP_303_SEE_OTHER,
         )
 
     @get("/order")
@@ -372,7 +383,7 @@ class ConsoleController(Controller):
             order=view,
             lists=LIST_NAMES,
             back=_safe_next(request.query_params.get("back")),
-            message=request.query_params.get("msg", ""),
+            message=_flashed(request),
         )
 
     @post("/order/verdict", status_code=HTTP_303_SEE_OTHER)
@@ -384,7 +395,8 @@ class ConsoleController(Controller):
         )
         target = _safe_next(form.get("next"))
         return Redirect(
-            _with_message(target, _marked_query(outcomes)), status_code=HTTP_303_SEE_OTHER
+            _flashed_target(request, target, _marked_query(outcomes)),
+            status_code=HTTP_303_SEE_OTHER,
         )
 
     @post("/order/list", status_code=HTTP_303_SEE_OTHER)
@@ -408,7 +420,7 @@ class ConsoleController(Controller):
         )
         target = f"{CONSOLE}/order?{urlencode({'id': order_id})}"
         return Redirect(
-            _with_message(target, f"{kind} added to the {list_name} list"),
+            _flashed_target(request, target, f"{kind} added to the {list_name} list"),
             status_code=HTTP_303_SEE_OTHER,
         )
 

@@ -268,6 +268,9 @@ def test_a_verdict_is_a_label_in_the_states_the_feed_and_the_audit_and_leaves_th
     # the same verdict again changes nothing (idempotent); another one is a change, audited
     again = console.post("/console/order/verdict", data={**form, "_csrf_token": token})
     assert "0 marked, 1 unchanged" in again.text
+    # the message is shown once, from the session: a link cannot put text on a page
+    assert 'class="msg"' not in console.get("/console/queue").text
+    assert 'class="msg"' not in console.get("/console/queue?msg=hello").text
     assert len(_label_entries(redis_url, prefix)) == 1
     console.post(
         "/console/order/verdict", data={**form, "verdict": "legitimate", "_csrf_token": token}
