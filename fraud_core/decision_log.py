@@ -34,6 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from fraud_core.online_keys import stream_id_parts
+
 LOG_VERSION = 2
 # (version, elements) of the entries read: version 1 lacks the extras, version 2 has them last
 _SHAPES = ((1, 14), (LOG_VERSION, 15))  # `_check` tests the same, spelled out for speed
@@ -227,8 +229,8 @@ def _string_lists(lists: Sequence[Sequence[str]]) -> pa.Array:
 
 def next_id(entry_id: str) -> str:
     """The smallest stream id after `entry_id` (`ms-seq`): what XTRIM MINID keeps from."""
-    ms, _, seq = entry_id.partition("-")
-    return f"{ms}-{int(seq) + 1}"
+    ms, seq = stream_id_parts(entry_id)
+    return f"{ms}-{seq + 1}"
 
 
 def order_days(table: pa.Table) -> list[date]:

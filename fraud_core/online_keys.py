@@ -61,6 +61,13 @@ DAY_S = 86_400
 DEFAULT_ORDER_INDEX_DAYS = 37
 
 
+def stream_id_parts(entry_id: str | bytes) -> tuple[int, int]:
+    """A Redis stream id (`<ms>-<seq>`) as its two numbers."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def new_namespace_id(snapshot_day: date | None, now: datetime | None = None) -> str:
     """A sortable, unique namespace id: snapshot day, load time, random suffix."""
     now = now or datetime.now(UTC)

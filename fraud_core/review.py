@@ -25,7 +25,7 @@ import numpy as np
 
 from fraud_core.decision_log import Decision, decode_decision, peek_entry
 from fraud_core.features.spec import FeatureSpec
-from fraud_core.online_keys import DAY_S
+from fraud_core.online_keys import DAY_S, stream_id_parts
 
 REVIEW = "review"
 DECISIONS = ("approve", "review", "decline")  # the overview's columns (the holdout is approve)
@@ -38,9 +38,8 @@ VERDICT_VERSION = 1
 def stream_number(entry_id: str | bytes) -> int:
     """A stream id (`ms-seq`) as one integer that sorts as the ids do (an unsigned 64-bit value
     until the year 2109)."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return (int(ms) << 22) + int(seq or 0)
+    ms, seq = stream_id_parts(entry_id)
+    return (ms << 22) + seq
 
 
 EPOCH_DAY = date(1970, 1, 1)
@@ -102,6 +101,15 @@ def decode_verdicts(fields: Mapping[bytes, bytes]) -> dict[str, Verdict]:
 # -- the queue ---------------------------------------------------------------------------------
 
 
+class FilterError(ValueError):
+    """A queue filter refused: which field, and why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class QueueFilter:
     """What the analyst asked the queue for. Empty fields filter nothing."""
@@ -118,15 +126,15 @@ class QueueFilter:
 
     def __post_init__(self) -> None:
         if self.sort not in SORTS:
-            raise ValueError(f"sort: must be one of {', '.join(SORTS)}; got {self.sort!r}")
+            raise FilterError("sort", f"must be one of {', '.join(SORTS)}; got {self.sort!r}")
         if self.page < 1:
-            raise ValueError(f"page: must be 1 or more; got {self.page}")
+            raise FilterError("page", f"must be 1 or more; got {self.page}")
         if not 0 <= self.per_page <= MAX_PER_PAGE:
-            raise ValueError(f"per_page: must be 0 to {MAX_PER_PAGE}; got {self.per_page}")
+            raise FilterError("per_page", f"must be 0 to {MAX_PER_PAGE}; got {self.per_page}")
         for name in ("min_amount", "max_amount"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name}: must be a number >= 0; got {value}")
+                raise FilterError(name, f"must be a number >= 0; got {value}")
 
 
 @dataclass(frozen=True)
@@ -203,8 +211,7 @@ class ReviewIndex:
     @property
     def horizon_s(self) -> int:
         """Orders placed before this (epoch s) are out of the window."""
-        start = day_of(self.newest_t_s) - timedelta(days=self.window_days - 1)
-        return int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp())
+        return (self.newest_t_s // DAY_S - (self.window_days - 1)) * DAY_S
 
     @property
     def counts(self) -> dict[date, dict[str, int]]:

@@ -26,6 +26,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from upath import UPath
 
+from fraud_core.online_keys import stream_id_parts
+
 
 def _day(day: date | str) -> str:
     return day if isinstance(day, str) else day.isoformat()
@@ -67,8 +69,7 @@ def segment_first_id(path: UPath) -> str:
 
 def _stream_id(path: UPath) -> tuple[int, int]:
     """A segment's first stream id, for sorting."""
-    ms, _, seq = segment_first_id(path).partition("-")
-    return int(ms), int(seq or 0)
+    return stream_id_parts(segment_first_id(path))
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from litestar.types import ASGIApp
 
 from fraud_core.access import ANALYST, ApiKey, allows
 from fraud_core.policy.lists import LIST_NAMES
-from fraud_core.review import MAX_PER_PAGE, QueueFilter
+from fraud_core.review import MAX_PER_PAGE, FilterError, QueueFilter
 from fraud_serving.lifespan import Services
 from fraud_serving.services.scoring import InvalidInputError
 from fraud_serving.services.store import StoreUnavailableError
@@ -235,9 +235,8 @@ def _filter(params: Any) -> QueueFilter:
             sort=params.get("sort") or "risk",
             page=int(page_text),
         )
-    except ValueError as err:
-        name, _, reason = str(err).partition(": ")
-        raise InvalidInputError(name, reason) from None
+    except FilterError as err:
+        raise InvalidInputError(err.field, err.reason) from None
 
 
 def _marked_query(outcomes: list) -> str:
@@ -250,14 +249,11 @@ def _marked_query(outcomes: list) -> str:
     return message
 
 
-def _flash(request: Request, message: str) -> None:
-    """A message for the next page, kept in the session (a link cannot put text in a page)."""
+def _back_to(request: Request, target: str, message: str) -> Redirect:
+    """To `target`, with a message for that page kept in the session (a link cannot put text
+    on a page)."""
     request.session[SESSION_FLASH] = message[:MAX_NOTE]
-
-
-def _flashed_target(request: Request, target: str, message: str) -> str:
-    _flash(request, message)
-    return target
+    return Redirect(target, status_code=HTTP_303_SEE_OTHER)
 
 
 def _flashed(request: Request) -> str:
@@ -363,11 +359,7 @@ class ConsoleController(Controller):
         outcomes = await services.review.mark(
             order_ids, _verdict(form), _text(form, "note"), request.state.console_key.id
         )
-        target = _safe_next(form.get("next"))
-        return Redirect(
-            _flashed_target(request, target, _marked_query(outcomes)),
-            status_code=HTTP_303_SEE_OTHER,
-        )
+        return _back_to(request, _safe_next(form.get("next")), _marked_query(outcomes))
 
     @get("/order")
     async def order(self, request: Request, services: NamedDependency[Services]) -> Template:
@@ -393,11 +385,7 @@ class ConsoleController(Controller):
         outcomes = await services.review.mark(
             [order_id], _verdict(form), _text(form, "note"), request.state.console_key.id
         )
-        target = _safe_next(form.get("next"))
-        return Redirect(
-            _flashed_target(request, target, _marked_query(outcomes)),
-            status_code=HTTP_303_SEE_OTHER,
-        )
+        return _back_to(request, _safe_next(form.get("next")), _marked_query(outcomes))
 
     @post("/order/list", status_code=HTTP_303_SEE_OTHER)
     async def add_to_list(self, request: Request, services: NamedDependency[Services]) -> Redirect:
@@ -419,10 +407,7 @@ class ConsoleController(Controller):
             None if days is None else days * 86_400,
         )
         target = f"{CONSOLE}/order?{urlencode({'id': order_id})}"
-        return Redirect(
-            _flashed_target(request, target, f"{kind} added to the {list_name} list"),
-            status_code=HTTP_303_SEE_OTHER,
-        )
+        return _back_to(request, target, f"{kind} added to the {list_name} list")
 
     @get("/entity")
     async def entity(self, request: Request, services: NamedDependency[Services]) -> Template:

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
 from fraud_core.access import ANALYST
-from fraud_core.review import MAX_PER_PAGE, SORTS, QueueFilter, QueuePage
+from fraud_core.review import MAX_PER_PAGE, SORTS, FilterError, QueueFilter, QueuePage
 from fraud_serving.guards import needs
 from fraud_serving.routes.responses import BAD_INPUT, FORBIDDEN, UNAUTHORIZED, UNAVAILABLE
 from fraud_serving.schemas import ReviewQueue, ReviewRow
@@ -75,6 +75,6 @@ class ReviewController(Controller):
             wanted = QueueFilter(
                 day, segment, rule, model_version, min_amount, max_amount, sort, page, per_page
             )
-        except ValueError as err:
-            raise InvalidInputError(str(err).partition(":")[0], str(err)) from None
+        except FilterError as err:
+            raise InvalidInputError(err.field, err.reason) from None
         return queue_json(await review_service.queue(wanted))

@@ -72,9 +72,8 @@ class ListService:
         ttl_s: float | None = None,
         keyed: bool = False,
     ) -> ListEntry:
-        """Put an entity on a list by its value (or by its stored key: `keyed`)."""
-        if keyed and kind not in self.shape.kinds:
-            raise ValueError(f"kind must be one of {', '.join(self.shape.kinds)}; got {kind!r}")
+        """Put an entity on a list by its value (or by its stored key: `keyed`; `new_entry`
+        checks the kind)."""
         key = value if keyed else self.key_of(kind, value)
         entry = new_entry(list_name, kind, key, reason, actor, ttl_s, self.shape.kinds)
         # expired entries leave the hash with the next change, so it does not grow for ever

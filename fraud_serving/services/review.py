@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
@@ -248,7 +248,10 @@ class ReviewService:
             decision = self.index.decision(order_id)
         verdict = done.get(order_id)
         if decision is not None:
-            view = dict(
+            ids = dict(decision.ids)
+            numbers = {k: f"{v:g}" for k, v in decision.numbers.items()}
+            view = OrderView(
+                order_id=order_id,
                 placed=datetime.fromtimestamp(decision.t_s, UTC),
                 amount=decision.cents / 100,
                 score=float(decision.score),
@@ -260,9 +263,12 @@ class ReviewService:
                 segment=decision.segment,
                 list_hits=list(decision.list_hits),
                 explanations=explain(decision.reasons, self.spec),
-                ids=dict(decision.ids),
-                numbers={k: f"{v:g}" for k, v in decision.numbers.items()},
+                ids={},
+                attributes={},
+                timelines=[],
+                verdict=verdict,
                 source="decision log",
+                in_queue=verdict is None,
             )
         else:
             blob = await self.store.get_record(order_id)
@@ -270,9 +276,11 @@ class ReviewService:
                 return None
             stored = decode_record(blob)
             answer = stored.answer
-            view = dict(
+            ids, numbers = dict(stored.ids), {}
+            view = OrderView(
+                order_id=order_id,
                 placed=stored.order_date,
-                amount=None,
+                amount=None,  # not in a stored answer: its entities' states have it
                 score=answer.score,
                 decision=answer.decision,
                 model_version=answer.model_version,
@@ -284,27 +292,24 @@ class ReviewService:
                 explanations=explain(
                     [(r.feature, r.value, r.contribution) for r in answer.reasons], self.spec
                 ),
-                ids=dict(stored.ids),
-                numbers={},
+                ids={},
+                attributes={},
+                timelines=[],
+                verdict=verdict,
                 source="stored answer",
+                in_queue=False,
             )
-        ids: dict[str, str] = view.pop("ids")  # type: ignore[assignment]
-        numbers: dict[str, str] = view.pop("numbers")  # type: ignore[assignment]
         entities = {k: ids[k] for k in self.kinds if k in ids}
         timelines = [await self.timeline(kind, key, order_id) for kind, key in entities.items()]
-        if view["amount"] is None:  # a stored answer has no amount: its entities' states do
-            for line in timelines:
-                for event in line.events:
-                    if event.order_id == order_id:
-                        view["amount"] = event.amount
-        return OrderView(
-            order_id=order_id,
+        amount = view.amount
+        if amount is None:
+            amount = next((e.amount for line in timelines for e in line.events if e.current), None)
+        return replace(
+            view,
+            amount=amount,
             ids=entities,
             attributes={**{k: v for k, v in ids.items() if k not in entities}, **numbers},
             timelines=timelines,
-            verdict=verdict,
-            in_queue=decision is not None and verdict is None,
-            **view,  # type: ignore[arg-type]
         )
 
     async def timeline(self, kind: str, key: str, current: str = "") -> Timeline:
@@ -380,8 +385,6 @@ class ReviewService:
         self, list_name: str, kind: str, key: str, reason: str, key_id: str, ttl_s: float | None
     ) -> None:
         """Put an order's entity (by the key the store keeps) on a list; audited by the lists."""
-        if kind not in self.kinds:
-            raise InvalidInputError("kind", f"must be one of {', '.join(self.kinds)}; got {kind!r}")
         try:
             await self.lists.add(list_name, kind, key, reason, f"key:{key_id}", ttl_s, keyed=True)
         except ValueError as err:
