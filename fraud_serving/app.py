@@ -4,7 +4,7 @@
 
 It only assembles: settings (read once from the environment unless given), routes, the API key
 check on `/v1`, strict request bodies, error handlers, metrics middleware, OpenAPI at `/schema`,
-and the lifespan that owns the Redis client, the model and the background tasks.
+the review console's router (`routes/console.py`) and its templates, and the lifespan that owns the Redis client, the model and the background tasks.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ import logging
 from pathlib import Path
 
 from litestar import Litestar, Router
-from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
-from litestar.middleware import DefineMiddleware
-from litestar.middleware.csrf import CSRFMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -32,14 +29,7 @@ from fraud_serving.errors import EXCEPTION_HANDLERS
 from fraud_serving.guards import API_KEY_HEADER, SECURITY_SCHEME
 from fraud_serving.lifespan import lifespan
 from fraud_serving.metrics import ServiceMetrics, metrics_middleware
-from fraud_serving.routes.console import (
-    CONSOLE,
-    CONSOLE_EXCEPTION_HANDLERS,
-    SECURITY_HEADERS,
-    ConsoleController,
-    LoginController,
-    session_middleware,
-)
+from fraud_serving.routes.console import console_router
 from fraud_serving.routes.entities import entity_controller
 from fraud_serving.routes.labels import LabelController
 from fraud_serving.routes.model import ModelController
@@ -92,39 +82,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         path=DOCS_ASSETS, directories=[swagger_ui_dir()], include_in_schema=False
     )
     types = order_types(settings.contract)  # the order's fields and the kinds: the contract's
-    console = Router(
-        path="/",
-        route_handlers=[
-            LoginController,
-            ConsoleController,
-            create_static_files_router(
-                path=f"{CONSOLE}/static", directories=[HERE / "static"], include_in_schema=False
-            ),
-        ],
-        # only here: the scoring API neither reads cookies nor pays for them
-        middleware=[
-            DefineMiddleware(
-                session_middleware,
-                secret=settings.console_secret,
-                max_age_s=settings.console_session_s,
-                secure=settings.console_secure_cookie,
-            ),
-            DefineMiddleware(
-                CSRFMiddleware,
-                config=CSRFConfig(
-                    secret=settings.console_secret.hex(),
-                    cookie_name="fraud_console_csrf",
-                    cookie_path=CONSOLE,
-                    cookie_httponly=True,
-                    cookie_samesite="strict",
-                    cookie_secure=settings.console_secure_cookie,
-                ),
-            ),
-        ],
-        exception_handlers=CONSOLE_EXCEPTION_HANDLERS,
-        response_headers=SECURITY_HEADERS,
-        include_in_schema=False,
-    )
     v1 = Router(
         path="/v1",
         route_handlers=[
@@ -166,7 +123,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
     )
     return Litestar(
-        route_handlers=[v1, OpsController, docs_assets, console],
+        route_handlers=[v1, OpsController, docs_assets, console_router(settings)],
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -16,10 +16,12 @@ import hashlib
 import posixpath
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, Router, get, post
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.exceptions import (
@@ -29,11 +31,14 @@ from litestar.exceptions import (
     PermissionDeniedException,
     TooManyRequestsException,
 )
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.middleware.session.base import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
 from litestar.status_codes import (
     HTTP_303_SEE_OTHER,
     HTTP_400_BAD_REQUEST,
@@ -52,8 +57,10 @@ from fraud_core.review import MAX_PER_PAGE, FilterError, QueueFilter
 from fraud_serving.lifespan import Services
 from fraud_serving.services.scoring import InvalidInputError
 from fraud_serving.services.store import StoreUnavailableError
+from fraud_serving.settings import Settings
 
 CONSOLE = "/console"
+STATIC = Path(__file__).parents[1] / "static"  # console.css, console.js
 SESSION_KEY_ID, SESSION_PRINT, SESSION_AT = "key_id", "key_print", "signed_at"
 SESSION_FLASH = "flash"  # the outcome of the last action, shown once on the next page
 VERDICTS = {"fraud": True, "legitimate": False}
@@ -414,3 +421,41 @@ class ConsoleController(Controller):
         kind = _required(request.query_params, "kind")
         line = await services.review.timeline(kind, _required(request.query_params, "key"))
         return _page(request, "entity.html", line=line, now=datetime.now(UTC))
+
+
+def console_router(settings: Settings) -> Router:
+    """The console's pages, its static files, and what only they need: the session and CSRF
+    middleware (the scoring API neither reads cookies nor pays for them), HTML error pages and
+    the security headers."""
+    return Router(
+        path="/",
+        route_handlers=[
+            LoginController,
+            ConsoleController,
+            create_static_files_router(
+                path=f"{CONSOLE}/static", directories=[STATIC], include_in_schema=False
+            ),
+        ],
+        middleware=[
+            DefineMiddleware(
+                session_middleware,
+                secret=settings.console_secret,
+                max_age_s=settings.console_session_s,
+                secure=settings.console_secure_cookie,
+            ),
+            DefineMiddleware(
+                CSRFMiddleware,
+                config=CSRFConfig(
+                    secret=settings.console_secret.hex(),
+                    cookie_name="fraud_console_csrf",
+                    cookie_path=CONSOLE,
+                    cookie_httponly=True,
+                    cookie_samesite="strict",
+                    cookie_secure=settings.console_secure_cookie,
+                ),
+            ),
+        ],
+        exception_handlers=CONSOLE_EXCEPTION_HANDLERS,
+        response_headers=SECURITY_HEADERS,
+        include_in_schema=False,
+    )
