@@ -11,18 +11,18 @@ import os
 from collections.abc import Iterator
 from datetime import date
 
-import redis
 from dagster import Config, ConfigurableResource, Failure, InitResourceContext
 from distributed import Client, LocalCluster, get_worker, worker_client
 from pydantic import Field, PrivateAttr
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from fraud_assets.lib.redis_clients import AnyRedis, connect
 from fraud_assets.partitions import tagged_days
 from fraud_core.contract import Contract, applied_contract
 from fraud_core.contract.folder import pin_contract
 from fraud_core.model.dataset import feature_days_on_disk
-from fraud_core.online_keys import DEFAULT_PREFIX, KEY_PREFIX_ENV, OnlineKeys, resolve_key_prefix
+from fraud_core.online_keys import DEFAULT_PREFIX, KEY_PREFIX_ENV, OnlineKeys
 from fraud_core.redis_server import RedisHandle, ensure_redis
 from fraud_core.storage import DataLayout
 
@@ -154,7 +154,7 @@ class ServiceKeysConfig(Config):
     )
 
     def keys(self) -> OnlineKeys:
-        return OnlineKeys(resolve_key_prefix(self.key_prefix))
+        return OnlineKeys.from_env(self.key_prefix)
 
 
 class RedisResource(ConfigurableResource):
@@ -184,9 +184,10 @@ class RedisResource(ConfigurableResource):
             self._handle = ensure_redis(self.url)
         return self._handle.url
 
-    def get_client(self) -> redis.Redis:
-        """A client with timeouts and retries on connection errors and timeouts."""
-        return redis.Redis.from_url(
+    def get_client(self) -> AnyRedis:
+        """A client with timeouts and retries on connection errors and timeouts (a cluster
+        client with $FRAUD_REDIS_CLUSTER=1: `fraud_assets.lib.redis_clients`)."""
+        return connect(
             self.resolved_url,
             socket_timeout=self.socket_timeout_s,
             socket_connect_timeout=self.connect_timeout_s,

@@ -41,14 +41,16 @@ def _when(epoch_s: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+
     import redis
 
+    from fraud_assets.lib.redis_clients import connect, coordinator
     from fraud_core import audit
     from fraud_core.contract import ContractError, serving_contract
     from fraud_core.contract.request import RequestShape, RequestValueError
-    from fraud_core.online_keys import OnlineKeys, resolve_key_prefix
+    from fraud_core.online_keys import OnlineKeys
     from fraud_core.policy.lists import decode_all, entry_field, new_entry
-    from fraud_core.redis_server import DEFAULT_REDIS_URL
+    from fraud_core.redis_server import DEFAULT_REDIS_URL, ENV_VAR
     from fraud_core.storage import DataLayout
 
     try:
@@ -57,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
     except ContractError as err:
         print(f"fraud lists: {err}", file=sys.stderr)
         return 2
-    keys = OnlineKeys(resolve_key_prefix())
+    keys = OnlineKeys.from_env()
     layout = DataLayout(args.data_dir.resolve()) if args.data_dir else DataLayout.from_env()
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+    client = coordinator(connect(os.environ.get(ENV_VAR) or DEFAULT_REDIS_URL), keys)
     actor = audit.cli_actor()
     try:
         if args.action == "ls":

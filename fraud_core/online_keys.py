@@ -38,12 +38,33 @@ key `done` in the same atomic step; when a commit's reply is lost (a timeout aft
 `FENCE_SCRIPT` marks the key `fenced` unless it is `done` already, so the commit can no longer
 apply late, and answers which it was: the service learns for sure whether it was stored, whatever
 other writers did meanwhile, from a reply of a few bytes.
+
+On a Redis Cluster (`FRAUD_REDIS_CLUSTER=1`, `OnlineKeys(cluster=True)`) a script or a
+transaction may only touch keys of one hash slot, so the layout carries hash tags:
+
+- every key above but the entity states and the touched sets lives in one slot, the
+  *coordinator* slot (`{p}{c}active`, `{p}{c}scored:{order_id}`, `{p}{c}decisions`, …): the
+  answers, fences, the decision log, the order index, lists, labels and verdicts keep their
+  single-slot scripts and transactions, and an order's answer and its log entry are still
+  written in one step;
+- entity states are spread over `ENTITY_GROUPS` tags (`{p}ns:{ns}:e:{g<k>}:{kind}:{value}`,
+  k = `entity_group`), each group with its own touched set (`{p}ns:{ns}:touched:{g<k>}`) and
+  its namespace's closed mark (`{p}ns:{ns}:closed:{g<k>}`).
+
+An order is committed in two steps (`ENTITY_COMMIT_SCRIPT` per entity, then `FENCED_COMMIT_SCRIPT`
+with no entity on the coordinator slot): each entity's new state by compare-and-set, refused once
+its namespace's group is closed (the loader closes every group of the namespace it replaced, then
+carries what was written there over); then the answers, the log entries and the fence, refused
+if the namespace is no longer active. An order id is the entity's event id: a retry, after the
+first step applied some entities and not the rest, finds the order in those states and neither
+counts it again nor sees it in its own features (`fraud_serving.services.scoring`).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -59,6 +80,11 @@ DAY_S = 86_400
 # How long an order stays in the order index: `FeatureSpec.horizon_s` in whole days (a test keeps
 # them equal), beyond which a fraud label changes no feature of any later order.
 DEFAULT_ORDER_INDEX_DAYS = 37
+CLUSTER_ENV = "FRAUD_REDIS_CLUSTER"  # 1: every Redis client is a cluster client
+# Cluster mode: entity states are spread over this many hash tags (a namespace's close sets one
+# mark per group, a carry-over reads one touched set per group); the coordinator's tag.
+ENTITY_GROUPS = 128
+COORDINATOR_TAG = "{c}"
 
 
 def stream_id_parts(entry_id: str | bytes) -> tuple[int, int]:
@@ -90,66 +116,127 @@ def resolve_key_prefix(explicit: str | None = None, env: Mapping[str, str] | Non
     return explicit or env.get(KEY_PREFIX_ENV) or DEFAULT_PREFIX
 
 
+def resolve_cluster(env: Mapping[str, str] | None = None) -> bool:
+    """Whether Redis is a cluster: $FRAUD_REDIS_CLUSTER is 1/true/yes (0/false/no/empty: not)."""
+    env = os.environ if env is None else env
+    value = (env.get(CLUSTER_ENV) or "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{CLUSTER_ENV} must be 1 or 0, not {value!r}")
+
+
+def entity_group(kind: str, value: str) -> int:
+    """The hash-tag group of an entity on a cluster (stable: CRC-32 of `kind:value`)."""
+    return zlib.crc32(f"{kind}:{value}".encode()) % ENTITY_GROUPS
+
+
 def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in _GLOB_SPECIAL else c for c in text)
 
 
 @dataclass(frozen=True)
 class OnlineKeys:
-    """Key names under one prefix."""
+    """Key names under one prefix; `cluster` adds the hash tags a Redis Cluster needs (see the
+    module doc)."""
 
     prefix: str = DEFAULT_PREFIX
+    cluster: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cluster and ("{" in self.prefix or "}" in self.prefix):
+            raise ValueError(
+                f"{KEY_PREFIX_ENV} {self.prefix!r}: on a Redis Cluster a key prefix may not hold "
+                "'{' or '}' (the layout's own hash tags follow it)"
+            )
+
+    @classmethod
+    def from_env(
+        cls, prefix: str | None = None, env: Mapping[str, str] | None = None
+    ) -> OnlineKeys:
+        """The layout for $FRAUD_REDIS_PREFIX (or `prefix`) and $FRAUD_REDIS_CLUSTER."""
+        return cls(resolve_key_prefix(prefix, env), resolve_cluster(env))
+
+    @property
+    def _c(self) -> str:
+        """The prefix of every coordinator key (see the module doc)."""
+        return f"{self.prefix}{COORDINATOR_TAG}" if self.cluster else self.prefix
 
     @property
     def active(self) -> str:
-        return f"{self.prefix}active"
+        return f"{self._c}active"
 
     @property
     def namespaces(self) -> str:
-        return f"{self.prefix}namespaces"
+        return f"{self._c}namespaces"
 
-    def namespace_root(self, ns: str) -> str:
-        return f"{self.prefix}ns:{ns}:"
-
-    def namespace_pattern(self, ns: str) -> str:
-        """SCAN pattern matching every key of namespace `ns`."""
-        return _glob_escape(self.namespace_root(ns)) + "*"
+    def namespace_patterns(self, ns: str) -> list[str]:
+        """SCAN patterns that together match every key of namespace `ns`."""
+        roots = {f"{self.prefix}ns:{ns}:", f"{self._c}ns:{ns}:"}
+        return sorted(_glob_escape(root) + "*" for root in roots)
 
     def meta(self, ns: str) -> str:
-        return f"{self.prefix}ns:{ns}:meta"
+        return f"{self._c}ns:{ns}:meta"
 
-    def entity_prefix(self, ns: str) -> str:
-        return f"{self.prefix}ns:{ns}:e:"
+    def _tag(self, kind: str, value: str) -> str:
+        return f"{{g{entity_group(kind, value)}}}:" if self.cluster else ""
 
     def entity(self, ns: str, kind: str, value: str) -> str:
-        return f"{self.prefix}ns:{ns}:e:{kind}:{value}"
+        return f"{self.prefix}ns:{ns}:e:{self._tag(kind, value)}{kind}:{value}"
 
     def entity_pattern(self, ns: str, kind: str) -> str:
         """SCAN pattern matching every state of entity kind `kind` in namespace `ns`."""
-        return _glob_escape(self.entity(ns, kind, "")) + "*"
+        head = _glob_escape(f"{self.prefix}ns:{ns}:e:")
+        return head + ("{g*}:" if self.cluster else "") + _glob_escape(f"{kind}:") + "*"
 
     def parse_entity(self, ns: str, key: str | bytes) -> tuple[str, str]:
         """(kind, value) of an entity key of namespace `ns`."""
         text = key.decode() if isinstance(key, bytes) else key
-        head = self.entity_prefix(ns)
+        head = f"{self.prefix}ns:{ns}:e:"
         if not text.startswith(head):
             raise ValueError(f"{text!r} is not an entity key of namespace {ns!r}")
-        kind, _, value = text[len(head) :].partition(":")
+        rest = text[len(head) :]
+        if self.cluster:
+            tag, _, rest = rest.partition("}:")
+            if not tag.startswith("{g"):
+                raise ValueError(f"{text!r} is not an entity key of namespace {ns!r}")
+        kind, _, value = rest.partition(":")
         return kind, value
+
+    def groups(self) -> range:
+        """The entity groups of a cluster layout (none for a single Redis)."""
+        return range(ENTITY_GROUPS if self.cluster else 0)
+
+    def closed(self, ns: str, group: int) -> str:
+        """Cluster: set when namespace `ns` no longer takes entity writes in `group`."""
+        return f"{self.prefix}ns:{ns}:closed:{{g{group}}}"
 
     def order_index(self, ns: str) -> str:
         """The loader's order index: the snapshot's orders of the retention window."""
-        return f"{self.prefix}ns:{ns}:orders"
+        return f"{self._c}ns:{ns}:orders"
 
     def order_index_bucket(self, ns: str, start_s: int) -> str:
         """The service's order index for orders scored from `start_s` on (one bucket)."""
-        return f"{self.prefix}ns:{ns}:orders:{start_s}"
+        return f"{self._c}ns:{ns}:orders:{start_s}"
 
-    def touched(self, ns: str) -> str:
-        return f"{self.prefix}ns:{ns}:touched"
+    def touched(self, ns: str, group: int | None = None) -> str:
+        """The set of entity keys the service rewrote in `ns`; on a cluster one per entity group
+        (`group` None: a key of the coordinator slot that commits without entities name)."""
+        if not self.cluster:
+            return f"{self.prefix}ns:{ns}:touched"
+        if group is None:
+            return f"{self._c}ns:{ns}:touched"
+        return f"{self.prefix}ns:{ns}:touched:{{g{group}}}"
+
+    def touched_sets(self, ns: str) -> list[str]:
+        """Every touched set of `ns`."""
+        if not self.cluster:
+            return [self.touched(ns)]
+        return [self.touched(ns, g) for g in self.groups()]
 
     def scored(self, order_id: str) -> str:
-        return f"{self.prefix}scored:{order_id}"
+        return f"{self._c}scored:{order_id}"
 
     @property
     def scored_pattern(self) -> str:
@@ -157,38 +244,38 @@ class OnlineKeys:
         return _glob_escape(self.scored("")) + "*"
 
     def fence(self, token: str) -> str:
-        return f"{self.prefix}fence:{token}"
+        return f"{self._c}fence:{token}"
 
     @property
     def decisions(self) -> str:
         """The decision log (a stream): outside the namespaces, so a load keeps it."""
-        return f"{self.prefix}decisions"
+        return f"{self._c}decisions"
 
     @property
     def lists(self) -> str:
         """Block/allow/watch list entries (a hash, `fraud_core.policy.lists`): outside the
         namespaces, so a store load keeps them."""
-        return f"{self.prefix}lists"
+        return f"{self._c}lists"
 
     @property
     def lists_version(self) -> str:
         """Incremented with every list change; read with each batch's states."""
-        return f"{self.prefix}lists:version"
+        return f"{self._c}lists:version"
 
     @property
     def labels(self) -> str:
         """The labels posted to the service (a stream), for the label feed."""
-        return f"{self.prefix}labels"
+        return f"{self._c}labels"
 
     def review_verdicts(self, day: date) -> str:
         """Verdicts on the orders of one order day (a hash: order id -> `fraud_core.review`
         record), which take them out of the review queue; expires when verdicts stop coming."""
-        return f"{self.prefix}review:{day.isoformat()}"
+        return f"{self._c}review:{day.isoformat()}"
 
     @property
     def review_version(self) -> str:
         """Incremented with every verdict: a console reads the verdict hashes again when it moved."""
-        return f"{self.prefix}review:version"
+        return f"{self._c}review:version"
 
 
 @dataclass(frozen=True)
@@ -302,6 +389,24 @@ end
 local existing = 0
 if #KEYS > 1 then existing = redis.call('EXISTS', unpack(KEYS, 2, #KEYS)) end
 return {state, existing}
+"""
+
+# Cluster mode, one entity of a commit: compare-and-set of its state, refused when its namespace
+# no longer takes writes in its group. KEYS[1] the namespace's closed mark in the entity's group,
+# KEYS[2] the group's touched set, KEYS[3] the entity; ARGV[1] SHA-1 of the state the writer read
+# ('' when absent), ARGV[2] the new state. Returns 0 (written), 1 (namespace closed) or 3 (the
+# state changed since it was read): `CommitOutcome`'s codes.
+ENTITY_COMMIT_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+local current = redis.call('GET', KEYS[3])
+if current then
+  if redis.sha1hex(current) ~= ARGV[1] then return 3 end
+elseif ARGV[1] ~= '' then
+  return 3
+end
+redis.call('SET', KEYS[3], ARGV[2])
+redis.call('SADD', KEYS[2], KEYS[3])
+return 0
 """
 
 # Start an empty namespace when none is active (a fresh Redis): the service then writes there and

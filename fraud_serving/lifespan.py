@@ -29,7 +29,7 @@ from fraud_serving.services.models import ModelHolder
 from fraud_serving.services.policies import PolicyHolder
 from fraud_serving.services.review import ReviewService
 from fraud_serving.services.scoring import ScoringService
-from fraud_serving.services.store import OnlineStore, make_client
+from fraud_serving.services.store import OnlineStore, make_client, make_cluster_client
 from fraud_serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,13 +57,22 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     client = make_client(
         settings.redis_url, settings.redis_timeout_ms, settings.redis_max_connections
     )
+    cluster = (
+        make_cluster_client(
+            settings.redis_url, settings.redis_timeout_ms, settings.redis_max_connections
+        )
+        if settings.redis_cluster
+        else None
+    )
     store = OnlineStore(
         client,
-        OnlineKeys(settings.key_prefix),
+        OnlineKeys(settings.key_prefix, settings.redis_cluster),
         settings.scored_ttl_s,
         metrics,
         order_index=OrderIndexWindow(settings.order_index_s),
         deadline_s=settings.redis_deadline_ms / 1000,
+        cluster=cluster,
+        url=settings.redis_url,
     )
     metrics.redis_up.set_function(lambda: 1.0 if store.up else 0.0)
     spec = settings.contract.spec

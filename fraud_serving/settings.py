@@ -23,6 +23,7 @@ from fraud_core.online_keys import (
     DAY_S,
     DEFAULT_ORDER_INDEX_DAYS,
     DEFAULT_PREFIX,
+    resolve_cluster,
     resolve_key_prefix,
 )
 from fraud_core.redis_server import DEFAULT_REDIS_URL
@@ -82,6 +83,7 @@ class Settings:
     privacy_key: bytes | None = field(default=None, repr=False)
     redis_url: str = DEFAULT_REDIS_URL  # REDIS_URL
     key_prefix: str = DEFAULT_PREFIX  # FRAUD_REDIS_PREFIX (the loader's too: `online_keys`)
+    redis_cluster: bool = False  # FRAUD_REDIS_CLUSTER=1: REDIS_URL names a node of a cluster
     data_dir: Path = Path("data")  # FRAUD_DATA_DIR; models are read from <data_dir>/models
     host: str = "127.0.0.1"  # FRAUD_HOST
     port: int = 8000  # FRAUD_PORT
@@ -154,6 +156,7 @@ class Settings:
             privacy_key=SourceFormat.of(contract).personal_key(env),
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             key_prefix=resolve_key_prefix(env=env),
+            redis_cluster=resolve_cluster(env),
             data_dir=Path(env.get("FRAUD_DATA_DIR") or "data").resolve(),
             host=env.get("FRAUD_HOST") or "127.0.0.1",
             port=_int(env, "FRAUD_PORT", 8000),

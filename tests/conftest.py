@@ -1,6 +1,9 @@
 """Markers by folder: every test under tests/e2e is `e2e` (whole-system, slow), so a quick
 local run can leave them out with `pytest -m 'not e2e'`; `make test` and CI run everything.
 
+`redis_cluster` starts a 3-master Redis Cluster on loopback ports once per session (for the tests
+that run in both Redis configurations), stopped by PID at the end.
+
 `small_demo` runs `fraud demo` once per test session, for the tests that check the demo itself
 (tests/e2e/test_demo.py) and the UI pages it fills (tests/browser).
 
@@ -15,11 +18,14 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
+
+from fraud_core.redis_server import ClusterHandle, start_local_cluster
 
 os.environ["FRAUD_START_DATE"] = "2026-01-01"
 
@@ -28,6 +34,12 @@ PROJECT = Path(__file__).resolve().parents[1]
 # features' warm-up, which is cut short on short data), ~50 frauds to validate on.
 SMALL_DEMO_ARGS = ["--days", "62", "--orders-per-day", "400", "--seed", "3"]
 SMALL_DEMO_TIMEOUT_S = 900
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterHandle]:
+    with start_local_cluster() as handle:
+        yield handle
 
 
 @dataclass(frozen=True)

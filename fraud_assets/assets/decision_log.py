@@ -23,6 +23,7 @@ from dagster import (
 from pydantic import Field
 
 from fraud_assets.lib.decision_drain import drain_decisions
+from fraud_assets.lib.redis_clients import coordinator
 from fraud_assets.resources import DataLayoutResource, RedisResource, ServiceKeysConfig
 
 DECISION_LOG_IS_BOUNDED = "decision_log_is_bounded"
@@ -68,7 +69,7 @@ def decision_log(
     keys = config.keys()
     client = redis.get_client()
     try:
-        report = drain_decisions(client, keys, layout.layout(), config.limit)
+        report = drain_decisions(coordinator(client, keys), keys, layout.layout(), config.limit)
     finally:
         client.close()
     warn_at = config.warn_entries or int(os.environ.get(WARN_ENTRIES_ENV) or DEFAULT_WARN_ENTRIES)

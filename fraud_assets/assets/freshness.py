@@ -18,14 +18,14 @@ from dagster import AssetCheckResult, AssetCheckSeverity, asset_check
 from fraud_assets.resources import DataLayoutResource, RedisResource
 from fraud_core.freshness import clock_mode, freshness, limits_h, monitoring_clock
 from fraud_core.model.artifact import ModelIntegrityError, current_version, read_card
-from fraud_core.online_keys import OnlineKeys, namespace_snapshot_day, resolve_key_prefix
+from fraud_core.online_keys import OnlineKeys, namespace_snapshot_day
 
 IS_FRESH = "is_fresh"
 
 
 def _store_day(client: redis.Redis) -> tuple[date | None, str | None]:
     try:
-        active = client.get(OnlineKeys(resolve_key_prefix()).active)
+        active = client.get(OnlineKeys.from_env().active)
     except (redis.RedisError, OSError) as err:
         return None, f"the online store does not answer: {err}"
     if active is None:

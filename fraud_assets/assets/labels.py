@@ -31,6 +31,7 @@ from dagster import (
 )
 
 from fraud_assets.lib.label_feed import LabelSources, drain_labels, served_days
+from fraud_assets.lib.redis_clients import coordinator
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource, RedisResource, ServiceKeysConfig
 from fraud_core.labels import concat_events, first_affected
@@ -57,7 +58,7 @@ def label_log(
     keys = config.keys()
     client = redis.get_client()
     try:
-        report = drain_labels(client, keys, layout.layout())
+        report = drain_labels(coordinator(client, keys), keys, layout.layout())
     finally:
         client.close()
     context.log.info(f"drained {report.drained:,} labels; {report.remaining:,} left in Redis")

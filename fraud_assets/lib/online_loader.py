@@ -14,14 +14,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import redis
+from redis.cluster import RedisCluster
 
+from fraud_assets.lib.redis_clients import AnyRedis, mget
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.features.state import EntityState, decode_state, encode_state
 from fraud_core.online_keys import (
     COMMIT_SCRIPT,
+    ENTITY_COMMIT_SCRIPT,
     SWITCH_SCRIPT,
     OnlineKeys,
     OrderIndexWindow,
+    entity_group,
     new_namespace_id,
 )
 from fraud_core.online_store import (
@@ -121,8 +125,25 @@ class _Sender:
         self.pool.release(self.conn)
 
 
+def _write_bucket_on_cluster(client: RedisCluster, keys: OnlineKeys, ns: str, bucket) -> None:
+    """A bucket's states (spread over the entity groups' slots: the cluster client sends one
+    MSET per slot) and its order index entries (the coordinator slot)."""
+    values = bucket.states.entities.to_pylist()
+    blobs = bucket.states.blobs.to_pylist()
+    names = [keys.entity(ns, bucket.kind, value) for value in values]
+    for start in range(0, len(names), _CHUNK):
+        end = start + _CHUNK
+        client.mset_nonatomic(dict(zip(names[start:end], blobs[start:end], strict=True)))
+    orders = bucket.index_orders.to_pylist()
+    customers = bucket.index_customers.to_pylist()
+    for start in range(0, len(orders), _CHUNK):
+        end = start + _CHUNK
+        mapping = dict(zip(orders[start:end], customers[start:end], strict=True))
+        client.hset(keys.order_index(ns), mapping=mapping)
+
+
 def write_snapshot(
-    client: redis.Redis,
+    client: AnyRedis,
     layout: DataLayout,
     snapshot: Snapshot,
     keys: OnlineKeys,
@@ -136,22 +157,26 @@ def write_snapshot(
     index_since_s = snapshot.end_s - (order_index or OrderIndexWindow()).retention_s
     started = time.perf_counter()
     sample: dict[str, EntityState] = {}
-    sender = _Sender(client)
+    sender = _Sender(client) if isinstance(client, redis.Redis) else None
     failed = True
     try:
         for bucket in snapshot_buckets(layout, snapshot, spec, index_since_s=index_since_s):
             entities = bucket.states.entities
-            prefix = keys.entity(ns, bucket.kind, "").encode()
-            names = pc.binary_join_element_wise(prefix, entities.cast(pa.binary()), b"")
-            commands = _bulk(b"MSET", None, (names, bucket.states.blobs))
-            if len(bucket.index_orders):
-                index = (
-                    bucket.index_orders.combine_chunks(),
-                    bucket.index_customers.combine_chunks(),
-                )
-                commands += _bulk(b"HSET", keys.order_index(ns).encode(), index)
-            sender.wait()  # the previous bucket, executed while this one was encoded
-            sender.send(commands)
+            if sender is None:
+                assert isinstance(client, RedisCluster)
+                _write_bucket_on_cluster(client, keys, ns, bucket)
+            else:
+                prefix = keys.entity(ns, bucket.kind, "").encode()
+                names = pc.binary_join_element_wise(prefix, entities.cast(pa.binary()), b"")
+                commands = _bulk(b"MSET", None, (names, bucket.states.blobs))
+                if len(bucket.index_orders):
+                    index = (
+                        bucket.index_orders.combine_chunks(),
+                        bucket.index_customers.combine_chunks(),
+                    )
+                    commands += _bulk(b"HSET", keys.order_index(ns).encode(), index)
+                sender.wait()  # the previous bucket, executed while this one was encoded
+                sender.send(commands)
             report.entities[bucket.kind] = report.entities.get(bucket.kind, 0) + len(entities)
             report.order_index_size += len(bucket.index_orders)
             checked = time.perf_counter()
@@ -159,16 +184,18 @@ def write_snapshot(
             for entity, state in bucket.states_of(picked).items():
                 sample[keys.entity(ns, bucket.kind, entity)] = state
             started += time.perf_counter() - checked  # the check is not part of the load time
-        sender.wait()
+        if sender is not None:
+            sender.wait()
         failed = False
     finally:
-        sender.close(failed)
+        if sender is not None:
+            sender.close(failed)
     report.load_seconds = time.perf_counter() - started
 
     names = list(sample)
     for start in range(0, len(names), _CHUNK):
         chunk = names[start : start + _CHUNK]
-        for key, blob in zip(chunk, client.mget(chunk), strict=True):
+        for key, blob in zip(chunk, mget(client, chunk), strict=True):
             report.sample_checked += 1
             if blob is None or decode_state(blob) != sample[key]:
                 report.sample_mismatches.append(key)
@@ -180,7 +207,7 @@ def _sha1(blob: bytes | None) -> str:
 
 
 def carry_over_namespace(
-    client: redis.Redis,
+    client: AnyRedis,
     keys: OnlineKeys,
     source: str,
     target: str,
@@ -191,21 +218,22 @@ def carry_over_namespace(
 ) -> int:
     """Merge the entities the service rewrote in namespace `source` into `target` (see
     `fraud_core.online_store.carry_over`). With `live` the target is active and the service
-    writes to it concurrently, so every write is a compare-and-set that retries. Returns how many
-    entities changed."""
+    writes to it concurrently, so every write is a compare-and-set that retries (on a cluster,
+    one per entity, refused once `target` is closed). Returns how many entities changed."""
     commit = client.register_script(COMMIT_SCRIPT)
     changed = 0
     touched = [
         k.decode() if isinstance(k, bytes) else k
-        for k in client.sscan_iter(keys.touched(source), count=5_000)
+        for name in keys.touched_sets(source)
+        for k in client.sscan_iter(name, count=5_000)
     ]
     for start in range(0, len(touched), 2_000):
         chunk = touched[start : start + 2_000]
         pairs = [keys.parse_entity(source, k) for k in chunk]
         targets = [keys.entity(target, kind, value) for kind, value in pairs]
-        served = client.mget(chunk)
+        served = mget(client, chunk)
         for _ in range(_COMMIT_ATTEMPTS):
-            loaded = client.mget(targets)
+            loaded = mget(client, targets)
             writes: list[tuple[str, bytes | None, bytes]] = []
             index: dict[str, str] = {}  # order id -> customer id of the carried-over orders
             for (kind, value), key, old, new in zip(pairs, targets, served, loaded, strict=True):
@@ -231,9 +259,20 @@ def carry_over_namespace(
             if index:
                 client.hset(keys.order_index(target), mapping=index)
             if not live:
-                client.mset({key: blob for key, _, blob in writes})
+                if isinstance(client, RedisCluster):
+                    client.mset_nonatomic({key: blob for key, _, blob in writes})
+                else:
+                    client.mset({key: blob for key, _, blob in writes})
                 changed += len(writes)
                 break
+            if keys.cluster:
+                codes = _entity_commits(client, keys, target, writes)
+                changed += codes.count(0)
+                if 1 in codes:
+                    return changed  # another load switched and closed `target`: its job now
+                if 3 not in codes:
+                    break
+                continue  # some changed since the read: read them again and merge once more
             args: list = [target, 0, 0, 0]
             for _, before, blob in writes:
                 args += (_sha1(before), blob)
@@ -249,14 +288,40 @@ def carry_over_namespace(
     return changed
 
 
-def delete_namespace(client: redis.Redis, keys: OnlineKeys, ns: str) -> int:
+def _entity_commits(
+    client: AnyRedis,
+    keys: OnlineKeys,
+    ns: str,
+    writes: list[tuple[str, bytes | None, bytes]],
+) -> list[int]:
+    """Cluster: each (key, read, new) write by its own compare-and-set, pipelined per node;
+    their `CommitOutcome` codes. EVAL, not EVALSHA: a node may not know the script yet."""
+    with client.pipeline(transaction=False) as pipe:
+        for key, before, blob in writes:
+            group = entity_group(*keys.parse_entity(ns, key))
+            names = [keys.closed(ns, group), keys.touched(ns, group), key]
+            pipe.eval(ENTITY_COMMIT_SCRIPT, len(names), *names, _sha1(before), blob)
+        return [int(code) for code in pipe.execute()]
+
+
+def close_namespace(client: AnyRedis, keys: OnlineKeys, ns: str) -> None:
+    """Cluster: bar every entity group of `ns` from further writes (after the switch moved
+    `active` away from it: the service's commits then fail there and retry in the new one)."""
+    with client.pipeline(transaction=False) as pipe:
+        for group in keys.groups():
+            pipe.set(keys.closed(ns, group), 1)
+        pipe.execute()
+
+
+def delete_namespace(client: AnyRedis, keys: OnlineKeys, ns: str) -> int:
     deleted = 0
     batch: list = []
-    for key in client.scan_iter(match=keys.namespace_pattern(ns), count=10_000):
-        batch.append(key)
-        if len(batch) >= 5_000:
-            deleted += client.unlink(*batch)
-            batch = []
+    for pattern in keys.namespace_patterns(ns):
+        for key in client.scan_iter(match=pattern, count=10_000):
+            batch.append(key)
+            if len(batch) >= 5_000:
+                deleted += client.unlink(*batch)
+                batch = []
     if batch:
         deleted += client.unlink(*batch)
     client.zrem(keys.namespaces, ns)
@@ -264,7 +329,7 @@ def delete_namespace(client: redis.Redis, keys: OnlineKeys, ns: str) -> int:
 
 
 def load_online_store(
-    client: redis.Redis,
+    client: AnyRedis,
     layout: DataLayout,
     keys: OnlineKeys,
     *,
@@ -311,6 +376,8 @@ def load_online_store(
     switch = client.register_script(SWITCH_SCRIPT)
     before = switch(keys=[keys.active, keys.meta(ns)], args=[ns, time.time()])
     report.previous = (before.decode() if isinstance(before, bytes) else before) or None
+    if report.previous and keys.cluster:
+        close_namespace(client, keys, report.previous)
     if report.previous:
         # Writes that reached the old namespace between the first pass and the switch; the
         # service cannot write there any more, so this pass is complete.

@@ -10,11 +10,13 @@ huge keyspace costs a measurement no more than a small one.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 
-import redis
+from redis.cluster import RedisCluster
 
+from fraud_assets.lib.redis_clients import AnyRedis
 from fraud_core.online_keys import OnlineKeys, OrderIndexWindow
 
 _SCAN_COUNT = 1_000  # slots a SCAN call looks at
@@ -46,8 +48,10 @@ class MemoryReport:
         return self.used_memory / self.limit if self.limit else 0.0
 
 
-def sample_keys(client: redis.Redis, pattern: str, n: int) -> list[bytes]:
-    """Up to `n` keys matching `pattern`, from a bounded SCAN."""
+def sample_keys(client: AnyRedis, pattern: str, n: int) -> list[bytes]:
+    """Up to `n` keys matching `pattern`, from a bounded SCAN (of every master of a cluster)."""
+    if isinstance(client, RedisCluster):
+        return list(itertools.islice(client.scan_iter(match=pattern, count=_SCAN_COUNT), n))
     found: list[bytes] = []
     cursor = 0
     for _ in range(_MAX_SCAN_CALLS):
@@ -58,7 +62,7 @@ def sample_keys(client: redis.Redis, pattern: str, n: int) -> list[bytes]:
     return found[:n]
 
 
-def _mean_usage(client: redis.Redis, keys: list[bytes]) -> tuple[float | None, int]:
+def _mean_usage(client: AnyRedis, keys: list[bytes]) -> tuple[float | None, int]:
     with client.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.memory_usage(key)
@@ -67,7 +71,7 @@ def _mean_usage(client: redis.Redis, keys: list[bytes]) -> tuple[float | None, i
 
 
 def measure_memory(
-    client: redis.Redis,
+    client: AnyRedis,
     keys: OnlineKeys,
     ns: str,
     kinds: list[str],
@@ -95,9 +99,13 @@ def measure_memory(
         values = pipe.execute()
     report.order_index_entries = sum(values[0::2])
     report.order_index_bytes = sum(size or 0 for size in values[1::2])
-    info = client.info("memory")
-    report.used_memory = int(info["used_memory"])
-    report.limit = int(info.get("maxmemory") or 0)
+    if isinstance(client, RedisCluster):  # the masters' sums
+        infos = list(client.info("memory", target_nodes=RedisCluster.PRIMARIES).values())
+    else:
+        infos = [client.info("memory")]
+    report.used_memory = sum(int(info["used_memory"]) for info in infos)
+    report.limit = sum(int(info.get("maxmemory") or 0) for info in infos)
     if not report.limit:
-        report.limit, report.limit_source = int(info.get("total_system_memory") or 0), "system"
+        report.limit = sum(int(info.get("total_system_memory") or 0) for info in infos)
+        report.limit_source = "system"
     return report

@@ -38,12 +38,13 @@ from dagster import (
 )
 
 from fraud_assets.jobs import feedback_drain_job, served_days_job
+from fraud_assets.lib.redis_clients import connect, coordinator
 from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.sensors.ticks import tick_interval_s
 from fraud_core.decision_log import DRAIN_AFTER_ENV, DRAIN_AT_ENV
 from fraud_core.env import env_number
 from fraud_core.labels import LABEL_DRAIN_AFTER_ENV
-from fraud_core.online_keys import OnlineKeys, resolve_key_prefix
+from fraud_core.online_keys import OnlineKeys
 from fraud_core.redis_server import DEFAULT_REDIS_URL, ENV_VAR
 
 DECISION_LOG = AssetKey("decision_log")
@@ -158,8 +159,8 @@ def decision_log_sensor(context: SensorEvaluationContext) -> SensorResult:
         notes.append(f"drain {in_flight[0]} in flight")
     else:
         url = os.environ.get(ENV_VAR) or DEFAULT_REDIS_URL
-        keys = OnlineKeys(resolve_key_prefix())
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        keys = OnlineKeys.from_env()
+        client = coordinator(connect(url, socket_timeout=2, socket_connect_timeout=2), keys)
         now = time.time()
         try:
             length = client.xlen(keys.decisions)

@@ -40,13 +40,12 @@ def _forget_earlier_answers(order_ids: list[str]) -> None:
     new store would never see them: the demo removes its own earlier answers first."""
     import os
 
-    import redis
-
-    from fraud_core.online_keys import OnlineKeys, resolve_key_prefix
+    from fraud_assets.lib.redis_clients import connect, coordinator
+    from fraud_core.online_keys import OnlineKeys
     from fraud_core.redis_server import DEFAULT_REDIS_URL, ENV_VAR
 
-    keys = OnlineKeys(resolve_key_prefix())
-    client = redis.Redis.from_url(os.environ.get(ENV_VAR) or DEFAULT_REDIS_URL)
+    keys = OnlineKeys.from_env()
+    client = coordinator(connect(os.environ.get(ENV_VAR) or DEFAULT_REDIS_URL), keys)
     try:
         for start in range(0, len(order_ids), 1_000):
             client.unlink(*(keys.scored(o) for o in order_ids[start : start + 1_000]))

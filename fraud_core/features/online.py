@@ -140,6 +140,25 @@ def append_order(
     )
 
 
+def without_orders(state: EntityState, order_ids: set[str]) -> EntityState:
+    """The state without the events of `order_ids`: what an order's features see when its own
+    event is already there (a commit on a Redis Cluster that wrote some entities and failed
+    before the answer was stored; the retry must neither see nor count it again)."""
+    keep = [i for i, order_id in enumerate(state.order_ids) if order_id not in order_ids]
+
+    def kept(values: list) -> list:
+        return [values[i] for i in keep]
+
+    return EntityState(
+        t_s=kept(state.t_s),
+        cents=kept(state.cents),
+        counterparts={c: kept(v) for c, v in state.counterparts.items()},
+        order_ids=kept(state.order_ids),
+        label_s=kept(state.label_s),
+        numbers={name: kept(v) for name, v in state.numbers.items()},
+    )
+
+
 def apply_label(state: EntityState, order_id: str, label_s: int) -> bool:
     """Record that `order_id` was found fraudulent at `label_s`. False if the order is not in the
     state (too old to matter for any feature)."""

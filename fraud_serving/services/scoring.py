@@ -17,9 +17,12 @@ recomputed on fresh state.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import dataclasses
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +33,12 @@ from fraud_core.clock import DEFAULT_MAX_FUTURE_S, latest_accepted
 from fraud_core.contract.request import RequestShape, RequestValueError
 from fraud_core.decision_log import Decision, encode_decision
 from fraud_core.features.offline import amount_cents, epoch_seconds, number_units
-from fraud_core.features.online import OrderEvent, append_order, batch_features
+from fraud_core.features.online import (
+    OrderEvent,
+    append_order,
+    batch_features,
+    without_orders,
+)
 from fraud_core.features.spec import NO_VALUE, FeatureSpec, NumericSpec
 from fraud_core.features.state import EntityState, decode_state, encode_state
 from fraud_core.model.decisions import HOLDOUT, check_holdout_share, held_out
@@ -55,7 +63,10 @@ from fraud_serving.services.store import (
 log = logging.getLogger(__name__)
 
 Order = Any  # an instance of the contract's order type (`schemas.order_types`)
-_ATTEMPTS = 8
+_ATTEMPTS = 12
+# After a lost compare-and-set, a random pause of up to this much times 2^attempt (capped at
+# 16x): writers of the same entities in two processes fall out of step instead of colliding again.
+_CONFLICT_PAUSE_S = 0.001
 
 
 class InvalidInputError(ValueError):
@@ -242,7 +253,7 @@ class ScoringService:
         failed: dict[int, Exception] = {}
         answers: dict[str, ScoredOrder] = {}
         scored: dict[str, ScoredOrder] = {}
-        for _ in range(_ATTEMPTS):
+        for attempt in range(_ATTEMPTS):
             scored = {}
             plan = _plan(jobs, failed, self.shape.categorical, self.spec.numeric)
             if not plan.orders:
@@ -271,6 +282,8 @@ class ScoringService:
                 answers.update(scored)
                 break
             self.metrics.conflicts.inc()
+            if code == CommitOutcome.ENTITY_CHANGED:
+                await asyncio.sleep(random.uniform(0, _CONFLICT_PAUSE_S * 2 ** min(attempt, 4)))
         else:
             raise StoreUnavailableError(
                 "the online store is too busy with the same entities; try again"
@@ -377,6 +390,18 @@ class ScoringService:
             key: decode_state(blob) if blob is not None else None
             for key, blob in snapshot.states.items()
         }
+        # On a Redis Cluster a failed commit may have written some entities (`store`): their
+        # states may hold these very orders. Features see the states without them, and an
+        # order already in a state is not appended to it again.
+        stored = dict(states)
+        own = {p.order.order_id for p in fresh} if self.store.cluster is not None else set()
+        stripped = {
+            key
+            for key, state in states.items()
+            if own and state is not None and not own.isdisjoint(state.order_ids)
+        }
+        for key in stripped:
+            states[key] = without_orders(stored[key], own)
         latest_s = epoch_seconds(latest_accepted(self.max_future_s))
         for key, state in states.items():
             if state is not None and len(state) and state.t_s[-1] > latest_s:
@@ -424,15 +449,23 @@ class ScoringService:
             shadow_scores = shadow.scorer.predict(np.asarray(features, dtype=np.float64))
             self.metrics.shadow_scored.inc(len(fresh))
 
-        current = dict(states)
+        current = {key: stored[key] if key in stripped else value for key, value in states.items()}
+        changed: set[tuple[str, str]] = set()
         for event in events:
             for kind in kinds:
                 key = (kind, event.ids[kind])
-                current[key] = append_order(current.get(key), event, kind, spec)
+                state, added = current.get(key), event
+                if key in stripped and state is not None:
+                    if event.order_id in state.order_ids:
+                        continue  # written by an earlier try (see above)
+                    if state.t_s[-1] > event.t_s:  # keep the state's times in order
+                        added = dataclasses.replace(event, t_s=state.t_s[-1])
+                current[key] = append_order(state, added, kind, spec)
+                changed.add(key)
         writes = [
             EntityWrite(kind, value, snapshot.states.get((kind, value)), encode_state(state))
             for (kind, value), state in current.items()
-            if state is not None and (kind, value) in last_t
+            if state is not None and (kind, value) in changed
         ]
 
         numbers = [self._numbers(p.order) for p in fresh]

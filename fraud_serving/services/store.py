@@ -30,11 +30,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -42,11 +44,13 @@ from fraud_core.decision_log import LOG_FIELD
 from fraud_core.labels import LABEL_FIELD
 from fraud_core.online_keys import (
     BOOT_SCRIPT,
+    ENTITY_COMMIT_SCRIPT,
     FENCE_SCRIPT,
     FENCE_TTL_S,
     FENCED_COMMIT_SCRIPT,
     OnlineKeys,
     OrderIndexWindow,
+    entity_group,
     new_namespace_id,
 )
 from fraud_serving.metrics import ServiceMetrics
@@ -137,6 +141,27 @@ def make_client(url: str, timeout_ms: int, max_connections: int) -> aioredis.Red
     return aioredis.Redis(connection_pool=pool)
 
 
+def make_cluster_client(url: str, timeout_ms: int, max_connections: int) -> AsyncRedisCluster:
+    """A cluster client (`FRAUD_REDIS_CLUSTER=1`) for the entity states, with the same short
+    timeouts; the coordinator slot's keys go through a `make_client` on the node that holds it
+    (`OnlineStore.probe` finds it)."""
+    timeout = timeout_ms / 1000
+    return AsyncRedisCluster.from_url(
+        url,
+        max_connections=max_connections,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+
+
+def _node_url(url: str, host: str, port: int) -> str:
+    """`url` (its scheme, credentials and options) pointed at another node."""
+    parts = urlsplit(url)
+    auth = parts.netloc.rpartition("@")[0]
+    netloc = f"{auth}@{host}:{port}" if auth else f"{host}:{port}"
+    return urlunsplit((parts.scheme, netloc, "/0", parts.query, ""))
+
+
 def _pack(*args: bytes | str | int | float) -> bytes:
     """A command in the Redis protocol. redis-py's asyncio packer is pure Python and costs
     more than the rest of a write; batches send hundreds of arguments."""
@@ -179,10 +204,22 @@ class OnlineStore:
         *,
         order_index: OrderIndexWindow | None = None,
         deadline_s: float = 0.0,
+        cluster: AsyncRedisCluster | None = None,
+        url: str = "",
     ) -> None:
         """`deadline_s`: how long a read or a commit may keep trying after Redis timeouts (0:
-        one try). `order_index`: how long an order scored here can be found by its id."""
+        one try). `order_index`: how long an order scored here can be found by its id.
+        `cluster` (with `keys.cluster`): a Redis Cluster; then `client` is replaced by one on the
+        coordinator slot's node (made like `client` from `url`) when the probe finds it."""
+        if (cluster is not None) != keys.cluster:
+            raise ValueError("a cluster client needs the cluster key layout, and the other way")
         self.client = client
+        self.cluster = cluster
+        self.url = url
+        self._pool_options = (
+            client.connection_pool.connection_kwargs.get("socket_timeout") or 0.08,
+            client.connection_pool.max_connections,
+        )
         self.keys = keys
         self.scored_ttl_s = scored_ttl_s
         self.metrics = metrics or ServiceMetrics()
@@ -223,6 +260,8 @@ class OnlineStore:
         for a whole deadline."""
 
         async def attempt() -> None:
+            if self.cluster is not None:
+                await self._find_coordinator()
             await self.client.ping()
             await self._active_namespace()
 
@@ -248,6 +287,25 @@ class OnlineStore:
             raise_if_cancelled()
             await asyncio.sleep(_UP_PROBE_S if self.up else _DOWN_PROBE_S)
 
+    async def _find_coordinator(self) -> None:
+        """Cluster: point `client` at the node that serves the coordinator slot now."""
+        assert self.cluster is not None
+        try:
+            await self.cluster.initialize()
+            node = self.cluster.get_node_from_key(self.keys.active)
+        except RedisClusterException as exc:  # not a RedisError: make it one
+            raise RedisConnectionError(f"Redis Cluster: {exc}") from exc
+        address = (node.host, int(node.port))
+        if getattr(self, "_coordinator", None) == address:
+            return
+        old, self._coordinator = self.client, address
+        timeout_s, connections = self._pool_options
+        url = _node_url(self.url, *address)
+        self.client = make_client(url, int(timeout_s * 1000), connections)
+        if old is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await old.aclose()
+
     # -- namespace ------------------------------------------------------------------------------
 
     async def _active_namespace(self) -> str:
@@ -258,6 +316,7 @@ class OnlineStore:
             value = await self._boot(
                 keys=[self.keys.active, self.keys.namespaces, self.keys.meta(fresh)],
                 args=[fresh, now.timestamp()],
+                client=self.client,  # the coordinator's node on a cluster
             )
         self.namespace = value.decode() if isinstance(value, bytes) else str(value)
         return self.namespace
@@ -320,8 +379,14 @@ class OnlineStore:
             ns = self.namespace or await self._active_namespace()
             names = [keys.active, keys.lists_version]
             names += [keys.scored(o) for o in order_ids]
-            names += [keys.entity(ns, kind, value) for kind, value in entities]
-            values = await self._call(_pack("MGET", *names))
+            states = [keys.entity(ns, kind, value) for kind, value in entities]
+            if self.cluster is None:
+                values = await self._call(_pack("MGET", *names, *states))
+            else:  # the coordinator's keys and the states (in many slots) side by side
+                ordered, spread = await asyncio.gather(
+                    self._call(_pack("MGET", *names)), self._cluster_mget(states)
+                )
+                values = [*ordered, *spread]
             active = values[0].decode() if values[0] is not None else None
             if active != ns:
                 self.namespace = None
@@ -336,6 +401,15 @@ class OnlineStore:
             if snapshot is not None:
                 return snapshot
         raise StoreUnavailableError("the active namespace keeps moving; try again")
+
+    async def _cluster_mget(self, names: list[str]) -> list[bytes | None]:
+        assert self.cluster is not None
+        if not names:
+            return []
+        try:
+            return await self.cluster.mget_nonatomic(names)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"Redis Cluster: {exc}") from exc
 
     async def commit(
         self,
@@ -354,6 +428,8 @@ class OnlineStore:
         failures = 0
         while True:
             try:
+                if self.cluster is not None:
+                    return await self._commit_on_cluster(namespace, records, writes)
                 return await self._commit_once(namespace, records, writes)
             except _NotStoredError as exc:
                 if not (_is_timeout(exc.cause) and await self._pause(failures, deadline)):
@@ -395,6 +471,47 @@ class OnlineStore:
         if code == CommitOutcome.NAMESPACE_MOVED:
             self.namespace = None
         return code
+
+    async def _commit_on_cluster(
+        self,
+        namespace: str,
+        records: Sequence[tuple[str, str, bytes, bytes]],
+        writes: Sequence[EntityWrite],
+    ) -> int:
+        """Cluster: each entity's compare-and-set in its own slot (pipelined per node), then,
+        when every one applied, the answers, log entries and fence on the coordinator's slot
+        (`_commit_once` without entities). Entities applied by a commit that then fails keep
+        the orders: the caller reads again, finds them there (the order id is the event's id)
+        and neither counts them again nor sees them in their own features. A failure of the
+        first step is never a lost answer: nothing was answered yet."""
+        assert self.cluster is not None
+        keys = self.keys
+        if writes:
+            try:
+                async with self.cluster.pipeline() as pipe:
+                    for w in writes:
+                        group = entity_group(w.kind, w.value)
+                        names = [
+                            keys.closed(namespace, group),
+                            keys.touched(namespace, group),
+                            keys.entity(namespace, w.kind, w.value),
+                        ]
+                        pipe.eval(ENTITY_COMMIT_SCRIPT, 3, *names, sha1(w.before), w.after)
+                    codes = [int(code) for code in await pipe.execute()]
+            except (TimeoutError, RedisError, OSError, RedisClusterException) as exc:
+                # applied or not, each write can only be repeated as a failed compare-and-set
+                cause = (
+                    exc
+                    if isinstance(exc, RedisError | OSError | TimeoutError)
+                    else (RedisConnectionError(f"Redis Cluster: {exc}"))
+                )
+                raise _NotStoredError(cause) from exc
+            if CommitOutcome.NAMESPACE_MOVED in codes:
+                self.namespace = None
+                return CommitOutcome.NAMESPACE_MOVED
+            if CommitOutcome.ENTITY_CHANGED in codes:
+                return CommitOutcome.ENTITY_CHANGED
+        return await self._commit_once(namespace, records, [])
 
     async def _settle(
         self, token: str, records: Sequence[tuple[str, str, bytes, bytes]], cause: BaseException
@@ -568,3 +685,6 @@ class OnlineStore:
     async def close(self) -> None:
         with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
             await self.client.aclose()
+        if self.cluster is not None:
+            with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+                await self.cluster.aclose()

@@ -8,7 +8,6 @@ import uuid
 from datetime import date
 
 import pytest
-import redis
 from dagster import materialize
 
 from fraud_assets.assets.online_store import (
@@ -16,13 +15,14 @@ from fraud_assets.assets.online_store import (
     SAMPLE_MATCHES_OFFLINE_STATE,
     online_store,
 )
+from fraud_assets.lib.redis_clients import connect, mget
 from fraud_assets.resources import DataLayoutResource, RedisResource
 from fraud_core.features.offline import advance, canonical_order
 from fraud_core.features.online import OrderEvent, append_order
 from fraud_core.features.pipeline import day_end_s, mark_snapshots, state_file
 from fraud_core.features.state import decode_state, encode_state, states_from_frame
 from fraud_core.generator import GeneratorConfig, generate_orders
-from fraud_core.online_keys import OnlineKeys
+from fraud_core.online_keys import CLUSTER_ENV, ENTITY_COMMIT_SCRIPT, OnlineKeys, entity_group
 from fraud_core.redis_server import ensure_redis
 from fraud_core.storage import DataLayout, write_parquet
 
@@ -38,16 +38,21 @@ CONFIG = GeneratorConfig(
 
 
 @pytest.fixture
-def store():
-    handle = ensure_redis()
+def store(request, monkeypatch):
+    """(url, keys, client) of a single Redis, or (parametrised `cluster`) of the session's Redis
+    Cluster, with $FRAUD_REDIS_CLUSTER set as a deployment would."""
+    cluster = getattr(request, "param", "single") == "cluster"
+    handle = request.getfixturevalue("redis_cluster") if cluster else ensure_redis()
+    monkeypatch.setenv(CLUSTER_ENV, "1" if cluster else "0")
     prefix = f"test:{uuid.uuid4().hex}:"
-    client = redis.Redis.from_url(handle.url)
-    yield handle.url, OnlineKeys(prefix), client
+    client = connect(handle.url, cluster=cluster)
+    yield handle.url, OnlineKeys(prefix, cluster), client
     keys = list(client.scan_iter(match=prefix + "*", count=10_000))
     if keys:
         client.unlink(*keys)
     client.close()
-    handle.stop()
+    if not cluster:
+        handle.stop()
 
 
 def _snapshot(layout: DataLayout, n_buckets: int = 3) -> dict:
@@ -83,6 +88,7 @@ def _run(tmp_path, url: str, keys: OnlineKeys, **config):
     return metadata | {"memory": {k: v.value for k, v in memory.items()}}
 
 
+@pytest.mark.parametrize("store", ["single", "cluster"], indirect=True)
 def test_loads_switches_and_carries_the_service_writes_over(tmp_path, store) -> None:
     url, keys, client = store
     snap = _snapshot(DataLayout(tmp_path))
@@ -104,7 +110,7 @@ def test_loads_switches_and_carries_the_service_writes_over(tmp_path, store) -> 
             ),
         )
         names = [keys.entity(ns1, kind, e) for e in expected]
-        assert [decode_state(b) for b in client.mget(names)] == list(expected.values())
+        assert [decode_state(b) for b in mget(client, names)] == list(expected.values())
     some_order = snap["states"]["customer_id"].iloc[0]
     assert (
         client.hget(keys.order_index(ns1), some_order["order_id"]).decode() == some_order["entity"]
@@ -128,7 +134,7 @@ def test_loads_switches_and_carries_the_service_writes_over(tmp_path, store) -> 
         {"email": "x@y.z", "ip_addr": "192.0.2.9"},
     )
     client.set(key, encode_state(append_order(state, event, "customer_id")))
-    client.sadd(keys.touched(ns1), key)
+    client.sadd(keys.touched(ns1, entity_group("customer_id", customer)), key)
 
     second = _run(tmp_path, url, keys)
     ns2 = client.get(keys.active).decode()
@@ -137,6 +143,11 @@ def test_loads_switches_and_carries_the_service_writes_over(tmp_path, store) -> 
         and second["previous_namespace"] == ns1
         and second["carried_over_from_service"] == 1
     )
+    if keys.cluster:  # the replaced namespace takes no entity write any more, in any group
+        group = entity_group("customer_id", customer)
+        names = [keys.closed(ns1, group), keys.touched(ns1, group), key]
+        assert client.eval(ENTITY_COMMIT_SCRIPT, 3, *names, "", b"late") == 1
+        assert all(client.exists(keys.closed(ns1, g)) for g in keys.groups())
     carried = decode_state(client.get(keys.entity(ns2, "customer_id", customer)))
     assert carried.order_ids[-1] == "online-1" and carried.order_ids[:-1] == state.order_ids
     assert client.hget(keys.order_index(ns2), "online-1").decode() == customer
@@ -145,7 +156,8 @@ def test_loads_switches_and_carries_the_service_writes_over(tmp_path, store) -> 
     ns3 = client.get(keys.active).decode()
     assert third["previous_namespace"] == ns2 and third["deleted_namespaces"] == [ns1]
     assert [m.decode() for m in client.zrange(keys.namespaces, 0, -1)] == [ns2, ns3]
-    assert not list(client.scan_iter(match=keys.namespace_pattern(ns1)))
+    for pattern in keys.namespace_patterns(ns1):
+        assert not list(client.scan_iter(match=pattern))
     assert client.exists(keys.entity(ns2, "customer_id", customer))  # kept for a rollback
 
 

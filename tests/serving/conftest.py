@@ -19,6 +19,7 @@ from fraud_serving.settings import Settings
 from .support import delete_prefix, deploy, trained_booster
 
 API_KEY = "test-key"
+REDIS_MODES = ["single", "cluster"]
 
 
 @pytest.fixture(scope="session")
@@ -29,10 +30,25 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
+def redis_mode(request: pytest.FixtureRequest) -> str:
+    """`single` (the default) or `cluster`: a test runs in both with
+    `@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)`."""
+    return getattr(request, "param", "single")
+
+
+@pytest.fixture
+def store_url(redis_mode: str, request: pytest.FixtureRequest) -> str:
+    """The Redis the service uses: the single one, or a node of the session's cluster."""
+    if redis_mode == "cluster":
+        return request.getfixturevalue("redis_cluster").url
+    return request.getfixturevalue("redis_url")
+
+
+@pytest.fixture
+def prefix(store_url: str, redis_mode: str) -> Iterator[str]:
     value = f"test:{uuid.uuid4().hex}:"
     yield value
-    delete_prefix(redis_url, value)
+    delete_prefix(store_url, value, cluster=redis_mode == "cluster")
 
 
 @pytest.fixture
@@ -46,10 +62,13 @@ def model(data_dir: Path) -> ModelCard:
 
 
 @pytest.fixture
-def settings(data_dir: Path, redis_url: str, prefix: str, model: ModelCard) -> Settings:
+def settings(
+    data_dir: Path, store_url: str, redis_mode: str, prefix: str, model: ModelCard
+) -> Settings:
     return Settings(
         api_keys=frozenset({API_KEY}),
-        redis_url=redis_url,
+        redis_url=store_url,
+        redis_cluster=redis_mode == "cluster",
         key_prefix=prefix,
         data_dir=data_dir,
         model_poll_s=0.1,

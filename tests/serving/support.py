@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import redis
 import xgboost as xgb
 
+from fraud_assets.lib.redis_clients import connect
 from fraud_core.features.offline import advance, canonical_order
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.generator import GeneratorConfig, generate_orders
@@ -104,8 +104,8 @@ def payload(row: pd.Series | dict) -> dict:
     }
 
 
-def delete_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
+def delete_prefix(url: str, prefix: str, cluster: bool = False) -> None:
+    client = connect(url, cluster=cluster)
     try:
         keys = list(client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=10_000))
         for start in range(0, len(keys), 5_000):

@@ -23,7 +23,7 @@ from fraud_core.online_keys import OnlineKeys
 from fraud_core.storage import DataLayout, write_parquet
 from fraud_serving.app import create_app
 
-from .conftest import API_KEY
+from .conftest import API_KEY, REDIS_MODES
 from .support import payload, small_orders, trained_booster
 
 NAMES = DEFAULT_SPEC.feature_names
@@ -120,6 +120,7 @@ def _entity_events(client: TestClient, kind: str, value: str) -> list[str]:
     return [e["order_id"] for e in r.json()["events"]]
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 def test_a_replay_returns_the_stored_answer_and_changes_nothing(client) -> None:
     row = payload(small_orders().iloc[3])
     first = client.post("/v1/score", json=row)
@@ -141,6 +142,7 @@ def test_a_replay_returns_the_stored_answer_and_changes_nothing(client) -> None:
     assert "fraud_replayed_orders_total 3.0" in metrics
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 def test_a_batch_scores_in_order_and_repeats_inside_it_count_once(client) -> None:
     base = payload(small_orders().iloc[5])
     second = {**base, "order_id": base["order_id"] + "b", "order_date": "2026-03-01T12:00:00Z"}
@@ -184,6 +186,7 @@ def test_unknown_entities_get_cold_start_features(client) -> None:
     assert again.json()["new_entities"] == ["ip_addr"]
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 def test_a_label_reaches_later_orders_risk_features(client) -> None:
     def order(order_id: str, day: int) -> dict:
         return {
@@ -352,6 +355,7 @@ def test_model_card_and_readiness(client, model) -> None:
     assert "fraud_redis_up 1.0" in metrics
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 def test_two_processes_on_the_same_customer_lose_no_order(settings) -> None:
     """Two app instances (two event loops, like two worker processes) score orders of one
     customer at the same time: the compare-and-set makes every order land exactly once."""
