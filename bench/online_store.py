@@ -58,23 +58,22 @@ def build_snapshot(root: Path, customers: int, days: int, orders_per_day: int, s
     return layout, orders, features
 
 
-def load(layout, redis_url: str, prefix: str):
-    import redis
-
+def load(layout, redis_url: str, prefix: str, cluster: bool = False):
     from fraud_assets.lib.online_loader import load_online_store
+    from fraud_assets.lib.redis_clients import connect
     from fraud_core.online_keys import OnlineKeys
 
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url, cluster=cluster)
     try:
-        return load_online_store(client, layout, OnlineKeys(prefix))
+        return load_online_store(client, layout, OnlineKeys(prefix, cluster))
     finally:
         client.close()
 
 
-def delete_prefix(redis_url: str, prefix: str) -> None:
-    import redis
+def delete_prefix(redis_url: str, prefix: str, cluster: bool = False) -> None:
+    from fraud_assets.lib.redis_clients import connect
 
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url, cluster=cluster)
     try:
         batch = []
         for key in client.scan_iter(match=prefix + "*", count=10_000):

@@ -17,6 +17,9 @@ Prints `RESULT p50_ms=`, `RESULT p99_ms=` (at the fixed rate), `RESULT max_rps=`
 `--policy-rules 50` then activates a 50-rule policy (bench/policy_rules.py) on the same service
 and measures again: `RESULT p99_ms_policy50=`, `RESULT max_rps_policy50=` and the overhead.
 
+`--redis single,cluster` measures the same service on a single Redis, then on a 3-master Redis
+Cluster started from redis-server on loopback ports (on the same cores), in one run (issue 20).
+
 `--wrk 16,64` then drives the same service with `wrk` (Debian's package: `apt-get install wrk`)
 and bench/score.lua, `--seconds` per connection count: `RESULT wrk_<n>_rps=`, p50/p99, the
 non-2xx count and the workers' CPU time per scored order (issue 14's measure: `--workers 2 --wrk
@@ -283,20 +286,19 @@ def run_wrk(
     return result
 
 
-def store_memory(url: str, prefix: str, namespace: str) -> None:
+def store_memory(url: str, prefix: str, namespace: str, cluster: bool = False) -> None:
     """The figures of the README's sizing rule, after the traffic: bytes per entity state of
     each kind, per stored answer and per order index entry (MEMORY USAGE over a sample, as the
     `online_store` check measures them)."""
-    import redis
-
     from fraud_assets.lib.online_memory import measure_memory
+    from fraud_assets.lib.redis_clients import connect
     from fraud_core.features.spec import DEFAULT_SPEC
     from fraud_core.online_keys import OnlineKeys
 
-    client = redis.Redis.from_url(url)
+    client = connect(url, cluster=cluster)
     try:
         kinds = [e.kind for e in DEFAULT_SPEC.entities]
-        memory = measure_memory(client, OnlineKeys(prefix), namespace, kinds, sample=500)
+        memory = measure_memory(client, OnlineKeys(prefix, cluster), namespace, kinds, sample=500)
     finally:
         client.close()
     for kind, size in memory.bytes_per_state.items():
@@ -397,6 +399,13 @@ def main() -> None:
         "--wrk", default="", help="connection counts for a wrk run each, e.g. 16,64 (needs wrk)"
     )
     parser.add_argument(
+        "--redis",
+        default="single",
+        help="Redis configurations to measure one after the other in this run: single, cluster "
+        "(a 3-master Redis Cluster started from redis-server on loopback ports) or both: "
+        "single,cluster (issue 20)",
+    )
+    parser.add_argument(
         "--policy-rules",
         type=int,
         default=0,
@@ -414,75 +423,90 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    from fraud_core.redis_server import ensure_redis
-
-    handle = ensure_redis()
-    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
-    port = 18_000 + os.getpid() % 1000
+    modes = [m.strip() for m in args.redis.split(",") if m.strip()]
+    if not modes or set(modes) - {"single", "cluster"}:
+        sys.exit(f"--redis: single, cluster or single,cluster, not {args.redis!r}")
+    if "cluster" in modes and args.policy_rules:
+        sys.exit("--policy-rules is measured on a single Redis only")
     with tempfile.TemporaryDirectory(prefix="fraud-bench-") as tmp:
         root = Path(tmp)
         layout, orders, features = build_snapshot(
             root, args.customers, args.days, args.orders_per_day
         )
-        report = load(layout, handle.url, prefix)
-        print(
-            f"online store: {report.entities} loaded in {report.load_seconds:.2f} s "
-            f"({report.entities_per_s:,.0f} entities/s)"
-        )
         booster = train_and_deploy(layout.models, orders, features, args.trees)
-        env = dict(
-            os.environ,
-            FRAUD_DATA_DIR=str(root),
-            REDIS_URL=handle.url,
-            FRAUD_REDIS_PREFIX=prefix,
-            FRAUD_API_KEYS=API_KEY,
-        )
-        command = [
-            sys.executable, "-m", "fraud_cli.main", "serve", "--port", str(port),
-            "--workers", str(args.workers), "--log-level", "warning",
-        ]  # fmt: skip
-        server = subprocess.Popen(command, env=env, start_new_session=True)
-        try:
-            _wait_ready(f"http://127.0.0.1:{port}/ready")
-            start_s = report.snapshot.end_s + 60
-            maker = OrderMaker(orders, start_s)
-            checks: list = []
-            asyncio.run(fixed_rate("127.0.0.1", port, maker, 50, 2, checks))  # warm-up
-            # the generator holds the sample orders and a booster: keep its own GC passes over
-            # them out of the measured latencies (the service does the same at start-up)
-            gc.collect()
-            gc.freeze()
-            base_p99, base_rps = measure(args, port, maker, checks, "")
-            if args.policy_rules:
-                # A, B, A: the states grow with every order scored, so the policy's run is
-                # compared with the mean of a run before it and one after it
-                policy = activate_bench_policy(
-                    root, handle.url, prefix, orders, args.policy_rules, port
-                )
-                p99, rps = measure(args, port, maker, checks, f"_policy{args.policy_rules}")
-                (root / "policies" / "active.json").unlink()  # back to the built-in policy
-                _wait_policy(port, lambda v: v != policy)
-                after_p99, after_rps = measure(args, port, maker, checks, "_after")
-                base_p99, base_rps = (base_p99 + after_p99) / 2, (base_rps + after_rps) / 2
-                print(
-                    f"RESULT policy_overhead p99 {p99 / base_p99 - 1:+.1%}, "
-                    f"saturation {rps / base_rps - 1:+.1%} ({args.policy_rules} rules vs the "
-                    "built-in policy before and after, same run)"
-                )
-            x = np.array([[np.nan if v is None else v for v in f.values()] for _, f in checks])
-            expected = booster.inplace_predict(x)
-            diff = float(np.max(np.abs(expected - np.array([s for s, _ in checks]))))
-            print(
-                f"RESULT score_max_abs_diff={diff:.2e} ({len(checks)} answers recomputed with XGBoost)"
+        for mode in modes:
+            if len(modes) > 1:
+                print(f"--- Redis: {mode}")
+            run_service(args, mode, root, layout, orders, booster, wrk)
+
+
+def run_service(args, mode: str, root: Path, layout, orders, booster, wrk: str | None) -> None:
+    """Load the store into a fresh Redis of `mode`, start `fraud serve` on it and measure."""
+    from fraud_core.redis_server import ensure_redis, start_local_cluster
+
+    cluster = mode == "cluster"
+    handle = start_local_cluster() if cluster else ensure_redis()
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    port = 18_000 + os.getpid() % 1000
+    report = load(layout, handle.url, prefix, cluster)
+    print(
+        f"online store: {report.entities} loaded in {report.load_seconds:.2f} s "
+        f"({report.entities_per_s:,.0f} entities/s)"
+    )
+    env = dict(
+        os.environ,
+        FRAUD_DATA_DIR=str(root),
+        REDIS_URL=handle.url,
+        FRAUD_REDIS_CLUSTER="1" if cluster else "0",
+        FRAUD_REDIS_PREFIX=prefix,
+        FRAUD_API_KEYS=API_KEY,
+    )
+    command = [
+        sys.executable, "-m", "fraud_cli.main", "serve", "--port", str(port),
+        "--workers", str(args.workers), "--log-level", "warning",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/ready")
+        start_s = report.snapshot.end_s + 60
+        maker = OrderMaker(orders, start_s)
+        checks: list = []
+        asyncio.run(fixed_rate("127.0.0.1", port, maker, 50, 2, checks))  # warm-up
+        # the generator holds the sample orders and a booster: keep its own GC passes over
+        # them out of the measured latencies (the service does the same at start-up)
+        gc.collect()
+        gc.freeze()
+        base_p99, base_rps = measure(args, port, maker, checks, "")
+        if args.policy_rules:
+            # A, B, A: the states grow with every order scored, so the policy's run is
+            # compared with the mean of a run before it and one after it
+            policy = activate_bench_policy(
+                root, handle.url, prefix, orders, args.policy_rules, port
             )
-            for connections in [int(c) for c in args.wrk.split(",") if c.strip()]:
-                run_wrk(wrk, port, maker, root, connections, args.seconds, server.pid)
-            store_memory(handle.url, prefix, report.namespace)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-            delete_prefix(handle.url, prefix)
-            handle.stop()
+            p99, rps = measure(args, port, maker, checks, f"_policy{args.policy_rules}")
+            (root / "policies" / "active.json").unlink()  # back to the built-in policy
+            _wait_policy(port, lambda v: v != policy)
+            after_p99, after_rps = measure(args, port, maker, checks, "_after")
+            base_p99, base_rps = (base_p99 + after_p99) / 2, (base_rps + after_rps) / 2
+            print(
+                f"RESULT policy_overhead p99 {p99 / base_p99 - 1:+.1%}, "
+                f"saturation {rps / base_rps - 1:+.1%} ({args.policy_rules} rules vs the "
+                "built-in policy before and after, same run)"
+            )
+        x = np.array([[np.nan if v is None else v for v in f.values()] for _, f in checks])
+        expected = booster.inplace_predict(x)
+        diff = float(np.max(np.abs(expected - np.array([s for s, _ in checks]))))
+        print(
+            f"RESULT score_max_abs_diff={diff:.2e} ({len(checks)} answers recomputed with XGBoost)"
+        )
+        for connections in [int(c) for c in args.wrk.split(",") if c.strip()]:
+            run_wrk(wrk, port, maker, root, connections, args.seconds, server.pid)
+        store_memory(handle.url, prefix, report.namespace, cluster)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        delete_prefix(handle.url, prefix, cluster)
+        handle.stop()
 
 
 if __name__ == "__main__":

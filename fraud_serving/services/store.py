@@ -261,7 +261,7 @@ class OnlineStore:
 
         async def attempt() -> None:
             if self.cluster is not None:
-                await self._find_coordinator()
+                await self._find_coordinator(refresh=not self.up)
             await self.client.ping()
             await self._active_namespace()
 
@@ -287,11 +287,15 @@ class OnlineStore:
             raise_if_cancelled()
             await asyncio.sleep(_UP_PROBE_S if self.up else _DOWN_PROBE_S)
 
-    async def _find_coordinator(self) -> None:
-        """Cluster: point `client` at the node that serves the coordinator slot now."""
+    async def _find_coordinator(self, refresh: bool) -> None:
+        """Cluster: point `client` at the node that serves the coordinator slot; with `refresh`
+        (the store is down: the slot may have moved, a failover or a resharding) the slot map
+        is read from the cluster again first."""
         assert self.cluster is not None
         try:
             await self.cluster.initialize()
+            if refresh:
+                await self.cluster.nodes_manager.initialize()
             node = self.cluster.get_node_from_key(self.keys.active)
         except RedisClusterException as exc:  # not a RedisError: make it one
             raise RedisConnectionError(f"Redis Cluster: {exc}") from exc

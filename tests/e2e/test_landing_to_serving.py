@@ -2,7 +2,8 @@
 
 Days 1..N-1 land, `landing_folder_sensor` turns them into one `daily_features_job` run and
 `features_updated_sensor` into a `retrain_job` run (training set, model, gate, deployment, online
-store). The service starts (uvicorn, real HTTP, the real Redis under a key prefix of its own).
+store). The service starts (uvicorn, real HTTP, the real Redis under a key prefix of its own;
+the test runs on a single Redis and on a 3-master Redis Cluster).
 Then day N lands: the landing sensor's run computes its features; the retrain sensor first
 refreshes only the online store (the retrain is debounced) and, once the interval is over,
 retrains: a new model version is deployed, the store's `active` namespace moves, and the service
@@ -26,7 +27,6 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import redis
 import uvicorn
 from dagster import (
     Definitions,
@@ -40,6 +40,7 @@ from dagster import (
 from fraud_assets.assets.deployed_model import PromotionGate
 from fraud_assets.definitions import ASSET_CHECKS, ASSETS
 from fraud_assets.jobs import daily_features_job, online_store_job, retrain_job
+from fraud_assets.lib.redis_clients import connect
 from fraud_assets.resources import DataLayoutResource, RedisResource
 from fraud_assets.sensors import features_updated_sensor, landing_folder_sensor
 from fraud_assets.sensors.retrain import MIN_INTERVAL_ENV
@@ -47,7 +48,7 @@ from fraud_assets.sensors.ticks import SELECTION_EVERY_ENV
 from fraud_core.generator import write_landing_files
 from fraud_core.model.artifact import current_version
 from fraud_core.net import free_port
-from fraud_core.online_keys import OnlineKeys
+from fraud_core.online_keys import CLUSTER_ENV, OnlineKeys
 from fraud_core.redis_server import ensure_redis
 from fraud_core.storage import DataLayout
 from fraud_serving.app import create_app
@@ -117,21 +118,32 @@ def _skip(result: SensorResult) -> str:
     return result.skip_reason.skip_message or ""
 
 
+@pytest.fixture(params=["single", "cluster"])
+def cluster(request, monkeypatch) -> bool:
+    """Both Redis configurations: a single Redis, and the session's 3-master Redis Cluster
+    ($FRAUD_REDIS_CLUSTER=1 for the code location, as a deployment sets it)."""
+    monkeypatch.setenv(CLUSTER_ENV, "1" if request.param == "cluster" else "0")
+    return request.param == "cluster"
+
+
 @pytest.fixture
-def redis_url() -> Iterator[str]:
+def redis_url(cluster: bool, request) -> Iterator[str]:
+    if cluster:
+        yield request.getfixturevalue("redis_cluster").url
+        return
     handle = ensure_redis()
     yield handle.url
     handle.stop()
 
 
 @pytest.fixture
-def prefix(redis_url: str, monkeypatch) -> Iterator[str]:
+def prefix(redis_url: str, cluster: bool, monkeypatch) -> Iterator[str]:
     """A key prefix of this test for the loader ($FRAUD_REDIS_PREFIX) and the service; its keys
     are deleted afterwards."""
     value = f"test:e2e:{uuid.uuid4().hex}:"
     monkeypatch.setenv("FRAUD_REDIS_PREFIX", value)
     yield value
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url, cluster=cluster)
     try:
         keys = list(client.scan_iter(match=value + "*", count=10_000))
         for start in range(0, len(keys), 5_000):
@@ -153,13 +165,14 @@ def data_dir(tmp_path: Path, monkeypatch) -> DataLayout:
 
 @pytest.fixture
 def service(
-    data_dir: DataLayout, redis_url: str, prefix: str
+    data_dir: DataLayout, redis_url: str, cluster: bool, prefix: str
 ) -> Iterator[Callable[[], httpx.Client]]:
     """Starts the scoring service (uvicorn in a thread, real HTTP) when called; it polls the
     registry every 0.1 s and is stopped at the end of the test."""
     settings = Settings(
         api_keys=frozenset({API_KEY}),
         redis_url=redis_url,
+        redis_cluster=cluster,
         key_prefix=prefix,
         data_dir=data_dir.root,
         model_poll_s=0.1,
@@ -198,9 +211,10 @@ def _wait_for(predicate, timeout_s: float = 15.0):
 
 
 def _active(redis_url: str, prefix: str) -> str | None:
-    client = redis.Redis.from_url(redis_url)
+    keys = OnlineKeys.from_env(prefix)
+    client = connect(redis_url, cluster=keys.cluster)
     try:
-        value = client.get(OnlineKeys(prefix).active)
+        value = client.get(keys.active)
     finally:
         client.close()
     return value.decode() if value is not None else None
