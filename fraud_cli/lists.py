@@ -61,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     keys = OnlineKeys.from_env()
     layout = DataLayout(args.data_dir.resolve()) if args.data_dir else DataLayout.from_env()
-    client = coordinator(connect(os.environ.get(ENV_VAR) or DEFAULT_REDIS_URL), keys)
+    url = os.environ.get(ENV_VAR) or DEFAULT_REDIS_URL
+    try:
+        client = coordinator(connect(url), keys)
+    except redis.RedisError as err:  # a cluster that does not answer
+        print(f"fraud lists: {err}", file=sys.stderr)
+        return 1
     actor = audit.cli_actor()
     try:
         if args.action == "ls":

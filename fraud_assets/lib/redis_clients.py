@@ -10,9 +10,11 @@ which transactions, scripts and raw stream reads work exactly as on a single Red
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from fraud_core.online_keys import OnlineKeys, resolve_cluster
 
@@ -20,10 +22,21 @@ AnyRedis = redis.Redis | RedisCluster
 
 
 def connect(url: str, *, cluster: bool | None = None, **options: Any) -> AnyRedis:
-    """A client for `url`: a cluster client when `cluster` (None: $FRAUD_REDIS_CLUSTER)."""
+    """A client for `url`: a cluster client when `cluster` (None: $FRAUD_REDIS_CLUSTER). A
+    cluster client reads the cluster's slot map here: a cluster that does not answer raises
+    `redis.ConnectionError`, as a single Redis does on its first command."""
     if resolve_cluster() if cluster is None else cluster:
-        return RedisCluster.from_url(url, **options)
+        try:
+            return RedisCluster.from_url(url, **options)
+        except RedisClusterException as exc:  # not a RedisError
+            raise redis.ConnectionError(f"Redis Cluster at {redacted(url)}: {exc}") from exc
     return redis.Redis.from_url(url, **options)
+
+
+def redacted(url: str) -> str:
+    """`url` without its credentials, for messages and logs."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"
 
 
 def coordinator(client: AnyRedis, keys: OnlineKeys) -> redis.Redis:

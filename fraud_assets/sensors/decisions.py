@@ -38,7 +38,7 @@ from dagster import (
 )
 
 from fraud_assets.jobs import feedback_drain_job, served_days_job
-from fraud_assets.lib.redis_clients import connect, coordinator
+from fraud_assets.lib.redis_clients import connect, coordinator, redacted
 from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.sensors.ticks import tick_interval_s
 from fraud_core.decision_log import DRAIN_AFTER_ENV, DRAIN_AT_ENV
@@ -160,9 +160,11 @@ def decision_log_sensor(context: SensorEvaluationContext) -> SensorResult:
     else:
         url = os.environ.get(ENV_VAR) or DEFAULT_REDIS_URL
         keys = OnlineKeys.from_env()
-        client = coordinator(connect(url, socket_timeout=2, socket_connect_timeout=2), keys)
         now = time.time()
+        opened = None
         try:
+            opened = connect(url, socket_timeout=2, socket_connect_timeout=2)
+            client = coordinator(opened, keys)
             length = client.xlen(keys.decisions)
             oldest = _oldest_ms(client, keys.decisions)
             why = drain_due(length, oldest, now) or _label_due(client, keys, now)
@@ -170,10 +172,11 @@ def decision_log_sensor(context: SensorEvaluationContext) -> SensorResult:
             return SensorResult(
                 run_requests=requests,
                 cursor=write_cursor(cursor),
-                skip_reason=None if requests else SkipReason(f"no Redis at {url}: {err}"),
+                skip_reason=None if requests else SkipReason(f"no Redis at {redacted(url)}: {err}"),
             )
         finally:
-            client.close()
+            if opened is not None:
+                opened.close()
         if why:
             requests.append(RunRequest(job_name=feedback_drain_job.name, run_key=None))
             notes.append(f"drain: {why}")

@@ -216,6 +216,7 @@ class OnlineStore:
         self.client = client
         self.cluster = cluster
         self.url = url
+        self._coordinator: tuple[str, int] | None = None  # the node `client` talks to
         self._pool_options = (
             client.connection_pool.connection_kwargs.get("socket_timeout") or 0.08,
             client.connection_pool.max_connections,
@@ -300,15 +301,14 @@ class OnlineStore:
         except RedisClusterException as exc:  # not a RedisError: make it one
             raise RedisConnectionError(f"Redis Cluster: {exc}") from exc
         address = (node.host, int(node.port))
-        if getattr(self, "_coordinator", None) == address:
+        if self._coordinator == address:
             return
         old, self._coordinator = self.client, address
         timeout_s, connections = self._pool_options
         url = _node_url(self.url, *address)
         self.client = make_client(url, int(timeout_s * 1000), connections)
-        if old is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await old.aclose()
+        with contextlib.suppress(RedisError, OSError):
+            await old.aclose()
 
     # -- namespace ------------------------------------------------------------------------------
 
@@ -502,14 +502,11 @@ class OnlineStore:
                         ]
                         pipe.eval(ENTITY_COMMIT_SCRIPT, 3, *names, sha1(w.before), w.after)
                     codes = [int(code) for code in await pipe.execute()]
-            except (TimeoutError, RedisError, OSError, RedisClusterException) as exc:
-                # applied or not, each write can only be repeated as a failed compare-and-set
-                cause = (
-                    exc
-                    if isinstance(exc, RedisError | OSError | TimeoutError)
-                    else (RedisConnectionError(f"Redis Cluster: {exc}"))
-                )
-                raise _NotStoredError(cause) from exc
+            # applied or not, each write can only be repeated as a failed compare-and-set
+            except RedisClusterException as exc:  # not a RedisError
+                raise _NotStoredError(RedisConnectionError(f"Redis Cluster: {exc}")) from exc
+            except (TimeoutError, RedisError, OSError) as exc:
+                raise _NotStoredError(exc) from exc
             if CommitOutcome.NAMESPACE_MOVED in codes:
                 self.namespace = None
                 return CommitOutcome.NAMESPACE_MOVED

@@ -4,7 +4,9 @@ scheduler, two single-threaded workers on loopback), shared by every test of the
 Use it as `dask_cluster` (the scheduler address): set `DASK_SCHEDULER_ADDRESS` to it, or pass it
 to `DaskResource(scheduler_address=...)`, and the assets' Dask work runs on those workers.
 
-`store` is the real Redis under a key prefix of the test's own, its keys removed afterwards.
+`store` is the real Redis under a key prefix of the test's own, its keys removed afterwards;
+parametrised indirectly with `cluster` (`REDIS_MODES`), the session's 3-master Redis Cluster with
+$FRAUD_REDIS_CLUSTER set, as a deployment sets it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
+from fraud_assets.lib.redis_clients import AnyRedis, connect
 from fraud_core.net import free_port
-from fraud_core.online_keys import OnlineKeys
+from fraud_core.online_keys import CLUSTER_ENV, OnlineKeys
 from fraud_core.redis_server import ensure_redis
 
 from ..serving.support import delete_prefix
@@ -32,16 +34,21 @@ N_WORKERS = 2
 START_TIMEOUT_S = 60
 
 
+REDIS_MODES = ["single", "cluster"]
+
+
 @pytest.fixture
-def store(request) -> Iterator[tuple[str, OnlineKeys, redis.Redis]]:
+def store(request, monkeypatch) -> Iterator[tuple[str, OnlineKeys, AnyRedis]]:
     """(Redis URL, the keys under a prefix of this test's module, a client)."""
-    handle = ensure_redis()
+    cluster = getattr(request, "param", "single") == "cluster"
+    monkeypatch.setenv(CLUSTER_ENV, "1" if cluster else "0")
+    url = request.getfixturevalue("redis_cluster").url if cluster else ensure_redis().url
     module = request.node.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
-    keys = OnlineKeys(f"test-{module}:{uuid.uuid4().hex[:8]}:")
-    client = redis.Redis.from_url(handle.url)
-    yield handle.url, keys, client
+    keys = OnlineKeys(f"test-{module}:{uuid.uuid4().hex[:8]}:", cluster)
+    client = connect(url, cluster=cluster)
+    yield url, keys, client
     client.close()
-    delete_prefix(handle.url, keys.prefix)
+    delete_prefix(url, keys.prefix, cluster=cluster)
 
 
 def poll(predicate: Callable[[], object], timeout_s: float, step_s: float = 0.1) -> object:

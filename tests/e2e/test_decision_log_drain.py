@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 from fraud_assets.assets.decision_log import DECISION_LOG_IS_BOUNDED, decision_log
 from fraud_assets.assets.scored_orders import SCORED_ORDER_IDS_ARE_UNIQUE, scored_orders
 from fraud_assets.lib.decision_drain import drain_decisions
+from fraud_assets.lib.redis_clients import coordinator
 from fraud_assets.resources import DataLayoutResource, RedisResource
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.storage import DataLayout
@@ -23,6 +24,7 @@ from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
 
 from ..serving.support import deploy, payload, small_orders, trained_booster
+from .conftest import REDIS_MODES
 
 API_KEY = "drain-test-key"
 
@@ -42,6 +44,7 @@ def served(tmp_path, store):
     settings = Settings(
         api_keys=frozenset({API_KEY}),
         redis_url=url,
+        redis_cluster=keys.cluster,
         key_prefix=keys.prefix,
         data_dir=tmp_path,
         model_poll_s=0.1,
@@ -49,6 +52,7 @@ def served(tmp_path, store):
     return settings, keys, client, DataLayout(tmp_path)
 
 
+@pytest.mark.parametrize("store", REDIS_MODES, indirect=True)
 def test_every_stored_answer_reaches_scored_orders_once(served):
     settings, keys, client, layout = served
     orders = small_orders().tail(40).reset_index(drop=True)
@@ -67,7 +71,7 @@ def test_every_stored_answer_reaches_scored_orders_once(served):
 
         score(bodies[:15])
         # a drain that writes its segment and dies before trimming the stream
-        dying = _DiesBeforeTrim.from_url(settings.redis_url)
+        dying = _DiesBeforeTrim(connection_pool=coordinator(client, keys).connection_pool)
         with pytest.raises(SystemExit):
             drain_decisions(dying, keys, layout)
         dying.close()

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from litestar.testing import TestClient
 
+from fraud_assets.lib.redis_clients import connect, coordinator
 from fraud_core.access import key_digest
 from fraud_core.decision_log import decode_decision
 from fraud_core.online_keys import OnlineKeys
@@ -20,6 +20,7 @@ from fraud_core.storage import DataLayout
 from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
 
+from .conftest import REDIS_MODES
 from .support import THRESHOLDS, payload, small_orders, wait_for
 
 SCORING, ANALYST, ADMIN = "scoring-secret-1", "analyst-secret-1", "admin-secret-1"
@@ -28,7 +29,7 @@ FILE_KEY = "from-the-key-file-1"
 
 @pytest.fixture
 def keyed(
-    data_dir: Path, redis_url: str, prefix: str, model, tmp_path: Path
+    data_dir: Path, store_url: str, redis_mode: str, prefix: str, model, tmp_path: Path
 ) -> Iterator[TestClient]:
     key_file = tmp_path / "keys.txt"
     key_file.write_text(f"# digests only\nanalyst:filed:sha256:{key_digest(FILE_KEY)}\n")
@@ -37,7 +38,8 @@ def keyed(
             {f"scoring:shop:{SCORING}", f"analyst:ana:{ANALYST}", f"admin:boss:{ADMIN}"}
         ),
         keys_file=str(key_file),
-        redis_url=redis_url,
+        redis_url=store_url,
+        redis_cluster=redis_mode == "cluster",
         key_prefix=prefix,
         data_dir=data_dir,
         model_poll_s=0.1,
@@ -98,8 +100,9 @@ def test_a_bare_key_still_works_as_an_admin_key(client: TestClient) -> None:
     assert client.get("/v1/policy").json()["default"] is True
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 def test_a_block_list_entry_declines_the_next_order_and_its_removal_undoes_it(
-    keyed: TestClient, redis_url: str, prefix: str
+    keyed: TestClient, store_url: str, redis_mode: str, prefix: str
 ) -> None:
     orders = _orders(40)
     first = _score(keyed, orders[0])
@@ -142,13 +145,12 @@ def test_a_block_list_entry_declines_the_next_order_and_its_removal_undoes_it(
     assert after.get("list_hits", []) == [] and after["decided_by"] == "score"
 
     # the decision log has the policy's part of each order
-    client = redis.Redis.from_url(redis_url)
+    keys = OnlineKeys(prefix, redis_mode == "cluster")
+    client = coordinator(connect(store_url, cluster=keys.cluster), keys)
     try:
         logged = {
             d.order_id: d
-            for d in (
-                decode_decision(f[b"d"]) for _, f in client.xrange(OnlineKeys(prefix).decisions)
-            )
+            for d in (decode_decision(f[b"d"]) for _, f in client.xrange(keys.decisions))
         }
     finally:
         client.close()

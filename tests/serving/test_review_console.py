@@ -28,6 +28,7 @@ from fraud_serving.routes.console import SIGN_IN_TRIES_PER_MINUTE
 from fraud_serving.services.review import READ_CHUNK
 from fraud_serving.settings import Settings
 
+from .conftest import REDIS_MODES
 from .support import payload, small_orders
 from .test_contract_requests import CONTRACT, KEY_ENV
 
@@ -66,8 +67,11 @@ def _review_everything_big(http: TestClient) -> None:
 
 
 @pytest.fixture
-def console(data_dir: Path, redis_url: str, prefix: str, model) -> Iterator[TestClient]:
-    with TestClient(create_app(_settings(data_dir, redis_url, prefix))) as http:
+def console(
+    data_dir: Path, store_url: str, redis_mode: str, prefix: str, model
+) -> Iterator[TestClient]:
+    settings = _settings(data_dir, store_url, prefix, redis_cluster=redis_mode == "cluster")
+    with TestClient(create_app(settings)) as http:
         _review_everything_big(http)
         yield http
 
@@ -187,6 +191,7 @@ def test_sign_in_needs_an_analyst_key_a_csrf_token_and_a_configured_key(
     assert console.get("/console/queue", follow_redirects=False).status_code == 303
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 def test_the_queue_ranks_filters_and_pages_the_pending_reviews(console: TestClient) -> None:
     orders = _scored_reviews(console, 8, "-q")
     small = _orders(4, 20, "-q")
@@ -291,6 +296,7 @@ def test_a_verdict_is_a_label_in_the_states_the_feed_and_the_audit_and_leaves_th
     assert labelled and any(v and v > 0 for v in labelled.values()), labelled
 
 
+@pytest.mark.parametrize("redis_mode", REDIS_MODES, indirect=True)
 def test_an_api_label_also_takes_the_order_out_of_the_queue(console: TestClient) -> None:
     orders = _scored_reviews(console, 2, "-l")
     label = {
