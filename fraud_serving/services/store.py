@@ -217,6 +217,9 @@ class OnlineStore:
         self.cluster = cluster
         self.url = url
         self._coordinator: tuple[str, int] | None = None  # the node `client` talks to
+        # cluster: a plain client per master (host, port), for pre-packed commands by node
+        self._nodes: dict[tuple[str, int], aioredis.Redis] = {}
+        self._entity_sha = hashlib.sha1(ENTITY_COMMIT_SCRIPT.encode()).hexdigest()
         self._pool_options = (
             client.connection_pool.connection_kwargs.get("socket_timeout") or 0.08,
             client.connection_pool.max_connections,
@@ -304,11 +307,33 @@ class OnlineStore:
         if self._coordinator == address:
             return
         old, self._coordinator = self.client, address
-        timeout_s, connections = self._pool_options
-        url = _node_url(self.url, *address)
-        self.client = make_client(url, int(timeout_s * 1000), connections)
-        with contextlib.suppress(RedisError, OSError):
-            await old.aclose()
+        self.client = self._node_client(address)
+        if old not in self._nodes.values():  # the client made before the cluster was known
+            with contextlib.suppress(RedisError, OSError):
+                await old.aclose()
+
+    def _node_client(self, address: tuple[str, int]) -> aioredis.Redis:
+        """Cluster: the plain client of one master, made on first use like `client`."""
+        client = self._nodes.get(address)
+        if client is None:
+            timeout_s, connections = self._pool_options
+            url = _node_url(self.url, *address)
+            client = self._nodes[address] = make_client(url, int(timeout_s * 1000), connections)
+        return client
+
+    def _by_node(self, names: Sequence[str]) -> dict[tuple[str, int], list[int]]:
+        """Cluster: the positions of `names` grouped by the master that serves each (the
+        cluster client's slot map; a stale one shows as a MOVED reply: the store is then down
+        until the probe has read the map again)."""
+        assert self.cluster is not None
+        groups: dict[tuple[str, int], list[int]] = {}
+        try:
+            for i, name in enumerate(names):
+                node = self.cluster.get_node_from_key(name)
+                groups.setdefault((node.host, int(node.port)), []).append(i)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"Redis Cluster: {exc}") from exc
+        return groups
 
     # -- namespace ------------------------------------------------------------------------------
 
@@ -339,6 +364,29 @@ class OnlineStore:
             raise
         except (TimeoutError, RedisError, OSError) as exc:
             await conn.disconnect()  # the reply may still come: never reuse this connection
+            raise ReplyLostError(exc) from exc
+        except BaseException:
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+
+    async def _call_many(self, client: aioredis.Redis, packed: bytes, n: int) -> list:
+        """`_call` for `n` pre-packed commands sent together: their replies in order, an error
+        reply as its exception (every reply is read before the connection is reused)."""
+        pool = client.connection_pool
+        conn = await pool.get_connection()
+        try:
+            await conn.send_packed_command(packed, check_health=False)
+            replies: list = []
+            for _ in range(n):
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except (TimeoutError, RedisError, OSError) as exc:
+            await conn.disconnect()  # replies may still come: never reuse this connection
             raise ReplyLostError(exc) from exc
         except BaseException:
             await conn.disconnect()
@@ -407,13 +455,58 @@ class OnlineStore:
         raise StoreUnavailableError("the active namespace keeps moving; try again")
 
     async def _cluster_mget(self, names: list[str]) -> list[bytes | None]:
-        assert self.cluster is not None
-        if not names:
-            return []
-        try:
-            return await self.cluster.mget_nonatomic(names)
-        except RedisClusterException as exc:
-            raise RedisConnectionError(f"Redis Cluster: {exc}") from exc
+        """Cluster: the values of keys in many slots, one pipelined GET per key on each master,
+        the masters side by side."""
+        values: list[bytes | None] = [None] * len(names)
+
+        async def on_node(address: tuple[str, int], positions: list[int]) -> None:
+            packed = b"".join(_pack("GET", names[i]) for i in positions)
+            replies = await self._call_many(self._node_client(address), packed, len(positions))
+            for i, reply in zip(positions, replies, strict=True):
+                if isinstance(reply, Exception):
+                    raise reply
+                values[i] = reply
+
+        await asyncio.gather(*(on_node(a, p) for a, p in self._by_node(names).items()))
+        return values
+
+    async def _entity_commits(self, namespace: str, writes: Sequence[EntityWrite]) -> list[int]:
+        """Cluster: each write's `ENTITY_COMMIT_SCRIPT`, pre-packed and pipelined per master, the
+        masters side by side; their codes."""
+        keys = self.keys
+        names = [keys.entity(namespace, w.kind, w.value) for w in writes]
+        codes = [0] * len(writes)
+
+        async def on_node(address: tuple[str, int], positions: list[int]) -> None:
+            client = self._node_client(address)
+            parts = []
+            for i in positions:
+                w = writes[i]
+                group = entity_group(w.kind, w.value)
+                parts.append(
+                    _pack(
+                        "EVALSHA",
+                        self._entity_sha,
+                        3,
+                        keys.closed(namespace, group),
+                        keys.touched(namespace, group),
+                        names[i],
+                        sha1(w.before),
+                        w.after,
+                    )
+                )
+            packed = b"".join(parts)
+            replies = await self._call_many(client, packed, len(positions))
+            if any(isinstance(r, NoScriptError) for r in replies):  # a new or restarted node
+                await client.script_load(ENTITY_COMMIT_SCRIPT)  # the NOSCRIPT ones did nothing
+                replies = await self._call_many(client, packed, len(positions))
+            for i, reply in zip(positions, replies, strict=True):
+                if isinstance(reply, Exception):
+                    raise reply
+                codes[i] = int(reply)
+
+        await asyncio.gather(*(on_node(a, p) for a, p in self._by_node(names).items()))
+        return codes
 
     async def commit(
         self,
@@ -489,22 +582,12 @@ class OnlineStore:
         and neither counts them again nor sees them in their own features. A failure of the
         first step is never a lost answer: nothing was answered yet."""
         assert self.cluster is not None
-        keys = self.keys
         if writes:
             try:
-                async with self.cluster.pipeline() as pipe:
-                    for w in writes:
-                        group = entity_group(w.kind, w.value)
-                        names = [
-                            keys.closed(namespace, group),
-                            keys.touched(namespace, group),
-                            keys.entity(namespace, w.kind, w.value),
-                        ]
-                        pipe.eval(ENTITY_COMMIT_SCRIPT, 3, *names, sha1(w.before), w.after)
-                    codes = [int(code) for code in await pipe.execute()]
+                codes = await self._entity_commits(namespace, writes)
             # applied or not, each write can only be repeated as a failed compare-and-set
-            except RedisClusterException as exc:  # not a RedisError
-                raise _NotStoredError(RedisConnectionError(f"Redis Cluster: {exc}")) from exc
+            except ReplyLostError as exc:
+                raise _NotStoredError(exc.cause) from exc.cause
             except (TimeoutError, RedisError, OSError) as exc:
                 raise _NotStoredError(exc) from exc
             if CommitOutcome.NAMESPACE_MOVED in codes:
@@ -686,6 +769,10 @@ class OnlineStore:
     async def close(self) -> None:
         with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
             await self.client.aclose()
+        for node in self._nodes.values():
+            if node is not self.client:
+                with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+                    await node.aclose()
         if self.cluster is not None:
             with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
                 await self.cluster.aclose()
