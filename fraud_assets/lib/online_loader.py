@@ -126,14 +126,31 @@ class _Sender:
 
 
 def _write_bucket_on_cluster(client: RedisCluster, keys: OnlineKeys, ns: str, bucket) -> None:
-    """A bucket's states (spread over the entity groups' slots: the cluster client sends one
-    MSET per slot) and its order index entries (the coordinator slot)."""
+    """A bucket's states, one bulk MSET per entity group (one slot each), pre-packed and sent to
+    each group's master on one connection per master; then its order index entries (the
+    coordinator slot)."""
     values = bucket.states.entities.to_pylist()
-    blobs = bucket.states.blobs.to_pylist()
-    names = [keys.entity(ns, bucket.kind, value) for value in values]
-    for start in range(0, len(names), _CHUNK):
-        end = start + _CHUNK
-        client.mset_nonatomic(dict(zip(names[start:end], blobs[start:end], strict=True)))
+    blobs = bucket.states.blobs
+    groups = np.fromiter(
+        (entity_group(bucket.kind, v) for v in values), dtype=np.int64, count=len(values)
+    )
+    order = np.argsort(groups, kind="stable")
+    bounds = np.flatnonzero(np.diff(groups[order])) + 1
+    by_node: dict[str, tuple[object, list[bytes]]] = {}
+    for positions in np.split(order, bounds) if len(order) else []:
+        names = pa.array([keys.entity(ns, bucket.kind, values[i]) for i in positions], pa.binary())
+        node = client.get_node_from_key(names[0].as_py())
+        commands = _bulk(b"MSET", None, (names, blobs.take(pa.array(positions))))
+        by_node.setdefault(node.name, (node, []))[1].extend(commands)
+    for node, commands in by_node.values():
+        sender = _Sender(client.get_redis_connection(node))
+        failed = True
+        try:
+            sender.send(commands)
+            sender.wait()
+            failed = False
+        finally:
+            sender.close(failed)
     orders = bucket.index_orders.to_pylist()
     customers = bucket.index_customers.to_pylist()
     for start in range(0, len(orders), _CHUNK):
