@@ -43,6 +43,7 @@ from fraud_serving.settings import Settings
 
 from ..configs import MODEL_DATA, START, TRAINING_OPS, feature_resources
 from ..serving.support import deploy, payload, small_orders, trained_booster
+from .conftest import REDIS_MODES
 
 API_KEY = "label-feed-key"
 
@@ -59,6 +60,7 @@ def setup(tmp_path, monkeypatch, store):
     settings = Settings(
         api_keys=frozenset({API_KEY}),
         redis_url=url,
+        redis_cluster=keys.cluster,
         key_prefix=keys.prefix,
         data_dir=tmp_path,
         model_poll_s=0.1,
@@ -78,6 +80,7 @@ def _drain_and_build(settings, keys, layout, days) -> object:
     return materialize([labels], resources=resources, tags=partition_range_tags(first, last))
 
 
+@pytest.mark.parametrize("store", REDIS_MODES, indirect=True)
 def test_a_posted_label_and_a_chargeback_file_reach_the_next_training_set(setup) -> None:
     settings, keys, client, layout = setup
     frames = dict(feature_days(iter_daily_orders(MODEL_DATA), dtype=np.float64))
