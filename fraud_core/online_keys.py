@@ -18,6 +18,7 @@ Every key starts with a configurable prefix (default `fraud:`; tests use `test:<
 | `{p}labels` | stream | one entry per label `/v1/labels` accepted (`fraud_core.labels`); trimmed only after `label_log` wrote it to parquet |
 | `{p}review:{day}` | hash | order id -> the verdict on it from the review console or a label (`fraud_core.review`), per order day; expires `FRAUD_REVIEW_DAYS` + 7 days after its last verdict |
 | `{p}review:version` | string | counts verdicts, so consoles re-read the hashes only when it moved |
+| `{p}{c}pending:{token}` | string | cluster only: a two-step commit's `CommitIntent` until its answers are stored (see below) |
 
 A load writes a new namespace and then moves `active` in one step; the service's writes go through
 `COMMIT_SCRIPT`, which refuses to write into a namespace that is no longer active, so no update is
@@ -57,7 +58,11 @@ its namespace's group is closed (the loader closes every group of the namespace 
 carries what was written there over); then the answers, the log entries and the fence, refused
 if the namespace is no longer active. An order id is the entity's event id: a retry, after the
 first step applied some entities and not the rest, finds the order in those states and neither
-counts it again nor sees it in its own features (`fraud_serving.services.scoring`).
+counts it again nor sees it in its own features (`fraud_serving.services.scoring`). Before the
+first step the batch writes a `CommitIntent` (`{p}{c}pending:{token}`: its orders and entities)
+and deletes it once its answers are stored; an intent left behind by a process that died between
+the steps is settled by the service's sweeper: its fence is barred, and the orders that have no
+answer are taken out of the listed entities again.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+
+import msgpack
 
 DEFAULT_PREFIX = "fraud:"
 KEY_PREFIX_ENV = "FRAUD_REDIS_PREFIX"  # the loader's, the drain's and the service's prefix
@@ -85,6 +92,7 @@ CLUSTER_ENV = "FRAUD_REDIS_CLUSTER"  # 1: every Redis client is a cluster client
 # mark per group, a carry-over reads one touched set per group); the coordinator's tag.
 ENTITY_GROUPS = 128
 COORDINATOR_TAG = "{c}"
+INTENT_TTL_S = 7 * 86_400  # a commit intent nobody settled goes after this long
 
 
 def stream_id_parts(entry_id: str | bytes) -> tuple[int, int]:
@@ -238,6 +246,14 @@ class OnlineKeys:
     def scored(self, order_id: str) -> str:
         return f"{self._c}scored:{order_id}"
 
+    def pending(self, token: str) -> str:
+        """Cluster: the `CommitIntent` of the commit `token` until its answers are stored."""
+        return f"{self._c}pending:{token}"
+
+    @property
+    def pending_pattern(self) -> str:
+        return _glob_escape(self.pending("")) + "*"
+
     @property
     def scored_pattern(self) -> str:
         """SCAN pattern matching every stored answer."""
@@ -276,6 +292,33 @@ class OnlineKeys:
     def review_version(self) -> str:
         """Incremented with every verdict: a console reads the verdict hashes again when it moved."""
         return f"{self._c}review:version"
+
+
+@dataclass(frozen=True)
+class CommitIntent:
+    """Cluster: what a two-step commit is about to write, recorded before its first step (see
+    the module doc): its fence token, namespace, when (epoch s), its orders and the entities
+    (kind, value) its first step rewrites."""
+
+    token: str
+    namespace: str
+    t_s: int
+    order_ids: list[str]
+    entities: list[tuple[str, str]]
+
+    def encode(self) -> bytes:
+        entities = [list(pair) for pair in self.entities]
+        return msgpack.packb([1, self.token, self.namespace, self.t_s, self.order_ids, entities])
+
+    @classmethod
+    def decode(cls, blob: bytes) -> CommitIntent:
+        try:
+            version, token, namespace, t_s, order_ids, entities = msgpack.unpackb(blob)
+        except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError) as exc:
+            raise ValueError(f"not a commit intent: {exc}") from exc
+        if version != 1:
+            raise ValueError(f"commit intent version {version} is not supported")
+        return cls(token, namespace, int(t_s), list(order_ids), [(k, v) for k, v in entities])
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         asyncio.create_task(policies.watch(settings.model_poll_s), name="policy-reload"),
         asyncio.create_task(challengers.watch(settings.model_poll_s), name="shadow-reload"),
     ]
+    if store.cluster is not None:
+        tasks.append(asyncio.create_task(store.sweep(), name="commit-intent-sweep"))
     labels = LabelService(store, metrics, spec, verdict_lifetime_s(settings.review_days))
     entities = EntityService(store, settings.request_shape, spec)
     review = ReviewService(

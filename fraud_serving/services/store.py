@@ -41,6 +41,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from fraud_core.decision_log import LOG_FIELD
+from fraud_core.features.online import without_orders
+from fraud_core.features.state import decode_state, encode_state
 from fraud_core.labels import LABEL_FIELD
 from fraud_core.online_keys import (
     BOOT_SCRIPT,
@@ -48,6 +50,8 @@ from fraud_core.online_keys import (
     FENCE_SCRIPT,
     FENCE_TTL_S,
     FENCED_COMMIT_SCRIPT,
+    INTENT_TTL_S,
+    CommitIntent,
     OnlineKeys,
     OrderIndexWindow,
     entity_group,
@@ -59,6 +63,10 @@ from fraud_serving.services.tasks import raise_if_cancelled
 log = logging.getLogger(__name__)
 
 _DOWN_PROBE_S = 0.2  # how often a store marked down is probed
+# Cluster: commit intents older than this are settled (a live commit ends within its deadline,
+# FRAUD_REDIS_DEADLINE_MS), looked for this often.
+INTENT_SWEEP_AFTER_S = 60.0
+INTENT_SWEEP_EVERY_S = 30.0
 _UP_PROBE_S = 1.0
 _SETTLE_PAUSES_S = (0.0, 0.02, 0.05, 0.1, 0.2, 0.4)  # tries to settle a lost commit reply
 # Pauses between tries after a timeout: 10-20 ms, 20-40 ms, 40-80 ms, then 50-100 ms.
@@ -538,9 +546,10 @@ class OnlineStore:
         namespace: str,
         records: Sequence[tuple[str, str, bytes, bytes]],
         writes: Sequence[EntityWrite],
+        token: str | None = None,
     ) -> int:
         keys = self.keys
-        token = uuid.uuid4().hex
+        token = token or uuid.uuid4().hex
         now = time.time()
         bucket = self.order_index.bucket(now)
         names = [keys.active, keys.touched(namespace), keys.order_index_bucket(namespace, bucket)]
@@ -582,6 +591,22 @@ class OnlineStore:
         and neither counts them again nor sees them in their own features. A failure of the
         first step is never a lost answer: nothing was answered yet."""
         assert self.cluster is not None
+        token = uuid.uuid4().hex
+        intent = self.keys.pending(token)
+        if writes and records:  # what the sweeper undoes if this process dies between the steps
+            record = CommitIntent(
+                token,
+                namespace,
+                int(time.time()),
+                [order_id for order_id, *_ in records],
+                [(w.kind, w.value) for w in writes],
+            )
+            try:
+                await self._call(_pack("SET", intent, record.encode(), "EX", INTENT_TTL_S))
+            except ReplyLostError as exc:
+                raise _NotStoredError(exc.cause) from exc.cause
+            except (TimeoutError, RedisError, OSError) as exc:
+                raise _NotStoredError(exc) from exc
         if writes:
             try:
                 codes = await self._entity_commits(namespace, writes)
@@ -595,7 +620,91 @@ class OnlineStore:
                 return CommitOutcome.NAMESPACE_MOVED
             if CommitOutcome.ENTITY_CHANGED in codes:
                 return CommitOutcome.ENTITY_CHANGED
-        return await self._commit_once(namespace, records, [])
+        code = await self._commit_once(namespace, records, [], token)
+        if code == CommitOutcome.OK and writes and records:
+            # stored: nothing to undo. A failed delete leaves it to the sweeper (which finds the
+            # fence `done` and only deletes it).
+            with contextlib.suppress(ReplyLostError, TimeoutError, RedisError, OSError):
+                await self._call(_pack("DEL", intent))
+        return code
+
+    async def sweep_intents(self, older_than_s: float = INTENT_SWEEP_AFTER_S) -> int:
+        """Cluster: settle every commit intent older than `older_than_s` (see `_settle_intent`);
+        how many. Far older than any live commit takes (a request gives up within its
+        deadline), so only those of a process that died between the two steps are left."""
+        assert self.cluster is not None
+        settled = 0
+        now = time.time()
+        async for name in self.client.scan_iter(match=self.keys.pending_pattern, count=1_000):
+            blob = await self.client.get(name)
+            if blob is None:
+                continue
+            try:
+                intent = CommitIntent.decode(blob)
+            except ValueError as exc:
+                log.warning("an unreadable commit intent was deleted: %s", exc)
+                await self.client.delete(name)
+                continue
+            if intent.t_s <= now - older_than_s:
+                await self._settle_intent(name, intent)
+                settled += 1
+        return settled
+
+    async def _settle_intent(self, name: bytes | str, intent: CommitIntent) -> None:
+        """Bar the intent's commit from storing (`FENCE_SCRIPT`: unless it already did), then
+        take its orders that have no answer out of its entities, in its namespace and in the
+        active one (a load may have carried them over), and delete the intent."""
+        keys = self.keys
+        names = [keys.fence(intent.token)] + [keys.scored(o) for o in intent.order_ids]
+        state, _ = await self.client.eval(FENCE_SCRIPT, len(names), *names, FENCE_TTL_S)
+        if state != b"done":
+            answers = await self.client.mget([keys.scored(o) for o in intent.order_ids])
+            orphans = {o for o, a in zip(intent.order_ids, answers, strict=True) if a is None}
+            if orphans:
+                active = await self.client.get(keys.active)
+                spaces = {intent.namespace, active.decode() if active else intent.namespace}
+                for ns in sorted(spaces):
+                    await self._remove_orders(ns, intent.entities, orphans)
+                log.warning(
+                    "undid %d orders of a commit that stopped between its two steps",
+                    len(orphans),
+                )
+        await self.client.delete(name)
+
+    async def _remove_orders(
+        self, ns: str, entities: Sequence[tuple[str, str]], orders: set[str]
+    ) -> None:
+        """Take `orders` out of the states of `entities` in `ns`, by compare-and-set (again on a
+        conflict); a closed namespace is left as it is (its states were carried over)."""
+        names = [self.keys.entity(ns, kind, value) for kind, value in entities]
+        for _ in range(20):
+            writes = []
+            for (kind, value), blob in zip(entities, await self._cluster_mget(names), strict=True):
+                if blob is None:
+                    continue
+                state = decode_state(blob)
+                if not orders.isdisjoint(state.order_ids):
+                    after = encode_state(without_orders(state, orders))
+                    writes.append(EntityWrite(kind, value, blob, after))
+            if not writes:
+                return
+            codes = await self._entity_commits(ns, writes)
+            if CommitOutcome.ENTITY_CHANGED not in codes:
+                return
+        raise StoreUnavailableError("could not undo a half-done commit: too much contention")
+
+    async def sweep(self, every_s: float = INTENT_SWEEP_EVERY_S) -> None:
+        """Background task (cluster): `sweep_intents` now and then; an error is logged and the
+        next round tries again."""
+        while True:
+            await asyncio.sleep(every_s)
+            if not self.up:
+                continue
+            try:
+                await self.sweep_intents()
+            except (StoreUnavailableError, TimeoutError, RedisError, OSError) as exc:
+                log.warning("the commit-intent sweep failed: %s: %s", type(exc).__name__, exc)
+            raise_if_cancelled()
 
     async def _settle(
         self, token: str, records: Sequence[tuple[str, str, bytes, bytes]], cause: BaseException
