@@ -615,6 +615,9 @@ class OnlineStore:
                 raise _NotStoredError(exc.cause) from exc.cause
             except (TimeoutError, RedisError, OSError) as exc:
                 raise _NotStoredError(exc) from exc
+            if CommitOutcome.OK not in codes and records:  # nothing written: nothing to undo
+                with contextlib.suppress(ReplyLostError, TimeoutError, RedisError, OSError):
+                    await self._call(_pack("DEL", intent))
             if CommitOutcome.NAMESPACE_MOVED in codes:
                 self.namespace = None
                 return CommitOutcome.NAMESPACE_MOVED
