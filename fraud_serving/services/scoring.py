@@ -12,7 +12,9 @@ changes nothing; the same id with different content (another fingerprint) is a c
 Every order the commit stores gets one decision-log entry in the same atomic step
 (`fraud_core.decision_log`); a replay gets none.
 Concurrent writers (other processes) are caught by the compare-and-set and the whole batch is
-recomputed on fresh state.
+recomputed on fresh state, after a short random pause. On a Redis Cluster the write is two steps
+(`fraud_core.online_keys`): a retry may find its own orders in some states already, and neither
+sees them in its features nor appends them again.
 """
 
 from __future__ import annotations
