@@ -5,7 +5,6 @@ order another request answered meanwhile stays. A commit that stores deletes its
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -40,7 +39,7 @@ def test_a_commit_that_died_between_its_steps_is_undone_by_the_sweeper(
     keys = OnlineKeys(settings.key_prefix, cluster=True)
     raw = connect(store_url, cluster=True)
     node = coordinator(raw, keys)
-    with TestClient(create_app(replace(settings, redis_cluster=True))) as client:
+    with TestClient(create_app(settings)) as client:
         client.headers["X-API-Key"] = API_KEY
         first = client.post("/v1/score", json=ORDER)
         assert first.status_code == 200, first.text
