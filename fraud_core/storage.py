@@ -5,6 +5,12 @@ Every writer goes through `atomic_path`: it writes to a temporary name in the sa
 renames at the end, so a run killed mid-write never leaves a half file under the final name. The
 temporary name carries the writer's host and process id, so `remove_orphan_temp_files` can tell
 a leftover of a killed process from a write in progress.
+
+On an object store (a `UPath` such as `s3://bucket/prefix`, credentials and endpoint from the
+standard AWS variables) there is no rename: `atomic_path` writes a local temporary file and
+uploads it as one object, which appears whole or not at all; `parquet_source` and
+`read_parquet_files` read objects through fsspec. These primitives work on both; the assets
+still build local paths in places (issue 20, object storage: in progress).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import os
 import shutil
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from pyarrow.fs import FSSpecHandler, PyFileSystem
 from upath import UPath
 
 from fraud_core.online_keys import stream_id_parts
@@ -325,6 +333,12 @@ class DataLayout:
         return {_value(p.name): p for p in self.staging_root.glob("run=*")}
 
 
+def is_remote(path: Path | UPath) -> bool:
+    """Whether `path` is an object in an object store (or another fsspec file system), not a
+    file of this machine: a local `UPath` is a `pathlib.Path`, a remote one is not."""
+    return isinstance(path, UPath) and not isinstance(path, Path)
+
+
 _WRITER = socket.gethostname().replace(".", "-")
 TEMP_GRACE_S = 24 * 3600  # a temporary file of another host is a leftover after this long
 
@@ -336,10 +350,23 @@ def temp_path(final: Path, pid: int | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(final: Path, durable: bool = False) -> Iterator[Path]:
+def atomic_path(final: Path | UPath, durable: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `final`; rename it onto `final` only if the block succeeds.
     `durable`: the file's bytes and the rename reach the disk (fsync) before this returns, for
-    writes whose source is deleted next (a drained stream)."""
+    writes whose source is deleted next (a drained stream).
+
+    `final` in an object store: the temporary path is a local file, uploaded as one object when
+    the block succeeds (an object store's PUT is atomic and durable when it returns). A folder
+    written there is uploaded object by object: not atomic as a whole."""
+    if is_remote(final):
+        with tempfile.TemporaryDirectory(prefix="fraud-put-") as scratch:
+            tmp = Path(scratch) / final.name
+            yield tmp
+            if tmp.is_dir():
+                final.fs.put(str(tmp), final.path, recursive=True)
+            else:
+                final.fs.put_file(str(tmp), final.path)
+        return
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(final)
@@ -386,13 +413,27 @@ def write_parquet(
     return path
 
 
-def read_parquet_files(paths: list[Path]) -> pa.Table:
+def read_parquet(path: Path | UPath, **options) -> pa.Table:
+    """`pq.read_table` of a local file or of an object (through its fsspec file: Arrow does not
+    take a `UPath`); `options` as `pq.read_table` takes them (columns, filters, ...)."""
+    if is_remote(path):
+        with path.fs.open(path.path, "rb") as source:
+            return pq.read_table(source, **options)
+    return pq.read_table(path, **options)
+
+
+def read_parquet_files(paths: list[Path] | list[UPath]) -> pa.Table:
     """Read many parquet files into one table, rows in the order of `paths` (Arrow's dataset
-    scan reads several files at once and keeps their order in `to_table`)."""
+    scan reads several files at once and keeps their order in `to_table`). Objects of one
+    object store are read through its fsspec file system."""
     if not paths:
         raise ValueError("no files to read")
     if len(paths) == 1:
-        return pq.read_table(paths[0])
+        return read_parquet(paths[0])
+    if is_remote(paths[0]):
+        filesystem = PyFileSystem(FSSpecHandler(paths[0].fs))
+        names = [p.path for p in paths]
+        return ds.dataset(names, format="parquet", filesystem=filesystem).to_table()
     return ds.dataset([str(p) for p in paths], format="parquet").to_table()
 
 
@@ -417,8 +458,10 @@ def _writer_alive(name: str, now: float, mtime: float) -> bool:
 def remove_orphan_temp_files(root: Path, skip: tuple[str, ...] = ("landing",)) -> list[Path]:
     """Delete the temporary files of atomic writes whose writer is gone (a killed run), under
     `root` except the `skip` folders (the landing folder's temporary files are the sender's)."""
-    root = Path(root)
     removed: list[Path] = []
+    if is_remote(root):  # no temporary objects: an upload appears whole or not at all
+        return removed
+    root = Path(root)
     now = time.time()
     if not root.is_dir():
         return removed
@@ -441,8 +484,19 @@ def remove_orphan_temp_files(root: Path, skip: tuple[str, ...] = ("landing",)) -
 
 def publish(staged: DataLayout, target: DataLayout) -> list[UPath]:
     """Move every file of a run's staging tree onto the same place under `target` (each move
-    atomic: local folders only), then remove the staging tree. Returns the published paths."""
+    atomic), then remove the staging tree. Returns the published paths. In an object store each
+    object is copied whole and its staged copy deleted: a reader may see some of the files
+    before the others (a manifest written last is the next step, issue 20)."""
     moved: list[UPath] = []
+    if is_remote(staged.root):
+        fs = staged.root.fs
+        for path in sorted(p for p in staged.root.rglob("*") if p.is_file()):
+            final = target.root / path.relative_to(staged.root)
+            fs.mv(path.path, final.path)
+            moved.append(final)
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm(staged.root.path, recursive=True)
+        return moved
     if not staged.root.is_dir():
         return moved
     for path in sorted(p for p in staged.root.rglob("*") if p.is_file()):

@@ -27,6 +27,8 @@ import redis
 
 from fraud_core.redis_server import ClusterHandle, start_local_cluster
 
+from .objectstore import moto_server, s3_env
+
 os.environ["FRAUD_START_DATE"] = "2026-01-01"
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -40,6 +42,35 @@ SMALL_DEMO_TIMEOUT_S = 900
 def redis_cluster() -> Iterator[ClusterHandle]:
     with start_local_cluster() as handle:
         yield handle
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server for the session, and the AWS variables that point every client of this
+    process (s3fs, universal-pathlib, pyarrow) at it; both undone at the end."""
+    with moto_server() as endpoint:
+        saved = {name: os.environ.get(name) for name in s3_env(endpoint)}
+        os.environ.update(s3_env(endpoint))
+        try:
+            yield endpoint
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+@pytest.fixture
+def s3_root(s3_endpoint: str) -> Iterator[str]:
+    """`s3://<a new bucket>/data` on the session's moto server; the bucket goes afterwards."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    bucket = f"fraud-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket)
+    yield f"s3://{bucket}/data"
+    fs.rm(bucket, recursive=True)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Temporary files of killed writes are removed on the next run; those of a live writer and the
 landing folder's are not; a staged tree is published file by file. The layout's root is a UPath:
-a local folder behaves as a Path, and the partition listings also work on an fsspec store."""
+a local folder behaves as a Path, and the partition listings, atomic writes, parquet reads and
+publishing also work on an object store (a moto S3 server) and fsspec's memory store."""
 
 from __future__ import annotations
 
@@ -12,15 +13,21 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from upath import UPath
 
 from fraud_core.storage import (
     TEMP_GRACE_S,
     DataLayout,
+    atomic_path,
+    is_remote,
     publish,
+    read_parquet,
+    read_parquet_files,
     remove_orphan_temp_files,
     temp_path,
+    write_parquet,
 )
 
 
@@ -48,13 +55,13 @@ def test_leftovers_of_dead_writers_go_live_ones_and_landing_stay(tmp_path):
     assert live.exists() and fresh_old_style.exists() and landing.exists()
 
 
-def test_publish_moves_a_staged_tree_into_place(tmp_path):
-    layout = DataLayout(tmp_path)
+def test_publish_moves_a_staged_tree_into_place(any_layout):
+    layout = any_layout
     staged = layout.staging("run1")
     for day in ("2026-01-01", "2026-01-02"):
-        staged.entity_features(day).parent.mkdir(parents=True)
+        staged.entity_features(day).parent.mkdir(parents=True, exist_ok=True)
         staged.entity_features(day).write_text(day)
-    layout.entity_features("2026-01-01").parent.mkdir(parents=True)
+    layout.entity_features("2026-01-01").parent.mkdir(parents=True, exist_ok=True)
     layout.entity_features("2026-01-01").write_text("old")
 
     published = publish(staged, layout)
@@ -75,11 +82,17 @@ def test_a_local_layout_is_made_of_paths(tmp_path):
     assert DataLayout.at("data").root == Path("data").resolve()
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def any_layout(request, tmp_path):
-    """The same tree in a local folder and in fsspec's in-memory store (no object store here)."""
+    """The same tree in a local folder, in fsspec's in-memory store and in an S3 bucket (the
+    session's moto server)."""
     if request.param == "local":
         yield DataLayout(tmp_path)
+        return
+    if request.param == "s3":
+        layout = DataLayout.at(request.getfixturevalue("s3_root"))
+        assert is_remote(layout.root) and layout.root.protocol == "s3"
+        yield layout
         return
     root = UPath(f"memory:///fraud-{uuid.uuid4().hex}")
     yield DataLayout(root)
@@ -110,3 +123,21 @@ def test_partition_listings_give_days_oldest_first_and_skip_other_folders(any_la
     assert layout.entity_state_markers("ip") == {}
     buckets = layout.orders_by_entity_buckets("email", days[0])
     assert buckets == {b: layout.orders_by_entity("email", days[0], b) for b in (1, 3)}
+
+
+def test_atomic_writes_and_parquet_reads_on_every_store(any_layout):
+    """A failed write leaves nothing under the final name, a finished one is read back whole;
+    several files read as one table in their order."""
+    layout = any_layout
+    first, second = layout.raw_orders("2026-01-01"), layout.raw_orders("2026-01-02")
+    with pytest.raises(RuntimeError), atomic_path(first) as tmp:
+        tmp.write_bytes(b"half a file")
+        raise RuntimeError("killed mid-write")
+    assert not first.exists()
+    write_parquet(pa.table({"order_id": ["a", "b"], "n": [1, 2]}), first)
+    write_parquet(pa.table({"order_id": ["c"], "n": [3]}), second)
+    assert read_parquet(first, columns=["n"]).column("n").to_pylist() == [1, 2]
+    both = read_parquet_files([second, first])
+    assert both.column("order_id").to_pylist() == ["c", "a", "b"]
+    assert layout.raw_orders_days() == [date(2026, 1, 1), date(2026, 1, 2)]
+    assert remove_orphan_temp_files(layout.root) == []
