@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from fraud_core.env import env_number
-from fraud_core.storage import DataLayout, atomic_path
+from fraud_core.storage import DataLayout, as_path, atomic_path, read_metadata, read_parquet
 
 MAX_SHRINK_ENV = "FRAUD_MAX_DAY_SHRINK"
 DEFAULT_MAX_SHRINK = 0.1  # a re-delivery may lose at most 10 % of a day's accepted orders
@@ -75,7 +74,7 @@ class DayRecord:
     def read(cls, path: Path) -> DayRecord | None:
         """The record at `path`, None when there is none."""
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(as_path(path).read_text())
         except FileNotFoundError:
             return None
         return cls(data["day"], data.get("accepted"), data.get("last_attempt", {}))
@@ -93,9 +92,9 @@ def read_day_record(layout: DataLayout, day: date) -> DayRecord | None:
     path = layout.raw_orders(day)
     if not path.exists():
         return None
-    valid = pq.read_metadata(path).num_rows
+    valid = read_metadata(path).num_rows
     quarantine = layout.quarantine(day)
-    quarantined = pq.read_metadata(quarantine).num_rows if quarantine.exists() else 0
+    quarantined = read_metadata(quarantine).num_rows if quarantine.exists() else 0
     accepted = {
         "files": [],  # unknown: no file can be missed
         "valid_rows": valid,
@@ -213,7 +212,7 @@ class AcceptedOrderIds:
         hashes, owners = [], []
         for day in layout.raw_orders_days():
             path = layout.raw_orders(day)
-            ids = pq.read_table(path, columns=["order_id"]).column(0).to_numpy(zero_copy_only=False)
+            ids = read_parquet(path, columns=["order_id"]).column(0).to_numpy(zero_copy_only=False)
             hashes.append(_hashes(ids))
             owners.append(np.full(len(ids), len(self.days), dtype=np.int32))
             self.days.append(day.isoformat())
@@ -271,4 +270,4 @@ class AcceptedOrderIds:
         path = self.layout.raw_orders(day)
         if not path.exists():
             return []
-        return pq.read_table(path, columns=["order_id"]).column(0).to_pylist()
+        return read_parquet(path, columns=["order_id"]).column(0).to_pylist()

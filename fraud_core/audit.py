@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from fraud_core.storage import as_path, is_remote
 
 # What can change; one owner for the names the records, the API's filter and the CLI use.
 ACTIONS = (
@@ -68,20 +71,26 @@ def cli_actor() -> str:
 
 
 def _month_file(folder: Path, at: str) -> Path:
-    return Path(folder) / f"{at[:7]}.jsonl"
+    return as_path(folder) / f"{at[:7]}.jsonl"
 
 
 def append(folder: str | os.PathLike[str], record: AuditRecord) -> None:
-    """Append `record` (one write of one line; created with the folder if needed)."""
-    path = _month_file(Path(folder), record.at)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Append `record` (one write of one line; created with the folder if needed). In an object
+    store, which cannot append, each record is an object of its own beside the month's
+    (`<month>.<time>.<random>.jsonl`), read back with them in time order."""
+    path = _month_file(as_path(folder), record.at)
     line = (record.to_json() + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if is_remote(path):
+        stamp = "".join(c for c in record.at if c.isdigit())
+        path.with_name(f"{path.stem}.{stamp}.{uuid.uuid4().hex[:8]}.jsonl").write_bytes(line)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     # who did it by id (a key's id, never the key), for the logs too; a list entry's entity
     # value stays in the trail ("list:block:email", not the address: logs are not the store)
     what = ":".join(record.target.split(":")[:3])
@@ -89,7 +98,7 @@ def append(folder: str | os.PathLike[str], record: AuditRecord) -> None:
 
 
 def _records(folder: Path) -> Iterator[tuple[Path, int, dict]]:
-    for path in sorted(Path(folder).glob("*.jsonl")):
+    for path in sorted(as_path(folder).glob("*.jsonl")):
         with path.open("rb") as fh:
             for n, line in enumerate(fh, 1):
                 try:
@@ -112,7 +121,7 @@ def read(
     if action is not None and action not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}; got {action!r}")
     out = []
-    for _, _, record in _records(Path(folder)):
+    for _, _, record in _records(as_path(folder)):
         if not isinstance(record, Mapping):
             continue
         if action and record.get("action") != action:

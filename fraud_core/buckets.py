@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from fraud_core.contract import Contract, builtin_contract
 from fraud_core.schema import order_schema
-from fraud_core.storage import DataLayout, write_parquet
+from fraud_core.storage import DataLayout, read_parquet, write_parquet
 
 # Per kind and day. At the default volume (~3,300 orders a day) a bucket file holds ~800 orders;
 # a backfill task reads one file per day, so smaller files cost more in per-file overhead than in
@@ -69,7 +68,7 @@ def write_day_buckets(
         raise FileNotFoundError(f"no validated orders for {day}: {source} (materialize raw_orders)")
     contract = contract or builtin_contract()
     schema = order_schema(contract)
-    orders = pq.read_table(source).select(schema.names).cast(schema)
+    orders = read_parquet(source).select(schema.names).cast(schema)
     sizes: dict[str, list[int]] = {}
     for kind in contract.entity_kinds:
         written = set()

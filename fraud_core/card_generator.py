@@ -30,6 +30,7 @@ from fraud_core.contract import SHIPPED, Contract, load_contract
 from fraud_core.contract.source import SourceFormat, source_orders
 from fraud_core.features.offline import canonical_order
 from fraud_core.generator import write_frame
+from fraud_core.storage import as_path
 from fraud_core.validation import validate_orders
 
 DAY_S = 86_400
@@ -329,7 +330,7 @@ def write_card_files(
     # through the platform's columns, so any contract with these entities gets its own shape
     for day, platform in iter_card_orders(config):
         shaped = source_orders(target, platform)
-        path = Path(out_dir) / f"orders_{day.isoformat()}.{fmt}"
+        path = as_path(out_dir) / f"orders_{day.isoformat()}.{fmt}"
         write_frame(shaped, path, fmt)
         paths.append(path)
         orders += len(shaped)

@@ -18,9 +18,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-from fraud_core.storage import DataLayout
+from fraud_core.storage import DataLayout, as_path
 from fraud_core.validation import day_of_landing_file
 
 CLOCK_ENV = "FRAUD_CLOCK"
@@ -50,7 +49,7 @@ def day_end(day: date) -> datetime:
 def data_clock(layout: DataLayout) -> datetime | None:
     """The end of the newest day the data holds: the newest landing file's day or accepted day."""
     days = list(layout.raw_orders_days())
-    landing = Path(layout.landing)
+    landing = as_path(layout.landing)
     if landing.is_dir():
         days += [d for p in landing.iterdir() if (d := day_of_landing_file(p)) is not None]
     return day_end(max(days)) if days else None

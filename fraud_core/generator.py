@@ -24,7 +24,7 @@ import pyarrow.csv as pa_csv
 
 from fraud_core.contract.source import SourceFormat, source_orders
 from fraud_core.schema import COLUMN_NAMES, ORDER_SCHEMA, TIMESTAMP
-from fraud_core.storage import atomic_path, write_parquet
+from fraud_core.storage import as_path, atomic_path, write_parquet
 
 DAY_S = 86_400
 HOUR_S = 3_600
@@ -670,7 +670,7 @@ def write_landing_files(
     shaped = source is not None and not source.identity
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
-    out_dir = Path(out_dir)
+    out_dir = as_path(out_dir)
     days = iter_daily_tables(config)
     if progress:
         from tqdm import tqdm

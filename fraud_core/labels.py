@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+
+from fraud_core.storage import as_path, read_parquet
 
 ORDER_ROW = "order_row"  # the label columns on the orders' own rows
 FILE_DEFAULT_SOURCE = "chargeback"  # a label file without a `source` column
@@ -162,7 +163,7 @@ class LabelFile:
 
 
 def label_file_paths(folder: Path) -> list[Path]:
-    folder = Path(folder)
+    folder = as_path(folder)
     if not folder.is_dir():
         return []
     return sorted(
@@ -188,11 +189,11 @@ def read_label_file(path: Path) -> LabelFile:
     """A label file's events. A row is refused (with the field and the reason) when its order id
     is missing or malformed, `is_fraud` is not a boolean, `label_date` is not a time, or its
     source is not one a file may name (`POSTED_SOURCES`); the other rows stand."""
-    path = Path(path)
+    path = as_path(path)
     name = path.name
     try:
         if path.suffix.lower() == ".parquet":
-            frame = pq.read_table(path).to_pandas()
+            frame = read_parquet(path).to_pandas()
         else:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as exc:

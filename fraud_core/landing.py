@@ -20,10 +20,18 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
+from upath import UPath
 
 from fraud_core.contract.source import SourceFormat, applied_format
-from fraud_core.storage import DataLayout
+from fraud_core.storage import (
+    DataLayout,
+    as_path,
+    file_times,
+    is_remote,
+    read_parquet,
+    read_schema,
+    readable,
+)
 from fraud_core.validation import (
     LANDING_SUFFIXES,
     SOURCE_FILE,
@@ -31,18 +39,25 @@ from fraud_core.validation import (
     read_landing_file,
 )
 
-Fingerprint = tuple[int, int]  # (size in bytes, mtime in ns): changes whenever the file does
+# (size in bytes, mtime in ns; in an object store the ETag's first 60 bits instead of the
+# time): changes whenever the file does
+Fingerprint = tuple[int, int]
 
 
-def fingerprint(path: Path) -> Fingerprint:
-    stat = Path(path).stat()
-    return (stat.st_size, stat.st_mtime_ns)
+def fingerprint(path: Path | UPath) -> Fingerprint:
+    if is_remote(path):
+        info = path.fs.info(path.path)
+        etag = str(info.get("ETag") or info.get("etag") or "").strip('"').split("-")[0]
+        if etag:
+            return (int(info["size"]), int(etag[:15], 16))
+    size, mtime_ns, _ = file_times(path)
+    return (size, mtime_ns)
 
 
 def landing_paths(landing_dir: Path) -> list[Path]:
     """Every visible file of the landing folder, by name. Hidden files are temporary files of an
     atomic write in progress."""
-    landing_dir = Path(landing_dir)
+    landing_dir = as_path(landing_dir)
     if not landing_dir.is_dir():
         return []
     return sorted(p for p in landing_dir.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -82,30 +97,32 @@ def read_order_dates(path: Path, source: SourceFormat | None = None) -> pd.Serie
     """Only the order time column of a landing file (the contract's; empty when the file has
     none): parquet with its own type, CSV as text, as `read_landing_file` reads them."""
     column = (source or applied_format()).source_column("order_date")
-    path = Path(path)
+    path = as_path(path)
     name = path.name.lower()
     if name.endswith(".parquet"):
-        if column not in pq.read_schema(path).names:
+        if column not in read_schema(path).names:
             return pd.Series([], dtype="object")
-        return pq.read_table(path, columns=[column]).column(0).to_pandas()
+        return read_parquet(path, columns=[column]).column(0).to_pandas()
     try:
-        table = pa_csv.read_csv(
-            path,
-            convert_options=pa_csv.ConvertOptions(
-                include_columns=[column],
-                include_missing_columns=True,
-                column_types={column: pa.string()},
-                strings_can_be_null=False,
-            ),
-        )
+        with readable(path) as file:
+            table = pa_csv.read_csv(
+                file,
+                convert_options=pa_csv.ConvertOptions(
+                    include_columns=[column],
+                    include_missing_columns=True,
+                    column_types={column: pa.string()},
+                    strings_can_be_null=False,
+                ),
+            )
     except pa.ArrowInvalid as err:
         if "UTF8" not in str(err):
             raise
         # Not valid UTF-8 somewhere: read as `read_landing_file` does, bad bytes replaced (the
         # validation quarantines the rows that hold them).
-        frame = pd.read_csv(
-            path, dtype=str, keep_default_na=False, na_values=[], encoding_errors="replace"
-        )
+        with readable(path) as file:
+            frame = pd.read_csv(
+                file, dtype=str, keep_default_na=False, na_values=[], encoding_errors="replace"
+            )
         return frame[column] if column in frame else pd.Series([], dtype="object")
     return table.column(0).to_pandas()
 
@@ -113,7 +130,7 @@ def read_order_dates(path: Path, source: SourceFormat | None = None) -> pd.Serie
 def inspect_landing_file(path: Path, source: SourceFormat | None = None) -> LandingFile:
     """Fingerprint, name day and order days of one file; never raises for a bad file."""
     source = source or applied_format()
-    path = Path(path)
+    path = as_path(path)
     try:
         fp = fingerprint(path)
     except OSError as err:  # removed between listing and inspection

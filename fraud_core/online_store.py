@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from fraud_core.features.kernel import NO_LABEL
 from fraud_core.features.offline import number_columns
@@ -24,7 +23,7 @@ from fraud_core.features.online import OrderEvent, append_order
 from fraud_core.features.pipeline import day_end_s, state_file
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.features.state import CODEC_VERSION, EntityState, states_from_frame
-from fraud_core.storage import DataLayout
+from fraud_core.storage import DataLayout, read_parquet
 
 
 @dataclass(frozen=True)
@@ -207,7 +206,7 @@ def encode_bucket(
 ) -> EncodedBucket:
     """The state file at `path` encoded; the order index gets the orders at or after
     `index_since_s` (every order when None)."""
-    table = pq.read_table(path)
+    table = read_parquet(path)
     states = encode_states(table, kind, spec)
     if kind == spec.primary:
         indexed = table.select(["order_id", "entity", "t_s"])

@@ -339,6 +339,64 @@ def is_remote(path: Path | UPath) -> bool:
     return isinstance(path, UPath) and not isinstance(path, Path)
 
 
+@contextlib.contextmanager
+def readable(path: Path | UPath) -> Iterator[str | object]:
+    """What Arrow's and pandas' readers take for `path`: its name for a local file, an open
+    fsspec file for an object (closed at the end of the block)."""
+    if is_remote(path):
+        with path.fs.open(path.path, "rb") as source:
+            yield source
+    else:
+        yield str(path)
+
+
+def as_path(location: str | os.PathLike[str] | UPath) -> Path | UPath:
+    """A path to work with: a `UPath` (local or remote) as it is, a URL (`s3://…`, as a record
+    names a file) as a `UPath`, anything else as a `Path`."""
+    if isinstance(location, UPath):
+        return location
+    if isinstance(location, str) and "://" in location:
+        return UPath(location)
+    return Path(location)
+
+
+def file_times(path: Path | UPath) -> tuple[int, int, int]:
+    """(size in bytes, mtime in ns, ctime in ns) of a file; of an object, its size and its
+    LastModified for both times (an object is never changed in place: a new upload is a new
+    object). OSError (FileNotFoundError) when it is not there."""
+    if is_remote(path):
+        info = path.fs.info(path.path)
+        modified = info.get("LastModified") or info.get("mtime") or info.get("created") or 0
+        seconds = modified.timestamp() if hasattr(modified, "timestamp") else float(modified)
+        ns = int(seconds * 1_000_000_000)
+        return int(info.get("size") or 0), ns, ns
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+def read_metadata(path: Path | UPath) -> pq.FileMetaData:
+    """`pq.read_metadata` of a local file or an object."""
+    with readable(path) as source:
+        return pq.read_metadata(source)
+
+
+def read_schema(path: Path | UPath) -> pa.Schema:
+    """`pq.read_schema` of a local file or an object."""
+    with readable(path) as source:
+        return pq.read_schema(source)
+
+
+def read_frame(path: Path | UPath, **options) -> pd.DataFrame:
+    """`pd.read_parquet` of a local file or an object; `options` as it takes them."""
+    with readable(path) as source:
+        return pd.read_parquet(source, **options)
+
+
+def parquet_file(path: Path | UPath) -> pq.ParquetFile:
+    """A `pq.ParquetFile` on a local file or an object (its fsspec file stays open with it)."""
+    return pq.ParquetFile(path.fs.open(path.path, "rb") if is_remote(path) else str(path))
+
+
 _WRITER = socket.gethostname().replace(".", "-")
 TEMP_GRACE_S = 24 * 3600  # a temporary file of another host is a leftover after this long
 

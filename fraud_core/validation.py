@@ -25,6 +25,7 @@ from fraud_core.contract.source import SourceFormat, applied_format, clean_text
 from fraud_core.contract.transforms import entity_keys, keyed_digest
 from fraud_core.features.spec import MAX_UNITS
 from fraud_core.schema import BUILTIN_CONTRACT, ENTITY_KINDS
+from fraud_core.storage import as_path, read_frame, readable
 
 SOURCE_FILE = "source_file"
 REASON = "reason"
@@ -295,7 +296,7 @@ def validate_orders(
 
 def day_of_landing_file(path: Path) -> date | None:
     """The day a landing file holds: the first YYYY-MM-DD in its name."""
-    match = _DAY_IN_NAME.search(Path(path).name)
+    match = _DAY_IN_NAME.search(as_path(path).name)
     if match is None:
         return None
     try:
@@ -307,7 +308,7 @@ def day_of_landing_file(path: Path) -> date | None:
 def landing_files_for_day(landing_dir: Path, day: date) -> list[Path]:
     """The landing files (parquet/CSV) whose name carries `day`, sorted by name. Hidden files
     (temporary files of an atomic write in progress) are ignored."""
-    landing_dir = Path(landing_dir)
+    landing_dir = as_path(landing_dir)
     if not landing_dir.is_dir():
         return []
     return sorted(
@@ -322,17 +323,19 @@ def landing_files_for_day(landing_dir: Path, day: date) -> list[Path]:
 
 def read_landing_file(path: Path) -> pd.DataFrame:
     """A landing file as it is: parquet with its own types, CSV as text (empty cells stay "")."""
-    path = Path(path)
+    path = as_path(path)
     name = path.name.lower()
     if name.endswith(".parquet"):
-        return pd.read_parquet(path)
+        return read_frame(path)
     if name.endswith((".csv", ".csv.gz")):
+        options = {"dtype": str, "keep_default_na": False, "na_values": []}
+        options["compression"] = "gzip" if name.endswith(".gz") else None
         try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[])
+            with readable(path) as file:
+                return pd.read_csv(file, **options)
         except UnicodeDecodeError:  # bad bytes become U+FFFD; validation quarantines those rows
-            return pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_values=[], encoding_errors="replace"
-            )
+            with readable(path) as file:
+                return pd.read_csv(file, encoding_errors="replace", **options)
     raise ValueError(f"unsupported landing file {path}: expected one of {LANDING_SUFFIXES}")
 
 

@@ -13,6 +13,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from upath import UPath
+
 from fraud_core.access import ADMIN, KEYS_ENV, KEYS_FILE_ENV, KeyRing
 from fraud_core.clock import DEFAULT_MAX_FUTURE_S, max_future_s
 from fraud_core.contract import Contract, builtin_contract, serving_contract
@@ -84,7 +86,8 @@ class Settings:
     redis_url: str = DEFAULT_REDIS_URL  # REDIS_URL
     key_prefix: str = DEFAULT_PREFIX  # FRAUD_REDIS_PREFIX (the loader's too: `online_keys`)
     redis_cluster: bool = False  # FRAUD_REDIS_CLUSTER=1: REDIS_URL names a node of a cluster
-    data_dir: Path = Path("data")  # FRAUD_DATA_DIR; models are read from <data_dir>/models
+    # FRAUD_DATA_DIR (a folder or an object-store URL); models are read from <data_dir>/models
+    data_dir: Path | UPath = Path("data")
     host: str = "127.0.0.1"  # FRAUD_HOST
     port: int = 8000  # FRAUD_PORT
     redis_timeout_ms: int = 80  # FRAUD_REDIS_TIMEOUT_MS: connect and read, so a 503 comes fast
@@ -157,7 +160,7 @@ class Settings:
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             key_prefix=resolve_key_prefix(env=env),
             redis_cluster=resolve_cluster(env),
-            data_dir=Path(env.get("FRAUD_DATA_DIR") or "data").resolve(),
+            data_dir=DataLayout.at(env.get("FRAUD_DATA_DIR") or "data").root,
             host=env.get("FRAUD_HOST") or "127.0.0.1",
             port=_int(env, "FRAUD_PORT", 8000),
             redis_timeout_ms=_int(env, "FRAUD_REDIS_TIMEOUT_MS", 80),

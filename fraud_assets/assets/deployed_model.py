@@ -9,9 +9,7 @@ version: a rollback (the CLI's `fraud model rollback VERSION` does the same).
 
 # No `from __future__ import annotations`: Dagster checks the `context` annotation at
 # definition time.
-from pathlib import Path
 
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -58,7 +56,7 @@ from fraud_core.model.promotion import (
 from fraud_core.model.shadow import ShadowVerdict, shadow_verdict
 from fraud_core.model.summary import deployment_markdown, rounded
 from fraud_core.performance import maturity
-from fraud_core.storage import DataLayout
+from fraud_core.storage import DataLayout, as_path, read_parquet, read_schema
 
 CANDIDATE_NOT_WORSE = "fraud_model_not_worse_than_champion"
 DEPLOYED_MODEL_VERIFIES = "deployed_model_verifies"
@@ -150,10 +148,10 @@ def _shadow_verdict(data: DataLayout, version: str, gate: PromotionGate) -> Shad
     days = []
     columns = ["order_id", "score", "decision", "shadow_version", "shadow_score"]
     for day in data.scored_orders_days():
-        path = Path(data.scored_orders(day))
-        if maturity(day, clock) < MATURE_DAYS or "shadow_version" not in pq.read_schema(path).names:
+        path = as_path(data.scored_orders(day))
+        if maturity(day, clock) < MATURE_DAYS or "shadow_version" not in read_schema(path).names:
             continue
-        frame = pq.read_table(path, columns=columns).to_pandas()
+        frame = read_parquet(path, columns=columns).to_pandas()
         ids = frame["order_id"].astype(str)
         frame["is_fraud"] = known_labels(data, day, ids, feed, clock)["is_fraud"].to_numpy() == 1
         days.append(frame)

@@ -12,7 +12,6 @@ import shutil
 from datetime import date, timedelta
 
 import numpy as np
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckSeverity,
@@ -45,7 +44,7 @@ from fraud_core.features.pipeline import (
 )
 from fraud_core.features.rules import forbidden_nans, out_of_range
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
-from fraud_core.storage import DataLayout, remove_orphan_temp_files
+from fraud_core.storage import DataLayout, read_metadata, read_parquet, remove_orphan_temp_files
 
 ONE_ROW_PER_VALID_ORDER = "one_feature_row_per_valid_order"
 NO_FORBIDDEN_NANS = "no_nan_where_spec_forbids"
@@ -190,7 +189,7 @@ def _warn_about_gaps(context: AssetExecutionContext, tasks: list, days: list[dat
 
 def _valid_rows(data: DataLayout, day: date) -> int:
     path = data.raw_orders(day)
-    return pq.read_metadata(path).num_rows if path.exists() else 0
+    return read_metadata(path).num_rows if path.exists() else 0
 
 
 def _bucket_count(data: DataLayout, days: list[date], spec: FeatureSpec) -> int:
@@ -247,12 +246,12 @@ def check_features_day(
             NO_FORBIDDEN_NANS: missing,
             VALUES_IN_RANGE: missing,
         }
-    table = pq.read_table(path)
+    table = read_parquet(path)
     names = spec.feature_names
     block = np.empty((len(names), table.num_rows))
     for i, name in enumerate(names):
         block[i] = table.column(name).to_numpy()
-    valid_ids = pq.read_table(data.raw_orders(day), columns=["order_id"]).column(0).to_pylist()
+    valid_ids = read_parquet(data.raw_orders(day), columns=["order_id"]).column(0).to_pylist()
     return feature_results(table.column("order_id").to_pylist(), valid_ids, block, spec)
 
 

@@ -19,6 +19,7 @@ from fraud_assets.resources import DataLayoutResource, RedisResource
 from fraud_core.freshness import clock_mode, freshness, limits_h, monitoring_clock
 from fraud_core.model.artifact import ModelIntegrityError, current_version, read_card
 from fraud_core.online_keys import OnlineKeys, namespace_snapshot_day
+from fraud_core.storage import as_path
 
 IS_FRESH = "is_fresh"
 
@@ -98,7 +99,7 @@ def online_store_is_fresh(layout: DataLayoutResource, redis: RedisResource) -> A
 @asset_check(asset="deployed_model", name=IS_FRESH, description=_description("deployed_model"))
 def deployed_model_is_fresh(layout: DataLayoutResource) -> AssetCheckResult:
     data = layout.layout()
-    day, problem = _model_day(Path(data.models))
+    day, problem = _model_day(as_path(data.models))
     return _result("deployed_model", day, problem, data)
 
 

@@ -18,7 +18,6 @@ the sensor recomputes `entity_features` from there, if any features exist from t
 """
 
 # No `from __future__ import annotations`: Dagster checks the `context` annotation at definition.
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -35,7 +34,7 @@ from fraud_assets.lib.redis_clients import coordinator
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DataLayoutResource, RedisResource, ServiceKeysConfig
 from fraud_core.labels import concat_events, first_affected
-from fraud_core.storage import write_parquet
+from fraud_core.storage import read_parquet, write_parquet
 
 LABEL_FILES_ARE_VALID = "label_files_are_valid"
 
@@ -110,7 +109,7 @@ def labels(context: AssetExecutionContext, layout: DataLayoutResource) -> Materi
     for day in partition_days(context):
         events = sources.day(day)
         target = data.labels(day)
-        before = pq.read_table(target) if target.exists() else None
+        before = read_parquet(target) if target.exists() else None
         if before is None and not events.num_rows:
             per_day[day.isoformat()] = {"events": 0}
             continue

@@ -10,9 +10,7 @@ precision at review (on mature days) or the decline rate leaves its band.
 
 # No `from __future__ import annotations`: Dagster checks the `context` annotation at definition.
 import json
-from pathlib import Path
 
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -35,7 +33,7 @@ from fraud_core.freshness import monitoring_clock
 from fraud_core.model.dataset import TrainingSetConfig
 from fraud_core.model.evaluate import png_bytes
 from fraud_core.performance import maturity, performance, performance_figure
-from fraud_core.storage import atomic_path
+from fraud_core.storage import as_path, atomic_path, read_parquet
 
 REVIEW_PRECISION_IN_BAND = "review_precision_in_band"
 DECLINE_RATE_IN_BAND = "decline_rate_in_band"
@@ -122,11 +120,11 @@ def model_performance(
     decline_ok: dict[str, DayResult] = {}
     for day in partition_days(context):
         key = day.isoformat()
-        path = Path(data.scored_orders(day))
+        path = as_path(data.scored_orders(day))
         if not path.exists():  # nothing served that day: nothing to judge
             precision_ok[key] = decline_ok[key] = DayResult(True, {"orders": 0})
             continue
-        scored = pq.read_table(
+        scored = read_parquet(
             path, columns=["order_id", "cents", "model_version", "score", "decision"]
         ).to_pandas()
         ids = scored["order_id"].astype(str)
@@ -153,7 +151,7 @@ def model_performance(
                 )
             },
         }
-        with atomic_path(Path(data.model_performance(day))) as tmp:
+        with atomic_path(as_path(data.model_performance(day))) as tmp:
             tmp.write_text(json.dumps(figures, indent=1, sort_keys=True))
         per_day[key] = figures
         overall = figures["all"]
@@ -175,7 +173,7 @@ def model_performance(
             {"decline_rate": round(rate, 4)},
             None if rate <= decline_max else f"decline rate {rate:.2%} > {decline_max:.2%}",
         )
-    history = [json.loads(Path(p).read_text()) for p in data.model_performance_files().values()]
+    history = [json.loads(as_path(p).read_text()) for p in data.model_performance_files().values()]
     metadata = {
         "days": len(per_day),
         "labels_clock": clock.isoformat(timespec="seconds"),

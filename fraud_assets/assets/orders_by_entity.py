@@ -10,7 +10,6 @@ day and in every process; each bucket file is sorted by (entity, order_date, ord
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckSeverity,
@@ -29,7 +28,7 @@ from fraud_assets.lib.range_checks import DayResult, range_check_result
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.buckets import DEFAULT_N_BUCKETS, bucket_files, entity_bucket, write_day_buckets
-from fraud_core.storage import DataLayout
+from fraud_core.storage import DataLayout, read_parquet
 
 EVERY_ORDER_ONCE_PER_ENTITY_KIND = "every_order_once_per_entity_kind"
 
@@ -91,7 +90,7 @@ def check_orders_by_entity_day(data: DataLayout, day: str, kinds: tuple[str, ...
     raw_path = data.raw_orders(day)
     if not raw_path.exists():
         return DayResult(False, {}, f"{raw_path} does not exist")
-    raw_ids = pq.read_table(raw_path, columns=["order_id"]).column("order_id")
+    raw_ids = read_parquet(raw_path, columns=["order_id"]).column("order_id")
     metadata: dict[str, int] = {"raw_rows": len(raw_ids)}
     problems = []
     for kind in kinds:
@@ -101,7 +100,7 @@ def check_orders_by_entity_day(data: DataLayout, day: str, kinds: tuple[str, ...
             problems.append(f"{kind}: bucket files {numbers} are not 0..n-1")
             continue
         # Arrow compute throughout: pandas' isin on Arrow strings loops in Python.
-        tables = [pq.read_table(path, columns=["order_id", kind]) for _, path in files]
+        tables = [read_parquet(path, columns=["order_id", kind]) for _, path in files]
         rows = pa.concat_tables(tables)
         ids = rows.column("order_id")
         in_bucket = np.repeat(np.arange(len(files), dtype=np.int32), [t.num_rows for t in tables])

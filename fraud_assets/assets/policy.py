@@ -12,10 +12,8 @@ guardrail, and is audited as such.
 # definition time.
 import functools
 import json
-from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -45,7 +43,7 @@ from fraud_core.policy.replay import (
     report_markdown,
 )
 from fraud_core.scoring.scorer import load_scorer
-from fraud_core.storage import DataLayout, atomic_path
+from fraud_core.storage import DataLayout, as_path, atomic_path, read_parquet, read_schema
 
 POLICY_WITHIN_GUARDRAILS = "policy_within_guardrails"
 LATEST_REPLAY = "latest.json"
@@ -88,24 +86,24 @@ class PolicyReplayConfig(Config):
 
 
 def _raw_orders(data: DataLayout, day, wanted: list[str]) -> pd.DataFrame:
-    path = Path(data.raw_orders(day))
-    names = set(pq.read_schema(path).names)
+    path = as_path(data.raw_orders(day))
+    names = set(read_schema(path).names)
     columns = ["order_id", "order_date", "order_amount", *[c for c in wanted if c in names]]
-    return pq.read_table(path, columns=list(dict.fromkeys(columns))).to_pandas()
+    return read_parquet(path, columns=list(dict.fromkeys(columns))).to_pandas()
 
 
 def _day_orders(data: DataLayout, day, fields: PolicyFields, names: list[str], scorer):
     """A day's orders: the decision log's, then the offline rows of orders it does not hold."""
     parts: list[ReplayOrders] = []
     logged: set[str] = set()
-    log_path = Path(data.scored_orders(day))
+    log_path = as_path(data.scored_orders(day))
     if log_path.exists():
-        part = log_orders(pq.read_table(log_path), fields, names)
+        part = log_orders(read_parquet(log_path), fields, names)
         logged = set(part.frame["order_id"])
         parts.append(part)
-    features_path = Path(data.entity_features(day))
-    if scorer is not None and features_path.exists() and Path(data.raw_orders(day)).exists():
-        features = pq.read_table(features_path, columns=["order_id", *names]).to_pandas()
+    features_path = as_path(data.entity_features(day))
+    if scorer is not None and features_path.exists() and as_path(data.raw_orders(day)).exists():
+        features = read_parquet(features_path, columns=["order_id", *names]).to_pandas()
         features = features[~features["order_id"].isin(logged)]
         if len(features):
             wanted = [*fields.strings, *(n for n in fields.numbers if n not in names)]
@@ -173,7 +171,7 @@ def policy_replay(
     if active_pointer is not None and candidate.version == active_pointer.version:
         return _empty_result(f"the candidate {candidate.version} is already active", True)
 
-    models = Path(data.models)
+    models = as_path(data.models)
     deployed = current_version(models)
     scorer = load_scorer(models, deployed, contract) if deployed else None
 
@@ -197,7 +195,7 @@ def policy_replay(
         context.log.info(f"{day}: {len(orders):,} orders replayed")
     report = replayer.report(guardrails, [d.isoformat() for d in days])
     markdown = report_markdown(report)
-    out = Path(data.policy_replays)
+    out = as_path(data.policy_replays)
     # which submission was judged: policy_candidate_sensor does not replay it again
     record = {**report.to_dict(), "candidate_since": pointer.since}
     for path in (out / f"{candidate.version}.json", out / LATEST_REPLAY):
@@ -260,7 +258,7 @@ def active_policy(context: AssetExecutionContext, layout: DataLayoutResource) ->
     registry = PolicyRegistry(data)
     candidate = registry.pointer(CANDIDATE)
     before = registry.pointer(ACTIVE)
-    replayed = Path(data.policy_replays) / LATEST_REPLAY
+    replayed = as_path(data.policy_replays) / LATEST_REPLAY
     judged = json.loads(replayed.read_text()) if replayed.exists() else {}
     if candidate is None or (before is not None and before.version == candidate.version):
         action, now = "unchanged", before.version if before else "default"

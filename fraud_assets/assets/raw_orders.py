@@ -12,7 +12,6 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckSeverity,
@@ -49,7 +48,7 @@ from fraud_core.contract.source import SourceFormat
 from fraud_core.env import env_number
 from fraud_core.landing import read_day_rows, scan_landing
 from fraud_core.schema import ORDER_SCHEMA, order_schema
-from fraud_core.storage import DataLayout, remove_orphan_temp_files, write_parquet
+from fraud_core.storage import DataLayout, read_parquet, remove_orphan_temp_files, write_parquet
 from fraud_core.validation import (
     REASON,
     quarantine_schema,
@@ -357,7 +356,7 @@ def check_raw_orders_day(
         missing = DayResult(False, {"path": str(path)}, f"{path} does not exist")
         results = {spec.name: missing for spec in RAW_ORDERS_CHECK_SPECS}
         return results | record_results
-    table = pq.read_table(path)
+    table = read_parquet(path)
     orders = table.to_pandas()
     results: dict[str, DayResult] = {}
 
@@ -417,7 +416,7 @@ def check_raw_orders_day(
 
     quarantine_path = data.quarantine(day)
     if quarantine_path.exists():
-        reasons = reason_counts(pq.read_table(quarantine_path, columns=[REASON]).to_pandas())
+        reasons = reason_counts(read_parquet(quarantine_path, columns=[REASON]).to_pandas())
         quarantined = sum(reasons.values())
         total = quarantined + len(orders)
         share = quarantined / total if total else 0.0

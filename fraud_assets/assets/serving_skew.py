@@ -10,9 +10,7 @@ any feature apart, naming the features and the causes.
 # No `from __future__ import annotations`: Dagster checks the `context` annotation at definition.
 import functools
 import json
-from pathlib import Path
 
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
@@ -29,7 +27,7 @@ from fraud_assets.resources import DataLayoutResource
 from fraud_core.env import env_number
 from fraud_core.model.artifact import read_card
 from fraud_core.skew import TOLERANCE, compare
-from fraud_core.storage import atomic_path
+from fraud_core.storage import as_path, atomic_path, read_parquet
 
 SERVING_FEATURES_MATCH_OFFLINE = "serving_features_match_offline"
 MAX_SHARE_ENV = "FRAUD_SKEW_MAX_SHARE"
@@ -68,21 +66,21 @@ def serving_skew(context: AssetExecutionContext, layout: DataLayoutResource) -> 
 
     @functools.cache
     def names_of(version: str) -> list[str]:
-        return list(read_card(Path(data.models), version).feature_names)
+        return list(read_card(as_path(data.models), version).feature_names)
 
     verdicts: dict[str, DayResult] = {}
     per_day: dict[str, dict] = {}
     for day in partition_days(context):
         key = day.isoformat()
-        path, features = Path(data.scored_orders(day)), Path(data.entity_features(day))
+        path, features = as_path(data.scored_orders(day)), as_path(data.entity_features(day))
         if not path.exists():
             verdicts[key] = DayResult(True, {"served": 0})
             continue
         columns = ["order_id", "t_s", "namespace", "model_version", "features"]
-        served = pq.read_table(path, columns=columns).to_pandas()
-        offline = pq.read_table(features).to_pandas() if features.exists() else None
+        served = read_parquet(path, columns=columns).to_pandas()
+        offline = read_parquet(features).to_pandas() if features.exists() else None
         report = compare(served, offline, names_of, day)
-        with atomic_path(Path(data.serving_skew(day))) as tmp:
+        with atomic_path(as_path(data.serving_skew(day))) as tmp:
             tmp.write_text(json.dumps(report.to_dict(), indent=1, default=str))
         per_day[key] = report.to_dict()
         share = report.share

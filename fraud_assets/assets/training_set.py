@@ -9,7 +9,6 @@ Dask task per day reads that day's file and writes that day's training rows.
 # definition time.
 import json
 from datetime import date, timedelta
-from pathlib import Path
 
 import pandas as pd
 from dagster import (
@@ -53,7 +52,7 @@ from fraud_core.model.dataset import (
     warmup_end,
     warmup_note,
 )
-from fraud_core.storage import atomic_path, write_parquet
+from fraud_core.storage import as_path, atomic_path, write_parquet
 
 LABELS_KNOWN_AT_CUTOFF = "labels_known_at_cutoff"
 BOTH_CLASSES_PRESENT = "both_classes_in_train_and_validation"
@@ -184,7 +183,7 @@ def training_set(
     for role in (TRAIN, VALIDATION):
         if not files[role]:
             raise Failure(f"no {role} day has entity_features in the window {window.to_dict()}")
-    inputs = {s: file_fingerprint(Path(s)) for s in sources}
+    inputs = {s: file_fingerprint(as_path(s)) for s in sources}
     if feed_path:
         inputs[LABEL_FEED_FILE] = str(pd.util.hash_pandas_object(feed, index=False).sum())
     manifest = Manifest(

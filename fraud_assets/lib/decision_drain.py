@@ -14,7 +14,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,7 +27,7 @@ from fraud_core.decision_log import (
     segment_batch,
 )
 from fraud_core.online_keys import OnlineKeys
-from fraud_core.storage import DataLayout, atomic_path
+from fraud_core.storage import DataLayout, as_path, atomic_path
 
 READ_CHUNK = 5_000  # entries per XRANGE (about 7 MB; Redis spends ~5 ms on one: bench/RESULTS.md)
 
@@ -88,7 +87,7 @@ def drain_decisions(
     try:
         # lz4: twice zstd's pace; segments are the raw log, `scored_orders` the compact form
         with (
-            atomic_path(Path(path), durable=True) as tmp,
+            atomic_path(as_path(path), durable=True) as tmp,
             pq.ParquetWriter(tmp, SEGMENT_SCHEMA, compression="lz4") as writer,
             ThreadPoolExecutor(1) as pool,
         ):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dagster import MetadataValue
 
-from fraud_core.storage import atomic_path
+from fraud_core.storage import as_path, atomic_path
 
 
 def png_markdown(title: str, png: bytes) -> MetadataValue:
@@ -17,6 +17,6 @@ def png_markdown(title: str, png: bytes) -> MetadataValue:
 
 
 def save_png(png: bytes, path: Path) -> MetadataValue:
-    with atomic_path(Path(path)) as tmp:
+    with atomic_path(as_path(path)) as tmp:
         tmp.write_bytes(png)
     return MetadataValue.path(str(path))

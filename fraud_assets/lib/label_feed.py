@@ -8,12 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import redis
 
 from fraud_core.decision_log import next_id
@@ -33,7 +31,14 @@ from fraud_core.labels import (
     row_events,
 )
 from fraud_core.online_keys import OnlineKeys
-from fraud_core.storage import DataLayout, read_parquet_files, write_parquet
+from fraud_core.storage import (
+    DataLayout,
+    as_path,
+    read_parquet,
+    read_parquet_files,
+    read_schema,
+    write_parquet,
+)
 
 READ_CHUNK = 10_000
 
@@ -81,8 +86,8 @@ class LabelSources:
 
     @classmethod
     def read(cls, layout: DataLayout) -> LabelSources:
-        files = [read_label_file(p) for p in label_file_paths(Path(layout.label_landing))]
-        segments = [Path(p) for p in layout.label_log_segments()]
+        files = [read_label_file(p) for p in label_file_paths(as_path(layout.label_landing))]
+        segments = [as_path(p) for p in layout.label_log_segments()]
         api = read_parquet_files(segments) if segments else empty_events()
         return cls(files, api)
 
@@ -105,7 +110,7 @@ class LabelSources:
 
 def read_feed(layout: DataLayout) -> pd.DataFrame:
     """Every `labels` partition on disk as one events frame."""
-    paths = [Path(layout.labels(d)) for d in layout.labels_days()]
+    paths = [as_path(layout.labels(d)) for d in layout.labels_days()]
     if not paths:
         return empty_events().to_pandas()
     return read_parquet_files(paths).to_pandas()
@@ -114,12 +119,12 @@ def read_feed(layout: DataLayout) -> pd.DataFrame:
 def order_row_labels(layout: DataLayout, day: date, order_ids: pd.Series) -> pd.DataFrame:
     """The label columns of the day's order rows (when its orders also arrived in a landing
     file), as events, for `order_ids`."""
-    path = Path(layout.raw_orders(day))
+    path = as_path(layout.raw_orders(day))
     if not path.exists():
         return empty_events().to_pandas()
-    names = set(pq.read_schema(path).names)
+    names = set(read_schema(path).names)
     columns = [c for c in ("order_id", "is_fraud", "label_date") if c in names]
-    rows = pq.read_table(path, columns=columns).to_pandas()
+    rows = read_parquet(path, columns=columns).to_pandas()
     return row_events(rows[rows["order_id"].isin(order_ids)])
 
 
@@ -139,7 +144,7 @@ def served_days(layout: DataLayout, order_ids: Iterable[str]) -> list[date]:
         return []
     found: list[date] = []
     for day in layout.scored_orders_days():
-        ids = pq.read_table(Path(layout.scored_orders(day)), columns=["order_id"]).column(0)
+        ids = read_parquet(as_path(layout.scored_orders(day)), columns=["order_id"]).column(0)
         if pc.any(pc.is_in(ids, value_set=wanted)).as_py():
             found.append(day)
     return found

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 from dagster import (
     AssetKey,
@@ -45,7 +44,7 @@ from fraud_assets.partitions import daily_partitions, partition_range_tags
 from fraud_assets.sensors.ticks import tick_interval_s
 from fraud_core.labels import label_file_paths, read_label_file
 from fraud_core.landing import fingerprint
-from fraud_core.storage import DataLayout
+from fraud_core.storage import DataLayout, as_path
 
 LABELS = AssetKey("labels")
 ENTITY_FEATURES = AssetKey("entity_features")
@@ -67,7 +66,7 @@ def changed_label_files(layout: DataLayout, seen: dict) -> tuple[dict, set[str]]
     new, changed or removed file makes due."""
     now: dict = {}
     due: set[str] = set()
-    for path in label_file_paths(Path(layout.label_landing)):
+    for path in label_file_paths(as_path(layout.label_landing)):
         size, mtime_ns = fingerprint(path)
         stamp = f"{size}:{mtime_ns}"
         before = seen.get(path.name)

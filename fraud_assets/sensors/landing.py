@@ -59,6 +59,7 @@ from fraud_core.landing import (
     landing_paths,
     replace_markers,
 )
+from fraud_core.storage import as_path, file_times
 from fraud_core.validation import day_of_landing_file
 
 MINIMUM_INTERVAL_S = 30
@@ -142,8 +143,8 @@ def plan_landing_runs(
         if days:
             ingested = _ingested_after(instance, days, cache)
             try:
-                stat = f.path.stat()
-                changed_at, changed_ns = stat.st_ctime, stat.st_ctime_ns
+                changed_ns = file_times(f.path)[2]
+                changed_at = changed_ns / 1_000_000_000
             except OSError:  # gone meanwhile: nothing to skip
                 changed_at, changed_ns = float("inf"), 0
             fresh = [d for d in days if not (d in ingested and ingested[d] > changed_at)]
@@ -242,7 +243,7 @@ def landing_folder_sensor(
         )
         names = list(states)
     changed = [markers[n] if n in markers else inspect_landing_file(present[n]) for n in names]
-    named_days = {d for name in present if (d := day_of_landing_file(Path(name))) is not None}
+    named_days = {d for name in present if (d := day_of_landing_file(as_path(name))) is not None}
     plan = plan_landing_runs(context.instance, changed, named_days)
     for f in plan.rejected:
         context.log.warning(f"landing file {f.name} not ingested: {f.problem}")

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fraud_core.landing import Fingerprint
+from fraud_core.storage import as_path, file_times
 
 FileState = tuple[int, int, int]  # (size in bytes, mtime_ns, ctime_ns)
 VERSION = 2
@@ -38,8 +39,7 @@ HASH_BYTES = 5  # 40 bits: a changed file hides behind a remembered hash once in
 
 
 def file_state(path: Path) -> FileState:
-    stat = Path(path).stat()
-    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    return file_times(as_path(path))
 
 
 def state_hash(name: str, state: FileState) -> str:

@@ -8,7 +8,6 @@ Cursor: the candidate version and the time it was submitted, so submitting the s
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
 
@@ -17,13 +16,13 @@ from fraud_assets.jobs import policy_job
 from fraud_assets.sensors.ticks import tick_interval_s
 from fraud_core.policy import PolicyError
 from fraud_core.policy.registry import CANDIDATE, PolicyRegistry
-from fraud_core.storage import DataLayout
+from fraud_core.storage import DataLayout, as_path
 
 
 def _judged(layout: DataLayout) -> str | None:
     """The submission the latest replay judged (run by this sensor or by hand)."""
     try:
-        report = json.loads((Path(layout.policy_replays) / LATEST_REPLAY).read_text())
+        report = json.loads((as_path(layout.policy_replays) / LATEST_REPLAY).read_text())
         return f"{report['candidate']['version']}@{report['candidate_since']}"
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from fraud_core.env import env_number
 from fraud_core.features.kernel import NO_LABEL, order_kernel
@@ -41,6 +40,8 @@ from fraud_core.storage import (
     DataLayout,
     atomic_path,
     publish,
+    read_metadata,
+    read_parquet,
     read_parquet_files,
     write_parquet,
 )
@@ -152,7 +153,7 @@ def run_bucket_task(
     state: pd.DataFrame | None = None
     if task.snapshot is not None:
         states = DataLayout(task.state_root or task.root)
-        state = pq.read_table(state_file(states, task.kind, task.snapshot, task.bucket)).to_pandas()
+        state = read_parquet(state_file(states, task.kind, task.snapshot, task.bucket)).to_pandas()
         state = relabel_state(state, feed)
     if task.replay:
         replayed = _read_buckets(layout, task.kind, task.replay, task.bucket)
@@ -285,7 +286,7 @@ def assemble_days(
 
     Each day is put together in its own small block: every bucket result holds the day's rows
     as one contiguous run (results are in bucket-file order, day by day), scattered into place."""
-    day_rows = [pq.read_metadata(layout.raw_orders(d)).num_rows for d in days]
+    day_rows = [read_metadata(layout.raw_orders(d)).num_rows for d in days]
     bounds = np.cumsum([0, *day_rows])
     raw = read_parquet_files([layout.raw_orders(d) for d in days])
     names = spec.feature_names

@@ -33,7 +33,7 @@ import numpy as np
 from fraud_core.contract import Contract, applied_contract
 from fraud_core.contract.model import differing_terms
 from fraud_core.model.calibration import Calibration
-from fraud_core.storage import atomic_path
+from fraud_core.storage import as_path, atomic_path, is_remote
 
 if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
     import xgboost as xgb
@@ -171,7 +171,7 @@ def save_version(registry: Path, booster: xgb.Booster, card: ModelCard) -> Model
     card.version = card.version or digest[:16]
     # the checksum of the card as it will be read back (numpy values become JSON numbers)
     card.card_sha256 = card_sha256(json.loads(card.to_json()))
-    folder = Path(registry) / card.version
+    folder = as_path(registry) / card.version
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / MODEL_FILE) as tmp:
         tmp.write_bytes(raw)
@@ -183,7 +183,7 @@ def save_version(registry: Path, booster: xgb.Booster, card: ModelCard) -> Model
 def read_card(registry: Path, version: str) -> ModelCard:
     """The verified card of a version: a registry name, the card's own checksum, its version
     and its thresholds. Raises ModelIntegrityError naming the file (or FileNotFoundError)."""
-    path = Path(registry) / check_version(version) / CARD_FILE
+    path = as_path(registry) / check_version(version) / CARD_FILE
     try:
         data = json.loads(path.read_bytes())
     except ValueError as exc:  # not UTF-8 (UnicodeDecodeError) or not JSON
@@ -236,7 +236,7 @@ def load_version(
     ModelIntegrityError (or FileNotFoundError) otherwise."""
     card = read_card(registry, version)
     check_contract(card, contract or applied_contract())
-    path = Path(registry) / version / MODEL_FILE
+    path = as_path(registry) / version / MODEL_FILE
     raw = path.read_bytes()
     if hashlib.sha256(raw).hexdigest() != card.model_sha256:
         raise ModelIntegrityError(
@@ -261,7 +261,7 @@ def list_versions(registry: Path) -> list[ModelCard]:
     """Every version in the registry, oldest first (cards as written, unverified: for listing)."""
     cards = [
         ModelCard.from_json(p.read_text())
-        for p in Path(registry).glob(f"*/{CARD_FILE}")
+        for p in as_path(registry).glob(f"*/{CARD_FILE}")
         if VERSION_PATTERN.fullmatch(p.parent.name)
     ]
     return sorted(cards, key=lambda c: (c.created_at, c.version))
@@ -272,7 +272,7 @@ def current_version(registry: Path, pointer: str = CURRENT_FILE) -> str | None:
     none. ModelIntegrityError when the pointer is unreadable or names no registry version."""
     if pointer not in POINTER_FILES:
         raise ValueError(f"no model pointer {pointer!r}")
-    path = Path(registry) / pointer
+    path = as_path(registry) / pointer
     try:
         text = path.read_bytes()
     except FileNotFoundError:
@@ -292,19 +292,21 @@ def set_current(registry: Path, version: str, reason: str = "") -> None:
     must be a registry name (ModelIntegrityError otherwise); callers verify it with
     `load_version` first, the service verifies it again before serving it."""
     _point(registry, CURRENT_FILE, version, reason)
-    os.utime(Path(registry) / CURRENT_FILE)
+    pointer = as_path(registry) / CURRENT_FILE
+    if not is_remote(pointer):  # a new object has a new time and ETag of its own
+        os.utime(pointer)
 
 
 def _point(registry: Path, pointer: str, version: str, reason: str) -> None:
     """Write pointer file `pointer` naming an existing `version`, atomically."""
-    if not (Path(registry) / check_version(version) / CARD_FILE).exists():
+    if not (as_path(registry) / check_version(version) / CARD_FILE).exists():
         raise FileNotFoundError(f"no model version {version!r} in {registry}")
     record = {
         "version": version,
         "since": datetime.now(UTC).isoformat(timespec="seconds"),
         "reason": reason,
     }
-    with atomic_path(Path(registry) / pointer) as tmp:
+    with atomic_path(as_path(registry) / pointer) as tmp:
         tmp.write_text(json.dumps(record))
 
 
@@ -312,6 +314,6 @@ def set_challenger(registry: Path, version: str | None, reason: str = "") -> Non
     """Point `challenger` at an existing version (the service scores it in shadow), or remove
     the pointer (`None`: no shadow model)."""
     if version is None:
-        (Path(registry) / CHALLENGER_FILE).unlink(missing_ok=True)
+        (as_path(registry) / CHALLENGER_FILE).unlink(missing_ok=True)
         return
     _point(registry, CHALLENGER_FILE, version, reason)

@@ -31,12 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from fraud_core.features.pipeline import identity_columns
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.labels import apply_feed
-from fraud_core.storage import DataLayout
+from fraud_core.storage import DataLayout, as_path, read_parquet
 
 LABEL = "label"  # 1: fraud known at the cutoff
 WEIGHT = "weight"  # compensates the subsampling of non-fraud training rows
@@ -364,7 +363,7 @@ def read_feature_day(layout: DataLayout, day: date, columns: list[str] | None = 
     path = layout.entity_features(day)
     if not path.exists():
         return None
-    return pq.read_table(path, columns=columns).to_pandas()
+    return read_parquet(path, columns=columns).to_pandas()
 
 
 def disk_source(layout: DataLayout, days: list[date]) -> FeatureSource:
@@ -398,7 +397,7 @@ def prune_training_sets(layout: DataLayout, keep: int = 3) -> list[Path]:
         reverse=True,
     )
     latest = latest_manifest_path(layout)
-    pinned = Path(json.loads(latest.read_text())["manifest"]).parent if latest.exists() else None
+    pinned = as_path(json.loads(latest.read_text())["manifest"]).parent if latest.exists() else None
     complete = [p for p in folders if (p / MANIFEST).exists()]
     newest = complete[:keep]
     if len(newest) < keep:
@@ -433,10 +432,10 @@ def prepare_day_file(
     the label feed's events as the training set keeps them (`LABEL_FEED_FILE`)."""
     from fraud_core.storage import write_parquet
 
-    frame = pq.read_table(src).to_pandas()
-    feed = pq.read_table(feed_path).to_pandas() if feed_path else None
+    frame = read_parquet(src).to_pandas()
+    feed = read_parquet(feed_path).to_pandas() if feed_path else None
     rows, stats, known = prepare_day(frame, day, window, config, spec, feed)
-    write_parquet(rows, Path(dst))
+    write_parquet(rows, as_path(dst))
     return stats, known
 
 
@@ -459,23 +458,23 @@ class Manifest:
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
-        return cls(**json.loads(Path(path).read_text()))
+        return cls(**json.loads(as_path(path).read_text()))
 
     @property
     def training_window(self) -> TrainingWindow:
         return TrainingWindow.from_dict(self.window)
 
     def read_role(self, role: str, columns: list[str] | None = None) -> pd.DataFrame:
-        frames = [pq.read_table(f, columns=columns).to_pandas() for f in self.files[role]]
+        frames = [read_parquet(f, columns=columns).to_pandas() for f in self.files[role]]
         return pd.concat(frames, ignore_index=True)
 
     def known_fraud_since(self) -> pd.Series:
-        table = pq.read_table(Path(self.folder) / KNOWN_FRAUD_FILE).to_pandas()
+        table = read_parquet(as_path(self.folder) / KNOWN_FRAUD_FILE).to_pandas()
         return table.set_index(self.primary)["label_date"]
 
 
 def file_fingerprint(path: Path) -> str:
-    st = Path(path).stat()
+    st = as_path(path).stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
@@ -491,7 +490,7 @@ def read_latest_manifest(layout: DataLayout) -> Manifest:
         raise FileNotFoundError(
             f"no training set yet ({pointer} is missing): materialize training_set"
         )
-    return Manifest.read(Path(json.loads(pointer.read_text())["manifest"]))
+    return Manifest.read(as_path(json.loads(pointer.read_text())["manifest"]))
 
 
 def manifest_fingerprint(inputs: dict[str, str], summary: dict[str, object]) -> str:
@@ -509,7 +508,7 @@ def time_rule_violations(manifest: Manifest) -> dict[str, int]:
     bad = {"label_after_cutoff": 0, "label_without_date": 0, "order_after_maturity": 0}
     for role in (TRAIN, VALIDATION):
         for path in manifest.files[role]:
-            table = pq.read_table(path, columns=["order_date", LABEL, KNOWN_LABEL_DATE])
+            table = read_parquet(path, columns=["order_date", LABEL, KNOWN_LABEL_DATE])
             frame = table.to_pandas()
             positive = frame[LABEL].to_numpy() == 1
             label_date = frame[KNOWN_LABEL_DATE]
@@ -525,7 +524,7 @@ def class_counts(manifest: Manifest) -> dict[str, int]:
     counts: dict[str, int] = {}
     for role in (TRAIN, VALIDATION):
         labels = [
-            pq.read_table(p, columns=[LABEL]).column(0).to_numpy() for p in manifest.files[role]
+            read_parquet(p, columns=[LABEL]).column(0).to_numpy() for p in manifest.files[role]
         ]
         values = np.concatenate(labels) if labels else np.empty(0, dtype=np.int8)
         counts[f"{role}_fraud"] = int(values.sum())

@@ -37,7 +37,7 @@ from fraud_core.model.evaluate import (
     evaluate_scores,
 )
 from fraud_core.model.train import predict
-from fraud_core.storage import atomic_path
+from fraud_core.storage import as_path, atomic_path
 
 if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
     import xgboost as xgb
@@ -284,25 +284,25 @@ def _write_json(path: Path, data: dict) -> None:
 def set_candidate(registry: Path, version: str) -> None:
     """Mark `version` as the newest trained model, the one the gate judges next."""
     _write_json(
-        Path(registry) / CANDIDATE_FILE,
+        as_path(registry) / CANDIDATE_FILE,
         {"version": version, "since": datetime.now(UTC).isoformat(timespec="seconds")},
     )
 
 
 def candidate_version(registry: Path) -> str | None:
     try:
-        return json.loads((Path(registry) / CANDIDATE_FILE).read_text())["version"]
+        return json.loads((as_path(registry) / CANDIDATE_FILE).read_text())["version"]
     except FileNotFoundError:
         return None
 
 
 def record_decision(registry: Path, decision: GateDecision) -> None:
     """Keep the gate's verdict beside the version it judged (`fraud model list` shows it)."""
-    _write_json(Path(registry) / decision.candidate_version / GATE_FILE, decision.to_dict())
+    _write_json(as_path(registry) / decision.candidate_version / GATE_FILE, decision.to_dict())
 
 
 def read_decision(registry: Path, version: str) -> GateDecision | None:
-    path = Path(registry) / version / GATE_FILE
+    path = as_path(registry) / version / GATE_FILE
     if not path.exists():
         return None
     return GateDecision.from_dict(json.loads(path.read_text()))

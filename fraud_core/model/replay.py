@@ -17,6 +17,7 @@ import pandas as pd
 from fraud_core.features.offline import advance, canonical_order
 from fraud_core.features.pipeline import day_end_s, label_columns
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
+from fraud_core.storage import as_path
 from fraud_core.validation import landing_files_for_day, validate_landing_day
 
 # Advancing the state costs about as much as a day of orders, so a few weeks per call is
@@ -72,7 +73,7 @@ def landing_days(landing_dir: Path) -> list[date]:
     """Days that have at least one landing file, oldest first."""
     from fraud_core.validation import day_of_landing_file
 
-    landing_dir = Path(landing_dir)
+    landing_dir = as_path(landing_dir)
     if not landing_dir.is_dir():
         return []
     days = {day_of_landing_file(p) for p in landing_dir.iterdir() if not p.name.startswith(".")}
@@ -86,7 +87,7 @@ def validated_days(
     `stats` (keys `orders`, `quarantined`) and left out."""
     day = first
     while day <= last:
-        result, _ = validate_landing_day(Path(landing_dir), day)
+        result, _ = validate_landing_day(as_path(landing_dir), day)
         if stats is not None:
             stats["orders"] = stats.get("orders", 0) + len(result.valid)
             stats["quarantined"] = stats.get("quarantined", 0) + len(result.quarantine)

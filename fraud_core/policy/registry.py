@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fraud_core import audit
 from fraud_core.policy.policy import Policy, PolicyError, PolicyFields, load_policy
-from fraud_core.storage import DataLayout, atomic_path
+from fraud_core.storage import DataLayout, as_path, atomic_path
 
 ACTIVE, CANDIDATE = "active", "candidate"
 POINTERS = (ACTIVE, CANDIDATE)
@@ -48,8 +48,8 @@ class PolicyRegistry:
     """The registry of one data folder (`DataLayout.policies`)."""
 
     def __init__(self, layout: DataLayout) -> None:
-        self.folder = Path(layout.policies)
-        self.audit_folder = Path(layout.audit)
+        self.folder = as_path(layout.policies)
+        self.audit_folder = as_path(layout.audit)
 
     def path(self, version: str) -> Path:
         return self.folder / f"{check_version(version)}.yaml"

@@ -18,6 +18,7 @@ from fraud_core.policy.lists import (
     entry_field,
     new_entry,
 )
+from fraud_core.storage import as_path
 from fraud_serving.services.store import OnlineStore
 
 
@@ -25,7 +26,7 @@ class ListService:
     def __init__(self, store: OnlineStore, shape: RequestShape, audit_folder: Path) -> None:
         self.store = store
         self.shape = shape
-        self.audit_folder = Path(audit_folder)
+        self.audit_folder = as_path(audit_folder)
         self.index = ListIndex()
         self._loading = asyncio.Lock()
 

@@ -29,6 +29,7 @@ from fraud_core.model.artifact import (
     current_version,
 )
 from fraud_core.scoring.scorer import Scorer, load_scorer
+from fraud_core.storage import as_path, file_times
 from fraud_serving.metrics import ServiceMetrics
 from fraud_serving.services.tasks import raise_if_cancelled
 
@@ -63,7 +64,7 @@ class ModelHolder:
     ) -> None:
         """`pointer`: the served model's (`current.json`) or the shadow model's
         (`challenger.json`: scored beside the served one, never deciding; optional)."""
-        self.registry = Path(registry)
+        self.registry = as_path(registry)
         self.pointer = pointer
         self.shadow = pointer != CURRENT_FILE
         self.metrics = metrics
@@ -163,7 +164,7 @@ class ModelHolder:
 
 def file_stat(path: Path) -> FileStat:
     try:
-        st = path.stat()
+        size, mtime_ns, _ = file_times(path)
     except OSError:
         return 0, -1
-    return st.st_mtime_ns, st.st_size
+    return mtime_ns, size

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from fraud_core import audit
 from fraud_core.contract import Contract
@@ -33,7 +32,7 @@ from fraud_core.review import (
     explain,
     stream_number,
 )
-from fraud_core.storage import DataLayout, segment_first_id
+from fraud_core.storage import DataLayout, file_times, read_parquet, segment_first_id
 from fraud_serving.schemas import Label
 from fraud_serving.services.answers import decode_record
 from fraud_serving.services.entities import EntityNotFoundError, EntityService
@@ -167,15 +166,15 @@ class ReviewService:
             if path.name in self._segments and path != newest_read:
                 continue
             try:
-                size = path.stat().st_size
+                size = file_times(path)[0]
             except FileNotFoundError:
                 continue
             if self._segments.get(path.name) == size:
                 continue
             horizon = self.index.horizon_s if self.index.newest_t_s else None
             try:
-                table = pq.read_table(
-                    str(path),
+                table = read_parquet(
+                    path,
                     columns=["log_id", "entry"],
                     filters=None if horizon is None else [("t_s", ">=", horizon)],
                 )

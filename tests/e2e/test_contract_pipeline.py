@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from dagster import materialize
 from litestar.testing import TestClient
@@ -35,6 +34,7 @@ from fraud_core.model.artifact import current_version, load_version
 from fraud_core.model.dataset import read_latest_manifest
 from fraud_core.model.replay import feature_days, validated_days
 from fraud_core.schema import order_schema
+from fraud_core.storage import read_parquet
 from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
 
@@ -59,10 +59,15 @@ DAYS = [START + timedelta(days=i) for i in range(DATA.days)]
 
 
 @pytest.fixture
-def card_data(tmp_path, monkeypatch):
+def card_data(tmp_path, monkeypatch, request):
+    """The card contract's landing files in a local folder, or (`scale-out`) in an S3 bucket of
+    the session's moto server."""
     from fraud_core.storage import DataLayout
 
-    layout = DataLayout(tmp_path / "data")
+    if getattr(request, "param", "local") == "scale-out":
+        layout = DataLayout.at(request.getfixturevalue("s3_root"))
+    else:
+        layout = DataLayout(tmp_path / "data")
     monkeypatch.setenv("FRAUD_DATA_DIR", str(layout.root))
     monkeypatch.setenv(CONTRACT_ENV, str(CONTRACT_PATH))
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
@@ -70,7 +75,12 @@ def card_data(tmp_path, monkeypatch):
     return layout
 
 
+@pytest.mark.parametrize(
+    ("card_data", "store"), [("local", "single"), ("scale-out", "cluster")], indirect=True
+)
 def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_data, store):
+    """Today's configuration (a local folder, a single Redis) and the scale-out one (an S3
+    bucket, a 3-master Redis Cluster): the same run."""
     url, keys, client = store
     ingested = materialize(
         FEATURE_LANE, resources=feature_resources(), tags=partition_range_tags(DAYS[0], DAYS[-1])
@@ -80,7 +90,7 @@ def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_da
     assert not failed, failed
 
     # validated orders in the contract's columns; buckets per contract entity
-    raw = pq.read_table(card_data.raw_orders(DAYS[3]))
+    raw = read_parquet(card_data.raw_orders(DAYS[3]))
     assert raw.schema.remove_metadata().equals(order_schema(CONTRACT))
     assert {"card", "terminal", "merchant", "mcc", "entry_mode", "distance_km"} <= set(
         raw.column_names
@@ -95,7 +105,7 @@ def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_da
         feature_days(validated_days(card_data.landing, DAYS[0], DAYS[-1]), SPEC, dtype=np.float64)
     )
     for day in (DAYS[0], DAYS[20], DAYS[-1]):
-        written = pq.read_table(card_data.entity_features(day)).to_pandas()
+        written = read_parquet(card_data.entity_features(day)).to_pandas()
         expected = reference[day]
         assert list(written.columns[-len(SPEC.feature_names) :]) == SPEC.feature_names
         assert "card__distinct_terminal__24h" in written.columns
@@ -140,7 +150,7 @@ def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_da
     some = raw.slice(0, 1).to_pylist()[0]
     assert client.exists(keys.entity(ns, "card", some["card"]))
     # the order index names an order's primary entity, the card (orders of the last 37 days)
-    last = pq.read_table(card_data.raw_orders(DAYS[-1])).slice(0, 1).to_pylist()[0]
+    last = read_parquet(card_data.raw_orders(DAYS[-1])).slice(0, 1).to_pylist()[0]
     assert client.hget(keys.order_index(ns), last["order_id"]).decode() == last["card"]
 
     # the scoring service serves the contract: its fields, its model, its store
@@ -151,6 +161,7 @@ def test_card_present_orders_reach_a_deployed_model_and_the_online_store(card_da
             "FRAUD_DATA_DIR": str(card_data.root),
             "REDIS_URL": url,
             "FRAUD_REDIS_PREFIX": keys.prefix,
+            "FRAUD_REDIS_CLUSTER": "1" if keys.cluster else "0",
             "FRAUD_API_KEYS": "card-key",
         }
     )
