@@ -2,8 +2,9 @@
 
 Days 1..N-1 land, `landing_folder_sensor` turns them into one `daily_features_job` run and
 `features_updated_sensor` into a `retrain_job` run (training set, model, gate, deployment, online
-store). The service starts (uvicorn, real HTTP, the real Redis under a key prefix of its own;
-the test runs on a single Redis and on a 3-master Redis Cluster).
+store). The service starts (uvicorn, real HTTP, the real Redis under a key prefix of its own).
+The test runs in two configurations: today's (a local data folder, a single Redis) and the
+scale-out one (FRAUD_DATA_DIR an S3 bucket on a moto server, a 3-master Redis Cluster).
 Then day N lands: the landing sensor's run computes its features; the retrain sensor first
 refreshes only the online store (the retrain is debounced) and, once the interval is over,
 retrains: a new model version is deployed, the store's `active` namespace moves, and the service
@@ -16,7 +17,6 @@ runs they request are executed in process, as the daemon would launch them.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 import uuid
@@ -118,12 +118,14 @@ def _skip(result: SensorResult) -> str:
     return result.skip_reason.skip_message or ""
 
 
-@pytest.fixture(params=["single", "cluster"])
+@pytest.fixture(params=["local-single", "s3-cluster"])
 def cluster(request, monkeypatch) -> bool:
-    """Both Redis configurations: a single Redis, and the session's 3-master Redis Cluster
-    ($FRAUD_REDIS_CLUSTER=1 for the code location, as a deployment sets it)."""
-    monkeypatch.setenv(CLUSTER_ENV, "1" if request.param == "cluster" else "0")
-    return request.param == "cluster"
+    """Both configurations: a local folder and a single Redis; an S3 bucket and the session's
+    3-master Redis Cluster ($FRAUD_REDIS_CLUSTER=1 for the code location, as a deployment sets
+    it). True for the second."""
+    scale_out = request.param == "s3-cluster"
+    monkeypatch.setenv(CLUSTER_ENV, "1" if scale_out else "0")
+    return scale_out
 
 
 @pytest.fixture
@@ -153,14 +155,20 @@ def prefix(redis_url: str, cluster: bool, monkeypatch) -> Iterator[str]:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch) -> DataLayout:
-    monkeypatch.setenv("FRAUD_DATA_DIR", str(tmp_path / "data"))
+def data_dir(tmp_path: Path, cluster: bool, request, monkeypatch) -> DataLayout:
+    layout = DataLayout.at(request.getfixturevalue("s3_root") if cluster else tmp_path / "data")
+    monkeypatch.setenv("FRAUD_DATA_DIR", str(layout.root))
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     monkeypatch.delenv("FRAUD_MAX_QUARANTINE_SHARE", raising=False)
     monkeypatch.delenv(MIN_INTERVAL_ENV, raising=False)  # the default debounce: 1 h
     # retrains without a model selection first (tests/assets/test_retrain_sensor.py covers it)
     monkeypatch.setenv(SELECTION_EVERY_ENV, "0")
-    return DataLayout(tmp_path / "data")
+    return layout
+
+
+def _deliver(path: Path, layout: DataLayout) -> None:
+    """A delivery into the landing folder or bucket: a new file (a fresh ctime) or object."""
+    (layout.landing / path.name).write_bytes(path.read_bytes())
 
 
 @pytest.fixture
@@ -227,7 +235,7 @@ def test_a_landed_day_retrains_deploys_and_reaches_the_running_service(
     files = sorted(write_landing_files(DATA, incoming))
     data_dir.landing.mkdir(parents=True, exist_ok=True)
     for path in files[:-1]:
-        shutil.copy(path, data_dir.landing)  # a copy: a fresh ctime, as a delivery has
+        _deliver(path, data_dir)
     registry = data_dir.models
 
     with instance_for_test() as instance:
@@ -252,7 +260,7 @@ def test_a_landed_day_retrains_deploys_and_reaches_the_running_service(
         assert client.get("/ready").json()["namespace"] == namespace
 
         # Day N lands.
-        shutil.copy(files[-1], data_dir.landing)
+        _deliver(files[-1], data_dir)
         landing = platform.tick(landing_folder_sensor)
         assert [(r.tags["dagster/asset_partition_range_start"]) for r in landing.run_requests] == [
             NEW_DAY.isoformat()
