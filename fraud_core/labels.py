@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fraud_core.storage import as_path, read_parquet
+from fraud_core.storage import as_path, read_parquet, readable
 
 ORDER_ROW = "order_row"  # the label columns on the orders' own rows
 FILE_DEFAULT_SOURCE = "chargeback"  # a label file without a `source` column
@@ -195,7 +195,8 @@ def read_label_file(path: Path) -> LabelFile:
         if path.suffix.lower() == ".parquet":
             frame = read_parquet(path).to_pandas()
         else:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            with readable(path) as source:
+                frame = pd.read_csv(source, dtype=str, keep_default_na=False)
     except Exception as exc:
         return LabelFile(name, empty_events(), _refusals(name, np.array([]), "", "", []), str(exc))
     missing = [c for c in ("order_id", "is_fraud", "label_date") if c not in frame.columns]

@@ -360,18 +360,43 @@ def as_path(location: str | os.PathLike[str] | UPath) -> Path | UPath:
     return Path(location)
 
 
+def _modified_ns(info: dict) -> int:
+    """An fsspec entry's time of last change in ns (S3: LastModified; others: mtime or
+    created), 0 when it names none."""
+    modified = info.get("LastModified") or info.get("mtime") or info.get("created") or 0
+    seconds = modified.timestamp() if hasattr(modified, "timestamp") else float(modified)
+    return int(seconds * 1_000_000_000)
+
+
 def file_times(path: Path | UPath) -> tuple[int, int, int]:
     """(size in bytes, mtime in ns, ctime in ns) of a file; of an object, its size and its
     LastModified for both times (an object is never changed in place: a new upload is a new
     object). OSError (FileNotFoundError) when it is not there."""
     if is_remote(path):
         info = path.fs.info(path.path)
-        modified = info.get("LastModified") or info.get("mtime") or info.get("created") or 0
-        seconds = modified.timestamp() if hasattr(modified, "timestamp") else float(modified)
-        ns = int(seconds * 1_000_000_000)
+        ns = _modified_ns(info)
         return int(info.get("size") or 0), ns, ns
     stat = path.stat()
     return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+def folder_mtime_ns(folder: Path | UPath) -> int:
+    """When a folder last changed: its mtime; in an object store (where a folder is only a
+    prefix) the newest LastModified of its objects, 0 when it holds none."""
+    if not is_remote(folder):
+        return folder.stat().st_mtime_ns
+    found = folder.fs.find(folder.path, detail=True).values()
+    return max((_modified_ns(info) for info in found), default=0)
+
+
+def remove_tree(folder: Path | UPath) -> None:
+    """Delete a folder and everything in it (every object under the prefix); nothing when it
+    is not there."""
+    if is_remote(folder):
+        with contextlib.suppress(FileNotFoundError):
+            folder.fs.rm(folder.path, recursive=True)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_metadata(path: Path | UPath) -> pq.FileMetaData:
@@ -552,8 +577,7 @@ def publish(staged: DataLayout, target: DataLayout) -> list[UPath]:
             final = target.root / path.relative_to(staged.root)
             fs.mv(path.path, final.path)
             moved.append(final)
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm(staged.root.path, recursive=True)
+        remove_tree(staged.root)
         return moved
     if not staged.root.is_dir():
         return moved

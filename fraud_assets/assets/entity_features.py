@@ -8,7 +8,6 @@ staging tree, verifies it with the same rules as the blocking checks, and only t
 A failed run therefore never reaches `training_set`, `online_store` or the next day's features.
 """
 
-import shutil
 from datetime import date, timedelta
 
 import numpy as np
@@ -44,7 +43,13 @@ from fraud_core.features.pipeline import (
 )
 from fraud_core.features.rules import forbidden_nans, out_of_range
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
-from fraud_core.storage import DataLayout, read_metadata, read_parquet, remove_orphan_temp_files
+from fraud_core.storage import (
+    DataLayout,
+    read_metadata,
+    read_parquet,
+    remove_orphan_temp_files,
+    remove_tree,
+)
 
 ONE_ROW_PER_VALID_ORDER = "one_feature_row_per_valid_order"
 NO_FORBIDDEN_NANS = "no_nan_where_spec_forbids"
@@ -87,7 +92,7 @@ def entity_features(
     _remove_leftovers(context, data)
     days = partition_days(context)
     staged = data.staging(context.run.run_id)
-    shutil.rmtree(staged.root, ignore_errors=True)  # a retried step starts clean
+    remove_tree(staged.root)  # a retried step starts clean
     n_buckets = _bucket_count(data, days, spec)
     chunks = day_chunks(days, [_valid_rows(data, d) for d in days], chunk_orders())
     if len(chunks) > 1:
@@ -164,7 +169,7 @@ def _remove_leftovers(context: AssetExecutionContext, data: DataLayout) -> None:
     for run_id, folder in data.staged_runs().items():
         run = context.instance.get_run_by_id(run_id)
         if run is None or run.status in _FINISHED:
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)
             context.log.info(f"removed the unpublished output of run {run_id}")
 
 

@@ -35,7 +35,14 @@ import pandas as pd
 from fraud_core.features.pipeline import identity_columns
 from fraud_core.features.spec import DEFAULT_SPEC, FeatureSpec
 from fraud_core.labels import apply_feed
-from fraud_core.storage import DataLayout, as_path, read_parquet
+from fraud_core.storage import (
+    DataLayout,
+    as_path,
+    folder_mtime_ns,
+    is_remote,
+    read_parquet,
+    remove_tree,
+)
 
 LABEL = "label"  # 1: fraud known at the cutoff
 WEIGHT = "weight"  # compensates the subsampling of non-fraud training rows
@@ -389,29 +396,24 @@ def training_set_dir(layout: DataLayout, cutoff: date, run_key: str) -> Path:
 def prune_training_sets(layout: DataLayout, keep: int = 3) -> list[Path]:
     """Delete all but the newest `keep` complete training sets (and any incomplete one older
     than them); the one `latest.json` points at is always kept. Returns the deleted folders."""
-    import shutil
-
-    folders = sorted(
-        layout.training_set_folders(),
-        key=lambda p: p.stat().st_mtime_ns,
-        reverse=True,
-    )
+    changed = {p: folder_mtime_ns(p) for p in layout.training_set_folders()}
+    folders = sorted(changed, key=changed.__getitem__, reverse=True)
     latest = latest_manifest_path(layout)
     pinned = as_path(json.loads(latest.read_text())["manifest"]).parent if latest.exists() else None
     complete = [p for p in folders if (p / MANIFEST).exists()]
     newest = complete[:keep]
     if len(newest) < keep:
         return []
-    oldest_kept = min(p.stat().st_mtime_ns for p in newest)
+    oldest_kept = min(changed[p] for p in newest)
     deleted = []
     for folder in folders:
-        if folder in newest or folder == pinned or folder.stat().st_mtime_ns >= oldest_kept:
+        if folder in newest or folder == pinned or changed[folder] >= oldest_kept:
             continue  # kept, pinned, or newer than a kept set (a run may still be writing it)
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)
         deleted.append(folder)
     for cutoff_dir in layout.training_set_cutoffs():
-        if not any(cutoff_dir.iterdir()):
-            cutoff_dir.rmdir()
+        if not is_remote(cutoff_dir) and not any(cutoff_dir.iterdir()):
+            cutoff_dir.rmdir()  # (an object store has no empty folder to remove)
     return deleted
 
 

@@ -226,3 +226,29 @@ def test_the_label_feed_labels_rows_as_known_at_the_cutoff() -> None:
     assert fed.loc[fraud, "label"] == 0
     others = fed.index.difference([honest[0], honest[1], fraud])
     assert (fed.loc[others, "label"] == rows.loc[others, "label"]).all()
+
+
+def test_pruning_in_an_object_store_goes_by_the_objects_times(s3_root) -> None:
+    """In an S3 bucket a folder is a prefix with no time of its own: a set's age is its newest
+    object's, and deleting a set deletes its objects."""
+    import json
+    import time
+
+    layout = DataLayout.at(s3_root)
+    folders = []
+    for i in range(4):
+        folder = training_set_dir(layout, date(2026, 3, 1 + i), f"run{i}")
+        (folder / TRAIN / "date=2026-03-01.parquet").write_bytes(b"rows")
+        if i != 1:  # run1 never finished
+            (folder / MANIFEST).write_text("{}")
+        folders.append(folder)
+        time.sleep(1.1)  # the store's times are whole seconds
+    latest_manifest_path(layout).write_text(json.dumps({"manifest": str(folders[0] / MANIFEST)}))
+    deleted = prune_training_sets(layout, keep=2)
+    assert deleted == [folders[1]]
+    assert [(f / TRAIN / "date=2026-03-01.parquet").exists() for f in folders] == [
+        True,
+        False,
+        True,
+        True,
+    ]

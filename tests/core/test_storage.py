@@ -21,11 +21,13 @@ from fraud_core.storage import (
     TEMP_GRACE_S,
     DataLayout,
     atomic_path,
+    folder_mtime_ns,
     is_remote,
     publish,
     read_parquet,
     read_parquet_files,
     remove_orphan_temp_files,
+    remove_tree,
     temp_path,
     write_parquet,
 )
@@ -69,6 +71,21 @@ def test_publish_moves_a_staged_tree_into_place(any_layout):
     assert sorted(published) == [layout.entity_features(d) for d in ("2026-01-01", "2026-01-02")]
     assert layout.entity_features("2026-01-01").read_text() == "2026-01-01"
     assert not staged.root.exists()
+
+
+def test_a_folder_has_a_time_and_goes_with_everything_in_it(any_layout):
+    layout = any_layout
+    staged = layout.staging("run1")
+    for day in ("2026-01-01", "2026-01-02"):
+        staged.entity_features(day).parent.mkdir(parents=True, exist_ok=True)
+        staged.entity_features(day).write_text(day)
+    assert folder_mtime_ns(staged.root) > 0
+
+    remove_tree(staged.root)
+    remove_tree(staged.root)  # not there: nothing to do
+
+    assert not staged.entity_features("2026-01-01").exists()
+    assert layout.staged_runs() == {}
 
 
 def test_a_local_layout_is_made_of_paths(tmp_path):

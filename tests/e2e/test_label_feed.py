@@ -37,7 +37,7 @@ from fraud_assets.sensors.labels import label_feed_sensor
 from fraud_core.generator import iter_daily_orders
 from fraud_core.model.dataset import LABEL, TrainingSetConfig, keep_share, read_latest_manifest
 from fraud_core.model.replay import feature_days
-from fraud_core.storage import DataLayout, write_parquet
+from fraud_core.storage import DataLayout, read_parquet, write_parquet
 from fraud_serving.app import create_app
 from fraud_serving.settings import Settings
 
@@ -49,23 +49,26 @@ API_KEY = "label-feed-key"
 
 
 @pytest.fixture
-def setup(tmp_path, monkeypatch, store):
+def setup(tmp_path, monkeypatch, store, request):
+    """The service, a deployed model and the data: in a local folder with a single Redis, in an
+    S3 bucket (the session's moto server) with the Redis Cluster."""
     url, keys, client = store
-    monkeypatch.setenv("FRAUD_DATA_DIR", str(tmp_path))
+    layout = DataLayout.at(request.getfixturevalue("s3_root") if keys.cluster else tmp_path)
+    monkeypatch.setenv("FRAUD_DATA_DIR", str(layout.root))
     monkeypatch.setenv("FRAUD_REDIS_PREFIX", keys.prefix)
     monkeypatch.setenv("REDIS_URL", url)
     monkeypatch.setenv("FRAUD_LABEL_DRAIN_AFTER_S", "0")
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
-    deploy(tmp_path / "models", trained_booster())
+    deploy(layout.models, trained_booster())
     settings = Settings(
         api_keys=frozenset({API_KEY}),
         redis_url=url,
         redis_cluster=keys.cluster,
         key_prefix=keys.prefix,
-        data_dir=tmp_path,
+        data_dir=layout.root,
         model_poll_s=0.1,
     )
-    return settings, keys, client, DataLayout(tmp_path)
+    return settings, keys, client, layout
 
 
 def _resources(settings, layout) -> dict:
@@ -122,7 +125,7 @@ def test_a_posted_label_and_a_chargeback_file_reach_the_next_training_set(setup)
     assert client.xlen(keys.labels) == 2
 
     # a chargeback file clears a fraud label (the provider reversed it), one row is refused
-    layout.label_landing.mkdir(parents=True)
+    layout.label_landing.mkdir(parents=True, exist_ok=True)
     (layout.label_landing / "reversals.csv").write_text(
         "order_id,is_fraud,label_date,source\n"
         f"{retracted['order_id']},0,{reversed_at.isoformat()},chargeback\n"
@@ -133,9 +136,9 @@ def test_a_posted_label_and_a_chargeback_file_reach_the_next_training_set(setup)
     (check,) = built.get_asset_check_evaluations()
     assert check.check_name == LABEL_FILES_ARE_VALID and not check.passed
     assert "reversals.csv row 1: is_fraud" in check.description
-    refused = pq.read_table(layout.label_quarantine).to_pandas()
+    refused = read_parquet(layout.label_quarantine).to_pandas()
     assert refused[["file", "row", "field"]].values.tolist() == [["reversals.csv", 1, "is_fraud"]]
-    events = pd.concat(pq.read_table(layout.labels(d)).to_pandas() for d in layout.labels_days())
+    events = pd.concat(read_parquet(layout.labels(d)).to_pandas() for d in layout.labels_days())
     assert sorted(events["source"]) == ["analyst", "chargeback"]
 
     run = materialize(
