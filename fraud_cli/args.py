@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fraud_core.storage import DataLayout
 
 
 def day(text: str) -> date:
@@ -26,3 +30,11 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
+
+
+def data_layout(data_dir: str | None) -> DataLayout:
+    """The data tree a sub-command works on: `--data-dir` (a folder or an object-store URL such
+    as s3://bucket/prefix) when given, else $FRAUD_DATA_DIR, else ./data."""
+    from fraud_core.storage import DataLayout  # pandas and Arrow: only for commands that read data
+
+    return DataLayout.at(data_dir) if data_dir else DataLayout.from_env()

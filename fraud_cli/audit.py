@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from fraud_cli.args import data_layout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fraud_core.audit import ACTIONS
 
-    parser.add_argument("--data-dir", type=Path, default=None, help="data folder")
+    parser.add_argument("--data-dir", type=str, default=None, help="data folder")
     parser.add_argument("--action", choices=ACTIONS, default=None, help="only this action")
     parser.add_argument("--since", default=None, help="ISO date or time")
     parser.add_argument("--limit", type=int, default=50)
@@ -21,9 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fraud_core import audit
-    from fraud_core.storage import DataLayout
 
-    layout = DataLayout(args.data_dir.resolve()) if args.data_dir else DataLayout.from_env()
+    layout = data_layout(args.data_dir)
     records = audit.read(layout.audit, action=args.action, since=args.since, limit=args.limit)
     for r in records:
         if args.json:

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from fraud_cli.args import day, non_negative_int, positive_int
+from fraud_cli.args import data_layout, day, non_negative_int, positive_int
 from fraud_core.model.backtest import BacktestConfig
 from fraud_core.model.selection import SEARCH_SPACE, SelectionConfig, search_space
 
@@ -30,7 +30,7 @@ _S = SelectionConfig(end=date(2026, 1, 1))
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
-        type=Path,
+        type=str,
         default=None,
         help="data folder whose landing/ holds the order files (default $FRAUD_DATA_DIR, ./data)",
     )
@@ -127,7 +127,6 @@ def run(args: argparse.Namespace) -> int:
     from fraud_core.model.backtest import run_backtest
     from fraud_core.model.dataset import TrainingSetConfig
     from fraud_core.model.replay import feature_days, landing_days, validated_days
-    from fraud_core.storage import DataLayout
 
     if args.contract is not None:  # validation reads it from the environment too
         os.environ[CONTRACT_ENV] = str(args.contract.resolve())
@@ -136,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     except ContractError as err:
         print(f"fraud backtest: {err}", file=sys.stderr)
         return 2
-    layout = DataLayout(args.data_dir.resolve()) if args.data_dir else DataLayout.from_env()
+    layout = data_layout(args.data_dir)
     days = landing_days(layout.landing)
     if not days:
         print(f"fraud backtest: no landing files in {layout.landing}", file=sys.stderr)

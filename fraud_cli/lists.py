@@ -11,13 +11,14 @@ import os
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
+
+from fraud_cli.args import data_layout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from fraud_core.policy import LIST_NAMES
 
-    parser.add_argument("--data-dir", type=Path, default=None, help="data folder (audit trail)")
+    parser.add_argument("--data-dir", type=str, default=None, help="data folder (audit trail)")
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="put an entity on a list")
     add.add_argument("list", choices=LIST_NAMES)
@@ -51,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     from fraud_core.online_keys import OnlineKeys
     from fraud_core.policy.lists import decode_all, entry_field, new_entry
     from fraud_core.redis_server import DEFAULT_REDIS_URL, ENV_VAR
-    from fraud_core.storage import DataLayout
 
     try:
         contract = serving_contract()
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fraud lists: {err}", file=sys.stderr)
         return 2
     keys = OnlineKeys.from_env()
-    layout = DataLayout(args.data_dir.resolve()) if args.data_dir else DataLayout.from_env()
+    layout = data_layout(args.data_dir)
     url = os.environ.get(ENV_VAR) or DEFAULT_REDIS_URL
     try:
         client = coordinator(connect(url), keys)

@@ -13,11 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from fraud_cli.args import data_layout
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
-        type=Path,
+        type=str,
         default=None,
         help="data folder holding models/ (default $FRAUD_DATA_DIR, ./data)",
     )
@@ -33,9 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _layout(args: argparse.Namespace):
-    from fraud_core.storage import DataLayout
 
-    return DataLayout(args.data_dir.resolve()) if args.data_dir else DataLayout.from_env()
+    return data_layout(args.data_dir)
 
 
 def _fmt(value: object) -> str:

@@ -13,9 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from fraud_cli.args import data_layout
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=None, help="data folder (policies/)")
+    parser.add_argument("--data-dir", type=str, default=None, help="data folder (policies/)")
     sub = parser.add_subparsers(dest="action", required=True)
     check = sub.add_parser("check", help="parse and type-check a policy file")
     check.add_argument("file", type=Path)
@@ -33,9 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from fraud_core.contract import ContractError, serving_contract
     from fraud_core.policy import PolicyError, PolicyFields, load_policy
     from fraud_core.policy.registry import ACTIVE, CANDIDATE, PolicyRegistry
-    from fraud_core.storage import DataLayout
 
-    layout = DataLayout(args.data_dir.resolve()) if args.data_dir else DataLayout.from_env()
+    layout = data_layout(args.data_dir)
     registry = PolicyRegistry(layout)
     try:
         fields = PolicyFields.of(serving_contract())

@@ -1,5 +1,6 @@
 """`fraud backtest`: from landing files alone (validation and features computed by the command
-itself) to a report whose last line is the RESULT, without writing to the data folder."""
+itself) to a report whose last line is the RESULT, without writing to the data folder (a local
+one or an S3 bucket)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,25 @@ import pytest
 
 from fraud_cli.main import main
 from fraud_core.generator import write_landing_files
+from fraud_core.storage import DataLayout
 
 from ..configs import labelled_orders
 
 DATA = labelled_orders(days=40, seed=3)
 
 
-def test_backtest_from_landing_files(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_landing_files(DATA, tmp_path / "landing")
-    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+@pytest.fixture(params=["local", "s3"])
+def data_root(request, tmp_path) -> str:
+    """The data folder: a local one, or an S3 bucket of the session's moto server."""
+    return request.getfixturevalue("s3_root") if request.param == "s3" else str(tmp_path)
+
+
+def test_backtest_from_landing_files(data_root, capsys: pytest.CaptureFixture[str]) -> None:
+    layout = DataLayout.at(data_root)
+    write_landing_files(DATA, layout.landing)
+    before = sorted(str(p) for p in layout.root.rglob("*"))
     args = ["--train-days", "20", "--delay-days", "8", "--test-days", "5", "--folds", "2"]
-    code = main(["backtest", "--data-dir", str(tmp_path), *args, "--workers-threads", "2"])
+    code = main(["backtest", "--data-dir", data_root, *args, "--workers-threads", "2"])
     out = capsys.readouterr().out
     assert code == 0
     assert "orders (0 quarantined)" in out
@@ -31,7 +40,7 @@ def test_backtest_from_landing_files(tmp_path, capsys: pytest.CaptureFixture[str
     assert match, last
     ap, auc, cp = (float(x) for x in match.groups())
     assert ap > 0.3 and auc > 0.8 and 0 < cp <= 1
-    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert sorted(str(p) for p in layout.root.rglob("*")) == before
 
 
 def test_backtest_explains_missing_data(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
