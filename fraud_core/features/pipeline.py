@@ -265,7 +265,15 @@ def publish_features(
     """Make a run's checked output visible: move its feature files and state files into place
     (each move atomic), then mark the snapshots it wrote (each chunk's end, the range's end
     last) complete. A reader never sees a snapshot or a feature file of a run whose checks did
-    not pass."""
+    not pass.
+
+    A rerun replaces snapshots: their markers are withdrawn first, so while the new bucket
+    files move in one by one (in an object store, one copy each) no marker vouches for a mix of
+    old and new files; a reader meanwhile takes the newest snapshot still marked, and a publish
+    that fails half-way leaves those days unmarked until a run succeeds."""
+    for day in snapshot_days:
+        for e in spec.entities:
+            layout.entity_state_marker(e.kind, day).unlink(missing_ok=True)
     publish(staged, layout)
     for day in snapshot_days:
         mark_snapshots(layout, day, n_buckets, spec)

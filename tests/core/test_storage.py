@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 from upath import UPath
 
+from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.storage import (
     TEMP_GRACE_S,
     DataLayout,
@@ -158,3 +159,32 @@ def test_atomic_writes_and_parquet_reads_on_every_store(any_layout):
     assert both.column("order_id").to_pylist() == ["c", "a", "b"]
     assert layout.raw_orders_days() == [date(2026, 1, 1), date(2026, 1, 2)]
     assert remove_orphan_temp_files(layout.root) == []
+
+
+def test_a_publish_that_fails_half_way_leaves_no_marker_over_a_mixed_snapshot(tmp_path):
+    """A rerun's snapshot of a day replaces the published one: its marker is withdrawn before
+    the new bucket files move in, so when a move fails half-way the day is not vouched for and a
+    reader takes the older snapshot (here: none of that day)."""
+    from fraud_core.features.pipeline import mark_snapshots, publish_features, snapshot_days
+
+    layout, day, earlier = DataLayout(tmp_path / "data"), date(2026, 1, 5), date(2026, 1, 4)
+    kind = DEFAULT_SPEC.entities[0].kind
+    for d in (earlier, day):
+        for bucket in (0, 1):
+            layout.entity_state(kind, d, bucket).parent.mkdir(parents=True, exist_ok=True)
+            layout.entity_state(kind, d, bucket).write_text("old")
+        mark_snapshots(layout, d, 2)
+    assert snapshot_days(layout, kind, 2) == [earlier, day]
+    staged = layout.staging("rerun")
+    for bucket in (0, 1):
+        staged.entity_state(kind, day, bucket).parent.mkdir(parents=True, exist_ok=True)
+        staged.entity_state(kind, day, bucket).write_text("new")
+    # bucket 1 cannot be replaced (a folder is in its place): the publish fails after bucket 0
+    layout.entity_state(kind, day, 1).unlink()
+    (layout.entity_state(kind, day, 1) / "in-the-way").mkdir(parents=True)
+
+    with pytest.raises(OSError):
+        publish_features(layout, staged, [day], 2)
+
+    assert layout.entity_state(kind, day, 0).read_text() == "new"
+    assert snapshot_days(layout, kind, 2) == [earlier]
