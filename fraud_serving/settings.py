@@ -11,7 +11,6 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from upath import UPath
 
@@ -86,8 +85,9 @@ class Settings:
     redis_url: str = DEFAULT_REDIS_URL  # REDIS_URL
     key_prefix: str = DEFAULT_PREFIX  # FRAUD_REDIS_PREFIX (the loader's too: `online_keys`)
     redis_cluster: bool = False  # FRAUD_REDIS_CLUSTER=1: REDIS_URL names a node of a cluster
-    # FRAUD_DATA_DIR (a folder or an object-store URL); models are read from <data_dir>/models
-    data_dir: Path | UPath = Path("data")
+    # FRAUD_DATA_DIR (a folder or an object-store URL); models are read from <data_dir>/models.
+    # A UPath (a local one is a Path too): one type, as Litestar's signature model needs.
+    data_dir: UPath = field(default_factory=lambda: UPath("data"))
     host: str = "127.0.0.1"  # FRAUD_HOST
     port: int = 8000  # FRAUD_PORT
     redis_timeout_ms: int = 80  # FRAUD_REDIS_TIMEOUT_MS: connect and read, so a 503 comes fast
@@ -125,6 +125,10 @@ class Settings:
         "INFO"  # FRAUD_LOG_LEVEL: the service's own log lines (`fraud serve --log-level`)
     )
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.data_dir, UPath):  # a str or a plain Path from a caller
+            object.__setattr__(self, "data_dir", UPath(self.data_dir))
+
     @functools.cached_property
     def request_shape(self) -> RequestShape:
         """How requests carry the contract's entities and attributes."""
@@ -140,7 +144,7 @@ class Settings:
         return max(1, round(self.order_index_days * DAY_S))
 
     @property
-    def models_dir(self) -> Path:
+    def models_dir(self) -> UPath:
         return DataLayout(self.data_dir).models
 
     @classmethod

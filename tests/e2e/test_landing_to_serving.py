@@ -338,3 +338,7 @@ def test_a_landed_day_retrains_deploys_and_reaches_the_running_service(
     assert answer["model_version"] == new_version
     assert answer["new_entities"] == []
     assert 0.0 <= answer["score"] <= 1.0
+    # the audit trail is read from the data folder or bucket (promotions are recorded there)
+    audit = client.get("/v1/audit")
+    assert audit.status_code == 200, audit.text
+    assert isinstance(audit.json(), list)
