@@ -8,6 +8,7 @@ per process and must not be used for this.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import numpy as np
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 
 from fraud_core.contract import Contract, builtin_contract
 from fraud_core.schema import order_schema
-from fraud_core.storage import DataLayout, read_parquet, write_parquet
+from fraud_core.storage import DataLayout, atomic_path, read_parquet, write_parquet
 
 # Per kind and day. At the default volume (~3,300 orders a day) a bucket file holds ~800 orders;
 # a backfill task reads one file per day, so smaller files cost more in per-file overhead than in
@@ -62,7 +63,12 @@ def write_day_buckets(
     (default the built-in one), replacing
     what an earlier run wrote for that day (files of buckets beyond `n_buckets` are removed).
     Returns the row count of each bucket per kind. Runs inside a Dask task: plain arguments,
-    plain result."""
+    plain result.
+
+    A kind's marker is withdrawn before its files are replaced and written after the last one
+    (`DataLayout.orders_by_entity_marker`): a write that fails or is killed half-way, or is
+    still running, leaves the day unmarked, and feature runs refuse an unmarked day instead of
+    reading a mix of old and new buckets."""
     source = layout.raw_orders(day)
     if not source.exists():
         raise FileNotFoundError(f"no validated orders for {day}: {source} (materialize raw_orders)")
@@ -71,6 +77,8 @@ def write_day_buckets(
     orders = read_parquet(source).select(schema.names).cast(schema)
     sizes: dict[str, list[int]] = {}
     for kind in contract.entity_kinds:
+        marker = layout.orders_by_entity_marker(kind, day)
+        marker.unlink(missing_ok=True)
         written = set()
         sizes[kind] = []
         for bucket, part in enumerate(split_by_bucket(orders, kind, n_buckets)):
@@ -80,9 +88,14 @@ def write_day_buckets(
         for stale in layout.orders_by_entity_buckets(kind, day).values():
             if stale.name not in written:
                 stale.unlink()
+        with atomic_path(marker) as tmp:
+            tmp.write_text(json.dumps({"n_buckets": n_buckets, "rows": sizes[kind]}))
     return sizes
 
 
 def bucket_files(layout: DataLayout, kind: str, day: date | str) -> list[tuple[int, str]]:
-    """(bucket number, path) of every bucket file of one kind and day, by bucket number."""
+    """(bucket number, path) of every bucket file of one kind and day, by bucket number; none
+    when the day's marker is missing (its write failed, was killed or is still running)."""
+    if not layout.orders_by_entity_marker(kind, day).exists():
+        return []
     return [(b, str(path)) for b, path in layout.orders_by_entity_buckets(kind, day).items()]

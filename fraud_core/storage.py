@@ -69,6 +69,10 @@ def _by_day(folder: UPath, pattern: str) -> dict[date, UPath]:
 SNAPSHOT_MARKER = "_SNAPSHOT.json"
 """Written last into an end-of-day entity-state folder: the snapshot is complete."""
 
+BUCKETS_MARKER = "_BUCKETS.json"
+"""Written last into a kind's `orders_by_entity` day folder: every bucket file of it is in place
+(`fraud_core.buckets.write_day_buckets`)."""
+
 
 def segment_first_id(path: UPath) -> str:
     """The stream id a decision-log segment file (`segment=<ms>-<seq>.parquet`) starts at."""
@@ -159,15 +163,19 @@ class DataLayout:
         return self.root / "orders_by_entity" / f"kind={kind}"
 
     def orders_by_entity_days(self, kind: str) -> list[date]:
-        """Days with a folder of `kind`'s bucket files, oldest first."""
-        folders = _by_day(self.orders_by_entity_kind(kind), "date=*")
-        return [day for day, folder in folders.items() if folder.is_dir()]
+        """Days whose bucket files of `kind` are complete (their marker is written), oldest
+        first. A day a failed or running write left without its marker is not among them."""
+        return list(_by_day(self.orders_by_entity_kind(kind), f"date=*/{BUCKETS_MARKER}"))
 
     def orders_by_entity_dir(self, kind: str, day: date | str) -> UPath:
         return self.orders_by_entity_kind(kind) / _partition(day)
 
     def orders_by_entity(self, kind: str, day: date | str, bucket: int) -> UPath:
         return self.orders_by_entity_dir(kind, day) / _bucket_file(bucket)
+
+    def orders_by_entity_marker(self, kind: str, day: date | str) -> UPath:
+        """The file that declares `kind`'s bucket files of `day` complete (`BUCKETS_MARKER`)."""
+        return self.orders_by_entity_dir(kind, day) / BUCKETS_MARKER
 
     def orders_by_entity_buckets(self, kind: str, day: date | str) -> dict[int, UPath]:
         """The bucket files of one kind and day, by bucket number (ascending)."""

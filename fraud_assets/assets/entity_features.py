@@ -198,11 +198,24 @@ def _valid_rows(data: DataLayout, day: date) -> int:
 
 
 def _bucket_count(data: DataLayout, days: list[date], spec: FeatureSpec) -> int:
+    """The range's one bucket count; a clear failure when a day's buckets are missing or
+    incomplete (no marker: `fraud_core.buckets.write_day_buckets`) or counts differ."""
+    marked = {e.kind: set(data.orders_by_entity_days(e.kind)) for e in spec.entities}
+    unmarked = sorted({d for d in days for kind in marked if d not in marked[kind]})
+    if unmarked:
+        listed = ", ".join(str(d) for d in unmarked[:5]) + (" ..." if len(unmarked) > 5 else "")
+        raise Failure(
+            description=f"orders_by_entity is missing or incomplete for {len(unmarked)} day(s) "
+            f"({listed}): its write failed, was killed or is still running; materialize "
+            "orders_by_entity for these days",
+            metadata={"days": MetadataValue.json([str(d) for d in unmarked])},
+        )
     counts = {len(bucket_files(data, e.kind, d)) for e in spec.entities for d in days}
     if len(counts) != 1 or 0 in counts:
-        raise ValueError(
-            f"orders_by_entity has {sorted(counts)} buckets across {days[0]}..{days[-1]}: "
-            "materialize orders_by_entity for these days with one bucket count"
+        raise Failure(
+            description=f"orders_by_entity has {sorted(counts)} buckets across "
+            f"{days[0]}..{days[-1]}: materialize orders_by_entity for these days with one "
+            "bucket count"
         )
     return counts.pop()
 

@@ -94,6 +94,9 @@ def check_orders_by_entity_day(data: DataLayout, day: str, kinds: tuple[str, ...
     metadata: dict[str, int] = {"raw_rows": len(raw_ids)}
     problems = []
     for kind in kinds:
+        if not data.orders_by_entity_marker(kind, day).exists():
+            problems.append(f"{kind}: incomplete (no marker: its write failed or is running)")
+            continue
         files = bucket_files(data, kind, day)
         numbers = [n for n, _ in files]
         if not files or numbers != list(range(len(files))):

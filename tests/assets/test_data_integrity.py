@@ -181,6 +181,43 @@ def test_a_failed_feature_run_publishes_no_snapshot_and_no_feature_file(landed, 
     assert not any(landed.staging_root.glob("run=*"))
 
 
+def test_a_bucket_write_that_fails_half_way_leaves_the_day_unmarked_and_refused(
+    landed, materialize_range
+):
+    """A rerun of orders_by_entity replaces a day's bucket files one by one (in an object store,
+    one PUT each): one that failed half-way left new and old buckets side by side, and feature
+    runs read the mix. The day's marker is now withdrawn first and written last."""
+    assert materialize_range(FEATURES, DAYS[0], DAYS[1]).success
+    assert landed.orders_by_entity_days("email") == DAYS[:2]
+    # A folder where the email kind's bucket 2 goes: the write of that file fails (a real
+    # failure of the rename or PUT), after buckets 0 and 1 were replaced.
+    blocked = landed.orders_by_entity("email", DAYS[1], 2)
+    blocked.unlink()
+    blocked.mkdir()
+    (blocked / "keep").write_text("x")
+
+    failed = materialize_range([orders_by_entity], DAYS[1], DAYS[1], raise_on_error=False)
+
+    assert not failed.success
+    assert not landed.orders_by_entity_marker("email", DAYS[1]).exists()
+    assert landed.orders_by_entity_marker("customer_id", DAYS[1]).exists()  # written before
+    assert landed.orders_by_entity_days("email") == DAYS[:1]
+    refused = materialize_range(
+        [entity_features, entity_features_checks], DAYS[1], DAYS[1], raise_on_error=False
+    )
+    assert not refused.success
+    error = next(e for e in refused.all_events if e.is_step_failure).event_specific_data.error
+    assert f"orders_by_entity is missing or incomplete for 1 day(s) ({DAYS[1]})" in error.message
+    assert "Traceback" not in error.message
+    assert feature_days_on_disk(landed) == DAYS[:2]  # the last good features stay
+
+    (blocked / "keep").unlink()
+    blocked.rmdir()
+    assert materialize_range([orders_by_entity], DAYS[1], DAYS[1]).success
+    assert landed.orders_by_entity_days("email") == DAYS[:2]
+    assert materialize_range([entity_features, entity_features_checks], DAYS[1], DAYS[1]).success
+
+
 def test_a_day_without_valid_orders_as_the_last_day_of_a_run(landed, materialize_range):
     """Finding 3: `np.nanmin` of an empty block crashed entity_features on such a day."""
     last = landing_file(landed, DAYS[3])

@@ -130,7 +130,9 @@ def test_partition_listings_give_days_oldest_first_and_skip_other_folders(any_la
         _touch(layout.entity_features(day))
         _touch(layout.entity_state_marker("customer_id", day))
         _touch(layout.orders_by_entity("email", day, 3))
+        _touch(layout.orders_by_entity_marker("email", day))
     _touch(layout.raw_orders(date(2026, 3, 1)).with_name("other.parquet"))  # no orders file
+    _touch(layout.orders_by_entity("email", date(2026, 3, 2), 0))  # no marker: not complete
     _touch(layout.root / "entity_features" / "date=not-a-day" / "features.parquet")
     _touch(layout.orders_by_entity("email", days[0], 1))
 
