@@ -99,12 +99,12 @@ class DataLayout:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         # frozen: set once here; a str or a Path from a caller becomes a UPath
-        object.__setattr__(self, "root", UPath(root))
+        object.__setattr__(self, "root", location_path(root))
 
     @classmethod
     def at(cls, location: str | os.PathLike[str]) -> DataLayout:
         """The layout at a folder (made absolute) or an fsspec URL."""
-        return cls(UPath(location).resolve())
+        return cls(location_path(location).resolve())
 
     @classmethod
     def from_env(cls) -> DataLayout:
@@ -341,6 +341,21 @@ class DataLayout:
         return {_value(p.name): p for p in self.staging_root.glob("run=*")}
 
 
+def location_path(location: str | os.PathLike[str] | UPath) -> UPath:
+    """The `UPath` of a folder or an fsspec URL, as every process of the project opens it.
+
+    An object store's file system is opened without fsspec's listing cache: s3fs keeps a
+    folder's listing for the life of the process by default, so a long-running sensor, service
+    or Dask worker would never see an object another process wrote after its first listing
+    (a landing file, a drained decision-log segment, a rerun's bucket file)."""
+    if isinstance(location, UPath):
+        return location
+    text = os.fspath(location)
+    if "://" in text and not text.startswith("file://"):
+        return UPath(text, use_listings_cache=False)
+    return UPath(text)
+
+
 def is_remote(path: Path | UPath) -> bool:
     """Whether `path` is an object in an object store (or another fsspec file system), not a
     file of this machine: a local `UPath` is a `pathlib.Path`, a remote one is not."""
@@ -364,7 +379,7 @@ def as_path(location: str | os.PathLike[str] | UPath) -> Path | UPath:
     if isinstance(location, UPath):
         return location
     if isinstance(location, str) and "://" in location:
-        return UPath(location)
+        return location_path(location)
     return Path(location)
 
 

@@ -29,7 +29,7 @@ from fraud_core.online_keys import (
 )
 from fraud_core.redis_server import DEFAULT_REDIS_URL
 from fraud_core.review import DEFAULT_WINDOW_DAYS
-from fraud_core.storage import DataLayout
+from fraud_core.storage import DataLayout, location_path
 
 CONSOLE_SECRET_ENV = "FRAUD_CONSOLE_SECRET"
 
@@ -87,7 +87,7 @@ class Settings:
     redis_cluster: bool = False  # FRAUD_REDIS_CLUSTER=1: REDIS_URL names a node of a cluster
     # FRAUD_DATA_DIR (a folder or an object-store URL); models are read from <data_dir>/models.
     # A UPath (a local one is a Path too): one type, as Litestar's signature model needs.
-    data_dir: UPath = field(default_factory=lambda: UPath("data"))
+    data_dir: UPath = field(default_factory=lambda: location_path("data"))
     host: str = "127.0.0.1"  # FRAUD_HOST
     port: int = 8000  # FRAUD_PORT
     redis_timeout_ms: int = 80  # FRAUD_REDIS_TIMEOUT_MS: connect and read, so a 503 comes fast
@@ -127,7 +127,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not isinstance(self.data_dir, UPath):  # a str or a plain Path from a caller
-            object.__setattr__(self, "data_dir", UPath(self.data_dir))
+            object.__setattr__(self, "data_dir", location_path(self.data_dir))
 
     @functools.cached_property
     def request_shape(self) -> RequestShape:

@@ -190,3 +190,24 @@ def test_a_publish_that_fails_half_way_leaves_no_marker_over_a_mixed_snapshot(tm
 
     assert layout.entity_state(kind, day, 0).read_text() == "new"
     assert snapshot_days(layout, kind, 2) == [earlier]
+
+
+def test_an_object_another_process_writes_after_a_listing_is_seen(s3_root):
+    """s3fs keeps a folder's listing for the life of the process by default: a sensor's second
+    tick, the service's segment list or a Dask worker never saw what another process wrote
+    after their first listing. The layout's file system lists afresh every time."""
+    import s3fs
+
+    layout = DataLayout.at(s3_root)
+    (layout.landing / "orders_2026-01-01.csv").write_text("order_id\n1\n")
+    assert [p.name for p in layout.landing.iterdir()] == ["orders_2026-01-01.csv"]
+    other = s3fs.S3FileSystem(skip_instance_cache=True)  # another process's client
+    other.pipe(f"{layout.landing.path}/orders_2026-01-02.csv", b"order_id\n2\n")
+    other.pipe(f"{layout.landing.path}/orders_2026-01-01.csv", b"order_id\n1\n3\n")
+
+    assert sorted(p.name for p in layout.landing.iterdir()) == [
+        "orders_2026-01-01.csv",
+        "orders_2026-01-02.csv",
+    ]
+    assert (layout.landing / "orders_2026-01-02.csv").exists()
+    assert (layout.landing / "orders_2026-01-01.csv").read_text() == "order_id\n1\n3\n"
