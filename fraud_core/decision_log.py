@@ -33,8 +33,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+from upath import UPath
 
 from fraud_core.online_keys import stream_id_parts
+from fraud_core.storage import parquet_dataset
 
 LOG_VERSION = 2
 # (version, elements) of the entries read: version 1 lacks the extras, version 2 has them last
@@ -346,7 +348,7 @@ def segment_batch(ids: Sequence[bytes | str], blobs: Sequence[bytes]) -> pa.Reco
     )
 
 
-def scored_orders_of_day(segments: Sequence[Path], day: date) -> pa.Table | None:
+def scored_orders_of_day(segments: Sequence[Path] | Sequence[UPath], day: date) -> pa.Table | None:
     """The decoded decision-log rows (`log_table`) of the orders of `day` (by the order time the
     service used), one per order id (the first logged: an order scored again after its stored
     answer expired keeps its first decision), in log order. None when no segment exists."""
@@ -354,7 +356,7 @@ def scored_orders_of_day(segments: Sequence[Path], day: date) -> pa.Table | None
         return None
     start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
     t_s = ds.field("t_s")
-    data = ds.dataset([str(p) for p in segments], format="parquet")
+    data = parquet_dataset(list(segments))
     table = data.to_table(filter=(t_s >= start) & (t_s < start + 86_400))
     if table.num_rows:
         first = ~table.column("order_id").to_pandas().duplicated().to_numpy()

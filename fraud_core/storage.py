@@ -22,7 +22,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -536,11 +536,16 @@ def read_parquet_files(paths: list[Path] | list[UPath]) -> pa.Table:
         raise ValueError("no files to read")
     if len(paths) == 1:
         return read_parquet(paths[0])
-    if is_remote(paths[0]):
+    return parquet_dataset(paths).to_table()
+
+
+def parquet_dataset(paths: Sequence[Path] | Sequence[UPath]) -> ds.Dataset:
+    """Arrow's dataset over parquet files, local or objects of one object store (read through
+    its fsspec file system: Arrow does not take a `UPath`), to scan with a filter or projection."""
+    if paths and is_remote(paths[0]):
         filesystem = PyFileSystem(FSSpecHandler(paths[0].fs))
-        names = [p.path for p in paths]
-        return ds.dataset(names, format="parquet", filesystem=filesystem).to_table()
-    return ds.dataset([str(p) for p in paths], format="parquet").to_table()
+        return ds.dataset([p.path for p in paths], format="parquet", filesystem=filesystem)
+    return ds.dataset([str(p) for p in paths], format="parquet")
 
 
 def _writer_alive(name: str, now: float, mtime: float) -> bool:

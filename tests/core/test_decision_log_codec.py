@@ -31,6 +31,7 @@ from fraud_core.decision_log import (
     scored_orders_of_day,
     segment_batch,
 )
+from fraud_core.storage import DataLayout, write_parquet
 
 T0 = 1_790_000_000  # 2026-09-21 (UTC), mid-day
 # every field version 2 added, set to something other than its default
@@ -267,3 +268,34 @@ def test_extras_of_another_length_are_refused() -> None:
             decode_decision(msgpack.packb(not_an_entry))
         with pytest.raises(ValueError, match="not a decision-log entry"):
             log_table([("1-0", msgpack.packb(not_an_entry))])
+
+
+@pytest.fixture(params=["local", "s3"])
+def data_layout(request, tmp_path) -> DataLayout:
+    """A data folder: local or in an S3 bucket (the session's moto server)."""
+    if request.param == "local":
+        return DataLayout(tmp_path)
+    return DataLayout.at(request.getfixturevalue("s3_root"))
+
+
+def test_a_day_is_read_from_segments_in_a_folder_or_a_bucket(data_layout) -> None:
+    """`scored_orders` reads a day's orders from the drained segments wherever the data folder
+    is: Arrow was handed the objects' URLs as local file names and failed on a bucket."""
+    day = datetime.fromtimestamp(T0, UTC).date()
+    drained = {
+        "1-0": [
+            ("1-0", _entry("A", T0)),
+            ("1-1", _entry("B", T0 + 1)),
+            ("1-2", _entry("Z", T0 - 86_400)),
+        ],
+        "2-0": [("2-0", _entry("A", T0 + 5)), ("2-1", _entry("C", T0 + 2))],  # A again: once
+    }
+    for first_id, rows in drained.items():
+        ids, blobs = zip(*rows, strict=True)
+        batch = segment_batch(list(ids), list(blobs))
+        write_parquet(pa.Table.from_batches([batch]), data_layout.decision_log_segment(first_id))
+
+    table = scored_orders_of_day(data_layout.decision_log_segments(), day)
+
+    assert table.column("order_id").to_pylist() == ["A", "B", "C"]
+    assert table.column("t_s").to_pylist() == [T0, T0 + 1, T0 + 2]  # A's first logged entry
