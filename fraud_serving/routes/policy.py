@@ -6,6 +6,7 @@ with the key's id (never the key)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -196,7 +197,8 @@ class PolicyController(Controller):
             policy = load_policy(data.text, policies.fields)
         except PolicyError as err:
             raise InvalidInputError("text", str(err)) from None
-        policies.registry.save(policy, _actor(request), data.reason)
+        # the registry and the audit trail may be objects in a bucket: off the event loop
+        await asyncio.to_thread(policies.registry.save, policy, _actor(request), data.reason)
         return PolicySaved(policy.version, policy.name, CANDIDATE)
 
     @post(
@@ -213,12 +215,18 @@ class PolicyController(Controller):
         policies: NamedDependency[PolicyHolder],
     ) -> PolicySaved:
         try:
-            policy = policies.registry.read(data.version, policies.fields)
+            policy = await asyncio.to_thread(policies.registry.read, data.version, policies.fields)
         except PolicyError as err:
             if "no policy version" in str(err):
                 raise NotFoundException(str(err)) from None
             raise InvalidInputError("version", str(err)) from None
-        policies.registry.point(ACTIVE, policy.version, _actor(request), f"override: {data.reason}")
+        await asyncio.to_thread(
+            policies.registry.point,
+            ACTIVE,
+            policy.version,
+            _actor(request),
+            f"override: {data.reason}",
+        )
         await policies.poll_once()  # this process at once; the others at their next poll
         return PolicySaved(policy.version, policy.name, ACTIVE)
 
@@ -237,8 +245,12 @@ class AuditController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1_000)] = 100,
     ) -> list[AuditEntry]:
         try:
-            records = audit.read(
-                DataLayout(settings.data_dir).audit, action=action, since=since, limit=limit
+            records = await asyncio.to_thread(
+                audit.read,
+                DataLayout(settings.data_dir).audit,
+                action=action,
+                since=since,
+                limit=limit,
             )
         except ValueError as err:
             raise InvalidInputError("action", str(err)) from None

@@ -80,7 +80,8 @@ class ListService:
         # expired entries leave the hash with the next change, so it does not grow for ever
         stale = [e.field for e in await self.entries(live_only=False) if not e.live(time.time())]
         await self.store.change_list(put=[(entry.field, entry.to_json())], drop=stale)
-        audit.append(
+        await asyncio.to_thread(  # the audit trail may be in a bucket: off the event loop
+            audit.append,
             self.audit_folder,
             audit.AuditRecord(
                 action="list.add",
@@ -101,7 +102,8 @@ class ListService:
         field = entry_field(list_name, kind, key)
         (removed,) = await self.store.change_list(drop=[field])
         if removed:
-            audit.append(
+            await asyncio.to_thread(
+                audit.append,
                 self.audit_folder,
                 audit.AuditRecord(
                     action="list.remove", actor=actor, target=f"list:{field}", reason=reason
