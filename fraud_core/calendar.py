@@ -47,6 +47,5 @@ def first_day(layout: DataLayout | None = None) -> date:
 def record_first_day(layout: DataLayout, day: date) -> None:
     """Make `day` the first daily partition of this data folder (`FRAUD_START_DATE`, when set,
     still wins). Code locations read it when they load: restart `make dev` after a change."""
-    layout.root.mkdir(parents=True, exist_ok=True)
     with atomic_path(layout.calendar) as tmp:
         tmp.write_text(json.dumps({"first_day": day.isoformat()}) + "\n", encoding="utf-8")

@@ -344,7 +344,6 @@ def read_reference(layout: DataLayout, key: str) -> tuple[ReferenceBins, int] | 
 def write_reference(layout: DataLayout, key: str, bins: ReferenceBins, rows: int) -> None:
     """Keep `bins` under `key`; only the newest `KEPT_REFERENCES` files stay."""
     folder = layout.feature_drift_references
-    folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / f"{key}.json") as tmp:
         tmp.write_text(json.dumps({"rows": rows, "bins": bins.to_dict()}))
     kept = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)

@@ -463,7 +463,9 @@ def atomic_path(final: Path | UPath, durable: bool = False) -> Iterator[Path]:
 
     `final` in an object store: the temporary path is a local file, uploaded as one object when
     the block succeeds (an object store's PUT is atomic and durable when it returns). A folder
-    written there is uploaded object by object: not atomic as a whole."""
+    written there is uploaded object by object: not atomic as a whole. A local `final`'s folder
+    is made when missing; callers make none themselves (in an object store s3fs's mkdir checks
+    the bucket and may try to create it, which a prefix-scoped key is refused)."""
     if is_remote(final):
         with tempfile.TemporaryDirectory(prefix="fraud-put-") as scratch:
             tmp = Path(scratch) / final.name

@@ -172,7 +172,6 @@ def save_version(registry: Path, booster: xgb.Booster, card: ModelCard) -> Model
     # the checksum of the card as it will be read back (numpy values become JSON numbers)
     card.card_sha256 = card_sha256(json.loads(card.to_json()))
     folder = as_path(registry) / card.version
-    folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / MODEL_FILE) as tmp:
         tmp.write_bytes(raw)
     with atomic_path(folder / CARD_FILE) as tmp:
