@@ -28,6 +28,7 @@ from fraud_core.storage import (
     as_path,
     file_times,
     is_remote,
+    modified_ns,
     read_parquet,
     read_schema,
     readable,
@@ -44,14 +45,24 @@ from fraud_core.validation import (
 Fingerprint = tuple[int, int]
 
 
-def fingerprint(path: Path | UPath) -> Fingerprint:
+def file_state(path: Path | UPath) -> tuple[int, int, int]:
+    """(size, change token, change time in ns) of a landing file, from one look at it: a local
+    file's mtime and ctime; an object's ETag (its first 60 bits: a new upload has a new one even
+    within the same second) and LastModified (whole seconds: when the upload started)."""
     if is_remote(path):
         info = path.fs.info(path.path)
+        size, changed_ns = int(info.get("size") or 0), modified_ns(info)
         etag = str(info.get("ETag") or info.get("etag") or "").strip('"').split("-")[0]
-        if etag:
-            return (int(info["size"]), int(etag[:15], 16))
-    size, mtime_ns, _ = file_times(path)
-    return (size, mtime_ns)
+        try:
+            return size, int(etag[:15], 16), changed_ns
+        except ValueError:  # a store without ETags: its time is all there is
+            return size, changed_ns, changed_ns
+    return file_times(path)
+
+
+def fingerprint(path: Path | UPath) -> Fingerprint:
+    size, token, _ = file_state(path)
+    return (size, token)
 
 
 def landing_paths(landing_dir: Path) -> list[Path]:

@@ -383,7 +383,7 @@ def as_path(location: str | os.PathLike[str] | UPath) -> Path | UPath:
     return Path(location)
 
 
-def _modified_ns(info: dict) -> int:
+def modified_ns(info: dict) -> int:
     """An fsspec entry's time of last change in ns (S3: LastModified; others: mtime or
     created), 0 when it names none."""
     modified = info.get("LastModified") or info.get("mtime") or info.get("created") or 0
@@ -397,7 +397,7 @@ def file_times(path: Path | UPath) -> tuple[int, int, int]:
     object). OSError (FileNotFoundError) when it is not there."""
     if is_remote(path):
         info = path.fs.info(path.path)
-        ns = _modified_ns(info)
+        ns = modified_ns(info)
         return int(info.get("size") or 0), ns, ns
     stat = path.stat()
     return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
@@ -409,7 +409,7 @@ def folder_mtime_ns(folder: Path | UPath) -> int:
     if not is_remote(folder):
         return folder.stat().st_mtime_ns
     found = folder.fs.find(folder.path, detail=True).values()
-    return max((_modified_ns(info) for info in found), default=0)
+    return max((modified_ns(info) for info in found), default=0)
 
 
 def remove_tree(folder: Path | UPath) -> None:

@@ -52,6 +52,7 @@ from fraud_assets.resources import DataLayoutResource
 from fraud_assets.sensors.keys import ENTITY_FEATURES, RAW_ORDERS
 from fraud_assets.sensors.landing_cursor import FileState, LandingCursor, file_state
 from fraud_assets.sensors.ticks import tick_interval_s
+from fraud_core.acceptance import read_day_record
 from fraud_core.landing import (
     Fingerprint,
     LandingFile,
@@ -59,7 +60,7 @@ from fraud_core.landing import (
     landing_paths,
     replace_markers,
 )
-from fraud_core.storage import as_path, file_times
+from fraud_core.storage import DataLayout, as_path, file_times, is_remote
 from fraud_core.validation import day_of_landing_file
 
 MINIMUM_INTERVAL_S = 30
@@ -109,10 +110,22 @@ def _ingested_after(
     return started
 
 
+def _accepted_as_is(layout: DataLayout, day: date, f: LandingFile) -> bool:
+    """Whether the day's accepted orders were read from this very version of `f`."""
+    record = read_day_record(layout, day)
+    seen = (record.accepted or {}).get("files", []) if record else []
+    size, token = f.fingerprint
+    return any(
+        s.get("name") == f.name and (s.get("size"), s.get("mtime_ns")) == (size, token)
+        for s in seen
+    )
+
+
 def plan_landing_runs(
     instance: DagsterInstance,
     inspected: list[LandingFile],
     landing_days: Iterable[date] = (),
+    layout: DataLayout | None = None,
 ) -> LandingPlan:
     """Turn the inspected new or changed files into run requests (see the module docstring).
 
@@ -148,6 +161,11 @@ def plan_landing_runs(
             except OSError:  # gone meanwhile: nothing to skip
                 changed_at, changed_ns = float("inf"), 0
             fresh = [d for d in days if not (d in ingested and ingested[d] > changed_at)]
+            if layout is not None and is_remote(f.path) and not f.replace_marker:
+                # LastModified is when an upload started, in whole seconds: one that began
+                # before a run and ended after the run read the day looks ingested by time.
+                # The day's record names what the run read: its ETag must be this object's.
+                fresh = [d for d in days if d in fresh or not _accepted_as_is(layout, d, f)]
             if not fresh:
                 plan.already_ingested.append(f.name)
             days = fresh
@@ -244,7 +262,7 @@ def landing_folder_sensor(
         names = list(states)
     changed = [markers[n] if n in markers else inspect_landing_file(present[n]) for n in names]
     named_days = {d for name in present if (d := day_of_landing_file(as_path(name))) is not None}
-    plan = plan_landing_runs(context.instance, changed, named_days)
+    plan = plan_landing_runs(context.instance, changed, named_days, data)
     for f in plan.rejected:
         context.log.warning(f"landing file {f.name} not ingested: {f.problem}")
     if plan.already_ingested:

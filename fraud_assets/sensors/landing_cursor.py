@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fraud_core.landing import Fingerprint
-from fraud_core.storage import as_path, file_times
+from fraud_core.landing import file_state as landing_file_state
+from fraud_core.storage import as_path
 
 FileState = tuple[int, int, int]  # (size in bytes, mtime_ns, ctime_ns)
 VERSION = 2
@@ -39,7 +40,10 @@ HASH_BYTES = 5  # 40 bits: a changed file hides behind a remembered hash once in
 
 
 def file_state(path: Path) -> FileState:
-    return file_times(as_path(path))
+    """(size, mtime_ns, ctime_ns) of a local file; of an object, the ETag's bits stand for the
+    mtime (`fraud_core.landing.file_state`): a same-size upload within LastModified's second is
+    a change too."""
+    return landing_file_state(as_path(path))
 
 
 def state_hash(name: str, state: FileState) -> str:

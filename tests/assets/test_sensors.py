@@ -256,3 +256,48 @@ def test_the_cursor_stays_short_and_notices_every_change(data_dir: DataLayout):
         migrated = landing.tick(cursor=json.dumps(old))
         assert migrated.run_requests  # the changed one: not yet read by any run
         assert len(migrated.cursor) < 200 and _not_handled(migrated.cursor, data_dir) == []
+
+
+def test_an_object_that_changed_after_its_run_read_it_is_looked_at_by_its_etag(
+    s3_root, monkeypatch
+):
+    """In a bucket, a landing object's LastModified is when its upload started, in whole
+    seconds: an upload that began before a run and ended after the run read the day looked
+    ingested by time alone. The day's record names the ETag the run read; another one runs the
+    day again. (moto stamps LastModified itself, so the race is set up in the record: the run
+    read a version other than the one now in the bucket.)"""
+    from fraud_core.generator import write_landing_files
+
+    from .conftest import SMALL
+
+    monkeypatch.setenv("FRAUD_DATA_DIR", s3_root)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    layout = DataLayout.at(s3_root)
+    write_landing_files(SMALL, layout.landing)
+    with instance_for_test() as instance:
+        landing = Landing(instance, _defs())
+        first = landing.tick()
+        assert _ranges(first) == [(D[0].isoformat(), D[3].isoformat())]
+        landing.run(first)
+        assert not landing.tick(cursor=None).run_requests  # every object read as it is
+
+        record = read_day_record(layout, D[1])
+        (seen,) = record.accepted["files"]
+        seen["mtime_ns"] += 1  # the token of another upload of the same size
+        record.write(layout.day_record(D[1]))
+
+        again = landing.tick(cursor=None)
+        assert _ranges(again) == [(D[1].isoformat(), D[3].isoformat())]
+
+
+def test_a_same_size_upload_is_a_new_file_state_in_a_bucket(s3_root):
+    """The cursor remembers a file by (size, mtime, ctime); an object's times are its
+    LastModified in whole seconds, so a same-size upload within that second looked unchanged.
+    Its ETag stands for the mtime."""
+    landing = DataLayout.at(s3_root).landing
+    path = landing / "orders_2026-01-01.csv"
+    path.write_text("order_id\nA1\n")
+    before = file_state(path)
+    path.write_text("order_id\nB2\n")
+    after = file_state(path)
+    assert before[0] == after[0] and before != after
