@@ -52,17 +52,17 @@ transaction may only touch keys of one hash slot, so the layout carries hash tag
   k = `entity_group`), each group with its own touched set (`{p}ns:{ns}:touched:{g<k>}`) and
   its namespace's closed mark (`{p}ns:{ns}:closed:{g<k>}`).
 
-An order is committed in two steps (`ENTITY_COMMIT_SCRIPT` per entity, then `FENCED_COMMIT_SCRIPT`
+An order is committed in two steps (`ENTITY_COMMIT_SCRIPT` per entity, then `INTENT_COMMIT_SCRIPT`
 with no entity on the coordinator slot): each entity's new state by compare-and-set, refused once
 its namespace's group is closed (the loader closes every group of the namespace it replaced, then
 carries what was written there over); then the answers, the log entries and the fence, refused
 if the namespace is no longer active. An order id is the entity's event id: a retry, after the
 first step applied some entities and not the rest, finds the order in those states and neither
 counts it again nor sees it in its own features (`fraud_serving.services.scoring`). Before the
-first step the batch writes a `CommitIntent` (`{p}{c}pending:{token}`: its orders and entities)
-and deletes it once its answers are stored; an intent left behind by a process that died between
-the steps is settled by the service's sweeper: its fence is barred, and the orders that have no
-answer are taken out of the listed entities again.
+first step the batch writes a `CommitIntent` (`{p}{c}pending:{token}`: its orders and entities),
+and the second step deletes it as it stores the answers; an intent left behind by a process that
+died between the steps is settled by the service's sweeper: its fence is barred, and the orders
+that have no answer are taken out of the listed entities again.
 """
 
 from __future__ import annotations
@@ -388,6 +388,7 @@ for j = 1, n do
 end
 local ttl = tonumber(ARGV[3])
 if mark_ttl then redis.call('SET', KEYS[4], 'done', 'EX', mark_ttl) end
+if intent_key then redis.call('DEL', intent_key) end
 for i = 1, r do
   redis.call('SET', KEYS[off + i], ARGV[1 + 4 * i], 'EX', ttl)
   redis.call('HSET', KEYS[3], ARGV[2 + 4 * i], ARGV[3 + 4 * i])
@@ -407,7 +408,10 @@ for j = 1, n, 500 do
 end
 return {0}
 """
-COMMIT_SCRIPT = "local off = 3\nlocal mark_ttl = nil\nlocal log_key = nil" + _COMMIT_BODY
+COMMIT_SCRIPT = (
+    "local off = 3\nlocal mark_ttl = nil\nlocal log_key = nil\nlocal intent_key = nil"
+    + _COMMIT_BODY
+)
 
 # The service's commit: COMMIT_SCRIPT with KEYS[4] its fence and KEYS[5] the decision log, records
 # and entities two keys later. Returns {4} (and writes nothing) when the fence exists: its writer
@@ -416,7 +420,17 @@ COMMIT_SCRIPT = "local off = 3\nlocal mark_ttl = nil\nlocal log_key = nil" + _CO
 # store has none.
 FENCED_COMMIT_SCRIPT = (
     "if redis.call('EXISTS', KEYS[4]) == 1 then return {4} end\n"
-    f"local off = 5\nlocal mark_ttl = {COMMIT_MARK_TTL_S}\nlocal log_key = KEYS[5]" + _COMMIT_BODY
+    f"local off = 5\nlocal mark_ttl = {COMMIT_MARK_TTL_S}\nlocal log_key = KEYS[5]\n"
+    "local intent_key = nil" + _COMMIT_BODY
+)
+
+# Cluster mode, a commit's second step: FENCED_COMMIT_SCRIPT with KEYS[6] the commit's intent
+# (`OnlineKeys.pending`, on the coordinator's slot), deleted in the step that stores: a stored
+# commit leaves no intent for the sweeper, and the commit saves the round trip of its own DEL.
+INTENT_COMMIT_SCRIPT = (
+    "if redis.call('EXISTS', KEYS[4]) == 1 then return {4} end\n"
+    f"local off = 6\nlocal mark_ttl = {COMMIT_MARK_TTL_S}\nlocal log_key = KEYS[5]\n"
+    "local intent_key = KEYS[6]" + _COMMIT_BODY
 )
 
 # Settle a commit whose reply was lost. KEYS[1] its fence, then its record keys; ARGV[1] fence

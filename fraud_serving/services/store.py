@@ -50,6 +50,7 @@ from fraud_core.online_keys import (
     FENCE_SCRIPT,
     FENCE_TTL_S,
     FENCED_COMMIT_SCRIPT,
+    INTENT_COMMIT_SCRIPT,
     INTENT_TTL_S,
     CommitIntent,
     OnlineKeys,
@@ -243,6 +244,7 @@ class OnlineStore:
         self.up = False
         self.last_error = "not checked yet"
         self._commit_sha = hashlib.sha1(FENCED_COMMIT_SCRIPT.encode()).hexdigest()
+        self._intent_commit_sha = hashlib.sha1(INTENT_COMMIT_SCRIPT.encode()).hexdigest()
         self._boot = client.register_script(BOOT_SCRIPT)
 
     # -- health ---------------------------------------------------------------------------------
@@ -547,6 +549,7 @@ class OnlineStore:
         records: Sequence[tuple[str, str, bytes, bytes]],
         writes: Sequence[EntityWrite],
         token: str | None = None,
+        intent: str | None = None,
     ) -> int:
         keys = self.keys
         token = token or uuid.uuid4().hex
@@ -554,6 +557,13 @@ class OnlineStore:
         bucket = self.order_index.bucket(now)
         names = [keys.active, keys.touched(namespace), keys.order_index_bucket(namespace, bucket)]
         names += [keys.fence(token), keys.decisions]
+        # a cluster commit's intent goes in the step that stores (`INTENT_COMMIT_SCRIPT`)
+        script, sha = (
+            (INTENT_COMMIT_SCRIPT, self._intent_commit_sha)
+            if intent
+            else (FENCED_COMMIT_SCRIPT, self._commit_sha)
+        )
+        names += [intent] if intent else []
         names += [keys.scored(order_id) for order_id, *_ in records]
         names += [keys.entity(namespace, w.kind, w.value) for w in writes]
         args: list = [namespace, len(records), self.scored_ttl_s]
@@ -562,12 +572,12 @@ class OnlineStore:
             args += (blob, order_id, customer_id, entry)
         for w in writes:
             args += (sha1(w.before), w.after)
-        packed = _pack("EVALSHA", self._commit_sha, len(names), *names, *args)
+        packed = _pack("EVALSHA", sha, len(names), *names, *args)
         try:
             try:
                 result = await self._call(packed)
             except NoScriptError:  # a restarted or flushed Redis: load the script once more
-                await self.client.script_load(FENCED_COMMIT_SCRIPT)
+                await self.client.script_load(script)
                 result = await self._call(packed)
         except ReplyLostError as exc:
             return await self._settle(token, records, exc.cause)
@@ -623,13 +633,9 @@ class OnlineStore:
                 return CommitOutcome.NAMESPACE_MOVED
             if CommitOutcome.ENTITY_CHANGED in codes:
                 return CommitOutcome.ENTITY_CHANGED
-        code = await self._commit_once(namespace, records, [], token)
-        if code == CommitOutcome.OK and writes and records:
-            # stored: nothing to undo. A failed delete leaves it to the sweeper (which finds the
-            # fence `done` and only deletes it).
-            with contextlib.suppress(ReplyLostError, TimeoutError, RedisError, OSError):
-                await self._call(_pack("DEL", intent))
-        return code
+        # the step that stores deletes the intent too: a stored commit has nothing to undo
+        recorded = intent if writes and records else None
+        return await self._commit_once(namespace, records, [], token, intent=recorded)
 
     async def sweep_intents(self, older_than_s: float = INTENT_SWEEP_AFTER_S) -> int:
         """Cluster: settle every commit intent older than `older_than_s` (see `_settle_intent`);
