@@ -94,8 +94,7 @@ def write_day_buckets(
 
 
 def bucket_files(layout: DataLayout, kind: str, day: date | str) -> list[tuple[int, str]]:
-    """(bucket number, path) of every bucket file of one kind and day, by bucket number; none
-    when the day's marker is missing (its write failed, was killed or is still running)."""
-    if not layout.orders_by_entity_marker(kind, day).exists():
-        return []
+    """(bucket number, path) of every bucket file of one kind and day, by bucket number. The
+    files of a day without its marker (`DataLayout.orders_by_entity_days`) are not complete:
+    callers check the marker first."""
     return [(b, str(path)) for b, path in layout.orders_by_entity_buckets(kind, day).items()]
