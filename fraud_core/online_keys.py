@@ -413,25 +413,26 @@ COMMIT_SCRIPT = (
     + _COMMIT_BODY
 )
 
+
 # The service's commit: COMMIT_SCRIPT with KEYS[4] its fence and KEYS[5] the decision log, records
 # and entities two keys later. Returns {4} (and writes nothing) when the fence exists: its writer
 # gave the commit up. When it stores, it marks the fence key `done` and adds each record's
 # decision-log entry in the same step: a stored answer has exactly one entry, a commit that did not
 # store has none.
-FENCED_COMMIT_SCRIPT = (
-    "if redis.call('EXISTS', KEYS[4]) == 1 then return {4} end\n"
-    f"local off = 5\nlocal mark_ttl = {COMMIT_MARK_TTL_S}\nlocal log_key = KEYS[5]\n"
-    "local intent_key = nil" + _COMMIT_BODY
-)
+def _fenced_commit(off: int, intent_key: str) -> str:
+    return (
+        "if redis.call('EXISTS', KEYS[4]) == 1 then return {4} end\n"
+        f"local off = {off}\nlocal mark_ttl = {COMMIT_MARK_TTL_S}\nlocal log_key = KEYS[5]\n"
+        f"local intent_key = {intent_key}" + _COMMIT_BODY
+    )
+
+
+FENCED_COMMIT_SCRIPT = _fenced_commit(5, "nil")
 
 # Cluster mode, a commit's second step: FENCED_COMMIT_SCRIPT with KEYS[6] the commit's intent
 # (`OnlineKeys.pending`, on the coordinator's slot), deleted in the step that stores: a stored
 # commit leaves no intent for the sweeper, and the commit saves the round trip of its own DEL.
-INTENT_COMMIT_SCRIPT = (
-    "if redis.call('EXISTS', KEYS[4]) == 1 then return {4} end\n"
-    f"local off = 6\nlocal mark_ttl = {COMMIT_MARK_TTL_S}\nlocal log_key = KEYS[5]\n"
-    "local intent_key = KEYS[6]" + _COMMIT_BODY
-)
+INTENT_COMMIT_SCRIPT = _fenced_commit(6, "KEYS[6]")
 
 # Settle a commit whose reply was lost. KEYS[1] its fence, then its record keys; ARGV[1] fence
 # TTL. Unless the commit marked the fence `done`, marks it `fenced` (a commit not yet run never

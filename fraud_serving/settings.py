@@ -125,9 +125,8 @@ class Settings:
         "INFO"  # FRAUD_LOG_LEVEL: the service's own log lines (`fraud serve --log-level`)
     )
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.data_dir, UPath):  # a str or a plain Path from a caller
-            object.__setattr__(self, "data_dir", location_path(self.data_dir))
+    def __post_init__(self) -> None:  # a str or a plain Path from a caller becomes a UPath
+        object.__setattr__(self, "data_dir", location_path(self.data_dir))
 
     @functools.cached_property
     def request_shape(self) -> RequestShape:
