@@ -386,7 +386,7 @@ def _wait_policy(port: int, wanted) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--customers", type=int, default=150_000, help="generator population (~70% order)"
+        "--customers", type=int, default=150_000, help="generator population (~70%% order)"
     )
     parser.add_argument("--days", type=int, default=45)
     parser.add_argument("--orders-per-day", type=int, default=10_000)
