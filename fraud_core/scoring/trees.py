@@ -25,8 +25,6 @@ from fraud_core.features.kernel import _jit
 if TYPE_CHECKING:  # xgboost (and the sklearn it pulls in) loads where a model is used
     import xgboost as xgb
 
-_F32_MAX = np.finfo(np.float32).max
-
 
 @_jit
 def _contributions(leaves, path_feature, path_delta, width):  # pragma: no cover
@@ -54,6 +52,23 @@ def _margins(leaves, leaf_value, base_margin):  # pragma: no cover
         for t in range(n_trees):
             m = np.float32(m + np.float32(leaf_value[leaves[i, t]]))
         out[i] = m
+    return out
+
+
+@_jit
+def _leaves(x32, roots, feature, threshold, default_left, is_leaf, step_left):  # pragma: no cover
+    """(rows, trees) leaf ids: from each root, `x < threshold` (float32) goes left, a missing
+    value follows `default_left`; the right child is the left one's next id."""
+    n, n_trees = x32.shape[0], roots.shape[0]
+    out = np.empty((n, n_trees), dtype=np.int64)
+    for i in range(n):
+        for t in range(n_trees):
+            node = roots[t]
+            while not is_leaf[node]:
+                value = x32[i, feature[node]]
+                left = value < threshold[node] or (value != value and default_left[node])
+                node = step_left[node] if left else step_left[node] + 1
+            out[i, t] = node
     return out
 
 
@@ -182,21 +197,15 @@ class TreeEnsemble:
         """(rows, trees) global id of the leaf each row lands in, with XGBoost's rules: float32
         comparison `x < threshold` goes left, a missing value follows `default_left`."""
         x32 = np.ascontiguousarray(x, dtype=np.float32)
-        # +-inf behave like the largest floats against any finite threshold; a leaf's threshold
-        # is +inf, so every row stays on it (leaves are their own left child).
-        np.clip(x32, -_F32_MAX, _F32_MAX, out=x32)
-        n = len(x32)
-        flat = x32.ravel()
-        base = (np.arange(n, dtype=np.int64) * x32.shape[1])[:, None]
-        node = np.broadcast_to(self.roots, (n, len(self.roots))).copy()
-        has_nan = bool(np.isnan(flat).any())
-        for _ in range(self.depth):
-            values = flat[base + self.feature[node]]
-            go_left = values < self.threshold[node]
-            if has_nan:
-                go_left |= self.default_left[node] & np.isnan(values)
-            node = self.step_left[node] + ~go_left
-        return node
+        return _leaves(
+            x32,
+            self.roots,
+            self.feature,
+            self.threshold,
+            self.default_left,
+            self.is_leaf,
+            self.step_left,
+        )
 
     def leaf_sum(self, x: np.ndarray) -> np.ndarray:
         """Sum of the leaf values per row: the margin without the base score."""
