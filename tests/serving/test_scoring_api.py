@@ -340,6 +340,46 @@ def test_more_bad_input(client) -> None:
     assert r.status_code == 413
 
 
+def _answer(r) -> tuple[int, dict[str, str], bytes]:
+    headers = {k.lower(): v for k, v in r.headers.items() if k.lower() != "date"}
+    return r.status_code, headers, r.content
+
+
+def test_the_direct_answer_equals_the_handlers(client) -> None:
+    """`POST /v1/score` without a query string is answered by the route's middleware; with one
+    (`?features=false`) by the handler. Both give the same status, headers and body: for a new
+    order, a replay, bad input, a conflict and a body over the limit."""
+    direct, handler = "/v1/score", "/v1/score?features=false"
+    first = payload(small_orders().iloc[5])
+    second = payload(small_orders().iloc[6])
+    new_direct, new_handler = client.post(direct, json=first), client.post(handler, json=second)
+    assert new_direct.status_code == new_handler.status_code == 200
+    assert _answer(new_direct)[1].keys() == _answer(new_handler)[1].keys()
+    assert new_direct.headers["content-type"] == new_handler.headers["content-type"]
+    assert new_direct.json().keys() == new_handler.json().keys()
+    replays = [client.post(direct, json=first), client.post(handler, json=first)]
+    assert replays[0].headers["Idempotent-Replayed"] == "true"
+    assert _answer(replays[0]) == _answer(replays[1])
+    assert replays[0].content == new_direct.content
+    for bad in (
+        {**GOOD, "order_amount": "ten"},
+        {k: v for k, v in GOOD.items() if k != "email"},
+        {**first, "order_amount": first["order_amount"] + 1},  # a conflict: 409
+    ):
+        answers = [_answer(client.post(path, json=bad)) for path in (direct, handler)]
+        assert answers[0][0] in (400, 409) and answers[0] == answers[1], answers
+    junk = {"Content-Type": "application/json"}
+    answers = [
+        _answer(client.post(p, content=b"{not json", headers=junk)) for p in (direct, handler)
+    ]
+    assert answers[0][0] == 400 and answers[0] == answers[1]
+    big = b'{"order_id": "' + b"x" * 1_100_000 + b'"}'
+    answers = [_answer(client.post(p, content=big, headers=junk)) for p in (direct, handler)]
+    assert answers[0][0] == 413 and answers[0] == answers[1]
+    for kind in ("customer_id", "email", "ip_addr"):  # each order was stored once
+        assert _entity_events(client, kind, first[kind]) == [first["order_id"]]
+
+
 def test_model_card_and_readiness(client, model) -> None:
     r = client.get("/v1/model")
     assert r.status_code == 200
