@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from fraud_core.net import free_port
 from fraud_serving.app import create_app
+from fraud_serving.http import JoinedWritesProtocol
 
 from .conftest import API_KEY
 
@@ -68,7 +69,13 @@ def server(request, tmp_path_factory, redis_url) -> Iterator[tuple[str, str]]:
         redis_timeout_ms=2_000,
     )
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(  # the protocol `fraud serve` runs
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        http=JoinedWritesProtocol,
+    )
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
