@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fraud_core.access import ADMIN, KEYS_ENV, KEYS_FILE_ENV, KeyConfigError, KeyRing
     from fraud_core.contract import ContractError, serving_contract
-    from fraud_serving.http import JoinedWritesProtocol
+    from fraud_serving.http import SERVER_OPTIONS
     from fraud_serving.settings import CONSOLE_SECRET_ENV
 
     try:
@@ -57,9 +57,8 @@ def run(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         workers=args.workers,
-        http=JoinedWritesProtocol,  # uvicorn's httptools protocol, a response in one write
         log_level=args.log_level,
         access_log=args.access_log,
-        server_header=False,
+        **SERVER_OPTIONS,  # uvicorn's httptools protocol, a response in one write
     )
     return 0

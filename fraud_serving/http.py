@@ -54,3 +54,7 @@ class JoinedWritesProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_JoinedWrites(transport, self.loop))  # type: ignore[arg-type]
+
+
+# uvicorn's options for the service, wherever it is started (`fraud serve`, the tests' servers)
+SERVER_OPTIONS: dict[str, Any] = {"http": JoinedWritesProtocol, "server_header": False}

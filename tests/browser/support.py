@@ -291,10 +291,17 @@ def app_in_thread(settings) -> Iterator[str]:
     import uvicorn
 
     from fraud_serving.app import create_app
+    from fraud_serving.http import SERVER_OPTIONS
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            **SERVER_OPTIONS,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

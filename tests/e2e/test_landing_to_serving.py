@@ -52,6 +52,7 @@ from fraud_core.online_keys import CLUSTER_ENV, OnlineKeys
 from fraud_core.redis_server import ensure_redis
 from fraud_core.storage import DataLayout
 from fraud_serving.app import create_app
+from fraud_serving.http import SERVER_OPTIONS
 from fraud_serving.settings import Settings
 
 from ..configs import MODEL_DATA as DATA
@@ -187,7 +188,13 @@ def service(
     )
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            **SERVER_OPTIONS,
+        )
     )
     started: dict = {}
 

@@ -15,7 +15,7 @@ import uvicorn
 
 from fraud_core.net import free_port
 from fraud_serving.app import create_app
-from fraud_serving.http import JoinedWritesProtocol
+from fraud_serving.http import SERVER_OPTIONS
 
 from .conftest import API_KEY
 from .support import payload, small_orders
@@ -29,7 +29,7 @@ def port(settings) -> Iterator[int]:
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        http=JoinedWritesProtocol,
+        **SERVER_OPTIONS,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

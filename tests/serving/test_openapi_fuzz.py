@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from fraud_core.net import free_port
 from fraud_serving.app import create_app
-from fraud_serving.http import JoinedWritesProtocol
+from fraud_serving.http import SERVER_OPTIONS
 
 from .conftest import API_KEY
 
@@ -74,7 +74,7 @@ def server(request, tmp_path_factory, redis_url) -> Iterator[tuple[str, str]]:
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        http=JoinedWritesProtocol,
+        **SERVER_OPTIONS,
     )
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
