@@ -177,14 +177,15 @@ def service(
     data_dir: DataLayout, redis_url: str, cluster: bool, prefix: str
 ) -> Iterator[Callable[[], httpx.Client]]:
     """Starts the scoring service (uvicorn in a thread, real HTTP) when called; it polls the
-    registry every 0.1 s and is stopped at the end of the test."""
+    registry every 0.1 s (0.5 s in a bucket: a look is 3-5 requests, each a few ms of the local
+    S3 server's time) and is stopped at the end of the test."""
     settings = Settings(
         api_keys=frozenset({API_KEY}),
         redis_url=redis_url,
         redis_cluster=cluster,
         key_prefix=prefix,
         data_dir=data_dir.root,
-        model_poll_s=0.1,
+        model_poll_s=0.5 if cluster else 0.1,
     )
     port = free_port()
     server = uvicorn.Server(
