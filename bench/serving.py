@@ -247,6 +247,7 @@ def run_wrk(
     connections: int,
     seconds: float,
     server_pid: int,
+    redis_url: str | None = None,
 ) -> dict:
     """`wrk` with bench/score.lua against the service: new order ids, 70 % known customers.
     Also reports the service's CPU time per scored order, which on cores shared with other work
@@ -267,8 +268,10 @@ def run_wrk(
     ]  # fmt: skip
     load = os.getloadavg()[0]
     cpu_before = _cpu_s(server_pid)
+    commits_before = _commits(redis_url) if redis_url else 0
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     cpu_s = _cpu_s(server_pid) - cpu_before
+    commits = _commits(redis_url) - commits_before if redis_url else 0
     result = json.loads(out.strip().splitlines()[-1])
     rps = result["requests"] / result["seconds"]
     print(
@@ -283,7 +286,25 @@ def run_wrk(
         f"RESULT wrk_{connections}_cpu_ms_per_score={1000 * cpu_s / result['requests']:.3f} ms "
         f"(the service's workers; load average {load:.2f} at the start)"
     )
+    if commits:
+        print(
+            f"RESULT wrk_{connections}_orders_per_batch={result['requests'] / commits:.1f} "
+            "(requests per commit script call: one per micro-batch)"
+        )
     return result
+
+
+def _commits(redis_url: str) -> int:
+    """Script calls the single Redis has answered so far (EVALSHA and EVAL: the service's commit
+    is one per micro-batch; nothing else runs scripts during the bench)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
 
 
 def store_memory(url: str, prefix: str, namespace: str, cluster: bool = False) -> None:
@@ -500,7 +521,10 @@ def run_service(args, mode: str, root: Path, layout, orders, booster, wrk: str |
             f"RESULT score_max_abs_diff={diff:.2e} ({len(checks)} answers recomputed with XGBoost)"
         )
         for connections in [int(c) for c in args.wrk.split(",") if c.strip()]:
-            run_wrk(wrk, port, maker, root, connections, args.seconds, server.pid)
+            # the batch size from the single Redis' script calls (on a cluster every entity's
+            # write is a script call too)
+            single = None if cluster else handle.url
+            run_wrk(wrk, port, maker, root, connections, args.seconds, server.pid, single)
         store_memory(handle.url, prefix, report.namespace, cluster)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
