@@ -31,6 +31,7 @@ from fraud_serving.schemas import BatchResult, OrderTypes, ScoreResult
 from fraud_serving.services.scoring import ScoredOrder, ScoringService
 
 REPLAY_HEADER = "Idempotent-Replayed"
+_REPLAYED = (REPLAY_HEADER.lower().encode(), b"true")  # as an ASGI header
 _JSON = b"application/json"  # what Litestar's `Response` of a struct says
 _encode = msgspec.json.Encoder().encode  # Litestar's encoder, without its hooks: none are needed
 _RESPONSES = {
@@ -74,7 +75,7 @@ def _answer_directly(order_type: type) -> Callable[[ASGIApp], ASGIApp]:
             body = _encode(scored.result)
             headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(body))]
             if scored.replayed:
-                headers.append((REPLAY_HEADER.lower().encode(), b"true"))
+                headers.append(_REPLAYED)
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
