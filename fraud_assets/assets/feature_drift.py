@@ -116,6 +116,8 @@ class _Reference:
         self.bins_per_column = bins
         self.sliding = SlidingBins(self.columns, bins)
         self._days: dict[date, dict[str, np.ndarray]] = {}
+        # the training window's bins, once per run: every day of a range compares with them
+        self._window: tuple[tuple[date, ...], tuple[ReferenceBins, int]] | None = None
 
     def day_values(self, day: date, frame: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
         """A reference day's sampled values per column (`frame`: the day's features when the
@@ -135,6 +137,8 @@ class _Reference:
         """(bins, rows) of the reference `days`."""
         key = None
         if kind == TRAINING_WINDOW and self.model is not None:
+            if self._window is not None and self._window[0] == tuple(days):
+                return self._window[1]
             settings = {
                 "model": self.model[1].version,
                 "columns": self.columns,
@@ -144,12 +148,14 @@ class _Reference:
             key = reference_key(self.data, days, settings)
             kept = read_reference(self.data, key)
             if kept is not None:
+                self._window = (tuple(days), kept)
                 return kept
         found = self.sliding.move(days, self.day_values)
         for old in [d for d in self._days if d < days[0]]:
             del self._days[old]  # a trailing window moved on: memory stays the window's
         if key is not None:
             write_reference(self.data, key, found, self.sliding.rows)
+            self._window = (tuple(days), (found, self.sliding.rows))
         return found, self.sliding.rows
 
 
