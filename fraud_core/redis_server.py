@@ -144,15 +144,16 @@ def start_local_redis(
     attempts: int = 3,
     port: int | None = None,
     extra_args: tuple[str, ...] = (),
+    port_offset: int = 0,
 ) -> RedisHandle:
-    """Start a private redis-server on 127.0.0.1 (a free port unless `port` is given) with
-    persistence off (and `extra_args`); it is stopped by `handle.stop()` or when this process
-    exits."""
+    """Start a private redis-server on 127.0.0.1 (a free port unless `port` is given; with
+    `port_offset`, one whose port + offset is free too) with persistence off (and `extra_args`);
+    it is stopped by `handle.stop()` or when this process exits."""
     binary = redis_server_binary()
     last_error = ""
     chosen = port
     for _ in range(attempts if chosen is None else 1):
-        port = free_port() if chosen is None else chosen
+        port = free_port(port_offset) if chosen is None else chosen
         workdir = Path(tempfile.mkdtemp(prefix="fraud-redis-"))
         log = workdir / "redis.log"
         args = [
@@ -254,6 +255,9 @@ class ClusterHandle:
         self.stop()
 
 
+CLUSTER_BUS_OFFSET = 10_000  # a cluster node's bus port is its port + 10,000 (so: <= 55,535)
+
+
 def start_local_cluster(masters: int = 3, startup_timeout_s: float = 20.0) -> ClusterHandle:
     """Start a Redis Cluster of `masters` redis-servers (no replicas, persistence off) on free
     loopback ports, each owning an equal range of the 16,384 hash slots, and wait until every
@@ -264,7 +268,8 @@ def start_local_cluster(masters: int = 3, startup_timeout_s: float = 20.0) -> Cl
         for _ in range(masters):
             nodes.append(
                 start_local_redis(
-                    extra_args=("--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
+                    extra_args=("--cluster-enabled", "yes", "--cluster-node-timeout", "5000"),
+                    port_offset=CLUSTER_BUS_OFFSET,
                 )
             )
         ports = [int(urlparse(node.url).port or 0) for node in nodes]

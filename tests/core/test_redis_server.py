@@ -6,12 +6,15 @@ import socket
 
 import pytest
 
+from fraud_core.net import free_port
 from fraud_core.redis_server import (
+    CLUSTER_BUS_OFFSET,
     DEFAULT_REDIS_URL,
     RedisUnavailableError,
     ensure_redis,
     ping,
     redis_server_binary,
+    start_local_cluster,
 )
 
 
@@ -66,3 +69,25 @@ def test_a_live_url_is_used_as_it_is_without_starting_anything():
     assert not handle.started and handle.process is None
     handle.stop()  # a server it did not start is left alone
     assert ping(DEFAULT_REDIS_URL)
+
+
+def test_cluster_nodes_get_ports_whose_bus_port_is_free_too() -> None:
+    """A cluster node listens on its port + 10,000 as well: a port the OS hands out above 55,535
+    (its ephemeral range reaches 60,999) cannot start one. Ports held by this test are avoided."""
+    held = []
+    try:
+        for _ in range(20):  # occupy some ports, as other servers would
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            held.append(sock)
+        taken = {s.getsockname()[1] for s in held}
+        for _ in range(200):
+            port = free_port(CLUSTER_BUS_OFFSET)
+            assert port <= 55_535 and port not in taken
+            assert port + CLUSTER_BUS_OFFSET not in taken
+    finally:
+        for sock in held:
+            sock.close()
+    with start_local_cluster() as cluster:
+        assert all(port <= 55_535 for port in cluster.ports)
+        assert len(set(cluster.ports)) == 3
