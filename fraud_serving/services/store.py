@@ -297,7 +297,14 @@ class OnlineStore:
     async def watch(self) -> None:
         """Background task: probe often while down, now and then while up."""
         while True:
-            await self.probe()
+            try:
+                await self.probe()
+            except Exception as exc:
+                # the loop that brings the store back must survive anything (a cluster client's
+                # slot map read failing half-way, say): down, with the reason, probed again
+                log.exception("online store probe failed")
+                self.up = False
+                self.last_error = f"{type(exc).__name__}: {exc}"
             raise_if_cancelled()
             await asyncio.sleep(_UP_PROBE_S if self.up else _DOWN_PROBE_S)
 
