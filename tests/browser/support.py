@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -280,34 +279,3 @@ def start_fraud_serve(data_dir: Path, log: Path, timeout_s: float = 60) -> Proce
         return server
     server.stop()
     raise RuntimeError(f"fraud serve on {url} did not start; its log:\n{server.tail()}")
-
-
-@contextlib.contextmanager
-def app_in_thread(settings) -> Iterator[str]:
-    """The service's app for `settings` under uvicorn in a thread on a free loopback port: its
-    URL once it started; stopped afterwards."""
-    import threading
-
-    import uvicorn
-
-    from fraud_serving.app import create_app
-    from fraud_serving.http import SERVER_OPTIONS
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            **SERVER_OPTIONS,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: server.started, timeout_s=30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)

@@ -30,6 +30,7 @@ from fraud_core.redis_server import ensure_redis
 from fraud_serving.settings import Settings
 
 from ..serving.support import (
+    app_in_thread,
     delete_prefix,
     deploy,
     payload,
@@ -37,7 +38,7 @@ from ..serving.support import (
     trained_booster,
     wait_for,
 )
-from .support import OfflinePage, app_in_thread
+from .support import OfflinePage
 
 ANALYST_KEY, ADMIN_KEY, SCORING_KEY = "analyst-secret-1", "admin-secret-1", "scoring-secret-1"
 KEYS = frozenset(

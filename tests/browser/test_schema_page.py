@@ -16,8 +16,8 @@ from playwright.sync_api import expect
 from fraud_core.redis_server import ensure_redis
 from fraud_serving.settings import Settings
 
-from ..serving.support import delete_prefix
-from .support import OfflinePage, app_in_thread
+from ..serving.support import app_in_thread, delete_prefix
+from .support import OfflinePage
 
 RENDER_TIMEOUT_MS = 15_000
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")

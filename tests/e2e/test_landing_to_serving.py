@@ -16,9 +16,8 @@ runs they request are executed in process, as the daemon would launch them.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -27,7 +26,6 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-import uvicorn
 from dagster import (
     Definitions,
     ExecuteInProcessResult,
@@ -47,16 +45,14 @@ from fraud_assets.sensors.retrain import MIN_INTERVAL_ENV
 from fraud_assets.sensors.ticks import SELECTION_EVERY_ENV
 from fraud_core.generator import write_landing_files
 from fraud_core.model.artifact import current_version
-from fraud_core.net import free_port
 from fraud_core.online_keys import CLUSTER_ENV, OnlineKeys
 from fraud_core.redis_server import ensure_redis
 from fraud_core.storage import DataLayout
-from fraud_serving.app import create_app
-from fraud_serving.http import SERVER_OPTIONS
 from fraud_serving.settings import Settings
 
 from ..configs import MODEL_DATA as DATA
 from ..configs import START, TRAINING_OPS, feature_resources
+from ..serving.support import app_in_thread
 from .conftest import poll
 
 NEW_DAY = START + timedelta(days=DATA.days - 1)
@@ -187,36 +183,15 @@ def service(
         data_dir=data_dir.root,
         model_poll_s=0.5 if cluster else 0.1,
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            **SERVER_OPTIONS,
-        )
-    )
-    started: dict = {}
+    with contextlib.ExitStack() as stack:
 
-    def start() -> httpx.Client:
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        client = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": API_KEY}, timeout=10
-        )
-        started.update(thread=thread, client=client)
-        return client
+        def start() -> httpx.Client:
+            url = stack.enter_context(app_in_thread(settings))
+            return stack.enter_context(
+                httpx.Client(base_url=url, headers={"X-API-Key": API_KEY}, timeout=10)
+            )
 
-    yield start
-    if started:
-        started["client"].close()
-        server.should_exit = True
-        started["thread"].join(timeout=30)
+        yield start
 
 
 def _wait_for(predicate, timeout_s: float = 15.0):

@@ -3,13 +3,17 @@ orders as API payloads, and Redis keys cleaned up by prefix."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import uvicorn
 import xgboost as xgb
 
 from fraud_assets.lib.redis_clients import connect
@@ -17,6 +21,9 @@ from fraud_core.features.offline import advance, canonical_order
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.generator import GeneratorConfig, generate_orders
 from fraud_core.model.artifact import ModelCard, save_version, set_current
+from fraud_core.net import free_port
+from fraud_serving.app import create_app
+from fraud_serving.http import SERVER_OPTIONS
 
 THRESHOLDS = {"review": 0.3, "decline": 0.7}
 SMALL = GeneratorConfig(
@@ -127,3 +134,27 @@ def wait_for(predicate, timeout_s: float = 10.0, step_s: float = 0.05):
             return value
         time.sleep(step_s)
     raise AssertionError("condition not met in time")
+
+
+@contextlib.contextmanager
+def app_in_thread(settings) -> Iterator[str]:
+    """The service's app for `settings` under uvicorn (the options `fraud serve` runs it with) in
+    a thread on a free loopback port: its URL once it started; stopped afterwards."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            **SERVER_OPTIONS,
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, timeout_s=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

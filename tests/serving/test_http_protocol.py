@@ -6,41 +6,19 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
-
-from fraud_core.net import free_port
-from fraud_serving.app import create_app
-from fraud_serving.http import SERVER_OPTIONS
 
 from .conftest import API_KEY
-from .support import payload, small_orders
+from .support import app_in_thread, payload, small_orders
 
 
 @pytest.fixture
 def port(settings) -> Iterator[int]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        **SERVER_OPTIONS,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield port
-    server.should_exit = True
-    thread.join(timeout=30)
+    with app_in_thread(settings) as url:  # with `fraud serve`'s protocol
+        yield int(urlsplit(url).port or 0)
 
 
 def _request(method: str, path: str, body: bytes = b"", close: bool = False) -> bytes:

@@ -11,22 +11,15 @@ examples there).
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
-
-from fraud_core.net import free_port
-from fraud_serving.app import create_app
-from fraud_serving.http import SERVER_OPTIONS
 
 from .conftest import API_KEY
 
@@ -45,7 +38,13 @@ def server(request, tmp_path_factory, redis_url) -> Iterator[tuple[str, str]]:
     from fraud_core.contract import SHIPPED, load_contract
     from fraud_serving.settings import Settings
 
-    from .support import delete_prefix, deploy, trained_booster, trained_card_booster
+    from .support import (
+        app_in_thread,
+        delete_prefix,
+        deploy,
+        trained_booster,
+        trained_card_booster,
+    )
 
     contract = load_contract(SHIPPED / f"{request.param}.yaml")
     data_dir = tmp_path_factory.mktemp("fuzz")
@@ -68,24 +67,8 @@ def server(request, tmp_path_factory, redis_url) -> Iterator[tuple[str, str]]:
         # input-handling fault. The fast 503 itself is tested in test_service_lifecycle.py.
         redis_timeout_ms=2_000,
     )
-    port = free_port()
-    config = uvicorn.Config(  # the protocol `fraud serve` runs
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        **SERVER_OPTIONS,
-    )
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert instance.started, "uvicorn did not start"
-    yield request.param, f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=30)
+    with app_in_thread(settings) as url:
+        yield request.param, url
     delete_prefix(redis_url, prefix)
 
 
