@@ -3,7 +3,8 @@ responses leave in one write.
 
 uvicorn writes a response's status line and headers when the app sends `http.response.start`
 and its body when it sends `http.response.body`: two `send` system calls and two TCP segments
-for every scored order, about a ninth of a worker's time under wrk (bench/RESULTS.md, issue 14). Here the connection's writes made in one turn of the event loop are joined and leave
+for every scored order, about a ninth of a worker's time under wrk (bench/RESULTS.md, issue
+14). Here the connection's writes made in one turn of the event loop are joined and leave
 together at the end of the turn; a response's two messages are sent in one turn, so they leave
 as one write. Closing the connection sends what is held first.
 """

@@ -303,8 +303,7 @@ class OnlineStore:
                 # the loop that brings the store back must survive anything (a cluster client's
                 # slot map read failing half-way, say): down, with the reason, probed again
                 log.exception("online store probe failed")
-                self.up = False
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._down(exc)
             raise_if_cancelled()
             await asyncio.sleep(_UP_PROBE_S if self.up else _DOWN_PROBE_S)
 
