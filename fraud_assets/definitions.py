@@ -55,10 +55,10 @@ from fraud_assets.resources import DaskResource, DataLayoutResource, RedisResour
 from fraud_assets.schedules import freshness_schedule
 from fraud_assets.sensors import (
     decision_log_sensor,
+    feature_drift_sensor,
     features_updated_sensor,
     label_feed_sensor,
     landing_folder_sensor,
-    model_deployed_sensor,
     policy_candidate_sensor,
     serving_skew_sensor,
 )
@@ -124,7 +124,7 @@ SCHEDULES: list = [freshness_schedule]
 SENSORS: list = [
     landing_folder_sensor,
     features_updated_sensor,
-    model_deployed_sensor,
+    feature_drift_sensor,
     decision_log_sensor,
     label_feed_sensor,
     serving_skew_sensor,

@@ -8,7 +8,7 @@ from fraud_assets.assets.backtest_report import backtest_report
 from fraud_assets.assets.decision_log import decision_log
 from fraud_assets.assets.deployed_model import deployed_model
 from fraud_assets.assets.entity_features import entity_features, entity_features_checks
-from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
+from fraud_assets.assets.feature_drift import feature_drift
 from fraud_assets.assets.fraud_model import fraud_model
 from fraud_assets.assets.freshness import FRESHNESS_CHECKS
 from fraud_assets.assets.labels import label_log, labels
@@ -31,40 +31,24 @@ ingest_orders_job = define_asset_job(
     description="Validate the landing files of the selected days and bucket them by entity.",
 )
 
-# Behavioural features of the selected days, carried over from the day before, and their drift
-# (every day with features has its drift, so the drift check has a history per day).
+# Behavioural features of the selected days, carried over from the day before (their drift
+# follows: feature_drift_sensor).
 entity_features_job = define_asset_job(
     "entity_features_job",
-    selection=AssetSelection.assets(entity_features, feature_drift),
-    description="Compute every order's point-in-time features for the selected days (one pass) "
-    "and their drift.",
-)
-
-# The drift of the selected days again, against the model served now: what model_deployed_sensor
-# launches over every day with features when a new model is served. One process, as
-# daily_features_job; it only reads features, so it takes no lane.
-feature_drift_job = define_asset_job(
-    "feature_drift_job",
-    selection=AssetSelection.assets(feature_drift),
-    executor_def=in_process_executor,
-    description="Recompute the selected days' feature drift (PSI) against the deployed model's "
-    "training window, checked.",
+    selection=AssetSelection.assets(entity_features),
+    description="Compute every order's point-in-time features for the selected days (one pass).",
 )
 
 # What the landing-folder sensor launches: landing files -> validated orders -> buckets ->
-# features -> drift, with every check, over one day or a range of days in ONE run. Its runs share the
+# features, with every check, over one day or a range of days in ONE run. Its runs share the
 # "daily_features" lane (dagster.yaml limits the lane to one run at a time), so two ranges never
-# write the carried-over entity state at once and run in the order they were requested.
+# write the carried-over entity state at once and run in the order they were requested. The
+# features' drift is not on this path to serving: feature_drift_sensor requests it afterwards.
 DAILY_FEATURES_LANE = {"fraud/lane": "daily_features"}
 # The daily lane's assets and their checks: one list for both daily jobs and for anything that
 # assembles a code location of just this lane (the tests do).
-DAILY_FEATURE_ASSETS = (raw_orders, orders_by_entity, entity_features, feature_drift)
-DAILY_FEATURE_CHECKS = (
-    raw_orders_checks,
-    orders_by_entity_checks,
-    entity_features_checks,
-    feature_drift_checks,
-)
+DAILY_FEATURE_ASSETS = (raw_orders, orders_by_entity, entity_features)
+DAILY_FEATURE_CHECKS = (raw_orders_checks, orders_by_entity_checks, entity_features_checks)
 daily_features_job = define_asset_job(
     "daily_features_job",
     selection=AssetSelection.assets(*DAILY_FEATURE_ASSETS),
@@ -73,8 +57,7 @@ daily_features_job = define_asset_job(
     # 100-order day under the daemon, 2 cores).
     executor_def=in_process_executor,
     tags=DAILY_FEATURES_LANE,
-    description="Ingest the selected days' landing files, compute their features and their "
-    "drift, checked.",
+    description="Ingest the selected days' landing files and compute their features, checked.",
 )
 
 # The same pipeline with each step a Dask task (dagster-dask's executor, made safe for
@@ -172,6 +155,19 @@ def _monitoring_job(name: str, selection: AssetSelection, description: str):
         description=description,
     )
 
+
+# The drift of the selected days against the model served now (its training window; before the
+# first model, the days before): what feature_drift_sensor launches over the days with new
+# features, and over every day with features when a new model is served. It only reads features,
+# so it takes no lane, and it yields to what serves in the run queue.
+feature_drift_job = define_asset_job(
+    "feature_drift_job",
+    selection=AssetSelection.assets(feature_drift),
+    executor_def=in_process_executor,
+    tags=MONITORING_PRIORITY,
+    description="Compute the selected days' feature drift (PSI) against the deployed model's "
+    "training window, checked.",
+)
 
 # The feedback loop in two runs: one drain of both streams the service writes (decisions and
 # posted labels; unpartitioned), then one run over the days the drain touched (daily partitions:

@@ -7,22 +7,13 @@ from __future__ import annotations
 from datetime import date
 from os import PathLike
 
-from fraud_assets.assets.entity_features import entity_features, entity_features_checks
-from fraud_assets.assets.orders_by_entity import orders_by_entity, orders_by_entity_checks
-from fraud_assets.assets.raw_orders import raw_orders, raw_orders_checks
+from fraud_assets.jobs import DAILY_FEATURE_ASSETS, DAILY_FEATURE_CHECKS
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.generator import GeneratorConfig
 
-FEATURE_LANE = [
-    raw_orders,
-    raw_orders_checks,
-    orders_by_entity,
-    orders_by_entity_checks,
-    entity_features,
-    entity_features_checks,
-]
-"""The daily lane from landing files to features, every check included (the daily job without
-drift)."""
+FEATURE_LANE = [*DAILY_FEATURE_ASSETS, *DAILY_FEATURE_CHECKS]
+"""The daily lane from landing files to features, every check included (the daily job's
+selection)."""
 
 START = date(2026, 1, 1)
 """The first day of the generated orders (of the assets' `landed` fixture among others)."""

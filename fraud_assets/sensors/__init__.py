@@ -1,6 +1,6 @@
 """The code location's sensors, one module each: `landing` turns landing files into daily
 feature runs, `retrain` turns new features into a retrained model and a fresh online store,
-`drift` recomputes drift against a newly deployed model, `decisions` drains the service's
+`drift` computes the drift of new features and again against a newly deployed model, `decisions` drains the service's
 decision log and brings `scored_orders` up to date, `labels` keeps the label feed and
 `model_performance` up to date, `skew` compares served days with their offline features, `policy` replays a submitted policy. `keys` holds the asset keys they share,
 `ticks` their tick interval.
@@ -16,7 +16,7 @@ from typing import Any
 _WHERE = {
     "landing_folder_sensor": "fraud_assets.sensors.landing",
     "features_updated_sensor": "fraud_assets.sensors.retrain",
-    "model_deployed_sensor": "fraud_assets.sensors.drift",
+    "feature_drift_sensor": "fraud_assets.sensors.drift",
     "decision_log_sensor": "fraud_assets.sensors.decisions",
     "label_feed_sensor": "fraud_assets.sensors.labels",
     "serving_skew_sensor": "fraud_assets.sensors.skew",

@@ -110,8 +110,6 @@ def test_a_partition_range_runs_step_by_step_on_the_cluster(cluster, landed: Dat
             "orders_by_entity_checks",
             "entity_features",
             "entity_features_checks",
-            "feature_drift",
-            "feature_drift_checks",
         }
         # every step ran in a worker process, not here
         pids = {e.pid for e in result.all_events if e.is_step_start}

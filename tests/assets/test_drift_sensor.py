@@ -1,11 +1,13 @@
-"""`model_deployed_sensor` against a real (temporary) instance: a newly served model (promoted or
+"""`feature_drift_sensor` against a real (temporary) instance: a newly served model (promoted or
 rolled back to) requests the drift of every day with features again, one range run per stretch
 of consecutive days; the runs recompute each day's drift against that model's training window,
-with a check result per day. And `entity_features_job` computes drift with the features, so no
-materialized day goes without."""
+with a check result per day. Days with new features get their drift once the online store has
+taken them (or after a grace), so the drift never holds back the path to serving, and the jobs
+on that path do not compute it."""
 
 from __future__ import annotations
 
+import time
 from datetime import date, timedelta
 
 import numpy as np
@@ -13,6 +15,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 from dagster import (
+    AssetMaterialization,
     DagsterRun,
     DagsterRunStatus,
     Definitions,
@@ -22,18 +25,25 @@ from dagster import (
 )
 from dagster._core.utils import make_new_run_id
 
-from fraud_assets.assets.entity_features import entity_features
 from fraud_assets.assets.feature_drift import feature_drift, feature_drift_checks
 from fraud_assets.jobs import (
     DAILY_FEATURES_LANE,
+    MONITORING_PRIORITY,
     RETRAIN_LANE,
+    daily_features_job,
     entity_features_job,
     feature_drift_job,
 )
 from fraud_assets.lib.range_checks import checked_days
 from fraud_assets.resources import DataLayoutResource
-from fraud_assets.sensors.drift import model_deployed_sensor
-from fraud_core.drift import TRAINING_WINDOW, read_report
+from fraud_assets.sensors.drift import (
+    FOLLOW_GRACE_S,
+    DriftCursor,
+    feature_drift_sensor,
+    plan_drift,
+)
+from fraud_assets.sensors.keys import ENTITY_FEATURES, ONLINE_STORE
+from fraud_core.drift import TRAILING, TRAINING_WINDOW, read_report
 from fraud_core.features.spec import DEFAULT_SPEC
 from fraud_core.generator import GeneratorConfig, iter_daily_orders
 from fraud_core.model.artifact import ModelCard, save_version, set_current
@@ -82,7 +92,7 @@ def _tick(instance, cursor: str | None) -> SensorResult:
     context = build_sensor_context(
         instance=instance, cursor=cursor, resources={"layout": DataLayoutResource()}
     )
-    result = model_deployed_sensor(context)
+    result = feature_drift_sensor(context)
     assert isinstance(result, SensorResult)
     return result
 
@@ -164,8 +174,59 @@ def test_a_newly_served_model_gets_every_days_drift_against_its_training_window(
             assert report.reference["days"] == [d.isoformat() for d in DAYS[4:8]]
 
 
-def test_entity_features_job_computes_the_drift_of_its_days():
+def _materialized(instance, key, days: list[date] | None = None) -> None:
+    """Record materializations as a run of the asset would (one per partition)."""
+    for day in days or [None]:
+        instance.report_runless_asset_event(
+            AssetMaterialization(key, partition=day.isoformat() if day else None)
+        )
+
+
+def test_new_features_get_their_drift_after_the_online_store_takes_them(features):
+    layout = features
+    with instance_for_test() as instance:
+        nothing = _tick(instance, None)
+        assert not nothing.run_requests and "up to date" in nothing.skip_reason.skip_message
+
+        # a range run of the daily lane materialized days 0-9 (the gap's file is missing)
+        _materialized(instance, ENTITY_FEATURES, DAYS[:10])
+        waiting = _tick(instance, None)
+        assert not waiting.run_requests and waiting.cursor is None
+        assert "online store" in waiting.skip_reason.skip_message
+
+        _materialized(instance, ONLINE_STORE)  # features_updated_sensor's store load
+        due = _tick(instance, None)
+        assert _ranges(due) == [
+            (DAYS[0].isoformat(), DAYS[7].isoformat()),
+            (DAYS[9].isoformat(), DAYS[9].isoformat()),
+        ]
+        assert _run_all(instance, due) == {d.isoformat() for d in DAYS[:10] if d != GAP}
+        assert read_report(layout, DAYS[9]).reference["kind"] == TRAILING  # no model yet
+        assert not layout.feature_drift_report(DAYS[10]).exists()  # not materialized: not due
+        assert not _tick(instance, due.cursor).run_requests
+
+        # the next day comes: only its drift, once the store has it
+        _materialized(instance, ENTITY_FEATURES, [DAYS[10]])
+        assert not _tick(instance, due.cursor).run_requests
+        _materialized(instance, ONLINE_STORE)
+        one_day = _tick(instance, due.cursor)
+        assert _ranges(one_day) == [(DAYS[10].isoformat(), DAYS[10].isoformat())]
+        assert {r.job_name for r in one_day.run_requests} == {feature_drift_job.name}
+
+        # nothing loads the store (its sensor stopped): the drift runs after the grace
+        _materialized(instance, ENTITY_FEATURES, [DAYS[11]])
+        cursor = DriftCursor.read(one_day.cursor)
+        now = time.time()
+        assert not plan_drift(instance, cursor, None, DAYS, now).ranges
+        late = plan_drift(instance, cursor, None, DAYS, now + FOLLOW_GRACE_S)
+        assert late.ranges == [(DAYS[11], DAYS[11])] and late.cursor.features > cursor.features
+
+
+def test_the_path_to_serving_does_not_wait_for_the_drift():
     from fraud_assets.definitions import defs
 
-    selected = entity_features_job.selection.resolve(defs.resolve_asset_graph())
-    assert selected == {entity_features.key, feature_drift.key}
+    graph = defs.resolve_asset_graph()
+    for job in (daily_features_job, entity_features_job):
+        assert feature_drift.key not in job.selection.resolve(graph), job.name
+    assert feature_drift_job.selection.resolve(graph) == {feature_drift.key}
+    assert MONITORING_PRIORITY.items() <= defs.resolve_job_def(feature_drift_job.name).tags.items()

@@ -95,7 +95,7 @@ def test_the_demo_runs_are_runs_of_the_code_location(small_demo, monkeypatch) ->
             )
             assert len(found) == count, job
         by_sensor = {r.tags.get("dagster/sensor_name") for r in runs} - {None}
-        assert set(SENSORS) <= by_sensor  # and model_deployed_sensor's drift runs
+        assert set(SENSORS) <= by_sensor  # and feature_drift_sensor's drift runs
         # The daemon ticked the sensors: their ticks and the runs they requested are recorded.
         states = {s.instigator_name: s for s in instance.all_instigator_state()}
         for sensor in SENSORS:
