@@ -527,6 +527,16 @@ def read_parquet(path: Path | UPath, **options) -> pa.Table:
     if is_remote(path):
         with path.fs.open(path.path, "rb") as source:
             return pq.read_table(source, **options)
+    if options.keys() <= {"columns"} and not os.path.isdir(path):
+        # One local file: read it without planning a dataset scan, 2-3x faster for the small
+        # files of a day's buckets (0.3 ms against 0.7-0.8 ms). Unlike `read_table`,
+        # `ParquetFile.read` skips a missing column silently: refuse it as `read_table` does.
+        columns = options.get("columns")
+        with pq.ParquetFile(str(path)) as source:
+            table = source.read(columns=columns)
+        if columns is not None and (missing := set(columns) - set(table.column_names)):
+            raise pa.ArrowInvalid(f"{path}: no column {sorted(missing)}")
+        return table
     return pq.read_table(path, **options)
 
 
