@@ -28,7 +28,7 @@ from dagster import (
 )
 
 from fraud_assets.lib.label_feed import read_feed
-from fraud_assets.lib.range_checks import DayResult, range_check_result
+from fraud_assets.lib.range_checks import DayResult, judge_days, range_check_result
 from fraud_assets.partitions import START_DATE, daily_partitions, partition_days
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.buckets import bucket_files
@@ -300,8 +300,9 @@ def entity_features_checks(context: AssetCheckExecutionContext, layout: DataLayo
     data = layout.layout()
     spec = layout.contract().spec
     by_check: dict[str, dict[str, DayResult]] = {s.name: {} for s in ENTITY_FEATURES_CHECK_SPECS}
-    for day in partition_days(context):
-        for name, result in check_features_day(data, day, spec).items():
+    judged = judge_days(lambda day: check_features_day(data, day, spec), partition_days(context))
+    for day, results in judged.items():
+        for name, result in results.items():
             by_check[name][day.isoformat()] = result
     for name, results in by_check.items():
         yield range_check_result(name, results, severity=AssetCheckSeverity.ERROR)

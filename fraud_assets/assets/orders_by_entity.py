@@ -24,7 +24,7 @@ from dagster import (
 from pydantic import Field
 
 from fraud_assets.assets.raw_orders import raw_orders
-from fraud_assets.lib.range_checks import DayResult, range_check_result
+from fraud_assets.lib.range_checks import DayResult, judge_days, range_check_result
 from fraud_assets.partitions import daily_partitions, partition_days
 from fraud_assets.resources import DaskResource, DataLayoutResource
 from fraud_core.buckets import DEFAULT_N_BUCKETS, bucket_files, entity_bucket, write_day_buckets
@@ -145,10 +145,11 @@ def check_orders_by_entity_day(data: DataLayout, day: str, kinds: tuple[str, ...
 def orders_by_entity_checks(context: AssetCheckExecutionContext, layout: DataLayoutResource):
     data = layout.layout()
     kinds = layout.contract().entity_kinds
-    results = {
-        day.isoformat(): check_orders_by_entity_day(data, day.isoformat(), kinds)
-        for day in partition_days(context)
-    }
+    judged = judge_days(
+        lambda day: check_orders_by_entity_day(data, day.isoformat(), kinds),
+        partition_days(context),
+    )
+    results = {day.isoformat(): result for day, result in judged.items()}
     yield range_check_result(
         EVERY_ORDER_ONCE_PER_ENTITY_KIND, results, severity=AssetCheckSeverity.ERROR
     )
