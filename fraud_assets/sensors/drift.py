@@ -129,7 +129,8 @@ def plan_drift(
     newest = max(new.values(), default=cursor.features)
     model_changed = version is not None and version != cursor.version
     if not model_changed and not new:
-        return DriftPlan(cursor, [], f"every day's drift is up to date (model {version or 'none'})")
+        served = f"model {version}" if version else "no model is served yet"
+        return DriftPlan(cursor, [], f"every day's drift is up to date ({served})")
     busy = [
         run_id
         for lane in (DAILY_FEATURES_LANE, RETRAIN_LANE)
