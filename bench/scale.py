@@ -1,11 +1,12 @@
 """A year of orders from landing files to the online store, as a user runs it, at one or more
 volumes side by side (issue 14): on a persistent Dagster instance (SQLite) with a code server,
-each job launched as the demo and the Launchpad launch it (its own run worker, a local Dask
-cluster of worker processes): `daily_features_job` over the year and `retrain_job` (landing files
-to the online store), then `feature_drift_job` over the year against the new model (what
-`feature_drift_sensor` requests once the store has the features), then more days delivered to the landing folder one by one, each
-ingested by the landing sensor under the daemon (the retrain sensor waits a day between
-retrains, as a team would set it: the days measure the daily run alone).
+each job launched as the demo and the Launchpad launch it (its own run worker and local Dask
+cluster, threads unless FRAUD_DASK_PROCESSES=1): `daily_features_job` over the year and
+`retrain_job` (landing files to the online store), then `feature_drift_job` over the year
+against the new model (what `feature_drift_sensor` requests once the store has the features),
+then more days delivered to the landing folder one by one, each ingested by the landing sensor
+under the daemon (the retrain sensor waits a day between retrains, as a team would set it: the
+days measure the daily run alone).
 
 For each volume and run: wall time from run start to end, each step's time (from the event
 log) and the checks' share, and peak RSS summed over the run worker and its Dask workers
