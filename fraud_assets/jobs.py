@@ -160,13 +160,11 @@ def _monitoring_job(name: str, selection: AssetSelection, description: str):
 # first model, the days before): what feature_drift_sensor launches over the days with new
 # features, and over every day with features when a new model is served. It only reads features,
 # so it takes no lane, and it yields to what serves in the run queue.
-feature_drift_job = define_asset_job(
+feature_drift_job = _monitoring_job(
     "feature_drift_job",
-    selection=AssetSelection.assets(feature_drift),
-    executor_def=in_process_executor,
-    tags=MONITORING_PRIORITY,
-    description="Compute the selected days' feature drift (PSI) against the deployed model's "
-    "training window, checked.",
+    AssetSelection.assets(feature_drift),
+    "Compute the selected days' feature drift (PSI) against the deployed model's training "
+    "window, checked.",
 )
 
 # The feedback loop in two runs: one drain of both streams the service writes (decisions and
