@@ -79,7 +79,7 @@ def test_first_day_keeps_its_ids_and_a_replaced_day_lets_go_of_its_old_ones(tmp_
     assert index.owners(D2, pd.Series(["b"])).tolist() == [D1.isoformat()]
 
 
-def test_many_days_and_replacements_agree_with_a_plain_dict(tmp_path):
+def test_many_days_and_replacements_agree_with_a_plain_list(tmp_path):
     """The sorted runs (merged as days are replaced) answer as a list of every day's ids would:
     the owner is the earliest entry still standing of another day that holds the id."""
     rng = np.random.default_rng(7)
